@@ -1,0 +1,1 @@
+"""optiland: exact land-use optimisation for ecological-industry planning."""

@@ -1,0 +1,179 @@
+"""The backend protocol (build once; set objective and bounds; solve; read) and its Pyomo reference implementation.
+
+A backend turns a PlanningProblem into a solvable model. The Pareto loop and sensitivity sweeps talk only to this
+protocol, so a faster backend (sparse matrices straight into highspy) can replace the Pyomo one for large instances.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
+from optiland.formulation import build_model, objective_expression
+from optiland.problem import PlanningProblem
+from optiland.solver import INF, MatrixLP, SolveResult, SolverOptions, solve_lp
+
+
+@dataclass
+class Solution:
+    """A plan in array form: the chosen allowed row per parcel, and the village integers."""
+
+    x: np.ndarray
+    herd: np.ndarray
+    posts: np.ndarray
+    segments: dict[tuple[int, str, int], float] = field(default_factory=dict)
+    slacks: dict[tuple[str, Any], float] = field(default_factory=dict)
+
+    def chosen_rows(self) -> np.ndarray:
+        """Allowed-row positions with x = 1."""
+        return np.flatnonzero(self.x > 0.5)
+
+
+class Backend(Protocol):
+    """What the Pareto loop, sweeps and the solve pipeline need from a model."""
+
+    name: str
+    build_seconds: float
+
+    def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
+        """Build the model's variables and constraints."""
+
+    def set_objective(self, terms: dict[str, float], sense: str, scale: dict[str, float] | None = None,
+                      weights: dict[str, float] | None = None) -> None:
+        """Objective = sum of coefficient x named expression (income, cost, a service, ecosystem_services)."""
+
+    def set_bound(self, name: str, lower: float | None, upper: float | None) -> None:
+        """Bound a named expression (None removes that side)."""
+
+    def matrix(self) -> MatrixLP:
+        """The current model in matrix form."""
+
+    def solve(self, options: SolverOptions) -> SolveResult:
+        """Solve the current model."""
+
+    def solution(self, result: SolveResult) -> Solution:
+        """Read the plan of a result."""
+
+
+_SENSE = {1: "<=", -1: ">=", 0: "=="}
+
+
+class PyomoBackend:
+    """Reference backend: the readable Pyomo formulation, compiled to matrices and solved by HiGHS via highspy."""
+
+    name = "pyomo"
+
+    def __init__(self) -> None:
+        self.model: pyo.ConcreteModel | None = None
+        self.problem: PlanningProblem | None = None
+        self.build_seconds = 0.0
+        self._bounds: dict[str, pyo.Constraint] = {}
+        self._compiled: Any = None
+
+    def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
+        """Build the Pyomo model (no objective yet)."""
+        start = time.perf_counter()
+        self.problem = problem
+        self.model = build_model(problem, elastic=elastic)
+        self.build_seconds = time.perf_counter() - start
+
+    def set_objective(self, terms: dict[str, float], sense: str, scale: dict[str, float] | None = None,
+                      weights: dict[str, float] | None = None) -> None:
+        """Replace the objective by sum_k terms[k] x expression k."""
+        m = self._model()
+        if hasattr(m, "objective"):
+            m.del_component("objective")
+        expr = pyo.quicksum(float(c) * objective_expression(m, name, weights, scale) for name, c in terms.items())
+        m.objective = pyo.Objective(expr=expr, sense=pyo.maximize if sense == "max" else pyo.minimize)
+        self._compiled = None
+
+    def set_elastic_objective(self, weights: dict[tuple[str, Any], float]) -> None:
+        """Minimise the weighted sum of elastic slacks (to explain an infeasible scenario)."""
+        m = self._model()
+        if hasattr(m, "objective"):
+            m.del_component("objective")
+        m.objective = pyo.Objective(expr=pyo.quicksum(float(weights[k]) * m.slack[k] for k in m.slack_index),
+                                    sense=pyo.minimize)
+        self._compiled = None
+
+    def set_bound(self, name: str, lower: float | None, upper: float | None) -> None:
+        """Bound a named expression; replaces an earlier bound on the same name."""
+        m = self._model()
+        component = f"bound_{name}"
+        if hasattr(m, component):
+            m.del_component(component)
+        expr = objective_expression(m, name, self.problem.params.get("weights") if self.problem else None,
+                                    getattr(m, "_es_scale", None))
+        if lower is None and upper is None:
+            return
+        m.add_component(component, pyo.Constraint(expr=pyo.inequality(lower, expr, upper)))
+        self._compiled = None
+
+    def _model(self) -> pyo.ConcreteModel:
+        if self.model is None:
+            raise RuntimeError("build() first")
+        return self.model
+
+    def matrix(self) -> MatrixLP:
+        """Compile the Pyomo model to HiGHS's row-bounded form with Pyomo's standard-form compiler."""
+        m = self._model()
+        info = LinearStandardFormCompiler().write(m, mixed_form=True, set_sense=None)
+        self._compiled = info
+        A = info.A.tocsr()
+        rhs = np.asarray(info.rhs, dtype=float)
+        lower = np.full(len(rhs), -INF)
+        upper = np.full(len(rhs), INF)
+        names = []
+        for i, row in enumerate(info.rows):
+            if row.bound_type <= 0:
+                lower[i] = rhs[i]
+            if row.bound_type >= 0:
+                upper[i] = rhs[i]
+            names.append(f"{row.constraint.name}{_SENSE[row.bound_type]}")
+        columns = info.columns
+        col_lower = np.array([-INF if v.lb is None else v.lb for v in columns], dtype=float)
+        col_upper = np.array([INF if v.ub is None else v.ub for v in columns], dtype=float)
+        integer = np.array([v.is_integer() or v.is_binary() for v in columns], dtype=bool)
+        objective = info.objectives[0]
+        c = np.asarray(info.c.toarray()[0] if hasattr(info.c, "toarray") else info.c[0], dtype=float)
+        return MatrixLP(c=c, A=A, row_lower=lower, row_upper=upper, col_lower=col_lower, col_upper=col_upper,
+                        integer=integer, sense="max" if objective.sense == pyo.maximize else "min",
+                        offset=float(info.c_offset[0]), col_names=[v.name for v in columns], row_names=names)
+
+    def solve(self, options: SolverOptions) -> SolveResult:
+        """Compile and solve; load the values back into the Pyomo variables."""
+        lp = self.matrix()
+        result = solve_lp(lp, options)
+        if result.x is not None:
+            for var, value in zip(self._compiled.columns, result.x, strict=True):
+                var.set_value(float(value), skip_validation=True)
+        return result
+
+    def solution(self, result: SolveResult) -> Solution:
+        """The plan of the last solve, read from the Pyomo variables."""
+        m = self._model()
+        n = len(m.A)
+
+        def values(var: pyo.Var, size: int) -> np.ndarray:
+            return np.array([pyo.value(var[i], exception=False) or 0.0 for i in range(size)], dtype=float)
+
+        x = values(m.x, n)
+        herd = np.rint(values(m.herd, len(m.V)))
+        posts = np.rint(values(m.posts, len(m.V)))
+        segments = {k: float(pyo.value(m.z[k], exception=False) or 0.0) for k in m.Z}
+        slacks = {}
+        if getattr(m, "_elastic", False):
+            slacks = {k: float(pyo.value(m.slack[k], exception=False) or 0.0) for k in m.slack_index}
+        return Solution(x=np.rint(x), herd=herd, posts=posts, segments=segments, slacks=slacks)
+
+
+def make_backend(name: str) -> Backend:
+    """A backend by name ('pyomo'; 'auto' picks by size once a matrix backend exists)."""
+    if name in ("pyomo", "auto"):
+        return PyomoBackend()
+    raise ValueError(f"unknown backend {name!r}; known: pyomo, auto")

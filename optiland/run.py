@@ -1,0 +1,176 @@
+"""The solve pipeline: read, build, normalise the service index, solve, explain infeasibility, collect results."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optiland.backend import Backend, Solution, make_backend
+from optiland.catalog import Catalog, load_catalog
+from optiland.errors import InfeasibleError
+from optiland.inputs import Inputs, read_inputs
+from optiland.problem import PlanningProblem, build_problem
+from optiland.scenario import Scenario, load_scenario
+from optiland.solver import SolveResult, SolverOptions, Status, load_preset
+
+SCALE_FLOOR = 1e-9
+
+
+@dataclass
+class Prepared:
+    """Inputs read and the problem derived, ready to build."""
+
+    scenario: Scenario
+    catalog: Catalog
+    inputs: Inputs
+    problem: PlanningProblem
+    read_seconds: float
+
+
+@dataclass
+class RunOutcome:
+    """A solved scenario: the plan, the solver's account, and what produced it."""
+
+    prepared: Prepared
+    solution: Solution
+    result: SolveResult
+    options: SolverOptions
+    backend: str
+    es_scale: dict[str, float] = field(default_factory=dict)
+    times: dict[str, float] = field(default_factory=dict)
+    model_size: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare(scenario: Scenario | str | Path) -> Prepared:
+    """Load the scenario (if a path), its catalog with overrides, and the inputs; derive the problem."""
+    start = time.perf_counter()
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    config = scenario.catalog
+    path = scenario.resolve(config.path) if config.path else None
+    catalog = load_catalog(path, overrides=config.overrides, region=config.region)
+    inputs = read_inputs(scenario, catalog)
+    problem = build_problem(scenario, catalog, inputs)
+    return Prepared(scenario, catalog, inputs, problem, time.perf_counter() - start)
+
+
+def solver_options(scenario: Scenario, **overrides: Any) -> SolverOptions:
+    """The scenario's preset and options, then explicit overrides (e.g. a CLI time limit)."""
+    config = scenario.solver.model_dump(exclude_none=True)
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    return load_preset(config.pop("preset", "default"), config)
+
+
+class _Clock:
+    """Wall-clock budget shared by the solves of one run, so the user's time limit holds for the whole solve."""
+
+    def __init__(self, options: SolverOptions) -> None:
+        self.options = options
+        self.deadline = time.perf_counter() + options.time_limit
+
+    def options_now(self) -> SolverOptions:
+        remaining = max(self.deadline - time.perf_counter(), 0.01)
+        return SolverOptions(**{**self.options.as_dict(), "time_limit": remaining})
+
+
+def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) -> tuple[dict[str, float], list[str]]:
+    r"""G_s^*, the largest gain of each weighted service reachable alone under the same constraints.
+
+    A service whose best gain is not positive cannot be normalised; it is left out of the index with a note.
+    """
+    scales: dict[str, float] = {}
+    notes: list[str] = []
+    for service, weight in problem.params["weights"].items():
+        if not weight:
+            continue
+        backend.set_objective({service: 1.0}, "max")
+        result = backend.solve(clock.options_now())
+        if result.status == Status.INFEASIBLE:
+            raise _infeasible(problem, clock)
+        if not result.status.has_plan or result.objective is None:
+            raise InfeasibleError(f"no plan found while normalising {service}: {result.message}")
+        if result.objective <= SCALE_FLOOR:
+            notes.append(f"{service}: no positive gain is reachable (best {result.objective:.4g}); left out of the index")
+            continue
+        scales[service] = float(result.objective)
+    return scales, notes
+
+
+def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str = "auto") -> RunOutcome:
+    """Build, normalise (for the service index), solve; raise InfeasibleError with a diagnosis if no plan exists."""
+    problem = prepared.problem
+    backend = make_backend(backend_name)
+    backend.build(problem)
+    clock = _Clock(options)
+    params = problem.params
+    name, sense = params["objective"], params["sense"]
+    notes: list[str] = []
+    solve_start = time.perf_counter()
+    scales: dict[str, float] = {}
+    if name == "ecosystem_services":
+        scales, notes = service_scales(backend, problem, clock)
+        if not scales:
+            raise InfeasibleError("no ecosystem service can gain under these constraints; choose another objective")
+        backend.model._es_scale = scales  # type: ignore[attr-defined]
+    backend.set_objective({name: 1.0}, sense, scale=scales, weights=params["weights"])
+    result = backend.solve(clock.options_now())
+    if result.status == Status.INFEASIBLE:
+        raise _infeasible(problem, clock)
+    if not result.status.has_plan or result.x is None:
+        raise InfeasibleError(f"no plan: {result.message}")
+    solve_seconds = time.perf_counter() - solve_start
+    lp = backend.matrix()
+    n_cols, n_rows, nnz = lp.shape
+    return RunOutcome(
+        prepared=prepared, solution=backend.solution(result), result=result, options=options,
+        backend=backend.name, es_scale=scales,
+        times={"read": prepared.read_seconds, "build": backend.build_seconds, "solve": solve_seconds},
+        model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows,
+                    "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels},
+        notes=notes)
+
+
+def _infeasible(problem: PlanningProblem, clock: _Clock) -> InfeasibleError:
+    """Explain an infeasible scenario from an elastic version of the model (slack on every target and limit)."""
+    from optiland.diagnose import diagnose
+
+    return diagnose(problem, clock.options_now())
+
+
+def solve(scenario: Scenario | str | Path, *, backend: str = "auto", **solver_overrides: Any) -> RunOutcome:
+    """Solve a scenario (object or path) end to end."""
+    prepared = prepare(scenario)
+    options = solver_options(prepared.scenario, **solver_overrides)
+    return solve_prepared(prepared, options, backend)
+
+
+def village_income_parts(problem: PlanningProblem, solution: Solution) -> dict[str, np.ndarray]:
+    """Income by source per village (yuan/yr) for a plan, computed from the problem's coefficients."""
+    allowed = problem.allowed
+    chosen = solution.x > 0.5
+    nv = len(problem.villages)
+    village = allowed["village"].to_numpy()
+    priced = np.zeros(len(allowed), dtype=bool)
+    for option, variant in problem.price_steps:
+        priced |= ((allowed["option"].to_numpy() == option) & (allowed["variant"].to_numpy() == variant)
+                   & allowed["harvest"].to_numpy())
+    land = np.bincount(village, weights=allowed["income"].to_numpy() * chosen * ~priced, minlength=nv)
+    for (v, pair, k), area in solution.segments.items():
+        option, variant = pair.split(".")
+        per_mu = float(problem.catalog.variants.loc[(option, variant), "net_income_per_mu"])
+        factor = 1.0 if k == 0 else problem.price_steps[(option, variant)][k - 1][1]
+        land[v] += factor * per_mu * area
+    livestock = problem.params["livestock"]
+    rangers = problem.params["rangers"]
+    return {
+        "nonland": (problem.villages["nonland_income_per_capita"] * problem.villages["population"]).to_numpy(),
+        "land": land,
+        "cattle": float(livestock["net_income_per_head"]) * solution.herd,
+        "compensation": np.bincount(village, weights=allowed["compensation"].to_numpy() * chosen, minlength=nv),
+        "wages": float(rangers["wage_per_post"]) * solution.posts,
+    }

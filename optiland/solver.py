@@ -1,0 +1,264 @@
+"""HiGHS (through highspy) on a model in matrix form, in a child process with a watchdog.
+
+HiGHS does not check its time limit everywhere (in parts of presolve, for one; ERGO-Code/HiGHS #1501, #2226, #3074,
+and ../shared/perf/BASELINE.md), so the limit the user gives is kept by the parent: the solve runs in a child process,
+every improving solution and the dual bound are streamed back as they are found, and at the deadline the child is
+killed and the best plan and bound received so far are reported.
+"""
+
+from __future__ import annotations
+
+import enum
+import multiprocessing as mp
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from optiland._paths import solvers_dir
+from optiland.errors import InputError, Issue
+
+INF = float("inf")
+
+
+class Status(str, enum.Enum):
+    """How a solve ended."""
+
+    OPTIMAL = "optimal"
+    TIME_LIMIT = "time_limit"
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    ERROR = "error"
+
+    @property
+    def has_plan(self) -> bool:
+        """Whether a plan comes with this status (a time limit may still have an incumbent)."""
+        return self in (Status.OPTIMAL, Status.TIME_LIMIT)
+
+
+@dataclass
+class SolverOptions:
+    """HiGHS options; `time_limit` is wall-clock seconds for the whole solve, kept by a watchdog."""
+
+    mip_rel_gap: float = 1e-4
+    mip_abs_gap: float = 1e-6
+    time_limit: float = 600.0
+    threads: int = 1
+    random_seed: int = 2020
+    presolve: str = "on"
+    preset: str = "default"
+    log_file: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for run.json."""
+        return asdict(self)
+
+
+def load_preset(name: str, overrides: dict[str, Any] | None = None) -> SolverOptions:
+    """Options from `solvers/<name>.toml` (or a path), then overrides (None values ignored)."""
+    path = Path(name)
+    if not path.suffix:
+        path = solvers_dir() / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in solvers_dir().glob("*.toml"))
+        raise InputError([Issue(f"unknown solver preset; known: {', '.join(known)}", column="solver.preset",
+                                value=name)])
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data.pop("description", None)
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None and k != "preset"})
+    fields = set(SolverOptions.__dataclass_fields__)
+    unknown = set(data) - fields
+    if unknown:
+        raise InputError([Issue("unknown solver option", file=str(path), column=k) for k in sorted(unknown)])
+    return SolverOptions(preset=path.stem, **data)
+
+
+@dataclass
+class MatrixLP:
+    """A MIP in HiGHS's form: optimise c.x + offset subject to row_lower <= A x <= row_upper, col bounds, integrality."""
+
+    c: np.ndarray
+    A: sp.csr_matrix
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    integer: np.ndarray
+    sense: str = "max"
+    offset: float = 0.0
+    col_names: list[str] = field(default_factory=list)
+    row_names: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(columns, rows, nonzeros)."""
+        return self.A.shape[1], self.A.shape[0], int(self.A.nnz)
+
+
+@dataclass
+class SolveResult:
+    """Outcome of one solve: status, best plan found (x), objective, bound and gap, and times."""
+
+    status: Status
+    x: np.ndarray | None
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    solve_seconds: float
+    message: str = ""
+    solver: str = "highs"
+    solver_version: str = ""
+    nodes: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data for run.json."""
+        return {"status": self.status.value, "objective": self.objective, "bound": self.bound, "gap": self.gap,
+                "solve_seconds": round(self.solve_seconds, 3), "message": self.message, "solver": self.solver,
+                "solver_version": self.solver_version, "nodes": self.nodes}
+
+
+def relative_gap(objective: float | None, bound: float | None) -> float | None:
+    """HiGHS's relative gap |bound - objective| / max(1, |objective|)... using |objective| as HiGHS does."""
+    if objective is None or bound is None or not np.isfinite(objective) or not np.isfinite(bound):
+        return None
+    return abs(bound - objective) / max(abs(objective), 1e-9) if objective != bound else 0.0
+
+
+def highs_version() -> str:
+    """The HiGHS version highspy wraps (read from package metadata: constructing a Highs prints a banner)."""
+    from importlib.metadata import version
+
+    return version("highspy")
+
+
+def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
+    """Solve in the child; send ('incumbent', obj, bound, x) as found and ('done', ...) at the end."""
+    import highspy
+
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", bool(options.log_file))
+    if options.log_file:
+        h.setOptionValue("log_file", options.log_file)
+        h.setOptionValue("log_to_console", False)
+    h.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))
+    h.setOptionValue("mip_abs_gap", float(options.mip_abs_gap))
+    h.setOptionValue("time_limit", float(options.time_limit))
+    h.setOptionValue("threads", int(options.threads))
+    h.setOptionValue("random_seed", int(options.random_seed))
+    h.setOptionValue("presolve", options.presolve)
+    model = highspy.HighsLp()
+    n_cols = len(lp.c)
+    model.num_col_ = n_cols
+    model.num_row_ = lp.A.shape[0]
+    model.col_cost_ = np.asarray(lp.c, dtype=float)
+    model.offset_ = float(lp.offset)
+    model.col_lower_ = np.asarray(lp.col_lower, dtype=float)
+    model.col_upper_ = np.asarray(lp.col_upper, dtype=float)
+    model.row_lower_ = np.asarray(lp.row_lower, dtype=float)
+    model.row_upper_ = np.asarray(lp.row_upper, dtype=float)
+    csc = lp.A.tocsc()
+    model.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    model.a_matrix_.start_ = csc.indptr.astype(np.int32)
+    model.a_matrix_.index_ = csc.indices.astype(np.int32)
+    model.a_matrix_.value_ = csc.data.astype(float)
+    model.sense_ = highspy.ObjSense.kMaximize if lp.sense == "max" else highspy.ObjSense.kMinimize
+    model.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                          for i in lp.integer]
+    h.passModel(model)
+
+    def on_improving(event: Any) -> None:
+        data = event.data_out
+        conn.send(("incumbent", float(data.objective_function_value), float(data.mip_dual_bound),
+                   np.array(data.mip_solution, dtype=float)))
+
+    if lp.integer.any():
+        h.cbMipImprovingSolution.subscribe(on_improving)
+    h.run()
+    model_status = h.getModelStatus()
+    info = h.getInfo()
+    name = h.modelStatusToString(model_status)
+    x = None
+    if info.primal_solution_status == 2:  # feasible
+        x = np.array(h.getSolution().col_value, dtype=float)
+    bound = float(info.mip_dual_bound) if lp.integer.any() else float(info.objective_function_value)
+    objective = float(info.objective_function_value) if x is not None else None
+    nodes = int(info.mip_node_count) if lp.integer.any() else None
+    conn.send(("done", name, objective, bound, x, nodes))
+    conn.close()
+
+
+_STATUS = {
+    "Optimal": Status.OPTIMAL,
+    "Time limit reached": Status.TIME_LIMIT,
+    "Infeasible": Status.INFEASIBLE,
+    "Primal infeasible or unbounded": Status.INFEASIBLE,
+    "Unbounded": Status.UNBOUNDED,
+    "Interrupted by user": Status.TIME_LIMIT,
+}
+
+
+def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
+    """Solve in a child process; keep the time limit whatever HiGHS does, reporting the best plan and bound so far."""
+    context = mp.get_context("fork")
+    parent_conn, child_conn = context.Pipe(duplex=False)
+    # HiGHS gets most of the budget; the watchdog keeps the rest for handing back an incumbent.
+    inner = options.time_limit * 0.95 if options.time_limit > 2 else options.time_limit
+    child_options = SolverOptions(**{**options.as_dict(), "time_limit": inner})
+    start = time.perf_counter()
+    process = context.Process(target=_child, args=(lp, child_options, child_conn), daemon=True)
+    process.start()
+    child_conn.close()
+    deadline = start + options.time_limit
+    best: tuple[float, float, np.ndarray] | None = None
+    final = None
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            break
+        if parent_conn.poll(min(remaining, 0.5)):
+            try:
+                message = parent_conn.recv()
+            except EOFError:
+                break
+            if message[0] == "incumbent":
+                best = (message[1], message[2], message[3])
+            else:
+                final = message
+                break
+        elif not process.is_alive() and not parent_conn.poll(0):
+            break
+    elapsed = time.perf_counter() - start
+    if process.is_alive():
+        process.kill()
+    process.join(timeout=5)
+    version = highs_version()
+    if final is not None:
+        _, name, objective, bound, x, nodes = final
+        status = _STATUS.get(name, Status.ERROR)
+        if status == Status.TIME_LIMIT and x is None and best is not None:
+            objective, _, x = best
+        if status == Status.OPTIMAL or (status == Status.TIME_LIMIT and x is not None):
+            gap = relative_gap(objective, bound)
+        else:
+            gap = None
+        if status == Status.TIME_LIMIT and x is None:
+            message = "time limit reached before any feasible plan was found"
+        else:
+            message = name
+        return SolveResult(status, x, objective, bound if status.has_plan else None, gap, elapsed, message,
+                           solver_version=version, nodes=nodes)
+    if best is not None:
+        objective, bound, x = best
+        return SolveResult(Status.TIME_LIMIT, x, objective, bound, relative_gap(objective, bound), elapsed,
+                           "watchdog stopped HiGHS at the time limit; best plan and bound so far",
+                           solver_version=version)
+    if elapsed >= options.time_limit - 1e-6:
+        return SolveResult(Status.TIME_LIMIT, None, None, None, None, elapsed,
+                           "watchdog stopped HiGHS at the time limit before any feasible plan was found",
+                           solver_version=version)
+    return SolveResult(Status.ERROR, None, None, None, None, elapsed,
+                       f"HiGHS process ended without a result (exit code {process.exitcode})", solver_version=version)
