@@ -48,7 +48,7 @@ LAND_USE_SHARES = {
     "0307": 0.10,  # other forest
     "0404": 0.07,  # other grassland (takes the remainder)
 }
-DRY_SLOPING_SHARE = 0.3  # of the dry cropland placed on 15-35 degree slopes
+DRY_SLOPING_SHARE = 0.4  # of the dry cropland placed on 15-35 degree slopes
 CROPLAND = ("0101", "0102", "0103")
 FOREST = ("0301", "0305", "0307")
 
@@ -198,7 +198,7 @@ def _land_use(cells: dict[str, np.ndarray], patches) -> np.ndarray:
         ("1206", LAND_USE_SHARES["1206"], exposure + 6.0 * patches()),
         ("0101", LAND_USE_SHARES["0101"], -slope / 2.0 - 4.0 * high + soil / 25.0 - 0.5 * karst + patches()),
         ("0102", LAND_USE_SHARES["0102"], -slope / 3.0 - 2.5 * high + soil / 30.0 + patches()),
-        ("0103", dry * DRY_SLOPING_SHARE, -np.abs(slope - 24.0) / 5.0 - exposure / 60.0 + 1.2 * patches()),
+        ("0103", dry * DRY_SLOPING_SHARE, -np.abs(slope - 25.0) / 5.0 - exposure / 60.0 + 1.2 * patches()),
         ("0103", dry * (1 - DRY_SLOPING_SHARE), -np.abs(slope - 10.0) / 6.0 + soil / 60.0 - exposure / 40.0
          + 1.2 * patches()),
         ("0201", LAND_USE_SHARES["0201"], -np.abs(slope - 16.0) / 6.0 - exposure / 25.0 + soil / 50.0
