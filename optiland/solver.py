@@ -137,8 +137,13 @@ def highs_version() -> str:
 
 def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
     """Solve in the child; send ('incumbent', obj, bound, x) as found and ('done', ...) at the end."""
+    import os
+
     import highspy
 
+    # HiGHS prints a banner on construction; keep the parent's terminal clean.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
     h = highspy.Highs()
     h.setOptionValue("output_flag", bool(options.log_file))
     if options.log_file:

@@ -1,0 +1,197 @@
+"""The `optiland` command: solve, validate, check, explain, generate, catalog show."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from optiland.errors import InfeasibleError, OptilandError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Exact land-use optimisation for ecological-industry planning.")
+catalog_app = typer.Typer(no_args_is_help=True, help="Inspect region catalogs.")
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+err = Console(stderr=True)
+
+ScenarioArg = Annotated[Path, typer.Argument(help="scenario TOML file")]
+OutOpt = Annotated[Path, typer.Option("--out", help="output folder (written whole or not at all)")]
+
+
+def _fail(exc: Exception, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def solve(scenario: ScenarioArg, out: OutOpt,
+          time_limit: Annotated[float | None, typer.Option(help="seconds, kept even if HiGHS overruns")] = None,
+          gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
+          backend: Annotated[str, typer.Option(help="pyomo | auto")] = "auto",
+          threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None) -> None:
+    """Solve a scenario and write plan.gpkg, villages.csv, townships.csv and run.json to OUT."""
+    from optiland.results import make_plan
+    from optiland.run import prepare, solve_prepared, solver_options
+
+    try:
+        prepared = prepare(scenario)
+        options = solver_options(prepared.scenario, time_limit=time_limit, mip_rel_gap=gap, threads=threads)
+        with console.status("solving"):
+            outcome = solve_prepared(prepared, options, backend)
+        plan = make_plan(outcome)
+        plan.write(out)
+    except InfeasibleError as exc:
+        _fail(exc, 3)
+    except OptilandError as exc:
+        _fail(exc)
+    print_summary(plan)
+    console.print(f"written to {out}")
+
+
+def print_summary(plan: object) -> None:
+    """Area by option per township, villages at or below their floor, objective, bound, gap, times."""
+    run = plan.run  # type: ignore[attr-defined]
+    parcels: pd.DataFrame = plan.parcels  # type: ignore[attr-defined]
+    villages: pd.DataFrame = plan.villages  # type: ignore[attr-defined]
+    areas = parcels.pivot_table(index="township", columns="option", values="area_mu", aggfunc="sum", fill_value=0)
+    table = Table(title="area by option (mu)")
+    table.add_column("township")
+    for option in areas.columns:
+        table.add_column(str(option), justify="right")
+    for township, row in areas.iterrows():
+        table.add_row(str(township), *[f"{v:,.0f}" for v in row])
+    console.print(table)
+    low = villages[villages["at_or_below_floor"]]
+    console.print(f"villages at or below their floor: {len(low)} of {len(villages)}"
+                  + (f" ({', '.join(low['village'])})" if len(low) else ""))
+    objective = run["objective"]
+    gap = objective["gap"]
+    console.print(f"objective {objective['name']} ({objective['sense']}): {objective['value']:.6g}; "
+                  f"bound {objective['bound']:.6g}; gap {gap if gap is None else f'{gap:.2e}'}; "
+                  f"status {run['status']}")
+    times = run["times"]
+    console.print("times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
+
+
+@app.command()
+def validate(scenario: ScenarioArg) -> None:
+    """Check the scenario, catalog and inputs without solving."""
+    from optiland.run import prepare
+
+    try:
+        prepared = prepare(scenario)
+    except OptilandError as exc:
+        _fail(exc)
+    problem = prepared.problem
+    console.print(f"ok: {problem.n_parcels:,} parcels, {len(problem.villages)} villages, "
+                  f"{len(problem.townships)} townships, {len(problem.allowed):,} allowed (parcel, option, variant) "
+                  f"rows; catalog {prepared.catalog.name} {prepared.catalog.version}; {prepared.inputs.crs_note}")
+
+
+@app.command()
+def check(out_dir: Annotated[Path, typer.Argument(help="a folder written by solve")]) -> None:
+    """Recompute every constraint from the results, scenario and catalog (no solver); non-zero exit on violations."""
+    from optiland.check import check_outdir
+
+    try:
+        violations = check_outdir(out_dir)
+    except OptilandError as exc:
+        _fail(exc)
+    if violations:
+        for v in violations:
+            err.print(f"[red]{v.family}[/] {v.key}: {v.message}", highlight=False)
+        err.print(f"{len(violations)} violation(s)")
+        raise typer.Exit(1)
+    console.print("ok: every constraint holds")
+
+
+@app.command()
+def explain(scenario: ScenarioArg, parcel_id: Annotated[str, typer.Argument(help="parcel id")]) -> None:
+    """List each option and variant for one parcel and why it is allowed or not."""
+    from optiland.problem import explain as explain_parcel
+    from optiland.run import prepare
+
+    try:
+        prepared = prepare(scenario)
+        table = explain_parcel((prepared.catalog, prepared.problem.parcels), parcel_id)
+    except OptilandError as exc:
+        _fail(exc)
+    parcel = prepared.problem.parcels.set_index("parcel_id").loc[parcel_id]
+    console.print(f"parcel {parcel_id}: village {parcel['village']}, land use {parcel['land_use']}, "
+                  f"slope {parcel['slope_deg']:g} deg, grade {parcel['grade']}, karst {bool(parcel['karst'])}, "
+                  f"red line {bool(parcel['red_line'])}, basic farmland {bool(parcel['basic_farmland'])}, "
+                  f"{parcel['area_mu']:.2f} mu")
+    out = Table()
+    for column in ("option", "variant", "allowed", "why"):
+        out.add_column(column)
+    for row in table.itertuples(index=False):
+        out.add_row(row.option, row.variant, "yes" if row.allowed else "no", row.why)
+    console.print(out)
+
+
+@app.command()
+def generate(parcels: Annotated[int, typer.Option(help="number of parcels")],
+             out: OutOpt,
+             townships: Annotated[int, typer.Option(help="number of townships")] = 1,
+             villages: Annotated[int, typer.Option(help="number of villages")] = 12,
+             seed: Annotated[int, typer.Option(help="random seed")] = 2020) -> None:
+    """Write a synthetic instance (parcels.gpkg, villages.csv, scenario.toml) to OUT."""
+    from optiland.generate import generate_instance
+    from optiland.results import write_atomically
+
+    if out.exists() and any(out.iterdir()):
+        _fail(OptilandError(f"{out} exists and is not empty"))
+    try:
+        write_atomically(out, lambda tmp: generate_instance(parcels, townships, villages, seed, tmp))
+    except OptilandError as exc:
+        _fail(exc)
+    console.print(f"instance written to {out} (scenario: {out / 'scenario.toml'})")
+
+
+@catalog_app.command("show")
+def catalog_show(region: Annotated[str, typer.Argument(help="region name or catalog folder")] = "karst-southwest",
+                 table: Annotated[str | None, typer.Option(help="options|variants|current_uses|market|rules")] = None,
+                 ) -> None:
+    """Print a catalog: options, variants with their figures and sources, current uses, site rules."""
+    from optiland.catalog import load_catalog
+
+    try:
+        path = Path(region)
+        catalog = load_catalog(path if path.is_dir() else None, region=None if path.is_dir() else region)
+    except OptilandError as exc:
+        _fail(exc)
+    console.print(f"[bold]{catalog.name}[/] {catalog.version}: {catalog.region.get('title', '')} "
+                  f"(money in {catalog.region.get('price_year', 2020)} yuan)")
+    wanted = [table] if table else ["rules", "options", "variants", "current_uses", "market"]
+    if "rules" in wanted:
+        bands = ", ".join(f"{b['name']} >= {b['lower']}" for b in catalog.grade["bands"])
+        console.print(f"{catalog.grade.get('label', 'grade')} on {catalog.grade.get('attribute')} "
+                      f"(where {catalog.grade.get('applies_where', 'everywhere')}): {bands}")
+        console.print("adaptation: " + ", ".join(f"{k} up to {v}" for k, v in catalog.adaptation.items()))
+        console.print("livestock: " + ", ".join(f"{k} {v}" for k, v in catalog.livestock.items()
+                                                 if not str(k).endswith("source")))
+        console.print("rangers: " + ", ".join(f"{k} {v}" for k, v in catalog.rangers.items()
+                                               if not str(k).endswith("source")))
+    frames = {"options": catalog.options.reset_index(), "variants": catalog.variants.reset_index(),
+              "current_uses": catalog.current_uses.reset_index(), "market": catalog.market.reset_index()}
+    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+                           "display.max_colwidth", 60):
+        for name in wanted:
+            if name in frames:
+                console.print(f"\n[bold]{name}[/]")
+                console.print(frames[name].to_string(index=False), highlight=False, markup=False)
+
+
+def main() -> None:
+    """Entry point for `python -m optiland`."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
