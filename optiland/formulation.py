@@ -202,8 +202,10 @@ def budget(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
 
 def diversity(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     r"""No single variety or species dominates a township: for options o with ``diversity_capped`` and each of
-    their variants g, :math:`\sum_{a \in A_t \cap g} S_a x_a \le \delta \sum_{a \in A_t \cap o} S_a x_a` (seeds:
-    avoid large single-species fruit or timber plantations)."""
+    their variants g, :math:`\sum_{a \in A_t \cap g} S_a x_a \le \delta\, U_{t,o}` where
+    :math:`U_{t,o} = \sum_{a \in A_t \cap o} S_a x_a` is the option's area in the township, a continuous variable
+    defined once (``option_area``) so that each x appears in one diversity row, not in one per sibling variant
+    (seeds: avoid large single-species fruit or timber plantations)."""
     cap = p.params.get("diversity_cap")
     if cap is None:
         return
@@ -211,19 +213,26 @@ def diversity(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     capped = a["diversity_capped"].to_numpy()
     area = a["area"].to_numpy()
     options = a["option"].to_numpy()
-    index = []
+    index, groups = [], []
     for t, rows in enumerate(m._rows_township):
         rows = rows[capped[rows]]
+        for option in sorted(set(options[rows])):
+            groups.append((t, option))
         for pair in sorted(set(m._pair[rows])):
             index.append((t, pair))
+    m.option_area_index = pyo.Set(initialize=groups, dimen=2, ordered=True)
+    m.option_area = pyo.Var(m.option_area_index, domain=pyo.NonNegativeReals)
+
+    def define(m: pyo.ConcreteModel, t: int, option: str) -> Any:
+        rows = m._rows_township[t]
+        return m.option_area[t, option] == _lin(m, rows[options[rows] == option], area)
 
     def rule(m: pyo.ConcreteModel, t: int, pair: str) -> Any:
         rows = m._rows_township[t]
-        option = pair.split(".")[0]
         own = rows[m._pair[rows] == pair]
-        group = rows[options[rows] == option]
-        return _lin(m, own, area) <= float(cap) * _lin(m, group, area)
+        return _lin(m, own, area) <= float(cap) * m.option_area[t, pair.split(".")[0]]
 
+    m.option_area_def = pyo.Constraint(m.option_area_index, rule=define)
     m.diversity = pyo.Constraint(pyo.Set(initialize=index, dimen=2, ordered=True), rule=rule)
 
 
@@ -333,6 +342,8 @@ def build_model(p: PlanningProblem, elastic: bool = False) -> pyo.ConcreteModel:
     if bounds:
         m.objective_bound = pyo.ConstraintList()
         for name, (lower, upper) in bounds.items():
+            if name == "ecosystem_services":
+                continue  # needs the G*_s scales; the solve pipeline adds it once they are known
             expr = objective_expression(m, name)
             if lower is not None:
                 m.objective_bound.add(expr >= float(lower))

@@ -56,10 +56,12 @@ def _blank(value: Any) -> bool:
 
 @dataclass
 class _Rule:
-    """One reason a (parcel, variant) pair is forbidden: a mask over parcels and a sentence."""
+    """One reason a (parcel, variant) pair is forbidden: a mask over parcels, a sentence, and its family
+    (red_line, farmland or suitability)."""
 
     mask: np.ndarray
     reason: str
+    family: str = "suitability"
 
 
 def variant_table(catalog: Catalog) -> pd.DataFrame:
@@ -91,15 +93,15 @@ def site_rules(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFrame) -> 
         kind_rules: list[_Rule] = []
         if kind.keeps_current_use:
             kind_rules.append(_Rule(red & ~farmland, "inside an ecological red line only protection and restoration "
-                                                     "options are allowed"))
+                                                     "options are allowed", "red_line"))
             if crop_limit is not None:
                 kind_rules.append(_Rule(cropland & (slope >= float(crop_limit)) & ~farmland,
                                         f"cropland at {crop_limit:g} degrees of slope or more must return to forest "
                                         "or grass"))
         else:
-            kind_rules.append(_Rule(farmland, "permanent basic farmland stays in its current use"))
+            kind_rules.append(_Rule(farmland, "permanent basic farmland stays in its current use", "farmland"))
             if not kind.red_line_allowed:
-                kind_rules.append(_Rule(red, "not allowed inside an ecological red line"))
+                kind_rules.append(_Rule(red, "not allowed inside an ecological red line", "red_line"))
             max_slope = kind.max_slope_deg if "max_slope_deg" in kinds.columns else None
             if not _blank(max_slope):
                 kind_rules.append(_Rule(slope >= float(max_slope), f"slope at or above {float(max_slope):g} degrees"))

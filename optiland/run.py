@@ -73,15 +73,17 @@ class _Clock:
         self.options = options
         self.deadline = time.perf_counter() + options.time_limit
 
-    def options_now(self) -> SolverOptions:
+    def options_now(self, **changes: Any) -> SolverOptions:
         remaining = max(self.deadline - time.perf_counter(), 0.01)
-        return SolverOptions(**{**self.options.as_dict(), "time_limit": remaining})
+        return SolverOptions(**{**self.options.as_dict(), "time_limit": remaining, **changes})
 
 
 def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) -> tuple[dict[str, float], list[str]]:
     r"""G_s^*, the largest gain of each weighted service reachable alone under the same constraints.
 
-    A service whose best gain is not positive cannot be normalised; it is left out of the index with a note.
+    Each is the best plan of the LP relaxation and repair (strategy "repair": deterministic, no branch and bound);
+    its proven gap to the LP bound is recorded in the notes. A service whose best gain is not positive cannot be
+    normalised; it is left out of the index with a note.
     """
     scales: dict[str, float] = {}
     notes: list[str] = []
@@ -89,7 +91,7 @@ def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
         if not weight:
             continue
         backend.set_objective({service: 1.0}, "max")
-        result = backend.solve(clock.options_now())
+        result = backend.solve(clock.options_now(strategy="repair"))
         if result.status == Status.INFEASIBLE:
             raise _infeasible(problem, clock)
         if not result.status.has_plan or result.objective is None:
@@ -98,6 +100,7 @@ def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
             notes.append(f"{service}: no positive gain is reachable (best {result.objective:.4g}); left out of the index")
             continue
         scales[service] = float(result.objective)
+        notes.append(f"G*_{service} = {result.objective:.6g} (LP bound {result.bound:.6g}, gap {result.gap:.2e})")
     return scales, notes
 
 
@@ -117,6 +120,13 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         if not scales:
             raise InfeasibleError("no ecosystem service can gain under these constraints; choose another objective")
         backend.model._es_scale = scales  # type: ignore[attr-defined]
+    es_bound = params["bounds"].get("ecosystem_services")
+    if es_bound is not None:
+        if not scales:
+            scales, more = service_scales(backend, problem, clock)
+            notes += more
+            backend.model._es_scale = scales  # type: ignore[attr-defined]
+        backend.set_bound("ecosystem_services", *es_bound)
     backend.set_objective({name: 1.0}, sense, scale=scales, weights=params["weights"])
     result = backend.solve(clock.options_now())
     if result.status == Status.INFEASIBLE:

@@ -30,6 +30,7 @@ class Status(str, enum.Enum):
 
     OPTIMAL = "optimal"
     TIME_LIMIT = "time_limit"
+    FEASIBLE = "feasible"
     INFEASIBLE = "infeasible"
     UNBOUNDED = "unbounded"
     ERROR = "error"
@@ -37,7 +38,7 @@ class Status(str, enum.Enum):
     @property
     def has_plan(self) -> bool:
         """Whether a plan comes with this status (a time limit may still have an incumbent)."""
-        return self in (Status.OPTIMAL, Status.TIME_LIMIT)
+        return self in (Status.OPTIMAL, Status.TIME_LIMIT, Status.FEASIBLE)
 
 
 @dataclass
@@ -50,6 +51,9 @@ class SolverOptions:
     threads: int = 1
     random_seed: int = 2020
     presolve: str = "on"
+    strategy: str = "auto"
+    repair_parcels: int = 400
+    highs: dict[str, Any] = field(default_factory=dict)
     preset: str = "default"
     log_file: str | None = None
 
@@ -135,15 +139,10 @@ def highs_version() -> str:
     return version("highspy")
 
 
-def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
-    """Solve in the child; send ('incumbent', obj, bound, x) as found and ('done', ...) at the end."""
-    import os
-
+def _highs(lp: MatrixLP, options: SolverOptions, time_limit: float) -> Any:
+    """A Highs object holding the model, with the options set."""
     import highspy
 
-    # HiGHS prints a banner on construction; keep the parent's terminal clean.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
     h = highspy.Highs()
     h.setOptionValue("output_flag", bool(options.log_file))
     if options.log_file:
@@ -151,13 +150,14 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
         h.setOptionValue("log_to_console", False)
     h.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))
     h.setOptionValue("mip_abs_gap", float(options.mip_abs_gap))
-    h.setOptionValue("time_limit", float(options.time_limit))
+    h.setOptionValue("time_limit", max(float(time_limit), 0.01))
     h.setOptionValue("threads", int(options.threads))
     h.setOptionValue("random_seed", int(options.random_seed))
     h.setOptionValue("presolve", options.presolve)
+    for key, value in options.highs.items():
+        h.setOptionValue(key, value)
     model = highspy.HighsLp()
-    n_cols = len(lp.c)
-    model.num_col_ = n_cols
+    model.num_col_ = len(lp.c)
     model.num_row_ = lp.A.shape[0]
     model.col_cost_ = np.asarray(lp.c, dtype=float)
     model.offset_ = float(lp.offset)
@@ -174,24 +174,179 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
     model.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                           for i in lp.integer]
     h.passModel(model)
+    return h
+
+
+def partition_rows(lp: MatrixLP) -> np.ndarray:
+    """Rows sum x = 1 over binaries only (one choice per parcel): the structure the repair step frees whole."""
+    csr = lp.A.tocsr()
+    binary = lp.integer & (lp.col_lower == 0) & (lp.col_upper == 1)
+    ones = np.ones(csr.nnz, dtype=bool)
+    ones &= csr.data == 1.0
+    ones &= binary[csr.indices]
+    all_ones = np.add.reduceat(ones.astype(int), csr.indptr[:-1]) == np.diff(csr.indptr)
+    all_ones &= np.diff(csr.indptr) > 0
+    return np.flatnonzero(all_ones & (lp.row_lower == 1.0) & (lp.row_upper == 1.0))
+
+
+def repair_bounds(lp: MatrixLP, x_lp: np.ndarray, reduced_cost: np.ndarray | None = None, n_free: int = 0,
+                  tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray, int]:
+    """Fix the binaries of every one-choice row (parcel) whose LP choice is integral, except the rows with a
+    fractional value and the `n_free` rows cheapest to change (smallest reduced cost among their unchosen columns),
+    which the repair MIP decides. General integers and continuous columns stay free.
+
+    Returns the new column bounds and the number of rows left free.
+    """
+    lower, upper = lp.col_lower.copy(), lp.col_upper.copy()
+    rows = partition_rows(lp)
+    if not len(rows):
+        return lower, upper, 0
+    csr = lp.A.tocsr()[rows]
+    fractional = (x_lp > tol) & (x_lp < 1 - tol)
+    row_of = np.repeat(np.arange(len(rows)), np.diff(csr.indptr))
+    free = np.zeros(len(rows), dtype=bool)
+    np.logical_or.at(free, row_of, fractional[csr.indices])
+    if reduced_cost is not None and n_free > 0:
+        unchosen = x_lp[csr.indices] < tol
+        regret = np.full(len(rows), np.inf)
+        np.minimum.at(regret, row_of[unchosen], np.abs(reduced_cost[csr.indices[unchosen]]))
+        order = np.argsort(regret, kind="stable")
+        free[order[:n_free]] = True
+    fix = ~free[row_of]
+    cols = csr.indices[fix]
+    values = np.rint(x_lp[cols])
+    lower[cols] = values
+    upper[cols] = values
+    return lower, upper, int(free.sum())
+
+
+def _solve_fixed(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: SolverOptions, seconds: float,
+                 integer: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """Solve `lp` with new column bounds, as a MIP or as its relaxation (by simplex); (x, reduced costs) or None."""
+    model = MatrixLP(**{**lp.__dict__, "col_lower": lower, "col_upper": upper,
+                        "integer": lp.integer if integer else np.zeros_like(lp.integer)})
+    h = _highs(model, options, seconds)
+    if not integer:
+        h.setOptionValue("solver", "simplex")
+    h.run()
+    if h.getInfo().primal_solution_status != 2:
+        return None
+    solution = h.getSolution()
+    return np.array(solution.col_value, dtype=float), np.array(solution.col_dual, dtype=float)
+
+
+def _repair(lp: MatrixLP, x_lp: np.ndarray, dual_lp: np.ndarray, options: SolverOptions,
+            left: Any) -> tuple[float, np.ndarray] | None:
+    """A feasible plan near the LP optimum. Fix the parcels the LP chose integrally except the fractional ones and
+    the cheapest to change, and solve that small MIP. If it fails (rounding the village integers, herd and ranger
+    posts, needs room elsewhere), dive: fix the general integers (rounded, then rounded down), re-solve the LP over
+    the parcels, and repair again. The best plan found is returned."""
+    general = lp.integer & ~((lp.col_lower == 0) & (lp.col_upper == 1))
+    n_free = int(min(options.repair_parcels, len(partition_rows(lp))))
+    attempts: list[np.ndarray | None] = [None, np.rint(x_lp[general]), np.floor(x_lp[general] + 1e-9)]
+    best: tuple[float, np.ndarray] | None = None
+    for fixed in attempts:
+        lower, upper = lp.col_lower.copy(), lp.col_upper.copy()
+        x_start, dual = x_lp, dual_lp
+        if fixed is not None:
+            if not general.any():
+                break
+            lower[general] = np.clip(fixed, lp.col_lower[general], lp.col_upper[general])
+            upper[general] = lower[general]
+            relaxed = _solve_fixed(lp, lower, upper, options, left(), integer=False)
+            if relaxed is None:
+                continue
+            x_start, dual = relaxed
+        base = MatrixLP(**{**lp.__dict__, "col_lower": lower, "col_upper": upper})
+        repair_lower, repair_upper, _ = repair_bounds(base, x_start, dual, n_free)
+        solved = _solve_fixed(lp, repair_lower, repair_upper, options, left(), integer=True)
+        if solved is not None:
+            objective = float(lp.c @ solved[0] + lp.offset)
+            if best is None or (objective > best[0] if lp.sense == "max" else objective < best[0]):
+                best = (objective, solved[0])
+            if fixed is None:
+                break
+    return best
+
+
+def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
+    """Solve in the child; send ('incumbent', obj, bound, x) as found and ('done', ...) at the end.
+
+    Strategy "auto" for a MIP: solve the LP relaxation (its optimum is a valid bound), fix every parcel whose LP
+    choice is integral and solve the small repair MIP over the rest; if that plan is within the gap of the LP bound
+    it is proven optimal (within the gap); otherwise the full MIP runs, warm-started from it. Strategy "mip": the
+    full MIP at once.
+    """
+    import os
+    import time
+
+    import highspy
+
+    # HiGHS prints a banner on construction; keep the parent's terminal clean.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    start = time.perf_counter()
+
+    def left() -> float:
+        return options.time_limit - (time.perf_counter() - start)
+
+    is_mip = bool(lp.integer.any())
+    h = _highs(lp, options, left())
+    bound_lp = None
+    incumbent: tuple[float, np.ndarray] | None = None
+    if is_mip and options.strategy in ("auto", "repair"):
+        relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
+        r = _highs(relaxed, options, left())
+        r.setOptionValue("solver", "simplex")
+        r.run()
+        status = r.modelStatusToString(r.getModelStatus())
+        if status == "Infeasible":
+            conn.send(("done", "Infeasible", None, None, None, 0))
+            return
+        if status == "Optimal":
+            bound_lp = float(r.getInfo().objective_function_value)
+            conn.send(("bound", bound_lp))
+            x_lp = np.array(r.getSolution().col_value, dtype=float)
+            dual_lp = np.array(r.getSolution().col_dual, dtype=float)
+            incumbent = _repair(lp, x_lp, dual_lp, options, left)
+            if incumbent is not None:
+                objective, x = incumbent
+                conn.send(("incumbent", objective, bound_lp, x))
+                gap = relative_gap(objective, bound_lp)
+                if gap is not None and (gap <= options.mip_rel_gap or abs(bound_lp - objective)
+                                        <= options.mip_abs_gap):
+                    conn.send(("done", "Optimal", objective, bound_lp, x, 0))
+                    return
+                if options.strategy == "repair":
+                    conn.send(("done", "Feasible", objective, bound_lp, x, 0))
+                    return
 
     def on_improving(event: Any) -> None:
         data = event.data_out
         conn.send(("incumbent", float(data.objective_function_value), float(data.mip_dual_bound),
                    np.array(data.mip_solution, dtype=float)))
 
-    if lp.integer.any():
+    h.setOptionValue("time_limit", max(left(), 0.01))
+    if is_mip:
         h.cbMipImprovingSolution.subscribe(on_improving)
+        if incumbent is not None:
+            solution = highspy.HighsSolution()
+            solution.col_value = incumbent[1]
+            solution.value_valid = True
+            h.setSolution(solution)
     h.run()
-    model_status = h.getModelStatus()
     info = h.getInfo()
-    name = h.modelStatusToString(model_status)
+    name = h.modelStatusToString(h.getModelStatus())
     x = None
     if info.primal_solution_status == 2:  # feasible
         x = np.array(h.getSolution().col_value, dtype=float)
-    bound = float(info.mip_dual_bound) if lp.integer.any() else float(info.objective_function_value)
+    bound = float(info.mip_dual_bound) if is_mip else float(info.objective_function_value)
+    if bound_lp is not None:
+        bound = min(bound, bound_lp) if lp.sense == "max" else max(bound, bound_lp)
     objective = float(info.objective_function_value) if x is not None else None
-    nodes = int(info.mip_node_count) if lp.integer.any() else None
+    if x is None and incumbent is not None:
+        objective, x = incumbent
+    nodes = int(info.mip_node_count) if is_mip else None
     conn.send(("done", name, objective, bound, x, nodes))
     conn.close()
 
@@ -203,6 +358,7 @@ _STATUS = {
     "Primal infeasible or unbounded": Status.INFEASIBLE,
     "Unbounded": Status.UNBOUNDED,
     "Interrupted by user": Status.TIME_LIMIT,
+    "Feasible": Status.FEASIBLE,
 }
 
 
@@ -219,6 +375,7 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
     child_conn.close()
     deadline = start + options.time_limit
     best: tuple[float, float, np.ndarray] | None = None
+    lp_bound: float | None = None
     final = None
     while True:
         remaining = deadline - time.perf_counter()
@@ -229,7 +386,9 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
                 message = parent_conn.recv()
             except EOFError:
                 break
-            if message[0] == "incumbent":
+            if message[0] == "bound":
+                lp_bound = message[1]
+            elif message[0] == "incumbent":
                 best = (message[1], message[2], message[3])
             else:
                 final = message
@@ -246,7 +405,7 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
         status = _STATUS.get(name, Status.ERROR)
         if status == Status.TIME_LIMIT and x is None and best is not None:
             objective, _, x = best
-        if status == Status.OPTIMAL or (status == Status.TIME_LIMIT and x is not None):
+        if status in (Status.OPTIMAL, Status.FEASIBLE) or (status == Status.TIME_LIMIT and x is not None):
             gap = relative_gap(objective, bound)
         else:
             gap = None
@@ -258,6 +417,8 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
                            solver_version=version, nodes=nodes)
     if best is not None:
         objective, bound, x = best
+        if lp_bound is not None:
+            bound = min(bound, lp_bound) if lp.sense == "max" else max(bound, lp_bound)
         return SolveResult(Status.TIME_LIMIT, x, objective, bound, relative_gap(objective, bound), elapsed,
                            "watchdog stopped HiGHS at the time limit; best plan and bound so far",
                            solver_version=version)

@@ -14,7 +14,7 @@ import shapely
 from optiland.generate import generate_instance
 
 N_PARCELS, N_TOWNSHIPS, N_VILLAGES, SEED = 400, 2, 6, 7
-CODES = {"0101", "0102", "0103", "0201", "0301", "0305", "0307", "0401", "0404", "1206"}
+CODES = {"0101", "0102", "0103", "0201", "0301", "0305", "0307", "0401", "0404", "1207"}
 PARCEL_COLUMNS = ["parcel_id", "village", "land_use", "slope_deg", "bedrock_exposure", "soil_depth_cm", "karst",
                   "red_line", "basic_farmland", "geometry"]
 VILLAGE_COLUMNS = ["village", "township", "population", "households", "labour_days", "nonland_income_per_capita"]
@@ -69,8 +69,8 @@ def test_refuses_a_non_empty_folder(tmp_path: Path) -> None:
 
 def test_deterministic(instance: Path, parcels: gpd.GeoDataFrame, tmp_path: Path) -> None:
     again = generate_instance(N_PARCELS, N_TOWNSHIPS, N_VILLAGES, SEED, tmp_path / "b")
-    for name in ("villages.csv", "scenario.toml"):
-        assert (again.parent / name).read_bytes() == (instance.parent / name).read_bytes()
+    for name in ("villages.csv", "scenario.toml", "parcels.gpkg"):
+        assert (again.parent / name).read_bytes() == (instance.parent / name).read_bytes(), name
     other = gpd.read_file(again.parent / "parcels.gpkg", layer="parcels", engine="pyogrio")
     pd.testing.assert_frame_equal(pd.DataFrame(parcels.drop(columns="geometry")),
                                   pd.DataFrame(other.drop(columns="geometry")))

@@ -1,0 +1,255 @@
+"""The solver-free plan check: a solved plan passes; each kind of tampering is caught, named and measured."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from optiland.catalog import load_catalog
+from optiland.check import FAMILIES, Violation, check, check_outdir, check_plan
+from optiland.errors import InputError
+from optiland.problem import PlanningProblem, build_problem
+from optiland.results import make_plan
+from optiland.run import Prepared, RunOutcome, solve, solve_prepared, solver_options
+from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
+
+# Eight parcels, two villages in two townships, chosen so that the income-maximising plan uses a price step
+# (14 mu of pomelo, the first 10 at full price), fills the paris market limit (15 mu), keeps a herd and a
+# ranger post, and leaves the red-line and basic-farmland parcels where the rules put them.
+PARCELS = pd.DataFrame({
+    "parcel_id": [f"P{i}" for i in range(8)],
+    "village": ["V1"] * 4 + ["V2"] * 4,
+    "land_use": ["0103", "0103", "0305", "0404", "0101", "0404", "1206", "0103"],
+    "slope_deg": [10.0, 28, 35, 8, 5, 20, 40, 12],
+    "bedrock_exposure": [10.0, 40, 60, 15, 5, 25, 95, 10],
+    "soil_depth_cm": [50.0] * 8,
+    "karst": [True] * 8,
+    "red_line": [False, False, True, False, False, False, False, False],
+    "basic_farmland": [False, False, False, False, True, False, False, False],
+    "area_mu": [14.0, 12, 150, 6, 8, 15, 9, 10],
+})
+VILLAGES = pd.DataFrame({
+    "village": ["V1", "V2"], "township": ["T1", "T2"], "population": [10, 8], "households": [3, 3],
+    "labour_days": [1500.0, 1200.0], "nonland_income_per_capita": [2000.0, 2500.0],
+})
+OVERRIDES = {"livestock.net_income_per_head": 1800, "variants.herbs.sophora.net_income_per_mu": 1500}
+Tables = tuple[pd.DataFrame, pd.DataFrame]
+CONSTRAINTS = {"income_floor": 4000, "transfer_budget": 30000, "budget": 250000, "diversity_cap": 0.8,
+               "forest_cover_min": 0.3, "max_transfer_share": 0.9}
+
+
+def _problem(**constraints: object) -> tuple[Prepared, PlanningProblem]:
+    scenario = make_scenario(catalog={"path": str(SMALL_CATALOG), "overrides": OVERRIDES},
+                             objective={"maximise": "income"}, constraints={**CONSTRAINTS, **constraints})
+    catalog = load_catalog(SMALL_CATALOG, overrides=OVERRIDES)
+    inputs = make_inputs(PARCELS, VILLAGES)
+    problem = build_problem(scenario, catalog, inputs)
+    return Prepared(scenario, catalog, inputs, problem, 0.0), problem
+
+
+@pytest.fixture(scope="module")
+def solved() -> RunOutcome:
+    prepared, _ = _problem()
+    return solve_prepared(prepared, solver_options(prepared.scenario, time_limit=30))
+
+
+@pytest.fixture(scope="module")
+def problem(solved: RunOutcome) -> PlanningProblem:
+    return solved.prepared.problem
+
+
+@pytest.fixture()
+def tables(solved: RunOutcome) -> Tables:
+    plan = make_plan(solved)
+    return plan.parcels.copy(), plan.villages.copy()
+
+
+def _assign(parcels: pd.DataFrame, parcel_id: str, option: str, variant: str) -> pd.DataFrame:
+    parcels.loc[parcels["parcel_id"] == parcel_id, ["option", "variant"]] = [option, variant]
+    return parcels
+
+
+def _set(villages: pd.DataFrame, village: str, column: str, value: float) -> pd.DataFrame:
+    villages.loc[villages["village"] == village, column] = value
+    return villages
+
+
+def _only(violations: list[Violation], family: str) -> list[Violation]:
+    found = [v for v in violations if v.family == family]
+    assert found, f"no {family} violation in {[str(v) for v in violations]}"
+    assert all(v.family in FAMILIES for v in violations)
+    return found
+
+
+def test_solved_plan_passes(solved: RunOutcome, problem: PlanningProblem,
+                            tables: Tables) -> None:
+    parcels, villages = tables
+    chosen = parcels.set_index("parcel_id")
+    # the plan exercises the harder families, so that passing means something
+    assert chosen.loc["P0", "variant"] == "pomelo" and chosen.loc["P0", "area_mu"] > 10  # second price step
+    assert chosen.loc[chosen["variant"] == "paris", "area_mu"].sum() == pytest.approx(15)  # market limit
+    assert villages["herd"].sum() > 0 and villages["ranger_posts"].sum() > 0
+    assert check_plan(problem, parcels, villages) == []
+    assert check(solved) == []
+    assert check(make_plan(solved), problem) == []
+
+
+def test_ecosystem_services_plan_with_bounds_passes() -> None:
+    scenario = make_scenario(constraints={"income_floor": 4000, "transfer_budget": 5000, "budget": 60000,
+                                          "diversity_cap": 0.8, "forest_cover_min": 0.3,
+                                          "bounds": {"cost": [None, 60000], "carbon": [1.0, None]}})
+    catalog = load_catalog(SMALL_CATALOG)
+    inputs = make_inputs(PARCELS.iloc[:6], VILLAGES)
+    problem = build_problem(scenario, catalog, inputs)
+    outcome = solve_prepared(Prepared(scenario, catalog, inputs, problem, 0.0),
+                             solver_options(scenario, time_limit=30))
+    assert check(outcome) == []
+    plan = make_plan(outcome)
+    tight = dataclasses.replace(problem, params={**problem.params, "bounds": {"carbon": (1e6, None)}})
+    found = _only(check_plan(tight, plan.parcels, plan.villages), "objective_bound")
+    assert found[0].key == "carbon.lower" and "carbon" in found[0].message
+
+
+@pytest.mark.parametrize(("parcel", "option", "variant", "family"), [
+    ("P2", "keep", "keep", "red_line"),  # red-line shrub forest may not stay as it is
+    ("P4", "closure", "closure", "farmland"),  # basic farmland keeps its current use
+    ("P1", "fruit", "pomelo", "suitability"),  # 28 degrees: fruit only below 25
+    ("P6", "afforestation", "zenia", "suitability"),  # extreme rocky desertification: beyond 'well' (severe)
+])
+def test_forbidden_assignment_names_the_rule(problem: PlanningProblem, tables: Tables,
+                                             parcel: str, option: str, variant: str, family: str) -> None:
+    parcels, villages = tables
+    violations = check_plan(problem, _assign(parcels, parcel, option, variant), villages)
+    site = [v for v in violations if v.family in ("red_line", "farmland", "suitability")]
+    assert [(v.family, v.key) for v in site] == [(family, parcel)]
+    assert parcel in site[0].message and f"{option}.{variant}" in site[0].message
+    assert site[0].amount == pytest.approx(PARCELS.set_index("parcel_id").loc[parcel, "area_mu"])
+
+
+def test_herd_above_carrying_capacity(problem: PlanningProblem, tables: Tables) -> None:
+    parcels, villages = tables
+    herd = int(villages.set_index("village").loc["V2", "herd"])
+    violations = check_plan(problem, parcels, _set(villages, "V2", "herd", herd + 1))
+    found = _only(violations, "carrying_capacity")
+    assert [v.key for v in found] == ["V2"] and "V2" in found[0].message
+    assert found[0].amount == pytest.approx(1.0)
+    # the reported cattle income no longer matches the herd either
+    assert any(v.key == "V2.income_cattle" for v in _only(violations, "consistency"))
+
+
+def test_raised_income_floor(tables: Tables) -> None:
+    parcels, villages = tables
+    _, raised = _problem(income_floor=11000)  # V1 earns 9,900 per capita, V2 over 13,000
+    found = _only(check_plan(raised, parcels, villages), "income_floor")
+    assert [v.key for v in found] == ["V1"] and "V1" in found[0].message
+    per_capita = villages.set_index("village").loc["V1", "income_per_capita_after"]
+    assert found[0].amount == pytest.approx(11000 - per_capita, abs=0.01)
+
+
+def test_market_limit_exceeded_by_reassigning(problem: PlanningProblem,
+                                              tables: Tables) -> None:
+    parcels, villages = tables
+    violations = check_plan(problem, _assign(parcels, "P1", "herbs", "paris"), villages)
+    found = _only(violations, "market")
+    assert [v.key for v in found] == ["herbs.paris"]
+    assert "P1" in found[0].message and "P5" in found[0].message
+    assert found[0].amount == pytest.approx(12.0)  # 15 + 12 mu against a limit of 15
+    assert not [v for v in violations if v.family in ("red_line", "farmland", "suitability")]
+
+
+def test_budget_exceeded(problem: PlanningProblem, tables: Tables) -> None:
+    parcels, villages = tables
+    before = parcels["establishment_cost"].sum() + 9500 * villages["herd"].sum()
+    violations = check_plan(problem, _assign(parcels, "P2", "afforestation", "zenia"), villages)
+    found = _only(violations, "budget")
+    assert found[0].key == "total" and "P2" in found[0].message
+    assert found[0].amount == pytest.approx(before - 7500 + 800 * 150 - 250000)
+    # P2 no longer closes the hills V1's ranger post guards
+    assert [v.key for v in _only(violations, "ranger_posts")] == ["V1"]
+
+
+def test_township_budget(tables: Tables) -> None:
+    parcels, villages = tables
+    _, limited = _problem(township_budgets={"T2": 50000})
+    found = _only(check_plan(limited, parcels, villages), "township_budget")
+    assert [v.key for v in found] == ["T2"] and "V2" in found[0].message  # the herd is the largest item
+
+
+def test_village_limits(problem: PlanningProblem, tables: Tables) -> None:
+    parcels, villages = tables
+    posts = check_plan(problem, parcels, _set(villages.copy(), "V1", "ranger_posts", 2))
+    found = _only(posts, "ranger_posts")
+    assert [v.key for v in found] == ["V1"] and "V1" in found[0].message  # 200 mu needed, 150 closed
+    assert not any(v.family == "transfer_budget" for v in posts)
+    short = dataclasses.replace(problem, villages=problem.villages.assign(labour_days=[500.0, 1200.0]))
+    found = _only(check_plan(short, parcels, villages), "labour")
+    assert [v.key for v in found] == ["V1"] and "V1" in found[0].message
+    poor = dataclasses.replace(problem, params={**problem.params, "transfer_budget": 10000.0})
+    found = _only(check_plan(poor, parcels, villages), "transfer_budget")
+    assert "V1" in found[0].message
+    strict = dataclasses.replace(problem, params={**problem.params, "max_transfer_share": 0.1})
+    assert [v.key for v in _only(check_plan(strict, parcels, villages), "transfer_share")] == ["V1"]
+
+
+def test_priced_income_overstated(problem: PlanningProblem, tables: Tables) -> None:
+    parcels, villages = tables
+    # V1's 14 mu of pomelo earn at most 10 x 3,000 + 4 x 1,500 = 36,000: the plan already reports that much
+    land = villages.set_index("village").loc["V1", "income_land"]
+    _set(villages, "V1", "income_land", land + 100)
+    _set(villages, "V1", "income_total", villages.set_index("village").loc["V1", "income_total"] + 100)
+    violations = check_plan(problem, parcels, villages)
+    found = _only(violations, "price_steps")
+    assert {v.key for v in found} == {"V1", "fruit.pomelo"}
+    assert all(v.amount == pytest.approx(100) for v in found)
+    assert "V1" in found[0].message
+
+
+def test_one_use_and_consistency(problem: PlanningProblem, tables: Tables) -> None:
+    parcels, villages = tables
+    tampered = pd.concat([parcels[parcels["parcel_id"] != "P3"], parcels[parcels["parcel_id"] == "P0"]])
+    tampered = _assign(tampered.reset_index(drop=True), "P5", "herbs", "ginseng")
+    violations = check_plan(problem, tampered, _set(villages, "V2", "income_total", 1.0))
+    one_use = {v.key: v for v in _only(violations, "one_use")}
+    assert set(one_use) == {"P0", "P3", "P5"}
+    assert all(key in v.message for key, v in one_use.items())
+    assert "herbs.ginseng" in one_use["P5"].message
+    assert "V2.income_total" in {v.key for v in _only(violations, "consistency")}
+
+
+def _write_instance(folder: Path) -> Path:
+    folder.mkdir()
+    make_inputs(PARCELS, VILLAGES).parcels.to_file(folder / "parcels.gpkg", layer="parcels", engine="pyogrio")
+    VILLAGES.to_csv(folder / "villages.csv", index=False)
+    constraints = "\n".join(f"{key} = {value}" for key, value in CONSTRAINTS.items())
+    overrides = "\n".join(f'"{key}" = {value}' for key, value in OVERRIDES.items())
+    scenario = folder / "scenario.toml"
+    scenario.write_text(
+        f'[parcels]\npath = "parcels.gpkg"\nlayer = "parcels"\n\n[villages]\npath = "villages.csv"\n\n'
+        f'[catalog]\npath = "{SMALL_CATALOG.as_posix()}"\n\n[catalog.overrides]\n{overrides}\n\n'
+        f'[objective]\nmaximise = "income"\n\n[constraints]\n{constraints}\n', encoding="utf-8")
+    return scenario
+
+
+def test_check_outdir(tmp_path: Path) -> None:
+    scenario = _write_instance(tmp_path / "inputs")
+    out = make_plan(solve(scenario, time_limit=30)).write(tmp_path / "out")
+    assert check_outdir(out) == []
+
+    villages = pd.read_csv(out / "villages.csv", encoding="utf-8-sig", dtype={"village": str})
+    herd = int(villages.set_index("village").loc["V2", "herd"])
+    _set(villages, "V2", "herd", herd + 1).to_csv(out / "villages.csv", index=False, encoding="utf-8-sig")
+    assert [v.key for v in _only(check_outdir(out), "carrying_capacity")] == ["V2"]
+
+    inputs = VILLAGES.assign(nonland_income_per_capita=[2000.0, 2600.0])  # the input changed since the run
+    inputs.to_csv(tmp_path / "inputs" / "villages.csv", index=False)
+    keys = {v.key for v in _only(check_outdir(out), "consistency")}
+    assert "input_hashes.villages" in keys and "V2.income_nonland" in keys
+
+
+def test_check_outdir_needs_a_scenario_file(solved: RunOutcome, tmp_path: Path) -> None:
+    out = make_plan(solved).write(tmp_path / "out")
+    with pytest.raises(InputError, match="scenario"):
+        check_outdir(out)
