@@ -81,18 +81,28 @@ class ConstraintsConfig(_Strict):
     forest_cover_min: float | None = Field(None, ge=0, le=1)
     market: dict[str, float] = Field(default_factory=dict, description="'option.variant' -> max area in mu")
     bounds: dict[str, list[float | None]] = Field(
-        default_factory=dict, description="objective name -> [lower, upper] (None for open)"
+        default_factory=dict, description="objective name -> {min = , max = } (or [lower, upper] with None open)"
     )
 
-    @field_validator("bounds")
+    @field_validator("bounds", mode="before")
     @classmethod
-    def _bounds_pairs(cls, value: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
-        for name, pair in value.items():
+    def _bounds_pairs(cls, value: dict[str, Any]) -> dict[str, list[float | None]]:
+        pairs: dict[str, list[float | None]] = {}
+        for name, given in value.items():
             if name not in OBJECTIVES:
-                raise ValueError(f"unknown objective {name!r} in bounds; known: {', '.join(OBJECTIVES)}")
-            if len(pair) != 2:
-                raise ValueError(f"bounds.{name} must be [lower, upper]")
-        return value
+                close = difflib.get_close_matches(name, OBJECTIVES, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(OBJECTIVES)}"
+                raise ValueError(f"unknown objective {name!r} in bounds{hint}")
+            if isinstance(given, dict):
+                unknown = set(given) - {"min", "max"}
+                if unknown:
+                    raise ValueError(f"bounds.{name} takes min and max, not {sorted(unknown)}")
+                pairs[name] = [given.get("min"), given.get("max")]
+            elif isinstance(given, (list, tuple)) and len(given) == 2:
+                pairs[name] = list(given)
+            else:
+                raise ValueError(f"bounds.{name} must be {{min = .., max = ..}} or [lower, upper]")
+        return pairs
 
 
 class SolverConfig(_Strict):

@@ -108,7 +108,7 @@ def test_column_contract(parcels: gpd.GeoDataFrame, villages: pd.DataFrame) -> N
     assert (villages["households"] < villages["population"]).all()
     assert villages["labour_days"].to_numpy() == pytest.approx(0.55 * 150 * villages["population"].to_numpy(),
                                                               abs=0.1)
-    assert villages["nonland_income_per_capita"].between(1500, 3500).all()
+    assert villages["nonland_income_per_capita"].between(2500, 4500).all()
 
 
 def test_tiling(parcels: gpd.GeoDataFrame) -> None:
