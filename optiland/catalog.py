@@ -80,7 +80,7 @@ class Catalog:
         return str(self.options.index[self.options["keeps_current_use"]][0])
 
     def grade_of(self, values: np.ndarray, applies: np.ndarray) -> np.ndarray:
-        """Grade index per parcel: half-open bands [lower, next lower); the first band where the grade does not apply."""
+        """Grade index per parcel: half-open bands [lower, next lower); band 0 where it does not apply."""
         lowers = np.array([band["lower"] for band in self.grade["bands"]], dtype=float)
         index = np.searchsorted(lowers, values, side="right") - 1
         return np.where(applies, np.clip(index, 0, len(lowers) - 1), 0)

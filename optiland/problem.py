@@ -7,7 +7,7 @@ The allowed set encodes three constraint families by construction (nothing outsi
   income there unless ``red_line_harvest`` (seeds: "inside red lines, no production use").
 - ``suitability``: slope below the option's (or variant's) ``max_slope_deg``; degradation grade at most the option's
   ``max_grade``; a species only up to the grade its adaptation class allows where the grade applies (karst); current
-  cropland cannot be kept at ``cropland_max_slope_deg`` or more (Grain-for-Green; Water and Soil Conservation Law Art. 20).
+  cropland cannot be kept at ``cropland_max_slope_deg`` or more (Grain-for-Green; Soil and Water Law Art. 20).
 - ``farmland``: permanent basic farmland keeps its current use.
 """
 

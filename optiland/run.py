@@ -97,7 +97,7 @@ def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
         if not result.status.has_plan or result.objective is None:
             raise InfeasibleError(f"no plan found while normalising {service}: {result.message}")
         if result.objective <= SCALE_FLOOR:
-            notes.append(f"{service}: no positive gain is reachable (best {result.objective:.4g}); left out of the index")
+            notes.append(f"{service}: no positive gain is reachable (best {result.objective:.4g}); left out")
             continue
         scales[service] = float(result.objective)
         notes.append(f"G*_{service} = {result.objective:.6g} (LP bound {result.bound:.6g}, gap {result.gap:.2e})")

@@ -1,4 +1,4 @@
-"""The scenario file: a TOML document validated by pydantic; unknown keys are errors with the nearest valid key suggested.
+"""The scenario file: a TOML document validated by pydantic; unknown keys are errors naming the nearest key.
 
 Every key is documented in README.md ("The scenario file"). Paths are relative to the scenario file.
 """

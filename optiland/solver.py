@@ -83,7 +83,7 @@ def load_preset(name: str, overrides: dict[str, Any] | None = None) -> SolverOpt
 
 @dataclass
 class MatrixLP:
-    """A MIP in HiGHS's form: optimise c.x + offset subject to row_lower <= A x <= row_upper, col bounds, integrality."""
+    """A MIP in HiGHS's form: optimise c.x + offset s.t. row_lower <= A x <= row_upper, col bounds, integrality."""
 
     c: np.ndarray
     A: sp.csr_matrix
