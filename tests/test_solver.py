@@ -1,0 +1,94 @@
+"""The HiGHS runner: the watchdog keeps the time limit, the LP-and-repair strategy agrees with the plain MIP."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import optiland.solver as solver
+from optiland.solver import MatrixLP, SolverOptions, Status, partition_rows, repair_bounds, solve_lp
+
+
+def assignment_lp(n: int = 12, k: int = 4, seed: int = 0) -> MatrixLP:
+    """n parcels choose one of k uses (sum x = 1 each), a knapsack-like budget row and a coverage row couple them."""
+    rng = np.random.default_rng(seed)
+    cols = n * k
+    rows = [sp.kron(sp.eye(n), np.ones((1, k)))]
+    cost = rng.uniform(1, 10, cols)
+    cover = rng.uniform(0, 5, cols)
+    A = sp.vstack([*rows, sp.csr_matrix(cost), sp.csr_matrix(cover)]).tocsr()
+    lower = np.concatenate([np.ones(n), [-np.inf, cover.reshape(n, k).mean(axis=1).sum()]])
+    upper = np.concatenate([np.ones(n), [cost.reshape(n, k).mean(axis=1).sum(), np.inf]])
+    return MatrixLP(c=rng.uniform(0, 10, cols), A=A, row_lower=lower, row_upper=upper, col_lower=np.zeros(cols),
+                    col_upper=np.ones(cols), integer=np.ones(cols, bool), sense="max")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_strategies_agree(seed: int) -> None:
+    lp = assignment_lp(seed=seed)
+    exact = SolverOptions(mip_rel_gap=0.0, mip_abs_gap=1e-9, time_limit=60)
+    plain = solve_lp(lp, SolverOptions(**{**exact.as_dict(), "strategy": "mip"}))
+    staged = solve_lp(lp, exact)
+    assert plain.status == staged.status == Status.OPTIMAL
+    assert staged.objective == pytest.approx(plain.objective, rel=1e-9)
+    x = staged.x
+    assert np.allclose(lp.A @ x >= lp.row_lower - 1e-7, True) and np.allclose(lp.A @ x <= lp.row_upper + 1e-7, True)
+    assert np.allclose(x, np.rint(x))
+
+
+def test_repair_frees_fractional_parcels() -> None:
+    lp = assignment_lp(n=3, k=2)
+    assert list(partition_rows(lp)) == [0, 1, 2]
+    x = np.array([1.0, 0.0, 0.4, 0.6, 0.0, 1.0])
+    lower, upper, freed = repair_bounds(lp, x)
+    assert freed == 1
+    assert list(lower) == [1, 0, 0, 0, 0, 1] and list(upper) == [1, 0, 1, 1, 0, 1]
+
+
+def test_infeasible_reported() -> None:
+    lp = assignment_lp(n=4, k=2)
+    lp.row_upper[4] = -1.0  # budget below zero
+    result = solve_lp(lp, SolverOptions(time_limit=30))
+    assert result.status == Status.INFEASIBLE and result.x is None
+
+
+def _stuck_child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
+    """A solver that reports one plan and a bound, then never returns (as HiGHS can in presolve)."""
+    x = np.zeros(len(lp.c))
+    conn.send(("bound", 99.0))
+    conn.send(("incumbent", 42.0, 120.0, x))
+    time.sleep(3600)
+
+
+def test_watchdog_keeps_time_limit_and_returns_best_so_far(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(solver, "_child", _stuck_child)
+    lp = assignment_lp(n=2, k=2)
+    result = solve_lp(lp, SolverOptions(time_limit=1.0))
+    assert result.status == Status.TIME_LIMIT
+    assert "watchdog" in result.message
+    assert result.objective == 42.0
+    assert result.bound == 99.0  # the tighter of the streamed LP bound and the MIP bound
+    assert result.gap == pytest.approx((99.0 - 42.0) / 42.0)
+    assert result.x is not None
+
+
+def _silent_child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
+    time.sleep(3600)
+
+
+def test_watchdog_without_any_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(solver, "_child", _silent_child)
+    result = solve_lp(assignment_lp(n=2, k=2), SolverOptions(time_limit=0.5))
+    assert result.status == Status.TIME_LIMIT and result.x is None
+    assert "before any feasible plan" in result.message
+
+
+def test_presets_load_and_unknown_is_named() -> None:
+    options = solver.load_preset("default", {"time_limit": 5})
+    assert options.mip_rel_gap == 1e-4 and options.time_limit == 5 and options.threads == 1
+    with pytest.raises(Exception, match="nosuch"):
+        solver.load_preset("nosuch")
