@@ -12,11 +12,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyomo.environ as pyo
+from pyomo.common.errors import InfeasibleConstraintException
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from optiland.formulation import build_model, objective_expression
 from optiland.problem import PlanningProblem
-from optiland.solver import INF, MatrixLP, SolveResult, SolverOptions, solve_lp
+from optiland.solver import INF, MatrixLP, SolveResult, SolverOptions, Status, highs_version, solve_lp
 
 
 @dataclass
@@ -147,7 +148,11 @@ class PyomoBackend:
 
     def solve(self, options: SolverOptions) -> SolveResult:
         """Compile and solve; load the values back into the Pyomo variables."""
-        lp = self.matrix()
+        try:
+            lp = self.matrix()
+        except InfeasibleConstraintException as exc:  # a row without variables that cannot hold
+            return SolveResult(Status.INFEASIBLE, None, None, None, None, 0.0, str(exc),
+                               solver_version=highs_version())
         result = solve_lp(lp, options)
         if result.x is not None:
             for var, value in zip(self._compiled.columns, result.x, strict=True):

@@ -58,8 +58,10 @@ def diagnose(problem: PlanningProblem, options: SolverOptions) -> InfeasibleErro
     backend.set_elastic_objective(_weights(problem, keys))
     result = backend.solve(options)
     if not result.status.has_plan:
+        hint = ("no allowed option changes what that constraint bounds" if "trivially infeasible" in result.message
+                else "check the site rules: some parcel may have no allowed option")
         return InfeasibleError(f"the scenario is infeasible and the elastic diagnosis failed too ({result.message}); "
-                               "check the site rules: some parcel may have no allowed option")
+                               f"{hint}")
     slacks = backend.solution(result).slacks
     rows = []
     villages = problem.villages

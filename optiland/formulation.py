@@ -115,8 +115,8 @@ def one_use(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
 
 def income_floor(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     r"""Every village reaches its per-capita income floor:
-    :math:`\mathrm{income}_v \ge F_v\, \mathrm{pop}_v + \mathrm{shortfall}_v`-free, i.e.
-    :math:`\mathrm{income}_v + s_v \ge F_v\, \mathrm{pop}_v` with :math:`s_v = 0` unless diagnosing (elastic).
+    :math:`\mathrm{income}_v \ge F_v\, \mathrm{pop}_v` (in the elastic model used to explain infeasibility,
+    :math:`\mathrm{income}_v + s_v \ge F_v\, \mathrm{pop}_v` with a shortfall :math:`s_v \ge 0`).
 
     :math:`F_v` defaults to 4,000 yuan per capita per year (2020 rural line; catalog ``defaults.income_floor``, an
     assumption the scenario overrides, per village too); population is the registered resident population.
@@ -244,10 +244,15 @@ def forest_cover(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
         return
     forest_area = p.allowed["area"].to_numpy() * p.allowed["forest"].to_numpy()
     total = p.townships["area_mu"].to_numpy()
-    m.forest_cover = pyo.Constraint(
-        pyo.RangeSet(0, len(p.townships) - 1),
-        rule=lambda m, t: _lin(m, m._rows_township[t], forest_area) + _slack(m, "forest_cover", t)
-        >= float(share) * float(total[t]))
+
+    def rule(m: pyo.ConcreteModel, t: int) -> Any:
+        covered = _lin(m, m._rows_township[t], forest_area) + _slack(m, "forest_cover", t)
+        need = float(share) * float(total[t])
+        if isinstance(covered, (int, float)):  # no forest-type use allowed in the township: a constant, not a row
+            return pyo.Constraint.Feasible if covered >= need else pyo.Constraint.Infeasible
+        return covered >= need
+
+    m.forest_cover = pyo.Constraint(pyo.RangeSet(0, len(p.townships) - 1), rule=rule)
 
 
 def market(m: pyo.ConcreteModel, p: PlanningProblem) -> None:

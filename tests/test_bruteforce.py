@@ -1,0 +1,206 @@
+"""The solver's optimum equals the optimum found by enumerating every plan of tiny instances (tests/bruteforce.py).
+
+The brute force knows nothing of the Pyomo model: it checks each plan against the constraint definitions in plain
+numpy. Each objective is compared on two instances; then each constraint family is made the one that binds (the
+optimum without it is different, and the solver finds the optimum with it); finally an unreachable floor raises
+InfeasibleError with the shortfall the enumeration gives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from optiland.errors import InfeasibleError
+from tests.bruteforce import (
+    agrees,
+    es_scales,
+    expected,
+    parcels_table,
+    prepare_tiny,
+    scan,
+    solve_exact,
+    villages_table,
+)
+
+# Small integer ranges: at most 0.2 head per mu of forage and a ranger post per 10 mu of closed hills.
+OVERRIDES = {"livestock.head_per_mu": 0.2, "rangers.mu_per_post": 10}
+
+# One village, one township: 9 x 9 x 3 x 2 x 1 assignments (P2 is red line, P3 extreme bare rock, P4 farmland).
+ONE = parcels_table([
+    ("P0", "V1", "0103", 10, 10, 10),
+    ("P1", "V1", "0404", 20, 25, 12),
+    ("P2", "V1", "0305", 40, 60, 20, True, True),
+    ("P3", "V1", "1206", 40, 95, 9),
+    ("P4", "V1", "0101", 5, 5, 8, True, False, True),
+])
+ONE_VILLAGE = villages_table([("V1", "T1", 6, 3, 2000, 2000)])
+
+# Two villages in two townships: P4 is cropland at 30 degrees (must leave its current use), P5 farmland.
+TWO = parcels_table([
+    ("P0", "V1", "0103", 10, 10, 10),
+    ("P1", "V1", "0305", 40, 60, 20, True, True),
+    ("P2", "V1", "1206", 40, 95, 9),
+    ("P3", "V2", "0404", 20, 25, 12),
+    ("P4", "V2", "0103", 30, 40, 8),
+    ("P5", "V2", "0101", 5, 5, 6, True, False, True),
+])
+TWO_VILLAGES = villages_table([("V1", "T1", 5, 2, 1500, 2000), ("V2", "T2", 4, 2, 1200, 2500)])
+
+INSTANCES = {"one": (ONE, ONE_VILLAGE), "two": (TWO, TWO_VILLAGES)}
+# Every family active and none so tight that an objective has no feasible plan.
+ALL_ACTIVE = {"income_floor": 3000, "transfer_budget": 30000, "max_transfer_share": 0.8, "budget": 90000,
+              "township_budgets": {"T1": 80000}, "diversity_cap": 0.8, "forest_cover_min": 0.2,
+              "market": {"herbs.paris": 15}, "bounds": {"cost": [None, 85000]}}
+
+
+def _compare(prepared: Any) -> tuple[float, Any]:
+    """Solve exactly and enumerate; assert the optima agree; return the optimum and the outcome."""
+    enumerated, _ = expected(prepared.problem)
+    assert enumerated is not None, "the instance has no feasible plan"
+    outcome = solve_exact(prepared)
+    value = outcome.result.objective
+    assert agrees(value, outcome, enumerated), (value, enumerated)
+    return enumerated, outcome
+
+
+@pytest.mark.parametrize("instance", sorted(INSTANCES))
+@pytest.mark.parametrize("objective", ["income", "carbon", "soil", "water", "habitat"])
+def test_objective_matches_enumeration(instance: str, objective: str) -> None:
+    parcels, villages = INSTANCES[instance]
+    _compare(prepare_tiny(parcels, villages, objective, ALL_ACTIVE, OVERRIDES))
+
+
+@pytest.mark.parametrize("instance", sorted(INSTANCES))
+def test_cost_with_a_floor_that_forces_conversions(instance: str) -> None:
+    parcels, villages = INSTANCES[instance]
+    prepared = prepare_tiny(parcels, villages, "cost", {**ALL_ACTIVE, "income_floor": 9000}, OVERRIDES)
+    problem = prepared.problem
+    keep_all = problem.villages["nonland_income_per_capita"] + problem.villages["current_land_income"] / \
+        problem.villages["population"]
+    assert (keep_all < 9000).all()  # keeping every current use misses the floor: something must convert
+    enumerated, _ = _compare(prepared)
+    assert enumerated > 0
+
+
+@pytest.mark.parametrize("instance", sorted(INSTANCES))
+def test_ecosystem_services_index_and_scales(instance: str) -> None:
+    parcels, villages = INSTANCES[instance]
+    weights = {"carbon": 0.4, "soil": 0.3, "water": 0.2, "habitat": 0.1}
+    prepared = prepare_tiny(parcels, villages, "ecosystem_services", ALL_ACTIVE, OVERRIDES, weights)
+    first = scan(prepared.problem)
+    scales = es_scales(first, prepared.problem)
+    assert sorted(scales) == sorted(weights)
+    enumerated, outcome = _compare(prepared)
+    assert outcome.es_scale.keys() == scales.keys()
+    for service, scale in scales.items():
+        assert outcome.es_scale[service] == pytest.approx(scale, rel=1e-6), service
+    assert 0 < enumerated <= 1 + 1e-9
+
+
+# ------------------------------------------------------------------------------------------------------------
+# One family binds
+
+PRICED = {**OVERRIDES, "variants.fruit.pomelo.net_income_per_mu": 6000}
+SHARED_STEPS = {"market": {"herbs.paris": 0.5}, "village_floors": {"V1": 15500, "V2": 20500}}
+
+BINDING: dict[str, dict[str, Any]] = {
+    # carbon wants closure and trees, which earn little: the floor forces herbs or fruit on some land
+    "income_floor": dict(instance="one", objective="carbon", constraints={"income_floor": 12000}, drop="income_floor"),
+    # ranger wages are income that costs nothing: the transfer budget caps posts and compensation
+    "transfer_budget": dict(instance="one", objective="income", constraints={"transfer_budget": 12000},
+                            drop="transfer_budget"),
+    # carbon wants trees, paid 100 yuan/mu of compensation; with no non-land income that is a large share
+    "transfer_share": dict(instance="one", objective="carbon", constraints={"income_floor": 0, "max_transfer_share": 0.2},
+                           villages=[("V1", "T1", 6, 3, 2000, 0)], drop="transfer_share"),
+    # a head earns 30,000 a year: the herd is as large as the forage carries
+    "carrying_capacity": dict(instance="one", objective="income", overrides={"livestock.net_income_per_head": 30000},
+                              drop="carrying_capacity", herd_max=8),
+    # 29 mu of closed hills guard 2 posts (10 mu each), though 6 households could staff 6
+    "ranger_posts": dict(instance="one", objective="income", villages=[("V1", "T1", 6, 6, 2000, 2000)],
+                         drop="ranger_posts", posts_max=8),
+    # one household, one post (at most one per household), though the closed hills could take 2
+    "ranger_households": dict(instance="one", objective="income", villages=[("V1", "T1", 6, 1, 2000, 2000)],
+                              drop="ranger_posts", posts_max=8),
+    "labour": dict(instance="one", objective="income", constraints={"income_floor": 0},
+                   villages=[("V1", "T1", 6, 3, 400, 2000)], drop="labour"),
+    "budget": dict(instance="one", objective="income", constraints={"budget": 20000}, drop="budget"),
+    "township_budget": dict(instance="two", objective="income", constraints={"township_budgets": {"T2": 15000}},
+                            drop="township_budget"),
+    # carbon: zenia (0.15 t/mu) beats quercus (0.13); no single tree may hold more than 60% of the afforestation
+    "diversity": dict(instance="one", objective="carbon", constraints={"diversity_cap": 0.6}, drop="diversity"),
+    # keeping everything costs nothing, but is not forest enough
+    "forest_cover": dict(instance="one", objective="cost", constraints={"income_floor": 0, "forest_cover_min": 0.6},
+                         drop="forest_cover"),
+    "market": dict(instance="one", objective="income", constraints={"market": {"herbs.paris": 10}}, drop="market"),
+    # pomelo at 6,000 beats paris (4,000) for its first 10 mu only
+    "price_steps": dict(instance="one", objective="income", overrides=PRICED, drop="price_steps"),
+    # both villages grow pomelo and share the first 10 mu of full price: V1's floor needs 5.64 mu of them, V2's 3.53
+    "price_steps_shared": dict(instance="two", objective="income", overrides=PRICED,
+                               constraints=SHARED_STEPS, drop="price_steps"),
+    "objective_bound": dict(instance="one", objective="carbon", constraints={"bounds": {"income": [60000, None]}},
+                            drop="objective_bound"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BINDING))
+def test_binding_family(case: str) -> None:
+    spec = BINDING[case]
+    parcels, villages = INSTANCES[spec["instance"]]
+    if "villages" in spec:
+        villages = villages_table(spec["villages"])
+    prepared = prepare_tiny(parcels, villages, spec["objective"], spec.get("constraints"),
+                            {**OVERRIDES, **spec.get("overrides", {})})
+    problem = prepared.problem
+    name, sense = problem.params["objective"], problem.params["sense"]
+    limits = {k: spec[k] for k in ("herd_max", "posts_max") if k in spec}
+    without = scan(problem, drop=[spec["drop"]], **limits).optimum(name, sense)
+    enumerated, outcome = _compare(prepared)
+    assert without is not None
+    # without the family the optimum is strictly better: the family binds
+    better = without - enumerated if sense == "max" else enumerated - without
+    assert better > 1e-6 * max(1.0, abs(enumerated)), (enumerated, without)
+    if case == "price_steps_shared":
+        assert set(outcome.solution.segments) and sum(v for (_, _, k), v in outcome.solution.segments.items()
+                                                      if k == 0) == pytest.approx(10)
+
+
+def test_shared_price_step_cannot_carry_both_floors() -> None:
+    """Each floor alone can be met, but together they need 5.64 + 5.53 mu of the 10 mu sold at full price."""
+    floors = {"V1": 15500, "V2": 22000}
+    for alone in floors:
+        prepared = prepare_tiny(TWO, TWO_VILLAGES, "income",
+                                {**SHARED_STEPS, "village_floors": {alone: floors[alone]}}, PRICED)
+        assert scan(prepared.problem).feasible, alone
+    prepared = prepare_tiny(TWO, TWO_VILLAGES, "income", {**SHARED_STEPS, "village_floors": floors}, PRICED)
+    assert not scan(prepared.problem).feasible
+    assert scan(prepared.problem, drop=["price_steps"]).feasible
+    with pytest.raises(InfeasibleError):
+        solve_exact(prepared)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# No plan reaches the floor
+
+
+def test_unreachable_floor_names_village_and_shortfall() -> None:
+    floor = 40000.0
+    prepared = prepare_tiny(ONE, ONE_VILLAGE, "income", {"income_floor": floor}, OVERRIDES)
+    problem = prepared.problem
+    assert not scan(problem).feasible
+    best_income = scan(problem, drop=["income_floor"]).optimum("income", "max")
+    population = float(problem.villages["population"].iloc[0])
+    shortfall = floor - best_income / population
+    assert shortfall > 0
+    with pytest.raises(InfeasibleError) as info:
+        solve_exact(prepared)
+    error = info.value
+    message = str(error)
+    assert "village V1" in message
+    assert f"short by {shortfall:,.0f} per person" in message, message
+    table = error.shortfalls
+    row = table[table["family"] == "income_floor"].iloc[0]
+    assert row["village"] == "V1"
+    assert row["short_per_capita"] == pytest.approx(shortfall, rel=1e-6)
+    assert set(table["family"]) == {"income_floor"}
