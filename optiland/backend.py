@@ -75,6 +75,7 @@ class PyomoBackend:
         self.build_seconds = 0.0
         self._bounds: dict[str, pyo.Constraint] = {}
         self._compiled: Any = None
+        self.last_lp: MatrixLP | None = None
 
     def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
         """Build the Pyomo model (no objective yet)."""
@@ -112,7 +113,12 @@ class PyomoBackend:
                                     getattr(m, "_es_scale", None))
         if lower is None and upper is None:
             return
-        m.add_component(component, pyo.Constraint(expr=pyo.inequality(lower, expr, upper)))
+        if isinstance(expr, (int, float)):  # a constant (an index with no service to normalise): no row to add
+            holds = (lower is None or expr >= lower) and (upper is None or expr <= upper)
+            trivial = pyo.Constraint.Feasible if holds else pyo.Constraint.Infeasible
+            m.add_component(component, pyo.Constraint(rule=lambda m: trivial))
+        else:
+            m.add_component(component, pyo.Constraint(expr=pyo.inequality(lower, expr, upper)))
         self._compiled = None
 
     def _model(self) -> pyo.ConcreteModel:
@@ -153,6 +159,7 @@ class PyomoBackend:
         except InfeasibleConstraintException as exc:  # a row without variables that cannot hold
             return SolveResult(Status.INFEASIBLE, None, None, None, None, 0.0, str(exc),
                                solver_version=highs_version())
+        self.last_lp = lp
         result = solve_lp(lp, options)
         if result.x is not None:
             for var, value in zip(self._compiled.columns, result.x, strict=True):

@@ -15,9 +15,11 @@ from optiland.errors import InfeasibleError
 from optiland.inputs import Inputs, read_inputs
 from optiland.problem import PlanningProblem, build_problem
 from optiland.scenario import Scenario, load_scenario
-from optiland.solver import SolveResult, SolverOptions, Status, load_preset
+from optiland.solver import MatrixLP, SolveResult, SolverOptions, Status, load_preset
 
 SCALE_FLOOR = 1e-9
+SCALE_GAP = 1e-3
+"""Relative gap within which G*_s, the normalisation of a service in the index, is accepted."""
 
 
 @dataclass
@@ -81,9 +83,9 @@ class _Clock:
 def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) -> tuple[dict[str, float], list[str]]:
     r"""G_s^*, the largest gain of each weighted service reachable alone under the same constraints.
 
-    Each is the best plan of the LP relaxation and repair (strategy "repair": deterministic, no branch and bound);
-    its proven gap to the LP bound is recorded in the notes. A service whose best gain is not positive cannot be
-    normalised; it is left out of the index with a note.
+    Each is solved to within 0.1% of its bound (the LP-and-repair plan is accepted when it is that close; otherwise
+    branch and bound continues); the value, bound and gap are recorded in the notes. A service whose best gain is
+    not positive cannot be normalised; it is left out of the index with a note.
     """
     scales: dict[str, float] = {}
     notes: list[str] = []
@@ -91,7 +93,7 @@ def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
         if not weight:
             continue
         backend.set_objective({service: 1.0}, "max")
-        result = backend.solve(clock.options_now(strategy="repair"))
+        result = backend.solve(clock.options_now(repair_accept_gap=SCALE_GAP))
         if result.status == Status.INFEASIBLE:
             raise _infeasible(problem, clock)
         if not result.status.has_plan or result.objective is None:
@@ -100,7 +102,7 @@ def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
             notes.append(f"{service}: no positive gain is reachable (best {result.objective:.4g}); left out")
             continue
         scales[service] = float(result.objective)
-        notes.append(f"G*_{service} = {result.objective:.6g} (LP bound {result.bound:.6g}, gap {result.gap:.2e})")
+        notes.append(f"G*_{service} = {result.objective:.6g} (bound {result.bound:.6g}, gap {result.gap:.2e})")
     return scales, notes
 
 
@@ -134,8 +136,9 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
     if not result.status.has_plan or result.x is None:
         raise InfeasibleError(f"no plan: {result.message}")
     solve_seconds = time.perf_counter() - solve_start
-    lp = backend.matrix()
+    lp = backend.last_lp or backend.matrix()
     n_cols, n_rows, nnz = lp.shape
+    notes.append("binding: " + (", ".join(binding_rows(lp, result.x)) or "none"))
     return RunOutcome(
         prepared=prepared, solution=backend.solution(result), result=result, options=options,
         backend=backend.name, es_scale=scales,
@@ -143,6 +146,30 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows,
                     "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels},
         notes=notes)
+
+
+_DEFINITIONS = ("one_use", "option_area_def", "price_step_link", "objective")
+"""Row families that hold with equality by definition, so that 'binding' says nothing about them."""
+
+
+def binding_rows(lp: MatrixLP, x: np.ndarray, tol: float = 1e-6) -> list[str]:
+    """Constraint rows at their bound in a plan (what limits it), grouped per family with a count beyond three."""
+    activity = lp.A @ x
+    scale = np.maximum(1.0, np.abs(np.where(np.isfinite(lp.row_upper), lp.row_upper, lp.row_lower)))
+    at_upper = np.isfinite(lp.row_upper) & (np.abs(activity - lp.row_upper) <= tol * scale)
+    at_lower = np.isfinite(lp.row_lower) & (np.abs(activity - lp.row_lower) <= tol * scale)
+    engaged = abs(lp.A) @ np.abs(x) > tol  # a row whose every term is zero binds trivially
+    names: dict[str, list[str]] = {}
+    for i in np.flatnonzero((at_upper | at_lower) & engaged):
+        name = lp.row_names[i] if lp.row_names else str(i)
+        family = name.split("[")[0].rstrip("<=>")
+        if family.startswith(_DEFINITIONS) or lp.row_lower[i] == lp.row_upper[i]:
+            continue
+        names.setdefault(family, []).append(name.rstrip("<=>"))
+    out = []
+    for family, rows in names.items():
+        out.append(", ".join(rows) if len(rows) <= 3 else f"{family} ({len(rows)} rows)")
+    return out
 
 
 def _infeasible(problem: PlanningProblem, clock: _Clock) -> InfeasibleError:

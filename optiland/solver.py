@@ -53,6 +53,7 @@ class SolverOptions:
     presolve: str = "on"
     strategy: str = "auto"
     repair_parcels: int = 400
+    repair_accept_gap: float = 0.0
     highs: dict[str, Any] = field(default_factory=dict)
     preset: str = "default"
     log_file: str | None = None
@@ -294,7 +295,7 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
     h = _highs(lp, options, left())
     bound_lp = None
     incumbent: tuple[float, np.ndarray] | None = None
-    if is_mip and options.strategy in ("auto", "repair"):
+    if is_mip and options.strategy == "auto":
         relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
         r = _highs(relaxed, options, left())
         r.setOptionValue("solver", "simplex")
@@ -317,7 +318,7 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
                                         <= options.mip_abs_gap):
                     conn.send(("done", "Optimal", objective, bound_lp, x, 0))
                     return
-                if options.strategy == "repair":
+                if gap is not None and gap <= options.repair_accept_gap:
                     conn.send(("done", "Feasible", objective, bound_lp, x, 0))
                     return
 
