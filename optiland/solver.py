@@ -324,18 +324,26 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
 
     def on_improving(event: Any) -> None:
         data = event.data_out
-        conn.send(("incumbent", float(data.objective_function_value), float(data.mip_dual_bound),
-                   np.array(data.mip_solution, dtype=float)))
+        x = np.array(data.mip_solution, dtype=float)
+        conn.send(("incumbent", float(lp.c @ x + lp.offset), float(data.mip_dual_bound), x))
 
-    h.setOptionValue("time_limit", max(left(), 0.01))
-    if is_mip:
-        h.cbMipImprovingSolution.subscribe(on_improving)
-        if incumbent is not None:
-            solution = highspy.HighsSolution()
-            solution.col_value = incumbent[1]
-            solution.value_valid = True
-            h.setSolution(solution)
-    h.run()
+    def run(h: Any) -> None:
+        h.setOptionValue("time_limit", max(left(), 0.01))
+        if is_mip:
+            h.cbMipImprovingSolution.subscribe(on_improving)
+            if incumbent is not None:
+                solution = highspy.HighsSolution()
+                solution.col_value = incumbent[1]
+                solution.value_valid = True
+                h.setSolution(solution)
+        h.run()
+
+    run(h)
+    if is_mip and options.presolve != "off" and not _consistent(h, lp, incumbent):
+        # HiGHS's MIP presolve sometimes gets a small model wrong (ERGO-Code/HiGHS #3296, #3090): it declares a model
+        # infeasible though a plan is known, or reports an objective its own plan does not have. Solve without it.
+        h = _highs(lp, SolverOptions(**{**options.as_dict(), "presolve": "off"}), left())
+        run(h)
     info = h.getInfo()
     name = h.modelStatusToString(h.getModelStatus())
     x = None
@@ -344,12 +352,27 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
     bound = float(info.mip_dual_bound) if is_mip else float(info.objective_function_value)
     if bound_lp is not None:
         bound = min(bound, bound_lp) if lp.sense == "max" else max(bound, bound_lp)
-    objective = float(info.objective_function_value) if x is not None else None
+    objective = float(lp.c @ x + lp.offset) if x is not None else None  # the plan's own objective
     if x is None and incumbent is not None:
         objective, x = incumbent
     nodes = int(info.mip_node_count) if is_mip else None
     conn.send(("done", name, objective, bound, x, nodes))
     conn.close()
+
+
+def _consistent(h: Any, lp: MatrixLP, incumbent: tuple[float, np.ndarray] | None) -> bool:
+    """Whether a finished MIP run agrees with itself: not infeasible while a plan is known, and the objective it
+    reports is that of the plan it returns (and within its bound)."""
+    if h.modelStatusToString(h.getModelStatus()) == "Infeasible":
+        return incumbent is None
+    info = h.getInfo()
+    if info.primal_solution_status != 2:
+        return True
+    x = np.array(h.getSolution().col_value, dtype=float)
+    objective, reported = float(lp.c @ x + lp.offset), float(info.objective_function_value)
+    tol = 1e-6 * max(1.0, abs(objective))
+    beyond = objective - float(info.mip_dual_bound) if lp.sense == "max" else float(info.mip_dual_bound) - objective
+    return abs(objective - reported) <= tol and not beyond > tol
 
 
 _STATUS = {

@@ -30,12 +30,11 @@ import pandas as pd
 
 from optiland.catalog import load_catalog
 from optiland.problem import PlanningProblem, build_problem
-from optiland.run import Prepared, RunOutcome, solve_prepared, solver_options
+from optiland.run import SCALE_FLOOR, SCALE_GAP, Prepared, RunOutcome, solve_prepared, solver_options
 from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
 
 TOL = 1e-6
 """Relative feasibility tolerance: ``lhs <= rhs`` holds when ``lhs - rhs <= TOL * max(1, |rhs|)``."""
-SCALE_FLOOR = 1e-9  # as optiland.run: a service whose best gain is not above this is left out of the index
 DROPPABLE = ("income_floor", "transfer_budget", "transfer_share", "carrying_capacity", "ranger_posts", "labour",
              "budget", "township_budget", "diversity", "forest_cover", "market", "price_steps", "objective_bound")
 MAX_PLANS = 30_000_000
@@ -350,17 +349,45 @@ def es_scales(result: Scan, problem: PlanningProblem) -> dict[str, float]:
     return scales
 
 
-def expected(problem: PlanningProblem, **kwargs: object) -> tuple[float | None, dict[str, float]]:
-    """The brute-force optimum of the problem's own objective (None if infeasible), and the G*_s it used."""
+def optimal_plan(problem: PlanningProblem, scales: dict[str, float] | None = None,
+                 **kwargs: object) -> tuple[Best | None, dict[str, float]]:
+    """The brute-force optimal plan of the problem's own objective (None if infeasible), and the G*_s it used:
+    the enumerated ones, or `scales` if given (to score the index exactly as a run that found those did)."""
     name, sense = problem.params["objective"], problem.params["sense"]
     first = scan(problem, **kwargs)  # type: ignore[arg-type]
-    if name != "ecosystem_services":
-        return first.optimum(name, sense), {}
-    scales = es_scales(first, problem)
-    if not first.feasible or not scales:
+    if name != "ecosystem_services" and "ecosystem_services" not in (problem.params.get("bounds") or {}):
+        return first.best.get((name, sense)), {}
+    # as the pipeline: the G*_s under every constraint but a bound on the index, then the index (bounded)
+    scales = es_scales(first, problem) if scales is None else scales
+    if not first.feasible or (name == "ecosystem_services" and not scales):
         return None, scales
     second = scan(problem, es_scale=scales, **kwargs)  # type: ignore[arg-type]
-    return second.optimum(name, sense), scales
+    return second.best.get((name, sense)), scales
+
+
+def expected(problem: PlanningProblem, scales: dict[str, float] | None = None,
+             **kwargs: object) -> tuple[float | None, dict[str, float]]:
+    """The brute-force optimum of the problem's own objective (None if infeasible), and the G*_s it used."""
+    best, scales = optimal_plan(problem, scales, **kwargs)
+    return (None if best is None else best.value), scales
+
+
+def scales_agree(found: dict[str, float], enumerated: dict[str, float]) -> bool:
+    """A run's G*_s against the enumerated ones: the same services, each at most its true maximum and within the
+    gap the pipeline accepts for them (optiland.run.SCALE_GAP)."""
+    return found.keys() == enumerated.keys() and all(
+        enumerated[s] * (1 - SCALE_GAP) - 1e-9 <= found[s] <= enumerated[s] * (1 + 1e-6) + 1e-9 for s in found)
+
+
+def plan_tables(problem: PlanningProblem, best: Best) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A plan's decisions as the tables optiland.check.check_plan reads (parcels: option, variant; villages:
+    herd, ranger_posts)."""
+    a = problem.allowed.iloc[best.rows]
+    parcels = pd.DataFrame({"parcel_id": problem.parcels["parcel_id"].to_numpy()[a["parcel"].to_numpy()],
+                            "option": a["option"].to_numpy(), "variant": a["variant"].to_numpy()})
+    villages = pd.DataFrame({"village": problem.villages["village"].to_numpy(), "herd": best.herd.astype(int),
+                             "ranger_posts": best.posts.astype(int)})
+    return parcels, villages
 
 
 # ------------------------------------------------------------------------------------------------------------

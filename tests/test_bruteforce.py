@@ -2,8 +2,11 @@
 
 The brute force knows nothing of the Pyomo model: it checks each plan against the constraint definitions in plain
 numpy. Each objective is compared on two instances; then each constraint family is made the one that binds (the
-optimum without it is different, and the solver finds the optimum with it); finally an unreachable floor raises
-InfeasibleError with the shortfall the enumeration gives.
+optimum without it is strictly better, so every unconstrained optimum breaks it, and the solver finds the optimum
+with it); an unreachable floor raises InfeasibleError with the shortfall the enumeration gives; and constraints
+with nothing to decide (a township with no forest-type option, a bound on a gain no option changes) are feasible
+or infeasible as the enumeration says, instead of crashing the model build; and a model HiGHS's presolve gets wrong
+still reports the objective of its plan.
 """
 
 from __future__ import annotations
@@ -12,13 +15,18 @@ from typing import Any
 
 import pytest
 
+from optiland.check import check, check_plan
 from optiland.errors import InfeasibleError
+from optiland.results import make_plan
 from tests.bruteforce import (
     agrees,
     es_scales,
     expected,
+    optimal_plan,
     parcels_table,
+    plan_tables,
     prepare_tiny,
+    scales_agree,
     scan,
     solve_exact,
     villages_table,
@@ -56,13 +64,22 @@ ALL_ACTIVE = {"income_floor": 3000, "transfer_budget": 30000, "max_transfer_shar
 
 
 def _compare(prepared: Any) -> tuple[float, Any]:
-    """Solve exactly and enumerate; assert the optima agree; return the optimum and the outcome."""
-    enumerated, _ = expected(prepared.problem)
-    assert enumerated is not None, "the instance has no feasible plan"
+    """Solve exactly and enumerate; assert the optima agree; return the optimum and the outcome.
+
+    Both plans also pass the solver-free checker (optiland.check), a third reading of the constraints.
+    """
+    problem = prepared.problem
+    best, scales = optimal_plan(problem)
+    assert best is not None, "the instance has no feasible plan"
+    assert [str(v) for v in check_plan(problem, *plan_tables(problem, best), es_scale=scales)] == []
     outcome = solve_exact(prepared)
     value = outcome.result.objective
-    assert agrees(value, outcome, enumerated), (value, enumerated)
-    return enumerated, outcome
+    if scales:  # the index: the run's G*_s are the enumerated ones (within the gap accepted for them) ...
+        assert scales_agree(outcome.es_scale, scales), (outcome.es_scale, scales)
+        best, _ = optimal_plan(problem, outcome.es_scale)  # ... and its optimum is scored with the run's own
+    assert agrees(value, outcome, best.value), (value, best.value)
+    assert [str(v) for v in check(outcome)] == []
+    return best.value, outcome
 
 
 @pytest.mark.parametrize("instance", sorted(INSTANCES))
@@ -93,8 +110,8 @@ def test_ecosystem_services_index_and_scales(instance: str) -> None:
     scales = es_scales(first, prepared.problem)
     assert sorted(scales) == sorted(weights)
     enumerated, outcome = _compare(prepared)
-    assert outcome.es_scale.keys() == scales.keys()
-    for service, scale in scales.items():
+    assert scales_agree(outcome.es_scale, scales)
+    for service, scale in scales.items():  # on instances this small the scales are found exactly
         assert outcome.es_scale[service] == pytest.approx(scale, rel=1e-6), service
     assert 0 < enumerated <= 1 + 1e-9
 
@@ -112,7 +129,8 @@ BINDING: dict[str, dict[str, Any]] = {
     "transfer_budget": dict(instance="one", objective="income", constraints={"transfer_budget": 12000},
                             drop="transfer_budget"),
     # carbon wants trees, paid 100 yuan/mu of compensation; with no non-land income that is a large share
-    "transfer_share": dict(instance="one", objective="carbon", constraints={"income_floor": 0, "max_transfer_share": 0.2},
+    "transfer_share": dict(instance="one", objective="carbon",
+                           constraints={"income_floor": 0, "max_transfer_share": 0.2},
                            villages=[("V1", "T1", 6, 3, 2000, 0)], drop="transfer_share"),
     # a head earns 30,000 a year: the herd is as large as the forage carries
     "carrying_capacity": dict(instance="one", objective="income", overrides={"livestock.net_income_per_head": 30000},
@@ -204,3 +222,58 @@ def test_unreachable_floor_names_village_and_shortfall() -> None:
     assert row["village"] == "V1"
     assert row["short_per_capita"] == pytest.approx(shortfall, rel=1e-6)
     assert set(table["family"]) == {"income_floor"}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Constraints with nothing to decide: a township with no forest-type option, a bound on a quantity no option changes
+
+FARMLAND = parcels_table([("P0", "V1", "0101", 5, 5, 6, True, False, True),
+                          ("P1", "V1", "0101", 5, 5, 4, True, False, True)])
+
+
+@pytest.mark.parametrize("share", [0.0, 0.1])
+def test_township_without_a_forest_option(share: float) -> None:
+    """T2's only parcel is basic farmland (paddy, not forest): its forest-cover row is a constant, which Pyomo
+    refuses as a constraint; 0 >= 0 holds, 0 >= 0.6 mu cannot and is reported as infeasible."""
+    parcels = parcels_table([("P0", "V1", "0103", 10, 10, 10), ("P1", "V2", "0101", 5, 5, 6, True, False, True)])
+    prepared = prepare_tiny(parcels, TWO_VILLAGES, "income", {"income_floor": 0, "forest_cover_min": share},
+                            OVERRIDES)
+    if share == 0.0:
+        _compare(prepared)
+        return
+    assert not scan(prepared.problem).feasible
+    with pytest.raises(InfeasibleError, match="township T2 falls 0.6 mu short of its forest-cover floor"):
+        solve_exact(prepared)
+
+
+@pytest.mark.parametrize(("bound", "feasible"), [
+    ({"carbon": [0.5, None]}, False), ({"carbon": [0.0, None]}, True),
+    ({"ecosystem_services": [0.5, None]}, False), ({"ecosystem_services": [None, 1.0]}, True),
+])
+def test_bound_on_what_no_option_changes(bound: dict[str, list[float | None]], feasible: bool) -> None:
+    """Basic farmland only: no gain can change, so a bound on a service (or on the index, which has no service
+    to normalise) holds for every plan or for none."""
+    prepared = prepare_tiny(FARMLAND, ONE_VILLAGE, "income", {"income_floor": 0, "bounds": bound}, OVERRIDES)
+    enumerated, _ = expected(prepared.problem)
+    assert (enumerated is not None) == feasible
+    if feasible:
+        _compare(prepared)
+    else:
+        with pytest.raises(InfeasibleError, match="objective_bound|objective bound"):
+            solve_exact(prepared)
+
+
+def test_reported_objective_is_that_of_the_plan() -> None:
+    """HiGHS 1.16's MIP presolve gets this model wrong: warm-started it reports an optimum of 17,760 (one ranger
+    post more than its own plan has) with a bound of 17,760, and cold it declares the model infeasible. The solver
+    step detects the inconsistency and solves again without presolve; the plan's own objective is reported."""
+    parcels = parcels_table([("P0", "V1", "1206", 0, 0, 12, False), ("P1", "V1", "0101", 0, 0, 3, False, True),
+                             ("P2", "V1", "0101", 0, 0, 3, False, True)])
+    villages = villages_table([("V1", "T1", 1, 1, 50, 3200)])
+    prepared = prepare_tiny(parcels, villages, "income", {"diversity_cap": 0.7, "bounds": {"carbon": [2.5, None]}},
+                            {"rangers.mu_per_post": 10, "livestock.head_per_mu": 0.1})
+    enumerated, outcome = _compare(prepared)
+    assert enumerated == pytest.approx(7760)
+    assert outcome.result.status.value == "optimal"  # proven with gap 0: the bound is the objective
+    assert outcome.result.bound == pytest.approx(outcome.result.objective, abs=1e-6)
+    assert make_plan(outcome).run["totals"]["income"] == pytest.approx(outcome.result.objective)
