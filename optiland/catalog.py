@@ -122,10 +122,13 @@ def resolve_catalog_path(region: str | None, path: Path | None) -> Path:
     """The catalog folder named by a region name (under models/) or a path."""
     if path is not None:
         return path
-    name = region or "karst-southwest"
+    known = sorted(p.name for p in models_dir().iterdir() if (p / "catalog.toml").is_file())
+    if not region:
+        raise InputError([Issue(f"no catalog: set [catalog] region (one of {', '.join(known)}) or path",
+                                column="catalog.region")])
+    name = region
     folder = models_dir() / name
     if not folder.is_dir():
-        known = sorted(p.name for p in models_dir().iterdir() if (p / "catalog.toml").is_file())
         close = difflib.get_close_matches(name, known, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(known)}"
         raise InputError([Issue(f"unknown region{hint}", column="catalog.region", value=name)])

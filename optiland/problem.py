@@ -6,7 +6,7 @@ The allowed set encodes three constraint families by construction (nothing outsi
 - ``red_line``: inside an ecological protection red line only options with ``red_line_allowed``; they earn no harvest
   income there unless ``red_line_harvest`` (seeds: "inside red lines, no production use").
 - ``suitability``: slope below the option's (or variant's) ``max_slope_deg``; degradation grade at most the option's
-  ``max_grade``; a species only up to the grade its adaptation class allows where the grade applies (karst); current
+  ``max_grade``; a species only up to the grade its adaptation class allows where the grade applies; current
   cropland cannot be kept at ``cropland_max_slope_deg`` or more (Grain-for-Green; Soil and Water Law Art. 20).
 - ``farmland``: permanent basic farmland keeps its current use.
 """
@@ -80,8 +80,8 @@ def variant_table(catalog: Catalog) -> pd.DataFrame:
 def site_rules(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFrame) -> list[list[_Rule]]:
     """For each decision kind, the rules that forbid it on some parcels (used for the allowed set and `explain`)."""
     grade = parcels["grade_rank"].to_numpy()
-    applies = parcels[catalog.grade.get("applies_where", "karst")].to_numpy().astype(bool) if catalog.grade.get(
-        "applies_where") else np.ones(len(parcels), bool)
+    applies_col = catalog.grade.get("applies_where")
+    applies = parcels[applies_col].to_numpy().astype(bool) if applies_col else np.ones(len(parcels), bool)
     slope = parcels["slope_deg"].to_numpy()
     red = parcels["red_line"].to_numpy()
     farmland = parcels["basic_farmland"].to_numpy()
