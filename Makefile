@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check optiland tests
+	$(BIN)/ruff check optiland tests examples
 
 clean:
 	rm -rf $(VENV) out

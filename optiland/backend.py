@@ -128,29 +128,8 @@ class PyomoBackend:
 
     def matrix(self) -> MatrixLP:
         """Compile the Pyomo model to HiGHS's row-bounded form with Pyomo's standard-form compiler."""
-        m = self._model()
-        info = LinearStandardFormCompiler().write(m, mixed_form=True, set_sense=None)
-        self._compiled = info
-        A = info.A.tocsr()
-        rhs = np.asarray(info.rhs, dtype=float)
-        lower = np.full(len(rhs), -INF)
-        upper = np.full(len(rhs), INF)
-        names = []
-        for i, row in enumerate(info.rows):
-            if row.bound_type <= 0:
-                lower[i] = rhs[i]
-            if row.bound_type >= 0:
-                upper[i] = rhs[i]
-            names.append(f"{row.constraint.name}{_SENSE[row.bound_type]}")
-        columns = info.columns
-        col_lower = np.array([-INF if v.lb is None else v.lb for v in columns], dtype=float)
-        col_upper = np.array([INF if v.ub is None else v.ub for v in columns], dtype=float)
-        integer = np.array([v.is_integer() or v.is_binary() for v in columns], dtype=bool)
-        objective = info.objectives[0]
-        c = np.asarray(info.c.toarray()[0] if hasattr(info.c, "toarray") else info.c[0], dtype=float)
-        return MatrixLP(c=c, A=A, row_lower=lower, row_upper=upper, col_lower=col_lower, col_upper=col_upper,
-                        integer=integer, sense="max" if objective.sense == pyo.maximize else "min",
-                        offset=float(info.c_offset[0]), col_names=[v.name for v in columns], row_names=names)
+        lp, self._compiled = compile_model(self._model())
+        return lp
 
     def solve(self, options: SolverOptions) -> SolveResult:
         """Compile and solve; load the values back into the Pyomo variables."""
@@ -162,8 +141,7 @@ class PyomoBackend:
         self.last_lp = lp
         result = solve_lp(lp, options)
         if result.x is not None:
-            for var, value in zip(self._compiled.columns, result.x, strict=True):
-                var.set_value(float(value), skip_validation=True)
+            load_values(self._compiled.columns, result.x)
         return result
 
     def solution(self, result: SolveResult) -> Solution:
@@ -182,6 +160,39 @@ class PyomoBackend:
         if getattr(m, "_elastic", False):
             slacks = {k: float(pyo.value(m.slack[k], exception=False) or 0.0) for k in m.slack_index}
         return Solution(x=np.rint(x), herd=herd, posts=posts, segments=segments, slacks=slacks)
+
+
+def compile_model(m: pyo.ConcreteModel) -> tuple[MatrixLP, Any]:
+    """Compile a Pyomo model (one active objective) to HiGHS's row-bounded form with Pyomo's standard-form
+    compiler; returns the matrix and the compiler's record (its `rows` and `columns` map back to the model)."""
+    info = LinearStandardFormCompiler().write(m, mixed_form=True, set_sense=None)
+    A = info.A.tocsr()
+    rhs = np.asarray(info.rhs, dtype=float)
+    lower = np.full(len(rhs), -INF)
+    upper = np.full(len(rhs), INF)
+    names = []
+    for i, row in enumerate(info.rows):
+        if row.bound_type <= 0:
+            lower[i] = rhs[i]
+        if row.bound_type >= 0:
+            upper[i] = rhs[i]
+        names.append(f"{row.constraint.name}{_SENSE[row.bound_type]}")
+    columns = info.columns
+    col_lower = np.array([-INF if v.lb is None else v.lb for v in columns], dtype=float)
+    col_upper = np.array([INF if v.ub is None else v.ub for v in columns], dtype=float)
+    integer = np.array([v.is_integer() or v.is_binary() for v in columns], dtype=bool)
+    objective = info.objectives[0]
+    c = np.asarray(info.c.toarray()[0] if hasattr(info.c, "toarray") else info.c[0], dtype=float)
+    lp = MatrixLP(c=c, A=A, row_lower=lower, row_upper=upper, col_lower=col_lower, col_upper=col_upper,
+                  integer=integer, sense="max" if objective.sense == pyo.maximize else "min",
+                  offset=float(info.c_offset[0]), col_names=[v.name for v in columns], row_names=names)
+    return lp, info
+
+
+def load_values(columns: list[Any], x: np.ndarray) -> None:
+    """Put a solution vector back into the Pyomo variables it was compiled from."""
+    for var, value in zip(columns, x, strict=True):
+        var.set_value(float(value), skip_validation=True)
 
 
 def make_backend(name: str) -> Backend:

@@ -1,4 +1,4 @@
-"""The `optiland` command: solve, validate, check, explain, generate, catalog show."""
+"""The `optiland` command: solve, validate, check, explain, generate, sweep, pareto, catalog show."""
 
 from __future__ import annotations
 
@@ -34,7 +34,10 @@ def solve(scenario: ScenarioArg, out: OutOpt,
           time_limit: Annotated[float | None, typer.Option(help="seconds, kept even if HiGHS overruns")] = None,
           gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
           backend: Annotated[str, typer.Option(help="pyomo | auto")] = "auto",
-          threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None) -> None:
+          threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
+          from_front: Annotated[Path | None, typer.Option("--from-front", help="a folder written by pareto: "
+                                                          "write the plan of one of its points")] = None,
+          pick: Annotated[str, typer.Option(help="with --from-front: knee | ideal | a point id")] = "knee") -> None:
     """Solve a scenario and write plan.gpkg, villages.csv, townships.csv and run.json to OUT."""
     from optiland.results import make_plan
     from optiland.run import prepare, solve_prepared, solver_options
@@ -43,8 +46,15 @@ def solve(scenario: ScenarioArg, out: OutOpt,
         prepared = prepare(scenario)
         options = solver_options(prepared.scenario, time_limit=time_limit, mip_rel_gap=gap, threads=threads)
         with console.status("solving"):
-            outcome = solve_prepared(prepared, options, backend)
+            if from_front is not None:
+                from optiland.pareto import outcome_from_front
+
+                outcome, point = outcome_from_front(prepared, from_front, pick, options)
+            else:
+                outcome = solve_prepared(prepared, options, backend)
         plan = make_plan(outcome)
+        if from_front is not None:
+            plan.run["front"] = point
         plan.write(out)
     except InfeasibleError as exc:
         _fail(exc, 3)
@@ -152,6 +162,118 @@ def generate(parcels: Annotated[int, typer.Option(help="number of parcels")],
     except OptilandError as exc:
         _fail(exc)
     console.print(f"instance written to {out} (scenario: {out / 'scenario.toml'})")
+
+
+@app.command("sweep")
+def sweep_command(
+        scenario: ScenarioArg,
+        design: Annotated[Path, typer.Option("--design", help="design TOML file: a design table and a parameters "
+                                                              "table per dotted path (README, Sensitivity sweeps)")],
+        out: Annotated[Path, typer.Option("--out", help="sweep folder: runs/ as they finish, then the results; "
+                                                         "run again to resume")],
+        executor: Annotated[str, typer.Option(help="serial | processes | dask (a LocalCluster)")] = "processes",
+        dask: Annotated[str | None, typer.Option("--dask", help="connect to a Dask scheduler, e.g. tcp://host:8786"
+                                                 )] = None,
+        workers: Annotated[int | None, typer.Option(help="processes or LocalCluster workers (default: one per core "
+                                                         "for processes, 2 for dask)")] = None,
+        time_limit: Annotated[float | None, typer.Option(help="seconds per run")] = None,
+        gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
+        preset: Annotated[str | None, typer.Option(help="solver preset (default, fast, exact)")] = None,
+        plots: Annotated[bool, typer.Option(help="write tornado and spider plots")] = True) -> None:
+    """Solve every run of a design (one-at-a-time, factorial, Latin hypercube); write tidy results and a summary.
+
+    Exit 1 if any run failed (each is recorded with its error), 2 on bad input.
+    """
+    from optiland.sweep import FAILED, connect, load_design
+    from optiland.sweep import sweep as run_sweep
+
+    client = None
+    try:
+        table = load_design(design)
+        target: object = executor
+        if dask:
+            client = connect(dask)
+            target = client
+        elif executor not in ("serial", "processes", "dask"):
+            raise OptilandError(f"unknown executor {executor!r}; known: serial, processes, dask")
+        results = run_sweep(scenario, table, executor=target, workers=workers, out_dir=out, plots=plots,
+                            time_limit=time_limit, mip_rel_gap=gap, preset=preset)
+    except OptilandError as exc:
+        _fail(exc)
+    finally:
+        if client is not None:
+            client.close()
+    runs = results.drop_duplicates("run_id")
+    counts = runs["status"].value_counts()
+    console.print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    ranking = pd.read_csv(out / "ranking.csv", encoding="utf-8-sig")
+    solver_figures = ranking["metric"].isin(["gap", "bound"]) | ranking["metric"].str.endswith("_seconds")
+    top = ranking[(ranking["rank"] == 1) & ranking["effect"].notna() & ~solver_figures]
+    if len(top):
+        summary = Table(title="largest effect per metric")
+        for column in ("metric", "parameter", "effect", "measure"):
+            summary.add_column(column)
+        for row in top.itertuples(index=False):
+            summary.add_row(row.metric, row.parameter, f"{row.effect:,.4g}", row.measure)
+        console.print(summary)
+    console.print(f"written to {out} (results.csv, results.parquet, ranking.csv, design.csv, plots/)")
+    if counts.get(FAILED, 0):
+        failed = runs[runs["status"] == FAILED]
+        for row in failed.head(5).itertuples(index=False):
+            err.print(f"[red]failed[/] {row.run_id}: {row.error}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def pareto(scenario: ScenarioArg, out: OutOpt,
+           objectives: Annotated[str, typer.Option(help="two or three of ecosystem_services, carbon, soil, water, "
+                                                        "habitat, income, cost (cost minimised), comma-separated; "
+                                                        "the first is optimised, the others constrained")
+                                 ] = "ecosystem_services,income",
+           points: Annotated[int, typer.Option(help="grid points per constrained objective")] = 25,
+           time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+           gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
+           threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None) -> None:
+    """Pareto front by AUGMECON2: write front.csv, front.png, plans.parquet and run.json to OUT."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from optiland.pareto import run_front, write_front
+    from optiland.run import prepare, solver_options
+
+    names = [name.strip() for name in objectives.split(",") if name.strip()]
+    try:
+        options = solver_options(prepare(scenario).scenario, time_limit=time_limit, mip_rel_gap=gap,
+                                 threads=threads)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("payoff table", total=None)
+
+            def progress(stage: str, done: int, total: int) -> None:
+                bar.update(task, description="payoff table" if stage == "payoff" else "grid points",
+                           completed=done, total=total if stage == "grid" else None)
+
+            prepared, result, model, times = run_front(scenario, names, points, options, progress)
+        write_front(out, prepared, result, model, options, times)
+    except InfeasibleError as exc:
+        _fail(exc, 3)
+    except OptilandError as exc:
+        _fail(exc)
+    shown = Table(title=f"Pareto front: {len(result.table)} nondominated points")
+    for column in ("point", *result.names, "gap", "solve_seconds"):
+        shown.add_column(column, justify="right")
+    for row in result.table.itertuples(index=False):
+        values = row._asdict()
+        mark = " knee" if values["point"] == result.knee else ""
+        mark += " ideal" if values["point"] == result.ideal else ""
+        shown.add_row(f"{values['point']}{mark}", *[f"{values[k]:,.6g}" for k in result.names],
+                      "" if values["gap"] is None else f"{values['gap']:.1e}", f"{values['solve_seconds']:.2f}")
+    console.print(shown)
+    console.print(f"{result.solves} grid solves for {result.grid_points} grid points "
+                  f"({result.skipped} skipped by bypass and early exit), {result.payoff_solves} payoff solves; "
+                  f"{result.seconds:.1f} s")
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"written to {out} (front.csv, front.png, plans.parquet, run.json)")
 
 
 @catalog_app.command("show")

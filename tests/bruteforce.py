@@ -58,6 +58,7 @@ class Scan:
     n_plans: int
     n_feasible: int
     best: dict[tuple[str, str], Best]
+    nondominated: np.ndarray | None = None  # with `collect`: the nondominated objective vectors (one per value)
 
     @property
     def feasible(self) -> bool:
@@ -100,13 +101,14 @@ def _fill_high(area: np.ndarray, per_mu: float, steps: list[tuple[float, float]]
 
 def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequence[int] | int | None = None,
          posts_max: Sequence[int] | int | None = None, es_scale: dict[str, float] | None = None,
-         chunk_cells: int = 1_000_000) -> Scan:
+         chunk_cells: int = 1_000_000, collect: Sequence[tuple[str, str]] = ()) -> Scan:
     """Enumerate every plan of `problem`; keep the best feasible value of income, cost, each service gain and
     (with `es_scale`, the G*_s of the index) ecosystem_services, both maximised and minimised.
 
     `drop` removes constraint families (names in DROPPABLE; ``price_steps`` then pays the full price for all
     area). Without ``carrying_capacity`` or ``ranger_posts`` the herd or post range is unbounded, so
-    `herd_max` / `posts_max` (per village or one for all) must give the range to enumerate.
+    `herd_max` / `posts_max` (per village or one for all) must give the range to enumerate. With `collect`, a list
+    of (objective, sense), the nondominated set of those objectives over every feasible plan is kept too.
     """
     drop = set(drop)
     unknown = drop - set(DROPPABLE)
@@ -201,6 +203,7 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
     weights = params.get("weights") or {}
     best: dict[tuple[str, str], Best] = {}
     n_feasible = 0
+    pool: list[np.ndarray] = []
 
     product = itertools.product(*groups)
     chunk = max(1, chunk_cells // nh)
@@ -326,6 +329,10 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
         n_feasible += int(ok.sum())
         if not ok.any():
             continue
+        if collect:
+            vectors = np.stack([np.broadcast_to(values[name], ok.shape)[ok] * (1.0 if sense == "max" else -1.0)
+                                for name, sense in collect], axis=1)
+            pool.append(_pareto_filter(np.unique(np.round(vectors, 6), axis=0)))
         for name in names:
             value = values[name]
             for sense in ("max", "min"):
@@ -336,7 +343,18 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
                 current = best.get((name, sense))
                 if current is None or (found > current.value if sense == "max" else found < current.value):
                     best[(name, sense)] = Best(found, rows[i].copy(), herd_grid[j].copy(), posts_grid[j].copy())
-    return Scan(n_plans=n_assign * nh, n_feasible=n_feasible, best=best)
+    front = None
+    if collect:
+        signs = np.array([1.0 if sense == "max" else -1.0 for _, sense in collect])
+        front = _pareto_filter(np.unique(np.concatenate(pool), axis=0)) * signs if pool else np.zeros((0, 2))
+    return Scan(n_plans=n_assign * nh, n_feasible=n_feasible, best=best, nondominated=front)
+
+
+def _pareto_filter(points: np.ndarray) -> np.ndarray:
+    """The rows (maximised, distinct) that no other row dominates."""
+    keep = [i for i in range(len(points))
+            if not ((points >= points[i]).all(axis=1) & (points > points[i]).any(axis=1)).any()]
+    return points[keep]
 
 
 def es_scales(result: Scan, problem: PlanningProblem) -> dict[str, float]:
