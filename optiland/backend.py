@@ -15,7 +15,7 @@ import pyomo.environ as pyo
 from pyomo.common.errors import InfeasibleConstraintException
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
-from optiland.formulation import build_model, objective_expression
+from optiland.formulation import build_model, objective_expression, structure_key, update_targets
 from optiland.problem import PlanningProblem
 from optiland.solver import INF, MatrixLP, SolveResult, SolverOptions, Status, highs_version, solve_lp
 
@@ -43,6 +43,9 @@ class Backend(Protocol):
 
     def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
         """Build the model's variables and constraints."""
+
+    def update(self, problem: PlanningProblem) -> bool:
+        """Take another problem's targets without rebuilding, if only they differ; False otherwise."""
 
     def set_objective(self, terms: dict[str, float], sense: str, scale: dict[str, float] | None = None,
                       weights: dict[str, float] | None = None) -> None:
@@ -76,13 +79,30 @@ class PyomoBackend:
         self._bounds: dict[str, pyo.Constraint] = {}
         self._compiled: Any = None
         self.last_lp: MatrixLP | None = None
+        self._structure: tuple[Any, ...] | None = None
+        self.reused = 0
 
     def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
         """Build the Pyomo model (no objective yet)."""
         start = time.perf_counter()
         self.problem = problem
         self.model = build_model(problem, elastic=elastic)
+        self._structure = structure_key(problem)
         self.build_seconds = time.perf_counter() - start
+
+    def update(self, problem: PlanningProblem) -> bool:
+        """Reuse the built model for a problem that differs only in its targets and limits (floors, budgets, caps,
+        cover, market limits); False (nothing changed) when its structure differs and a new build is needed."""
+        if self.model is None or self.problem is None or getattr(self.model, "_elastic", False):
+            return False
+        if structure_key(problem) != self._structure:
+            return False
+        update_targets(self.model, problem)
+        for name in [c.name for c in self.model.component_objects(pyo.Constraint) if c.name.startswith("bound_")]:
+            self.model.del_component(name)
+        self.problem = problem
+        self.reused += 1
+        return True
 
     def set_objective(self, terms: dict[str, float], sense: str, scale: dict[str, float] | None = None,
                       weights: dict[str, float] | None = None) -> None:

@@ -121,9 +121,8 @@ def income_floor(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     :math:`F_v` defaults to 4,000 yuan per capita per year (2020 rural line; catalog ``defaults.income_floor``, an
     assumption the scenario overrides, per village too); population is the registered resident population.
     """
-    need = p.floors_total()
     m.income_floor = pyo.Constraint(
-        m.V, rule=lambda m, v: m.village_income[v] + _slack(m, "income_floor", v) >= float(need[v]))
+        m.V, rule=lambda m, v: m.village_income[v] + _slack(m, "income_floor", v) >= m.target["income_floor", v])
 
 
 def transfer_budget(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
@@ -131,15 +130,14 @@ def transfer_budget(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     :math:`\sum_v (\mathrm{comp}_v + \mathrm{wages}_v) \le B`; optionally each village's transfers are at most a
     share :math:`\sigma` of its income, :math:`\mathrm{comp}_v + \mathrm{wages}_v \le \sigma\,\mathrm{income}_v`
     (seed 003: incomes that hinge on transfers relapse when they stop)."""
-    budget = p.params.get("transfer_budget")
-    if budget is not None:
+    if ("transfer_budget", 0) in m.target:
         m.transfer_budget = pyo.Constraint(
             expr=pyo.quicksum(m.compensation[v] + m.wages[v] for v in m.V) - _slack(m, "transfer_budget", 0)
-            <= float(budget))
-    share = p.params.get("max_transfer_share")
-    if share is not None:
+            <= m.target["transfer_budget", 0])
+    if ("transfer_share", 0) in m.target:
         m.transfer_share = pyo.Constraint(
-            m.V, rule=lambda m, v: m.compensation[v] + m.wages[v] <= float(share) * m.village_income[v])
+            m.V, rule=lambda m, v: m.compensation[v] + m.wages[v]
+            <= m.target["transfer_share", 0] * m.village_income[v])
 
 
 def carrying_capacity(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
@@ -180,9 +178,8 @@ def labour(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
 def budget(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     r"""Establishment spending within the budget: :math:`\sum_a K_a x_a + (c^{\mathrm{buy}} + c^{\mathrm{shed}})
     \sum_v h_v \le B^{\mathrm{est}}` for the scenario, and per township t where the scenario gives one."""
-    limit = p.params.get("budget")
-    if limit is not None:
-        m.budget = pyo.Constraint(expr=m.total_cost - _slack(m, "budget", 0) <= float(limit))
+    if ("budget", 0) in m.target:
+        m.budget = pyo.Constraint(expr=m.total_cost - _slack(m, "budget", 0) <= m.target["budget", 0])
     per_township = p.params.get("township_budgets") or {}
     if per_township:
         names = list(p.townships["township"])
@@ -195,7 +192,7 @@ def budget(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
         def rule(m: pyo.ConcreteModel, t: int) -> Any:
             herd = pyo.quicksum(m.herd[v] for v in m.V if town_of_village[v] == t)
             return (_lin(m, m._rows_township[t], cost) + herd_cost * herd - _slack(m, "township_budget", t)
-                    <= float(per_township[names[t]]))
+                    <= m.target["township_budget", t])
 
         m.township_budget = pyo.Constraint(index, rule=rule)
 
@@ -206,8 +203,7 @@ def diversity(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     :math:`U_{t,o} = \sum_{a \in A_t \cap o} S_a x_a` is the option's area in the township, a continuous variable
     defined once (``option_area``) so that each x appears in one diversity row, not in one per sibling variant
     (seeds: avoid large single-species fruit or timber plantations)."""
-    cap = p.params.get("diversity_cap")
-    if cap is None:
+    if ("diversity_cap", 0) not in m.target:
         return
     a = p.allowed
     capped = a["diversity_capped"].to_numpy()
@@ -230,7 +226,7 @@ def diversity(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     def rule(m: pyo.ConcreteModel, t: int, pair: str) -> Any:
         rows = m._rows_township[t]
         own = rows[m._pair[rows] == pair]
-        return _lin(m, own, area) <= float(cap) * m.option_area[t, pair.split(".")[0]]
+        return _lin(m, own, area) <= m.target["diversity_cap", 0] * m.option_area[t, pair.split(".")[0]]
 
     m.option_area_def = pyo.Constraint(m.option_area_index, rule=define)
     m.diversity = pyo.Constraint(pyo.Set(initialize=index, dimen=2, ordered=True), rule=rule)
@@ -239,17 +235,15 @@ def diversity(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
 def forest_cover(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     r"""Forest-type uses cover at least a share :math:`\phi` of each township's area:
     :math:`\sum_{a \in A_t,\ \mathrm{forest}(a)} S_a x_a \ge \phi\, S_t`."""
-    share = p.params.get("forest_cover_min")
-    if share is None:
+    if p.params.get("forest_cover_min") is None:
         return
     forest_area = p.allowed["area"].to_numpy() * p.allowed["forest"].to_numpy()
-    total = p.townships["area_mu"].to_numpy()
 
     def rule(m: pyo.ConcreteModel, t: int) -> Any:
         covered = _lin(m, m._rows_township[t], forest_area) + _slack(m, "forest_cover", t)
-        need = float(share) * float(total[t])
+        need = m.target["forest_cover", t]
         if isinstance(covered, (int, float)):  # no forest-type use allowed in the township: a constant, not a row
-            return pyo.Constraint.Feasible if covered >= need else pyo.Constraint.Infeasible
+            return pyo.Constraint.Feasible if covered >= pyo.value(need) else pyo.Constraint.Infeasible
         return covered >= need
 
     m.forest_cover = pyo.Constraint(pyo.RangeSet(0, len(p.townships) - 1), rule=rule)
@@ -265,7 +259,7 @@ def market(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     area = p.allowed["area"].to_numpy()
     caps = {f"{o}.{v}": cap for (o, v), cap in p.market.items() if (m._pair == f"{o}.{v}").any()}
     m.market = pyo.Constraint(list(caps), rule=lambda m, g: _lin(m, np.flatnonzero(m._pair == g), area)
-                              - _slack(m, "market", g) <= float(caps[g]))
+                              - _slack(m, "market", g) <= m.target["market", g])
     if not len(m.Z):
         return
     harvested = area * m._priced
@@ -331,9 +325,52 @@ def objective_expression(m: pyo.ConcreteModel, name: str, weights: dict[str, flo
     raise KeyError(f"unknown objective {name!r}")
 
 
+def target_values(p: PlanningProblem) -> dict[tuple[str, Any], float]:
+    """The scenario's targets and limits, the model's mutable data: a sweep that changes only these re-solves the
+    built model with new values (`update_targets`) instead of rebuilding it."""
+    params = p.params
+    need = p.floors_total()
+    values: dict[tuple[str, Any], float] = {("income_floor", v): float(need[v]) for v in range(len(p.villages))}
+    for key in ("transfer_budget", "budget", "diversity_cap"):
+        if params.get(key) is not None:
+            values[(key, 0)] = float(params[key])
+    if params.get("max_transfer_share") is not None:
+        values[("transfer_share", 0)] = float(params["max_transfer_share"])
+    names = list(p.townships["township"])
+    for township, limit in (params.get("township_budgets") or {}).items():
+        values[("township_budget", names.index(township))] = float(limit)
+    if params.get("forest_cover_min") is not None:
+        total = p.townships["area_mu"].to_numpy()
+        for t in range(len(names)):
+            values[("forest_cover", t)] = float(params["forest_cover_min"]) * float(total[t])
+    pairs = set(zip(p.allowed["option"], p.allowed["variant"], strict=True))
+    for (option, variant), cap in p.market.items():
+        if (option, variant) in pairs:
+            values[("market", f"{option}.{variant}")] = float(cap)
+    return values
+
+
+def structure_key(p: PlanningProblem) -> tuple[Any, ...]:
+    """What the built model depends on besides its targets: same key, same model up to `target_values`."""
+    forest = p.allowed["area"].to_numpy() * p.allowed["forest"].to_numpy()
+    township = p.villages["township_idx"].to_numpy()[p.allowed["village"].to_numpy()]
+    has_forest = np.bincount(township, weights=forest, minlength=len(p.townships)) > 0
+    return (p.catalog.version, len(p.allowed), p.n_parcels, tuple(p.villages["village"]), tuple(sorted(
+        target_values(p), key=repr)), tuple(has_forest), repr(sorted((p.params.get("bounds") or {}).items())))
+
+
+def update_targets(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
+    """Give a built model another problem's targets (same structure_key)."""
+    for key, value in target_values(p).items():
+        m.target[key] = value
+
+
 def build_model(p: PlanningProblem, elastic: bool = False) -> pyo.ConcreteModel:
     """Build the whole model (no objective yet). With `elastic`, the families in ELASTIC_FAMILIES get slacks."""
     m = pyo.ConcreteModel(name="optiland")
+    targets = target_values(p)
+    m.target_index = pyo.Set(initialize=list(targets), dimen=2, ordered=True)
+    m.target = pyo.Param(m.target_index, initialize=targets, mutable=True, within=pyo.Reals)
     m._elastic = elastic
     m._slack_keys = []
     if elastic:

@@ -46,6 +46,7 @@ class RunOutcome:
     times: dict[str, float] = field(default_factory=dict)
     model_size: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    model: Backend | None = None
 
 
 def prepare(scenario: Scenario | str | Path) -> Prepared:
@@ -106,11 +107,16 @@ def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
     return scales, notes
 
 
-def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str = "auto") -> RunOutcome:
+def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str = "auto",
+                   reuse: Backend | None = None) -> RunOutcome:
     """Build, normalise (for the service index), solve; raise InfeasibleError with a diagnosis if no plan exists."""
     problem = prepared.problem
-    backend = make_backend(backend_name)
-    backend.build(problem)
+    if reuse is not None and reuse.update(problem):
+        backend, build_seconds = reuse, 0.0
+    else:
+        backend = make_backend(backend_name)
+        backend.build(problem)
+        build_seconds = backend.build_seconds
     clock = _Clock(options)
     params = problem.params
     name, sense = params["objective"], params["sense"]
@@ -142,10 +148,10 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
     return RunOutcome(
         prepared=prepared, solution=backend.solution(result), result=result, options=options,
         backend=backend.name, es_scale=scales,
-        times={"read": prepared.read_seconds, "build": backend.build_seconds, "solve": solve_seconds},
+        times={"read": prepared.read_seconds, "build": build_seconds, "solve": solve_seconds},
         model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows,
                     "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels},
-        notes=notes)
+        notes=notes, model=backend)
 
 
 _DEFINITIONS = ("one_use", "option_area_def", "price_step_link", "objective")

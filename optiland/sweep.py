@@ -278,11 +278,13 @@ def load_design(path: str | Path) -> pd.DataFrame:
 _CACHE_SIZE = 4
 _catalogs: OrderedDict[tuple[Any, ...], Catalog] = OrderedDict()
 _inputs: OrderedDict[tuple[Any, ...], Inputs] = OrderedDict()
-_cache_stats = {"catalog_hits": 0, "catalog_misses": 0, "inputs_hits": 0, "inputs_misses": 0}
+_models: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_cache_stats = {"catalog_hits": 0, "catalog_misses": 0, "inputs_hits": 0, "inputs_misses": 0, "model_hits": 0,
+                "model_misses": 0}
 
 
 def cache_info() -> dict[str, int]:
-    """Counts, in this process, of catalogs and inputs read (misses) and reused (hits) by `prepare_cached`."""
+    """Counts, in this process, of catalogs, inputs and built models made anew (misses) and reused (hits)."""
     return dict(_cache_stats)
 
 
@@ -290,6 +292,7 @@ def clear_cache() -> None:
     """Forget the catalogs and inputs this process has kept."""
     _catalogs.clear()
     _inputs.clear()
+    _models.clear()
     for key in _cache_stats:
         _cache_stats[key] = 0
 
@@ -445,7 +448,14 @@ def execute(task: RunTask) -> dict[str, Any]:
         scenario = task.scenario.with_(**task.overrides) if task.overrides else task.scenario
         prepared = prepare_cached(scenario)
         options = solver_options(prepared.scenario, **task.solver)
-        outcome = solve_prepared(prepared, options, task.backend)
+        # keyed by the inputs object itself (kept alive beside the model, so its id cannot be reused)
+        model_key = (id(prepared.inputs), prepared.catalog.version, task.backend)
+        built = _models[model_key][1] if model_key in _models else None
+        reused_before = built.reused if built is not None else 0
+        outcome = solve_prepared(prepared, options, task.backend, reuse=built)
+        reused = outcome.model is built and built is not None and built.reused > reused_before
+        _cache_stats["model_hits" if reused else "model_misses"] += 1
+        _remember(_models, model_key, (prepared.inputs, outcome.model))
         plan = make_plan(outcome)
         status = outcome.result.status.value
         for metric in task.metrics:

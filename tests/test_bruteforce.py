@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
+from optiland.catalog import load_catalog
 from optiland.check import check, check_plan
 from optiland.errors import InfeasibleError
 from optiland.results import make_plan
+from optiland.testing import make_inputs, make_scenario
 from tests.bruteforce import (
     agrees,
     es_scales,
@@ -277,3 +280,34 @@ def test_reported_objective_is_that_of_the_plan() -> None:
     assert outcome.result.status.value == "optimal"  # proven with gap 0: the bound is the objective
     assert outcome.result.bound == pytest.approx(outcome.result.objective, abs=1e-6)
     assert make_plan(outcome).run["totals"]["income"] == pytest.approx(outcome.result.objective)
+
+
+def test_updated_model_equals_a_fresh_build() -> None:
+    """A built model given another scenario's targets (floor, budgets, caps, cover, market) is the model a fresh
+    build makes: the same matrix, bounds and objective."""
+    from optiland.backend import PyomoBackend
+    from optiland.problem import build_problem
+
+    constraints = {"income_floor": 3000, "transfer_budget": 9000, "budget": 60000, "diversity_cap": 0.8,
+                   "forest_cover_min": 0.2, "max_transfer_share": 0.9, "market": {"herbs.paris": 12}}
+    changed = {"income_floor": 4500, "transfer_budget": 7000, "budget": 45000, "diversity_cap": 0.6,
+               "forest_cover_min": 0.35, "max_transfer_share": 0.7, "market": {"herbs.paris": 5}}
+    first = make_scenario(constraints=constraints)
+    second = make_scenario(constraints=changed)
+    catalog = load_catalog(first.catalog.path)
+    from tests.conftest import TINY_PARCELS, TINY_VILLAGES
+
+    inputs = make_inputs(TINY_PARCELS, TINY_VILLAGES)
+    reused = PyomoBackend()
+    reused.build(build_problem(first, catalog, inputs))
+    assert reused.update(build_problem(second, catalog, inputs))
+    fresh = PyomoBackend()
+    fresh.build(build_problem(second, catalog, inputs))
+    for backend in (reused, fresh):
+        backend.set_objective({"income": 1.0}, "max")
+    a, b = reused.matrix(), fresh.matrix()
+    assert a.col_names == b.col_names and a.row_names == b.row_names
+    assert (a.A != b.A).nnz == 0
+    for field in ("c", "row_lower", "row_upper", "col_lower", "col_upper"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    assert not reused.update(build_problem(make_scenario(constraints={"income_floor": 3000}), catalog, inputs))

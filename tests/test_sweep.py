@@ -212,6 +212,21 @@ def test_inputs_are_read_once_per_worker(tiny: Path) -> None:
     assert info["inputs_misses"] == 1 and info["catalog_misses"] == 3  # a new catalog per price, same parcels
 
 
+def test_built_model_is_reused_when_only_targets_change(tiny: Path) -> None:
+    sw.clear_cache()
+    design = sw.factorial({FLOOR: [3500, 4500], "constraints.budget": [50000, 70000]})
+    reused = sw.sweep(tiny, design, executor="serial", progress=False, metrics=("objective", "income"))
+    info = sw.cache_info()
+    assert info["model_misses"] == 1 and info["model_hits"] == 3
+    sw.clear_cache()
+    fresh = pd.concat([sw.sweep(tiny, design.iloc[[i]], executor="serial", progress=False,
+                                metrics=("objective", "income")) for i in range(len(design))])
+    for frame in (reused, fresh):
+        frame.sort_values(["run_id", "metric"], inplace=True)
+    assert list(reused["status"]) == list(fresh["status"])
+    assert np.allclose(reused["value"].to_numpy(), fresh["value"].to_numpy(), rtol=1e-6, equal_nan=True)
+
+
 def test_latin_hypercube_sweep_ranks_by_spearman(tiny: Path, tmp_path: Path) -> None:
     design = sw.latin_hypercube({FLOOR: (3000, 5000), "constraints.budget": (40000, 80000)}, n=5, seed=2)
     results = optiland.sweep(tiny, design, executor="serial", out_dir=tmp_path / "lhs", progress=False,
