@@ -1,0 +1,301 @@
+"""Pareto fronts (optiland.pareto): textbook multi-objective programs with fronts known or enumerated by brute force,
+the land-use adapter against the enumeration of every plan of tiny instances (tests/bruteforce.py), the solves the
+bypass, early exit and flag array save, and the `pareto` and `solve --from-front` commands end to end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+import pytest
+from typer.testing import CliRunner
+
+from optiland.cli import app
+from optiland.pareto import Front, front, knee_and_ideal
+from optiland.solver import SolverOptions
+from tests.bruteforce import prepare_tiny, scan
+from tests.test_bruteforce import ALL_ACTIVE, INSTANCES, OVERRIDES
+
+EXACT = SolverOptions(mip_rel_gap=0, time_limit=30)
+runner = CliRunner()
+
+
+def _nondominated(values: np.ndarray, senses: list[str]) -> set[tuple[int, ...]]:
+    """The distinct nondominated rows of an integer table, by brute force."""
+    sign = np.array([1 if s == "max" else -1 for s in senses])
+    g = np.unique(values, axis=0) * sign
+    keep = [i for i in range(len(g)) if not ((g >= g[i]).all(axis=1) & (g > g[i]).any(axis=1)).any()]
+    return {tuple(int(v) for v in row * sign) for row in g[keep]}
+
+
+def _found(result: Front) -> set[tuple[int, ...]]:
+    values = np.rint(result.table[result.names].to_numpy(dtype=float)).astype(int)
+    assert np.allclose(result.table[result.names].to_numpy(dtype=float), values, atol=1e-5)
+    return {tuple(int(v) for v in row) for row in values}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Textbook problems
+
+
+def _mavrotas(integer: bool) -> pyo.ConcreteModel:
+    m = pyo.ConcreteModel()
+    domain = pyo.NonNegativeIntegers if integer else pyo.NonNegativeReals
+    m.x1 = pyo.Var(domain=domain, bounds=(0, 20))
+    m.x2 = pyo.Var(domain=domain, bounds=(0, 40))
+    m.c = pyo.Constraint(expr=5 * m.x1 + 4 * m.x2 <= 200)
+    return m
+
+
+def test_mavrotas_molp_payoff_and_front() -> None:
+    """The bi-objective LP of Mavrotas (2009), "Effective implementation of the epsilon-constraint method in
+    multi-objective mathematical programming problems", Appl. Math. Comput. 213:455-465, section 4 (also the first
+    example of pyaugmecon): max x1, max 3 x1 + 4 x2 s.t. x1 <= 20, x2 <= 40, 5 x1 + 4 x2 <= 200. The paper's
+    lexicographic payoff table is [[20, 160], [8, 184]]; the front is the segment f2 = 200 - 2 f1, 8 <= f1 <= 20."""
+    m = _mavrotas(integer=False)
+    result = front(m, {"f1": m.x1, "f2": 3 * m.x1 + 4 * m.x2}, {"f1": "max", "f2": "max"}, points=5, options=EXACT)
+    assert result.payoff.to_numpy() == pytest.approx(np.array([[20, 160], [8, 184]]), abs=1e-4)
+    table = result.table.sort_values("f2")
+    assert table["f2"].to_numpy() == pytest.approx([160, 166, 172, 178, 184], abs=1e-4)  # evenly spread
+    assert table["f1"].to_numpy() == pytest.approx([20, 17, 14, 11, 8], abs=1e-4)
+    assert table["marginal_rate"].dropna().to_numpy() == pytest.approx(-2.0, abs=1e-4)
+    assert "_pareto" in [c.name for c in m.component_objects(pyo.Block)]
+
+
+def test_mavrotas_integer_exact_with_bypass() -> None:
+    """The same problem with integer x1, x2 (the MOIP reading of Mavrotas 2009's example): unit steps on f2 give
+    every nondominated point, enumerated here over x1 in 0..20, x2 in 0..40; the bypass skips the grid points
+    that return the same solution, so fewer solves than grid points."""
+    m = _mavrotas(integer=True)
+    result = front(m, {"f1": m.x1, "f2": 3 * m.x1 + 4 * m.x2}, {"f1": "max", "f2": "max"}, steps={"f2": 1},
+                   options=EXACT)
+    plans = np.array([(x1, 3 * x1 + 4 * x2) for x1 in range(21) for x2 in range(41) if 5 * x1 + 4 * x2 <= 200])
+    expected = _nondominated(plans, ["max", "max"])
+    assert _found(result) == expected
+    assert result.grid_points == 25  # f2 from 160 to 184
+    assert result.solves == len(expected) < result.grid_points  # one solve per point: the bypass skips the rest
+    assert result.skipped == result.grid_points - result.solves and not result.capped
+
+
+def _knapsack(profits: np.ndarray, weights: np.ndarray, capacity: int) -> tuple[pyo.ConcreteModel, dict]:
+    m = pyo.ConcreteModel()
+    n = profits.shape[1]
+    m.I = pyo.RangeSet(0, n - 1)
+    m.x = pyo.Var(m.I, domain=pyo.Binary)
+    m.capacity = pyo.Constraint(expr=sum(int(weights[i]) * m.x[i] for i in m.I) <= capacity)
+    objectives = {f"f{k + 1}": sum(int(profits[k, i]) * m.x[i] for i in m.I) for k in range(len(profits))}
+    return m, objectives
+
+
+def _knapsack_front(profits: np.ndarray, weights: np.ndarray, capacity: int) -> set[tuple[int, ...]]:
+    n = profits.shape[1]
+    choices = np.array(list(itertools.product([0, 1], repeat=n)))
+    feasible = choices[choices @ weights <= capacity]
+    return _nondominated(feasible @ profits.T, ["max"] * len(profits))
+
+
+def test_biobjective_knapsack_exact() -> None:
+    """A bi-objective 0-1 knapsack, the test family of Mavrotas & Florios (2013), "An improved version of the
+    augmented epsilon-constraint method (AUGMECON2) for finding the exact Pareto set in multi-objective integer
+    programming problems", Appl. Math. Comput. 219:9652-9669 (there 2kp50 ... 2kp500 of Zitzler & Thiele 1999;
+    here a random 14-item instance whose front is enumerated over all 2^14 subsets)."""
+    rng = np.random.default_rng(1)
+    first = rng.integers(1, 30, size=14)
+    second = np.clip(31 - first + rng.integers(-4, 5, size=14), 1, None)  # conflicting: a front of 20 points
+    profits, weights = np.vstack([first, second]), rng.integers(5, 40, size=14)
+    capacity = int(weights.sum() // 2)
+    m, objectives = _knapsack(profits, weights, capacity)
+    result = front(m, objectives, {"f1": "max", "f2": "max"}, steps={"f2": 1}, options=EXACT)
+    expected = _knapsack_front(profits, weights, capacity)
+    assert _found(result) == expected and len(expected) == 20
+    assert result.solves == len(expected) < result.grid_points  # 20 solves for 49 grid points
+
+
+def test_three_objective_knapsack_exact_and_flag_array() -> None:
+    """A three-objective 0-1 knapsack (the 3kp family of Mavrotas & Florios 2013, after Zitzler & Thiele 1999; a
+    random 10-item instance enumerated over all subsets). AUGMECON2 with AUGMECON-R's flag array (Nikas et al.
+    2020, "A robust augmented epsilon-constraint method (AUGMECON-R) for finding exact solutions of
+    multi-objective linear programming problems", Oper. Res. Int. J. 22:1291-1332) and the classic nested
+    AUGMECON2 loop both find the whole set; the flag array needs far fewer solves."""
+    rng = np.random.default_rng(2)
+    first, second = rng.integers(1, 10, size=10), rng.integers(1, 10, size=10)
+    third = np.clip(11 - (first + second) // 2 + rng.integers(-1, 2, size=10), 1, None)  # conflicts with both
+    profits, weights = np.vstack([first, second, third]), rng.integers(1, 10, size=10)
+    capacity = int(weights.sum() // 2)
+    m, objectives = _knapsack(profits, weights, capacity)
+    expected = _knapsack_front(profits, weights, capacity)
+    senses = {k: "max" for k in objectives}
+    flagged = front(m, objectives, senses, steps={"f2": 1, "f3": 1}, options=EXACT)
+    classic = front(m, objectives, senses, method="augmecon2-classic", steps={"f2": 1, "f3": 1}, options=EXACT)
+    assert _found(flagged) == expected == _found(classic)
+    assert flagged.grid_points == classic.grid_points > 1000
+    assert flagged.solves < classic.solves / 3 < classic.grid_points / 3
+    assert len(expected) == 8
+    assert classic.infeasible_solves > 0 and flagged.infeasible_solves > 0  # early exits
+    assert any("estimate" in note for note in flagged.notes)
+
+
+def test_biobjective_assignment_exact_minimised() -> None:
+    """A bi-objective assignment problem (minimise two costs; the classic MOCO benchmark of Przybylski, Gandibleux &
+    Ehrgott 2008, Eur. J. Oper. Res. 185:509-533; a random 5 x 5 instance enumerated over all 120 permutations)."""
+    rng = np.random.default_rng(5)
+    n = 5
+    cost = rng.integers(1, 20, size=(2, n, n))
+    m = pyo.ConcreteModel()
+    m.I = pyo.RangeSet(0, n - 1)
+    m.x = pyo.Var(m.I, m.I, domain=pyo.Binary)
+    m.row = pyo.Constraint(m.I, rule=lambda m, i: sum(m.x[i, j] for j in m.I) == 1)
+    m.col = pyo.Constraint(m.I, rule=lambda m, j: sum(m.x[i, j] for i in m.I) == 1)
+    objectives = {f"c{k + 1}": sum(int(cost[k, i, j]) * m.x[i, j] for i in m.I for j in m.I) for k in range(2)}
+    result = front(m, objectives, {"c1": "min", "c2": "min"}, steps={"c2": 1}, options=EXACT)
+    plans = np.array([[sum(cost[k, i, p[i]] for i in range(n)) for k in range(2)]
+                      for p in itertools.permutations(range(n))])
+    assert _found(result) == _nondominated(plans, ["min", "min"])
+    assert result.payoff.loc["c1", "c1"] == pytest.approx(plans[:, 0].min())
+
+
+def test_cap_cuts_and_says_so() -> None:
+    m = _mavrotas(integer=True)
+    result = front(m, {"f1": m.x1, "f2": 3 * m.x1 + 4 * m.x2}, {"f1": "max", "f2": "max"}, steps={"f2": 1},
+                   options=EXACT, max_points=4)
+    assert result.capped and result.solves == 4 and len(result.table) == 4
+    assert any("cap" in note for note in result.notes)
+
+
+def test_knee_and_ideal_picks() -> None:
+    g = np.array([[0.0, 10.0], [3.5, 9.0], [6.0, 6.0], [10.0, 0.0]])
+    knee, ideal = knee_and_ideal(g)
+    assert knee == 1  # farthest beyond the line between (0, 10) and (10, 0): 0.35 + 0.9 > 0.6 + 0.6
+    assert ideal == 2  # nearest to (10, 10): 0.57 < 0.66 normalised
+    assert knee_and_ideal(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])) == (2, 2)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The land-use adapter against the enumeration of every plan
+
+
+def _step(nondominated: np.ndarray, column: int) -> float:
+    """A grid step finer than the smallest difference between two values of the front: every point is hit."""
+    return float(np.diff(np.unique(nondominated[:, column])).min() / 2)
+
+
+@pytest.mark.parametrize("instance", sorted(INSTANCES))
+def test_land_use_front_equals_enumeration(instance: str) -> None:
+    parcels, villages = INSTANCES[instance]
+    prepared = prepare_tiny(parcels, villages, "income", ALL_ACTIVE, OVERRIDES)
+    enumerated = scan(prepared.problem, collect=[("carbon", "max"), ("income", "max")]).nondominated
+    assert len(enumerated) >= 5
+    result = front(prepared.problem, ["carbon", "income"], steps={"income": _step(enumerated, 1)}, options=EXACT)
+    found = result.table[["carbon", "income"]].to_numpy(dtype=float)
+    assert len(found) == len(enumerated)
+    order = np.lexsort(found.T[::-1]), np.lexsort(enumerated.T[::-1])
+    assert found[order[0]] == pytest.approx(enumerated[order[1]], rel=1e-6, abs=1e-4)
+    assert result.solves == len(enumerated) < result.grid_points / 4  # one solve per point
+    for point, solution in result.solutions.items():  # each point's plan has the point's values
+        rows = solution.chosen_rows()
+        assert len(rows) == prepared.problem.n_parcels
+        carbon = prepared.problem.allowed["gain_carbon"].to_numpy()[rows].sum()
+        assert carbon == pytest.approx(result.point(point)["carbon"], abs=1e-6)
+
+
+def test_land_use_index_and_cost_front() -> None:
+    """The index uses the G*_s the adapter solved first; scored with those, the enumeration's front is the same.
+    Cost is minimised."""
+    parcels, villages = INSTANCES["one"]
+    weights = {"carbon": 0.4, "soil": 0.3, "water": 0.2, "habitat": 0.1}
+    prepared = prepare_tiny(parcels, villages, "ecosystem_services", ALL_ACTIVE, OVERRIDES, weights)
+    result = front(prepared.problem, ["ecosystem_services", "cost"], steps={"cost": 1.0}, options=EXACT)
+    from optiland.pareto import LandUseFrontModel  # the scales, as the adapter finds them
+
+    scales = LandUseFrontModel(prepared.problem, ["ecosystem_services", "cost"], EXACT).es_scale
+    enumerated = scan(prepared.problem, es_scale=scales,
+                      collect=[("ecosystem_services", "max"), ("cost", "min")]).nondominated
+    found = result.table[["ecosystem_services", "cost"]].to_numpy(dtype=float)
+    assert len(found) == len(enumerated)
+    order = np.lexsort(found.T[::-1]), np.lexsort(enumerated.T[::-1])
+    assert found[order[0]] == pytest.approx(enumerated[order[1]], rel=1e-6, abs=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The commands
+
+
+@pytest.fixture(scope="module")
+def small_front(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("pareto")
+    result = runner.invoke(app, ["generate", "--parcels", "120", "--villages", "4", "--seed", "7",
+                                 "--out", str(base / "inst")])
+    assert result.exit_code == 0, result.output
+    scenario = base / "inst" / "scenario.toml"
+    out = base / "front"
+    result = runner.invoke(app, ["pareto", str(scenario), "--objectives", "ecosystem_services,income",
+                                 "--points", "5", "--gap", "0.01", "--time-limit", "120", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "nondominated points" in result.output
+    return scenario, out
+
+
+def test_pareto_writes_the_four_files(small_front: tuple[Path, Path]) -> None:
+    _, out = small_front
+    assert sorted(p.name for p in out.iterdir()) == ["front.csv", "front.png", "plans.parquet", "run.json"]
+    assert (out / "front.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    table = pd.read_csv(out / "front.csv", encoding="utf-8-sig")
+    assert {"plan_id", "ecosystem_services", "income", "solve_seconds", "gap", "marginal_rate"} <= set(table.columns)
+    assert 2 <= len(table) <= 5
+    g = table[["ecosystem_services", "income"]].to_numpy()
+    for i in range(len(g)):  # nothing dominated
+        assert not ((g >= g[i]).all(axis=1) & (g > g[i] + 1e-9).any(axis=1)).any()
+    assert (out / "front.png").read_bytes().startswith(b"\x89PNG")
+    plans = pd.read_parquet(out / "plans.parquet")
+    assert set(plans["point"]) == set(table["plan_id"])
+    parcels = plans[plans["kind"] == "parcel"]
+    assert (parcels.groupby("point").size() == 120).all()
+    assert (plans[plans["kind"] == "village"].groupby("point").size() == 4).all()
+    run = json.loads((out / "run.json").read_text())
+    assert run["objectives"] == ["ecosystem_services", "income"] and run["knee"] in set(table["plan_id"])
+    assert set(run["payoff"]) == {"ecosystem_services", "income"} and run["es_scale"]
+    assert set(run["input_hashes"]) == {"parcels", "villages", "scenario"}
+    assert run["baseline"]["ecosystem_services"] == 0.0 and run["baseline"]["income"] > 0
+    assert run["solves"] <= run["grid_points"] == 5 and len(run["points"]) == len(table)
+
+
+def test_solve_from_front_writes_a_plan_check_accepts(small_front: tuple[Path, Path], tmp_path: Path) -> None:
+    scenario, out = small_front
+    plan_dir = tmp_path / "knee"
+    result = runner.invoke(app, ["solve", str(scenario), "--from-front", str(out), "--pick", "knee",
+                                 "--out", str(plan_dir)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in plan_dir.iterdir()) == ["plan.gpkg", "run.json", "townships.csv", "villages.csv"]
+    result = runner.invoke(app, ["check", str(plan_dir)])
+    assert result.exit_code == 0, result.output
+    run = json.loads((plan_dir / "run.json").read_text())
+    front_run = json.loads((out / "run.json").read_text())
+    assert run["front"]["point"] == front_run["knee"] and run["front"]["pick"] == "knee"
+    point = next(p for p in front_run["points"] if p["plan_id"] == front_run["knee"])
+    assert run["objective"]["value"] == pytest.approx(point["ecosystem_services"], rel=1e-5)
+    assert run["totals"]["income"] == pytest.approx(point["income"], rel=1e-6)
+    plans = pd.read_parquet(out / "plans.parquet")
+    chosen = plans[(plans["point"] == front_run["knee"]) & (plans["kind"] == "parcel")]
+    import geopandas as gpd
+
+    written = gpd.read_file(plan_dir / "plan.gpkg")[["parcel_id", "option", "variant"]]
+    merged = written.merge(chosen.rename(columns={"id": "parcel_id"}).astype({"parcel_id": str}), on="parcel_id")
+    assert len(merged) == 120
+    assert (merged["option_x"] == merged["option_y"].astype(str)).all()
+    result = runner.invoke(app, ["solve", str(scenario), "--from-front", str(out), "--pick", "999",
+                                 "--out", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "no point 999" in result.output
+
+
+def test_pareto_rejects_unknown_objectives(small_front: tuple[Path, Path], tmp_path: Path) -> None:
+    scenario, _ = small_front
+    result = runner.invoke(app, ["pareto", str(scenario), "--objectives", "income,beauty", "--out",
+                                 str(tmp_path / "x")])
+    assert result.exit_code == 2 and "beauty" in result.output
+    result = runner.invoke(app, ["pareto", str(scenario), "--objectives", "income", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
