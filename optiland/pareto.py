@@ -723,11 +723,9 @@ def write_front(out_dir: Any, prepared: Any, result: Front, model: LandUseFrontM
                 times: Mapping[str, float]) -> Any:
     """Write front.csv, front.png, plans.parquet and run.json to OUT_DIR, whole or not at all."""
     import json
-    from datetime import UTC, datetime
-    from importlib.metadata import version
     from pathlib import Path
 
-    from optiland.results import _json, write_atomically
+    from optiland.results import _json, provenance, write_atomically
 
     problem = prepared.problem
     base = baseline(problem, result.names, model.es_scale)
@@ -740,13 +738,7 @@ def write_front(out_dir: Any, prepared: Any, result: Front, model: LandUseFrontM
         plot_front(result, folder / "front.png", base, title=f"{scenario.name or 'scenario'}: Pareto front")
         plans_table(problem, result).to_parquet(folder / "plans.parquet", index=False)
         run = {
-            "optiland_version": version("optiland"),
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "scenario_path": str(scenario.source_path) if scenario.source_path else None,
-            "scenario": scenario.to_dict(),
-            "input_hashes": prepared.inputs.hashes,
-            "catalog": {"name": prepared.catalog.name, "version": prepared.catalog.version,
-                        "overrides": scenario.catalog.overrides},
+            **provenance(prepared),
             "solver": {"name": "highs", "options": options.as_dict()},
             "es_scale": model.es_scale,
             **result.summary(),

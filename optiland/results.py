@@ -22,7 +22,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from optiland.run import RunOutcome, village_income_parts
+from optiland.run import Prepared, RunOutcome, village_income_parts
 
 MU_PER_HA = 15.0
 FLOOR_TOLERANCE = 0.5  # yuan per capita: a village this close to its floor counts as "at" it
@@ -212,15 +212,10 @@ def township_table(outcome: RunOutcome, parcels: pd.DataFrame, villages: pd.Data
     return table.reset_index().round(6)
 
 
-def make_plan(outcome: RunOutcome) -> Plan:
-    """Collect the tables and the provenance record of a solved scenario."""
-    prepared = outcome.prepared
-    parcels = parcel_table(outcome)
-    villages = village_table(outcome)
-    townships = township_table(outcome, parcels, villages)
-    result = outcome.result
+def provenance(prepared: Prepared) -> dict[str, Any]:
+    """What produced a result: version, time, scenario and its path, input hashes, catalog and CRS (for run.json)."""
     scenario = prepared.scenario
-    run = {
+    return {
         "optiland_version": version("optiland"),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "scenario_path": str(scenario.source_path) if scenario.source_path else None,
@@ -229,6 +224,18 @@ def make_plan(outcome: RunOutcome) -> Plan:
         "catalog": {"name": prepared.catalog.name, "version": prepared.catalog.version,
                     "path": str(prepared.catalog.path), "overrides": scenario.catalog.overrides},
         "crs": prepared.inputs.crs_note,
+    }
+
+
+def make_plan(outcome: RunOutcome) -> Plan:
+    """Collect the tables and the provenance record of a solved scenario."""
+    prepared = outcome.prepared
+    parcels = parcel_table(outcome)
+    villages = village_table(outcome)
+    townships = township_table(outcome, parcels, villages)
+    result = outcome.result
+    run = {
+        **provenance(prepared),
         "backend": outcome.backend,
         "solver": {"name": result.solver, "version": result.solver_version, "options": outcome.options.as_dict()},
         "status": result.status.value,

@@ -28,7 +28,7 @@ def small_instance(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def solved(small_instance: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("solve") / "plan"
-    result = runner.invoke(app, ["solve", str(small_instance), "--out", str(out), "--time-limit", "120"])
+    result = runner.invoke(app, ["solve", str(small_instance), "--out", str(out), "--time-limit", "600"])
     assert result.exit_code == 0, result.output
     assert "villages at or below their floor" in result.output
     assert "objective ecosystem_services" in result.output
@@ -77,7 +77,7 @@ def test_check_passes_then_catches_tampering(solved: Path, tmp_path: Path) -> No
 
 def test_deterministic(small_instance: Path, solved: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    result = runner.invoke(app, ["solve", str(small_instance), "--out", str(again), "--time-limit", "120"])
+    result = runner.invoke(app, ["solve", str(small_instance), "--out", str(again), "--time-limit", "600"])
     assert result.exit_code == 0, result.output
     first = gpd.read_file(solved / "plan.gpkg")[["parcel_id", "option", "variant"]]
     second = gpd.read_file(again / "plan.gpkg")[["parcel_id", "option", "variant"]]
@@ -89,7 +89,7 @@ def test_infeasible_is_explained(small_instance: Path, tmp_path: Path) -> None:
     scenario = small_instance.parent / "impossible.toml"
     scenario.write_text(text)
     out = tmp_path / "none"
-    result = runner.invoke(app, ["solve", str(scenario), "--out", str(out), "--time-limit", "120"])
+    result = runner.invoke(app, ["solve", str(scenario), "--out", str(out), "--time-limit", "600"])
     assert result.exit_code == 3
     assert "cannot reach its floor of 400,000 yuan per person" in result.output
     assert "short by" in result.output

@@ -234,7 +234,7 @@ def small_front(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     scenario = base / "inst" / "scenario.toml"
     out = base / "front"
     result = runner.invoke(app, ["pareto", str(scenario), "--objectives", "ecosystem_services,income",
-                                 "--points", "5", "--gap", "0.01", "--time-limit", "120", "--out", str(out)])
+                                 "--points", "5", "--gap", "0.01", "--time-limit", "600", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "nondominated points" in result.output
     return scenario, out
