@@ -76,7 +76,6 @@ class PyomoBackend:
         self.model: pyo.ConcreteModel | None = None
         self.problem: PlanningProblem | None = None
         self.build_seconds = 0.0
-        self._bounds: dict[str, pyo.Constraint] = {}
         self._compiled: Any = None
         self.last_lp: MatrixLP | None = None
         self._structure: tuple[Any, ...] | None = None

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -38,7 +38,6 @@ class Plan:
     townships: pd.DataFrame
     run: dict[str, Any]
     geometry: gpd.GeoSeries | None = None
-    extra_files: dict[str, Callable[[Path], None]] = field(default_factory=dict)
 
     def to_geodataframe(self) -> gpd.GeoDataFrame:
         """Parcels with their geometry."""
@@ -54,8 +53,6 @@ class Plan:
         self.to_geodataframe().to_file(folder / "plan.gpkg", layer="parcels", driver="GPKG", engine="pyogrio")
         self.villages.to_csv(folder / "villages.csv", index=False, encoding="utf-8-sig")
         self.townships.to_csv(folder / "townships.csv", index=False, encoding="utf-8-sig")
-        for writer in self.extra_files.values():
-            writer(folder)
         self.run["times"]["write"] = round(time.perf_counter() - start, 3)
         (folder / "run.json").write_text(json.dumps(self.run, indent=2, ensure_ascii=False, default=_json),
                                          encoding="utf-8")
