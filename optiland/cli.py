@@ -1,4 +1,4 @@
-"""The `optiland` command: solve, validate, check, explain, generate, sweep, pareto, catalog show."""
+"""The `optiland` command: solve, validate, check, explain, generate, sweep, pareto, report, catalog show."""
 
 from __future__ import annotations
 
@@ -37,7 +37,10 @@ def solve(scenario: ScenarioArg, out: OutOpt,
           threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
           from_front: Annotated[Path | None, typer.Option("--from-front", help="a folder written by pareto: "
                                                           "write the plan of one of its points")] = None,
-          pick: Annotated[str, typer.Option(help="with --from-front: knee | ideal | a point id")] = "knee") -> None:
+          pick: Annotated[str, typer.Option(help="with --from-front: knee | ideal | a point id")] = "knee",
+          report: Annotated[bool, typer.Option("--report", help="also write OUT/report/ (see `optiland report`)")
+                            ] = False,
+          lang: Annotated[str, typer.Option(help="with --report: zh | en")] = "zh") -> None:
     """Solve a scenario and write plan.gpkg, villages.csv, townships.csv and run.json to OUT."""
     from optiland.results import make_plan
     from optiland.run import prepare, solve_prepared, solver_options
@@ -62,6 +65,14 @@ def solve(scenario: ScenarioArg, out: OutOpt,
         _fail(exc)
     print_summary(plan)
     console.print(f"written to {out}")
+    if report:
+        from optiland.report import write_report
+
+        try:
+            folder = write_report(out, lang=lang, front_dir=from_front)
+        except OptilandError as exc:
+            _fail(OptilandError(f"the plan is written to {out}, but not its report: {exc}"))
+        console.print(f"report written to {folder / 'index.html'}")
 
 
 def print_summary(plan: object) -> None:
@@ -274,6 +285,23 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"written to {out} (front.csv, front.png, plans.parquet, run.json)")
+
+
+@app.command("report")
+def report_command(out_dir: Annotated[Path, typer.Argument(help="a folder written by solve")],
+                   lang: Annotated[str, typer.Option(help="zh | en")] = "zh",
+                   front: Annotated[Path | None, typer.Option("--front", help="a folder written by pareto to show "
+                                                              "(default: the one solve --from-front recorded)")
+                                    ] = None) -> None:
+    """Write OUT_DIR/report/: a county overview and one page per township (HTML and Markdown, maps and charts)."""
+    from optiland.report import write_report
+
+    try:
+        folder = write_report(out_dir, lang=lang, front_dir=front)
+    except OptilandError as exc:
+        _fail(exc)
+    pages = len(list(folder.glob("*.html")))
+    console.print(f"report written to {folder / 'index.html'} ({pages} pages, Markdown twins beside them)")
 
 
 @catalog_app.command("show")

@@ -588,12 +588,13 @@ class Plotter:
     def front_chart(self, front: FrontInfo, name: str) -> Picture:
         """The front over its first two objectives (a third colours the points), knee, ideal, chosen point."""
         import matplotlib
+        from matplotlib.ticker import StrMethodFormatter
 
         names = front.run["objectives"]
         table = front.table
         x, y = names[0], names[1]
         senses = front.run.get("senses") or {}
-        label = {k: f"{self.labels.objective(k)} ({senses.get(k, '')})" for k in names}
+        label = {k: f"{self.labels.objective(k)} ({self.t['senses'].get(senses.get(k, ''), '')})" for k in names}
         alt = self.t["front_alt"].format(x=self.labels.objective(x), y=self.labels.objective(y))
         with matplotlib.rc_context(self._rc()):
             fig, ax = self._figure(7.0, 5.0)
@@ -619,6 +620,9 @@ class Plotter:
                         label=f"{self.t['front_chosen']} ({front.chosen})")
             ax.set_xlabel(label[x])
             ax.set_ylabel(label[y])
+            for axis, column in ((ax.xaxis, x), (ax.yaxis, y)):
+                if table[column].abs().max() >= 1e4:  # yuan read better in full than as an offset "1e6"
+                    axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
             ax.grid(alpha=0.3)
             ax.legend(loc="best", fontsize=8)
             return self._save(fig, name, alt)
@@ -705,8 +709,9 @@ class ReportBuilder:
             [text(t["status"]), text(self.labels.status(str(run.get("status", ""))), data_run_field="status")],
         ]
         if objective:
+            sense = t["senses"].get(objective.get("sense", ""), "")
             facts.append([text(t["objective"]), text(f"{self.labels.objective(objective.get('name', ''))} "
-                                                     f"({objective.get('sense', '')})")])
+                                                     f"({sense})")])
             for key, label in (("value", "objective_value"), ("bound", "bound"), ("gap", "gap")):
                 value = objective.get(key)
                 if value is not None:
@@ -759,7 +764,8 @@ class ReportBuilder:
                 if (option, variant) not in c.variants.index:
                     continue
                 v = c.variants.loc[(option, variant)]
-                item = f"{self.labels.option(option)} · {self.labels.variant(option, variant)}"
+                item = self.labels.option(option) if variant == option else (
+                    f"{self.labels.option(option)} · {self.labels.variant(option, variant)}")
                 for key, source in (("establishment_cost_per_mu", "cost_source"),
                                     ("net_income_per_mu", "income_source"), ("labour_days_per_mu", "labour_source")):
                     if key in v.index:
