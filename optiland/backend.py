@@ -40,6 +40,15 @@ class Backend(Protocol):
 
     name: str
     build_seconds: float
+    matrix_seconds: float
+    es_scale: dict[str, float]
+    """G*_s, the scales of the ecosystem-services index (set by the solve pipeline once they are solved)."""
+    last_lp: MatrixLP | None
+    reused: int
+
+    @property
+    def built(self) -> bool:
+        """Whether build() has run."""
 
     def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
         """Build the model's variables and constraints."""
@@ -76,10 +85,25 @@ class PyomoBackend:
         self.model: pyo.ConcreteModel | None = None
         self.problem: PlanningProblem | None = None
         self.build_seconds = 0.0
+        self.matrix_seconds = 0.0
         self._compiled: Any = None
         self.last_lp: MatrixLP | None = None
         self._structure: tuple[Any, ...] | None = None
         self.reused = 0
+
+    @property
+    def built(self) -> bool:
+        """Whether build() has run."""
+        return self.model is not None
+
+    @property
+    def es_scale(self) -> dict[str, float]:
+        """G*_s of the ecosystem-services index, kept on the model (``_es_scale``) where set_bound reads it."""
+        return dict(getattr(self.model, "_es_scale", None) or {})
+
+    @es_scale.setter
+    def es_scale(self, scales: dict[str, float]) -> None:
+        self._model()._es_scale = dict(scales)
 
     def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
         """Build the Pyomo model (no objective yet)."""
@@ -147,7 +171,9 @@ class PyomoBackend:
 
     def matrix(self) -> MatrixLP:
         """Compile the Pyomo model to HiGHS's row-bounded form with Pyomo's standard-form compiler."""
+        start = time.perf_counter()
         lp, self._compiled = compile_model(self._model())
+        self.matrix_seconds += time.perf_counter() - start
         return lp
 
     def solve(self, options: SolverOptions) -> SolveResult:
@@ -214,8 +240,25 @@ def load_values(columns: list[Any], x: np.ndarray) -> None:
         var.set_value(float(value), skip_validation=True)
 
 
-def make_backend(name: str) -> Backend:
-    """A backend by name ('pyomo'; 'auto' picks by size once a matrix backend exists)."""
-    if name in ("pyomo", "auto"):
+AUTO_MATRIX_ROWS = 20_000
+"""'auto' builds with the matrix backend above this many allowed (parcel, option, variant) rows."""
+BACKENDS = ("pyomo", "matrix", "auto")
+
+
+def make_backend(name: str, problem: PlanningProblem | None = None) -> Backend:
+    """A backend by name: 'pyomo' (the readable reference), 'matrix' (optiland.matrix, vectorised) or 'auto'.
+
+    Both build the same model (tests/test_matrix.py). 'auto' takes the matrix backend above AUTO_MATRIX_ROWS allowed
+    rows, where Pyomo's build and compile cost seconds to minutes (about 35x the matrix build at 100,000 parcels,
+    benchmarks/results/build.csv), and Pyomo below it, where both take well under a second and the reference model
+    (inspectable, writable as an LP file) costs nothing extra.
+    """
+    if name == "auto":
+        name = "matrix" if problem is not None and len(problem.allowed) > AUTO_MATRIX_ROWS else "pyomo"
+    if name == "pyomo":
         return PyomoBackend()
-    raise ValueError(f"unknown backend {name!r}; known: pyomo, auto")
+    if name == "matrix":
+        from optiland.matrix import MatrixBackend
+
+        return MatrixBackend()
+    raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")

@@ -35,7 +35,12 @@ class Prepared:
 
 @dataclass
 class RunOutcome:
-    """A solved scenario: the plan, the solver's account, and what produced it."""
+    """A solved scenario: the plan, the solver's account, and what produced it.
+
+    `times` (seconds): read (inputs and the allowed set), build (the model), matrix (handing it to the solver as
+    matrices, summed over the run's solves: Pyomo's compile, or the matrix backend's assembly), solve (the solver,
+    hand-over excluded); the plan's writer adds write.
+    """
 
     prepared: Prepared
     solution: Solution
@@ -114,9 +119,10 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
     if reuse is not None and reuse.update(problem):
         backend, build_seconds = reuse, 0.0
     else:
-        backend = make_backend(backend_name)
+        backend = make_backend(backend_name, problem)
         backend.build(problem)
         build_seconds = backend.build_seconds
+    matrix_before = backend.matrix_seconds
     clock = _Clock(options)
     params = problem.params
     name, sense = params["objective"], params["sense"]
@@ -127,13 +133,13 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         scales, notes = service_scales(backend, problem, clock)
         if not scales:
             raise InfeasibleError("no ecosystem service can gain under these constraints; choose another objective")
-        backend.model._es_scale = scales  # type: ignore[attr-defined]
+        backend.es_scale = scales
     es_bound = params["bounds"].get("ecosystem_services")
     if es_bound is not None:
         if not scales:
             scales, more = service_scales(backend, problem, clock)
             notes += more
-            backend.model._es_scale = scales  # type: ignore[attr-defined]
+            backend.es_scale = scales
         backend.set_bound("ecosystem_services", *es_bound)
     backend.set_objective({name: 1.0}, sense, scale=scales, weights=params["weights"])
     result = backend.solve(clock.options_now())
@@ -141,14 +147,16 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         raise _infeasible(problem, clock)
     if not result.status.has_plan or result.x is None:
         raise InfeasibleError(f"no plan: {result.message}")
-    solve_seconds = time.perf_counter() - solve_start
+    matrix_seconds = backend.matrix_seconds - matrix_before
+    solve_seconds = time.perf_counter() - solve_start - matrix_seconds
     lp = backend.last_lp or backend.matrix()
     n_cols, n_rows, nnz = lp.shape
     notes.append("binding: " + (", ".join(binding_rows(lp, result.x)) or "none"))
     return RunOutcome(
         prepared=prepared, solution=backend.solution(result), result=result, options=options,
         backend=backend.name, es_scale=scales,
-        times={"read": prepared.read_seconds, "build": build_seconds, "solve": solve_seconds},
+        times={"read": prepared.read_seconds, "build": build_seconds, "matrix": matrix_seconds,
+               "solve": solve_seconds},
         model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows,
                     "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels},
         notes=notes, model=backend)
