@@ -1,0 +1,525 @@
+"""Township plan reports: files, links, Markdown twins, zh and en, every number traced back to the CSVs, errors;
+and the pages opened in Debian's headless chromium (skipped with a reason where it is missing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+from conftest import write_instance
+from PIL import Image
+from typer.testing import CliRunner
+
+from optiland import report as report_module
+from optiland.catalog import load_catalog
+from optiland.cli import app
+from optiland.errors import InputError, OptilandError
+from optiland.problem import build_problem
+from optiland.report import binding_constraints, find_cjk_font, industry_income, load_strings, write_report
+from optiland.results import make_plan
+from optiland.run import Prepared, solve_prepared, solver_options
+from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+runner = CliRunner()
+
+# Eight parcels, two villages in two townships; maximising income under these limits keeps a herd and a ranger
+# post, fills a market limit and binds the cattle carrying capacity of village V2 (so the report has something to
+# say in every section).
+PARCELS = pd.DataFrame({
+    "parcel_id": [f"P{i}" for i in range(8)],
+    "village": ["V1"] * 4 + ["V2"] * 4,
+    "land_use": ["0103", "0103", "0305", "0404", "0101", "0404", "1206", "0103"],
+    "slope_deg": [10.0, 28, 35, 8, 5, 20, 40, 12],
+    "bedrock_exposure": [10.0, 40, 60, 15, 5, 25, 95, 10],
+    "soil_depth_cm": [50.0] * 8,
+    "karst": [True] * 8,
+    "red_line": [False, False, True, False, False, False, False, False],
+    "basic_farmland": [False, False, False, False, True, False, False, False],
+    "area_mu": [14.0, 12, 150, 6, 8, 15, 9, 10],
+})
+VILLAGES = pd.DataFrame({
+    "village": ["V1", "V2"], "township": ["T1", "T2"], "population": [10, 8], "households": [3, 3],
+    "labour_days": [1500.0, 1200.0], "nonland_income_per_capita": [2000.0, 2500.0],
+})
+OVERRIDES = {"livestock.net_income_per_head": 1800, "variants.herbs.sophora.net_income_per_mu": 1500}
+CONSTRAINTS = {"income_floor": 4000, "transfer_budget": 30000, "budget": 250000, "diversity_cap": 0.8,
+               "forest_cover_min": 0.3, "max_transfer_share": 0.9}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Fixtures: solved OUTDIRs
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated instance (2 townships, 4 villages, red lines) solved by the CLI."""
+    base = tmp_path_factory.mktemp("county")
+    result = runner.invoke(app, ["generate", "--parcels", "100", "--townships", "2", "--villages", "4",
+                                 "--seed", "7", "--out", str(base / "inst")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["solve", str(base / "inst" / "scenario.toml"), "--out", str(base / "plan"),
+                                 "--time-limit", "120"])
+    assert result.exit_code == 0, result.output
+    return base / "plan"
+
+
+@pytest.fixture(scope="module")
+def county_en(county: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("en") / "plan"
+    shutil.copytree(county, out)
+    write_report(out, lang="en")
+    return out
+
+
+@pytest.fixture(scope="module")
+def county_zh(county: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if find_cjk_font() is None:
+        pytest.skip("no Noto CJK font for Chinese plot labels: apt-get install fonts-noto-cjk")
+    out = tmp_path_factory.mktemp("zh") / "plan"
+    shutil.copytree(county, out)
+    result = runner.invoke(app, ["report", str(out), "--lang", "zh"])
+    assert result.exit_code == 0, result.output
+    assert "report written to" in result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def rich(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An income-maximising plan with a herd, a ranger post and binding constraints, written to an OUTDIR."""
+    scenario = make_scenario(catalog={"path": str(SMALL_CATALOG), "overrides": OVERRIDES},
+                             objective={"maximise": "income"}, constraints=CONSTRAINTS)
+    catalog = load_catalog(SMALL_CATALOG, overrides=OVERRIDES)
+    inputs = make_inputs(PARCELS, VILLAGES)
+    prepared = Prepared(scenario, catalog, inputs, build_problem(scenario, catalog, inputs), 0.0)
+    outcome = solve_prepared(prepared, solver_options(scenario, time_limit=30))
+    out = tmp_path_factory.mktemp("rich") / "plan"
+    make_plan(outcome).write(out)
+    write_report(out, lang="en")
+    return out
+
+
+@pytest.fixture(scope="module")
+def fronted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A plan picked from a Pareto front (solve --from-front --report): (plan OUTDIR, front OUTDIR)."""
+    base = tmp_path_factory.mktemp("front")
+    scenario = write_instance(base / "inst")
+    result = runner.invoke(app, ["pareto", str(scenario), "--objectives", "ecosystem_services,income",
+                                 "--points", "3", "--out", str(base / "front")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["solve", str(scenario), "--from-front", str(base / "front"), "--pick", "knee",
+                                 "--out", str(base / "plan"), "--report", "--lang", "en"])
+    assert result.exit_code == 0, result.output
+    assert "report written to" in result.output
+    return base / "plan", base / "front"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Reading pages back
+
+
+class _Cells(HTMLParser):
+    """Table cells (attributes and text), links and images of an HTML page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[tuple[dict[str, str], str]] = []
+        self.links: list[str] = []
+        self.images: list[str] = []
+        self.section_ids: list[str] = []
+        self._cell: dict[str, str] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "td":
+            self._cell, self._text = values, []
+        elif tag == "a":
+            self.links.append(values.get("href", ""))
+        elif tag == "img":
+            self.images.append(values.get("src", ""))
+        elif tag == "section":
+            self.section_ids.append(values.get("id", ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.cells.append((self._cell, "".join(self._text).strip()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._text.append(data)
+
+
+def parse(path: Path) -> _Cells:
+    parser = _Cells()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def flat(output: str) -> str:
+    """CLI output without the console's line wrapping."""
+    return " ".join(output.split())
+
+
+def shown_number(text: str) -> float:
+    return float(re.sub(r"[^0-9.\-]", "", text))
+
+
+def check_cell(attrs: dict[str, str], text: str, expected: float | bool) -> None:
+    """data-value equals the CSV value; the text shows it at data-decimals (times data-scale)."""
+    if isinstance(expected, (bool, np.bool_)):
+        assert attrs["data-value"] == str(bool(expected)).lower(), (attrs, expected)
+        return
+    assert float(attrs["data-value"]) == pytest.approx(float(expected), rel=1e-12, abs=1e-9), (attrs, expected)
+    scale = float(attrs.get("data-scale", 1.0))
+    decimals = int(attrs["data-decimals"])
+    assert abs(shown_number(text) - float(expected) * scale) <= 0.5 * 10 ** -decimals + 1e-9, (attrs, text, expected)
+
+
+def read_tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    villages = pd.read_csv(out / "villages.csv", encoding="utf-8-sig", dtype={"village": str, "township": str})
+    townships = pd.read_csv(out / "townships.csv", encoding="utf-8-sig", dtype={"township": str})
+    return villages.set_index("village"), townships.set_index("township")
+
+
+def check_numbers(out: Path, cells: list[tuple[dict[str, str], str]]) -> int:
+    """Compare every traced cell with villages.csv / townships.csv; return how many were compared."""
+    villages, townships = read_tables(out)
+    compared = 0
+    for attrs, text in cells:
+        field = attrs.get("data-field")
+        if field and "data-village" in attrs:
+            check_cell(attrs, text, villages.loc[attrs["data-village"], field])
+        elif field and "data-township" in attrs:
+            check_cell(attrs, text, townships.loc[attrs["data-township"], field])
+        elif "data-county-field" in attrs:
+            check_cell(attrs, text, townships[attrs["data-county-field"]].sum())
+        else:
+            continue
+        compared += 1
+    return compared
+
+
+def township_pages(out: Path) -> list[Path]:
+    return sorted((out / "report").glob("township-*.html"))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Content
+
+
+def test_report_files_links_and_twins(county_en: Path) -> None:
+    report = county_en / "report"
+    _, townships = read_tables(county_en)
+    pages = township_pages(county_en)
+    assert len(pages) == len(townships) == 2
+    index = parse(report / "index.html")
+    assert sorted(link for link in index.links if link.startswith("township-")) == sorted(p.name for p in pages)
+    index_md = (report / "index.md").read_text(encoding="utf-8")
+    for page in pages:
+        assert f"({page.stem}.md)" in index_md
+        twin = page.with_suffix(".md")
+        assert twin.is_file()
+        parsed = parse(page)
+        assert "index.html" in parsed.links
+        for required in ("map", "areas", "industries", "villages", "sources", "services", "cost", "posts",
+                         "species", "binding", "provenance"):
+            assert required in parsed.section_ids, (page.name, required)
+        assert len(parsed.images) == 3
+        for src in parsed.images:
+            assert (report / src).is_file() and (report / src).stat().st_size > 1000
+            assert f"]({src})" in twin.read_text(encoding="utf-8")
+        # the Markdown twin shows every table cell of the HTML page
+        markdown = twin.read_text(encoding="utf-8")
+        for _, text in parsed.cells:
+            assert text.replace("|", "\\|") in markdown, (page.name, text)
+    assert not [p for p in county_en.iterdir() if p.name.startswith(".")]  # no temporary folders left behind
+
+
+def test_numbers_equal_the_csvs(county_en: Path) -> None:
+    villages, townships = read_tables(county_en)
+    index_cells = parse(county_en / "report" / "index.html").cells
+    assert check_numbers(county_en, index_cells) >= 8 * (len(townships) + 1)
+    for page in township_pages(county_en):
+        cells = parse(page).cells
+        township = page.stem.removeprefix("township-")
+        assert check_numbers(county_en, cells) >= 30
+        shown = {a["data-village"] for a, _ in cells if a.get("data-field") == "income_per_capita_after"}
+        assert shown == set(villages.index[villages["township"] == township])
+        fields = {a["data-field"] for a, _ in cells if "data-field" in a}
+        assert {"income_per_capita_before", "income_per_capita_after", "floor", "establishment_cost",
+                "labour_days", "herd", "ranger_posts", "gain_carbon", "index_carbon"} <= fields
+
+
+def test_industry_shares_are_recomputed_from_the_plan(county_en: Path) -> None:
+    parcels = pyogrio.read_dataframe(county_en / "plan.gpkg", read_geometry=False)
+    villages = pd.read_csv(county_en / "villages.csv", encoding="utf-8-sig", dtype={"village": str})
+    run = json.loads((county_en / "run.json").read_text())
+    catalog = load_catalog(run["catalog"]["path"])
+    for page in township_pages(county_en):
+        township = page.stem.removeprefix("township-")
+        cells = parse(page).cells
+        shares = {a["data-option"]: float(a["data-value"]) for a, _ in cells
+                  if a.get("data-derived") == "industry_share"}
+        totals = {a["data-option"]: float(a["data-value"]) for a, _ in cells
+                  if a.get("data-derived") == "industry_total"}
+        assert sum(shares.values()) == pytest.approx(1.0)
+        mine = parcels[parcels["township"] == township]
+        land = mine.groupby("option")["income"].sum() + mine.groupby("option")["compensation"].sum()
+        expected = industry_income(mine, villages[villages["township"] == township], catalog)
+        for option, total in totals.items():
+            assert total == pytest.approx(expected.loc[option, "total"])
+            assert total >= land.get(option, 0.0) - 1e-6
+        non_keep = {o: v for o, v in totals.items() if o != catalog.keep_option}
+        if non_keep:
+            dominant = max(non_keep, key=non_keep.get)
+            strings = load_strings("en")
+            assert f"{strings['dominant']}: {catalog.options.loc[dominant, 'name']}" in page.read_text()
+
+
+def test_chinese_report_uses_catalog_names(county_zh: Path, county_en: Path) -> None:
+    run = json.loads((county_zh / "run.json").read_text())
+    catalog = load_catalog(run["catalog"]["path"])
+    parcels = pyogrio.read_dataframe(county_zh / "plan.gpkg", read_geometry=False)
+    used = [o for o in catalog.options.index if o in set(parcels["option"])]
+    zh = load_strings("zh")
+    for page in township_pages(county_zh):
+        html = page.read_text(encoding="utf-8")
+        assert '<html lang="zh-CN">' in html and zh["provenance"] in html
+        assert check_numbers(county_zh, parse(page).cells) >= 30
+        markdown = page.with_suffix(".md").read_text(encoding="utf-8")
+        assert zh["villages_income"] in markdown
+    index_zh = (county_zh / "report" / "index.html").read_text(encoding="utf-8")
+    index_en = (county_en / "report" / "index.html").read_text(encoding="utf-8")
+    for option in used:
+        assert catalog.options.loc[option, "name_zh"] in index_zh
+        assert catalog.options.loc[option, "name"] in index_en
+    assert zh["county_title"] in index_zh and zh["county_title"] not in index_en
+
+
+def test_rich_plan_sections(rich: Path) -> None:
+    report = rich / "report"
+    villages, townships = read_tables(rich)
+    assert villages["herd"].sum() > 0 and villages["ranger_posts"].sum() > 0
+    run = json.loads((rich / "run.json").read_text())
+    binding = next(n for n in run["notes"] if n.startswith("binding:"))
+    assert "carrying_capacity[1]" in binding  # village V2, in township T2
+    t1, t2 = parse(report / "township-T1.html"), parse(report / "township-T2.html")
+    families = {name: {a["data-binding"] for a, _ in page.cells if "data-binding" in a}
+                for name, page in (("T1", t1), ("T2", t2))}
+    assert "carrying_capacity" in families["T2"] and "carrying_capacity" not in families["T1"]
+    assert "market" in families["T1"] and "market" in families["T2"]  # a plan-wide limit shows everywhere
+    for name, page in (("T1", t1), ("T2", t2)):
+        assert check_numbers(rich, page.cells) >= 30
+        html = (report / f"township-{name}.html").read_text(encoding="utf-8")
+        if townships.loc[name, "herd"] > 0:
+            assert load_strings("en")["figures"]["net_income_per_head"] in html
+    # species with their adaptation class, from the catalog
+    catalog = load_catalog(SMALL_CATALOG, overrides=OVERRIDES)
+    parcels = pyogrio.read_dataframe(rich / "plan.gpkg", read_geometry=False)
+    planted = parcels[parcels["variant"].isin(catalog.variants["adaptation_class"].dropna().index
+                                              .get_level_values(1))]
+    for row in planted.itertuples():
+        page = (report / f"township-{row.township}.html").read_text(encoding="utf-8")
+        cls = catalog.variants.loc[(row.option, row.variant), "adaptation_class"]
+        assert f'data-adaptation="{cls}"' in page
+        assert catalog.variants.loc[(row.option, row.variant), "name"] in page
+
+
+def test_map_draws_red_lines_only_where_they_are(rich: Path) -> None:
+    parcels = pyogrio.read_dataframe(rich / "plan.gpkg", read_geometry=False)
+    red_by_township = parcels.groupby("township")["red_line"].any()
+    assert red_by_township["T1"] and not red_by_township["T2"]
+    for township, has_red in red_by_township.items():
+        image = np.asarray(Image.open(rich / "report" / "img" / f"township-{township}-map.png").convert("RGB"))
+        red = (image[..., 0] > 190) & (image[..., 1] < 60) & (image[..., 2] < 60)
+        assert (red.sum() > 50) == bool(has_red), township
+
+
+def test_front_with_chosen_point(fronted: tuple[Path, Path]) -> None:
+    plan, front = fronted
+    run = json.loads((plan / "run.json").read_text())
+    point = run["front"]["point"]
+    table = pd.read_csv(front / "front.csv", encoding="utf-8-sig").set_index("plan_id")
+    for page in [plan / "report" / "index.html", *township_pages(plan)]:
+        parsed = parse(page)
+        assert "front" in parsed.section_ids and "img/front.png" in parsed.images
+        values = {a["data-front-field"]: float(a["data-value"]) for a, _ in parsed.cells if "data-front-field" in a}
+        assert set(values) == set(run["front"]["objectives"])
+        for name, value in values.items():
+            assert value == pytest.approx(table.loc[point, name])
+    assert f"point {point} (knee)" in (plan / "report" / "index.html").read_text(encoding="utf-8")
+    # the same front given explicitly to a plan not picked from it is shown without a chosen point
+    other = plan.parent / "other"
+    shutil.copytree(plan, other)
+    record = json.loads((other / "run.json").read_text())
+    record.pop("front")
+    (other / "run.json").write_text(json.dumps(record))
+    result = runner.invoke(app, ["report", str(other), "--lang", "en", "--front", str(front)])
+    assert result.exit_code == 0, result.output
+    index = parse(other / "report" / "index.html")
+    assert "front" in index.section_ids and not [a for a, _ in index.cells if "data-front-field" in a]
+
+
+def test_binding_notes_are_placed() -> None:
+    villages = pd.DataFrame({"village": ["A1", "B1"], "township": ["A", "B"]})
+    run = {"notes": ["G*_carbon = 1", "binding: income_floor[1], forest_cover[0], diversity[1,'fruit.orah'], "
+                     "market['herbs.paris'], price_step_width['fruit.pomelo',0], labour (5 rows)"]}
+    entries = binding_constraints(run, villages, ["A", "B"])
+    placed = [(b.family, b.village, b.township, b.rows) for b in entries]
+    assert placed == [("income_floor", "B1", "B", 1), ("forest_cover", None, "A", 1), ("diversity", None, "B", 1),
+                      ("market", None, None, 1), ("price_step_width", None, None, 1), ("labour", None, None, 5)]
+    assert binding_constraints({"notes": ["binding: none"]}, villages, ["A", "B"]) == []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Errors and atomicity
+
+
+def test_not_an_outdir_names_the_files(tmp_path: Path, county: Path) -> None:
+    with pytest.raises(InputError, match="townships.csv"):
+        write_report(tmp_path, lang="en")
+    result = runner.invoke(app, ["report", str(tmp_path / "nowhere"), "--lang", "en"])
+    assert result.exit_code == 2 and "not a folder written by" in flat(result.output)
+    broken = tmp_path / "broken"
+    shutil.copytree(county, broken)
+    villages = pd.read_csv(broken / "villages.csv", encoding="utf-8-sig")
+    villages.drop(columns="income_per_capita_after").to_csv(broken / "villages.csv", index=False)
+    with pytest.raises(InputError) as info:
+        write_report(broken, lang="en")
+    assert "villages.csv" in str(info.value) and "income_per_capita_after" in str(info.value)
+    assert not (broken / "report").exists()
+    with pytest.raises(OptilandError, match="unknown report language 'fr'"):
+        write_report(county, lang="fr")
+    with pytest.raises(InputError, match="front.csv"):
+        write_report(county, lang="en", front_dir=tmp_path)
+
+
+def test_missing_cjk_font_is_a_clear_error(county_en: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "plan"
+    shutil.copytree(county_en, out)
+    before = (out / "report" / "index.html").read_bytes()
+    monkeypatch.setattr(report_module, "find_cjk_font", lambda: None)
+    result = runner.invoke(app, ["report", str(out), "--lang", "zh"])
+    assert result.exit_code == 2
+    assert "fonts-noto-cjk" in flat(result.output) and "--lang en" in flat(result.output)
+    assert (out / "report" / "index.html").read_bytes() == before  # the English report is untouched
+    write_report(out, lang="en")  # English needs no CJK font
+
+
+def test_a_failure_leaves_the_previous_report(county_en: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "plan"
+    shutil.copytree(county_en, out)
+    before = sorted(p.relative_to(out) for p in (out / "report").rglob("*"))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(report_module.Plotter, "sources_chart", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_report(out, lang="en")
+    assert sorted(p.relative_to(out) for p in (out / "report").rglob("*")) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# In a real browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (never Playwright's own browser download)."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"no browser at {CHROMIUM}: apt-get install chromium to run the browser tests")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed: pip install -e '.[test]' to run the browser tests")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def artifact_folder() -> Path | None:
+    """Where screenshots are copied for a person to look at: $OPTILAND_TEST_ARTIFACTS, or test-artifacts/ if it
+    exists at the repository root."""
+    if os.environ.get("OPTILAND_TEST_ARTIFACTS"):
+        return Path(os.environ["OPTILAND_TEST_ARTIFACTS"])
+    folder = ROOT / "test-artifacts"
+    return folder if folder.is_dir() else None
+
+
+def open_page(browser, path: Path, width: int = 1100):  # noqa: ANN001, ANN201 (playwright types are optional)
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
+    page.goto(path.as_uri(), wait_until="load")
+    return page, errors
+
+
+BROKEN_IMAGES = "Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+TRACED_CELLS = """Array.from(document.querySelectorAll('td[data-field], td[data-county-field]')).map(td => {
+    const attrs = {}; for (const a of td.attributes) attrs[a.name] = a.value;
+    return [attrs, td.innerText]; })"""
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_pages_in_chromium(browser, lang: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:  # noqa: ANN001
+    out = request.getfixturevalue(f"county_{lang}")
+    report = out / "report"
+    pages = [report / "index.html", *township_pages(out)]
+    for path in pages:
+        page, errors = open_page(browser, path)
+        assert page.evaluate("document.images.length") >= 1
+        assert page.evaluate(BROKEN_IMAGES) == [], path.name
+        cells = page.evaluate(TRACED_CELLS)
+        assert check_numbers(out, [(attrs, text) for attrs, text in cells]) == len(cells) > 8
+        assert errors == [], (path.name, errors)
+        page.close()
+    # a township page on a phone: nothing wider than the screen (wide tables scroll inside their own box)
+    township = township_pages(out)[0]
+    page, errors = open_page(browser, township, width=390)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot = tmp_path / f"{township.stem}-{lang}-phone.png"
+    page.screenshot(path=str(shot), full_page=False)
+    page.close()
+    page, errors = open_page(browser, township)
+    shot_full = tmp_path / f"{township.stem}-{lang}.png"
+    page.screenshot(path=str(shot_full), full_page=True)
+    page.emulate_media(media="print")
+    assert page.evaluate("getComputedStyle(document.querySelector('nav.toc')).display") == "none"
+    page.close()
+    assert errors == []
+    for image in (shot, shot_full):
+        with Image.open(image) as picture:
+            assert picture.size[0] >= 390 and picture.size[1] > 500
+    folder = artifact_folder()
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for image in (shot, shot_full):
+            shutil.copy(image, folder / image.name)
+
+
+def test_front_page_in_chromium(browser, fronted: tuple[Path, Path]) -> None:  # noqa: ANN001
+    plan, _ = fronted
+    page, errors = open_page(browser, plan / "report" / "index.html")
+    assert page.evaluate(BROKEN_IMAGES) == []
+    assert page.locator("section#front img").evaluate("i => i.naturalWidth") > 0
+    page.close()
+    assert errors == []
