@@ -78,11 +78,11 @@ class Results:
     parcels: gpd.GeoDataFrame
 
 
-def _require_columns(frame: pd.DataFrame, columns: Iterable[str], file: Path) -> None:
+def _require_columns(frame: pd.DataFrame, columns: Iterable[str], file: Path, command: str = "solve") -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise InputError([Issue("missing column (is this a folder written by `optiland solve`?)", file=str(file),
-                                column=c) for c in missing])
+        raise InputError([Issue(f"missing column (is this a folder written by `optiland {command}`?)",
+                                file=str(file), column=c) for c in missing])
 
 
 def read_results(out_dir: str | Path) -> Results:
@@ -253,6 +253,13 @@ def format_number(value: float, decimals: int) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     return f"{value:,.{decimals}f}"
+
+
+def format_figure(value: float) -> str:
+    """A catalog figure as written: whole numbers with thousands separators, others to at most 6 decimals."""
+    if value.is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.6f}".rstrip("0").rstrip(".")
 
 
 def number(value: Any, decimals: int, *, scale: float = 1.0, suffix: str = "", **attrs: str) -> Cell:
@@ -427,7 +434,6 @@ def read_front(results: Results, front_dir: str | Path | None) -> tuple[FrontInf
     """The front given, or the one run.json's ``front`` record names (``solve --from-front``); and a note when the
     recorded folder is gone. A given folder that is not a pareto OUTDIR is an error naming the file."""
     record = results.run.get("front") or {}
-    note = None
     if front_dir is None:
         if not record.get("dir"):
             return None, None
@@ -442,14 +448,14 @@ def read_front(results: Results, front_dir: str | Path | None) -> tuple[FrontInf
     table = pd.read_csv(front_dir / "front.csv", encoding="utf-8-sig")
     run = json.loads((front_dir / "run.json").read_text(encoding="utf-8"))
     names = run.get("objectives") or []
-    _require_columns(table, ["plan_id", *names], front_dir / "front.csv")
+    _require_columns(table, ["plan_id", *names], front_dir / "front.csv", command="pareto")
     if len(names) < 2:
         raise InputError([Issue("run.json of a front names fewer than two objectives", file=str(front_dir / "run.json"),
                                 column="objectives")])
     chosen = pick = None
     if record.get("dir") and Path(record["dir"]).resolve() == front_dir.resolve():
         chosen, pick = int(record["point"]), str(record.get("pick", ""))
-    return FrontInfo(front_dir, table, run, chosen, pick), note
+    return FrontInfo(front_dir, table, run, chosen, pick), None
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -476,12 +482,10 @@ class Plotter:
         return Picture(f"img/{name}", alt, width, height, caption)
 
     def _figure(self, width: float, height: float) -> tuple[Any, Any]:
-        import matplotlib
         from matplotlib.figure import Figure
 
-        with matplotlib.rc_context(self._rc()):
-            fig = Figure(figsize=(width, height))
-            return fig, fig.subplots()
+        fig = Figure(figsize=(width, height))  # callers draw inside rc_context(self._rc()), where fonts resolve
+        return fig, fig.subplots()
 
     def _rc(self) -> dict[str, Any]:
         return {"font.family": "sans-serif", "font.sans-serif": self.fonts, "axes.unicode_minus": False}
@@ -738,28 +742,32 @@ class ReportBuilder:
         c, f, dash = self.catalog, self.t["figures"], self.t["dash"]
         rows: list[list[Cell]] = []
 
-        def add(item: str, figure: str, value: Any, source: Any) -> None:
+        def add(item: str, figure: str, value: Any, source: Any, key: str) -> None:
+            """One figure; ``key`` is its dotted catalog key, the form scenario overrides use."""
             if value is None or (isinstance(value, float) and math.isnan(value)):
                 return
-            shown = f"{value:,.4g}" if isinstance(value, (int, float, np.number)) else str(value)
-            rows.append([text(item), text(figure), Cell(shown, numeric=True),
+            numeric = isinstance(value, (int, float, np.number))
+            attrs = {"data-catalog": key, **({"data-value": repr(float(value))} if numeric else {})}
+            shown = format_figure(float(value)) if numeric else str(value)
+            rows.append([text(item), text(figure), Cell(shown, attrs, numeric=numeric),
                          text(source if isinstance(source, str) and source else dash)])
 
         if "income_floor" in c.defaults:
             add(f["defaults"], f["income_floor"], float(c.defaults["income_floor"]),
-                c.defaults.get("income_floor_source"))
+                c.defaults.get("income_floor_source"), "defaults.income_floor")
         for code in sorted(set(parcels["current_use"])):
             if code in c.current_uses.index:
                 use = c.current_uses.loc[code]
                 add(f"{f['current_use']} {code} {self.labels.current_use(code)}", f["income_per_mu"],
-                    float(use["income_per_mu"]), use.get("income_source"))
+                    float(use["income_per_mu"]), use.get("income_source"), f"current_uses.{code}.income_per_mu")
         services = ", ".join(self.labels.service(s) for s in c.service_names)
         planted = parcels[parcels["option"] != c.keep_option]
         for option in [o for o in c.options.index if o in set(planted["option"])]:
             record = c.options.loc[option]
             for key in ("compensation_per_mu", "mu_per_household"):
                 if key in record.index:
-                    add(self.labels.option(option), f[key], _float(record[key]), record.get("source"))
+                    add(self.labels.option(option), f[key], _float(record[key]), record.get("source"),
+                        f"options.{option}.{key}")
             for variant in sorted(set(planted.loc[planted["option"] == option, "variant"])):
                 if (option, variant) not in c.variants.index:
                     continue
@@ -769,10 +777,11 @@ class ReportBuilder:
                 for key, source in (("establishment_cost_per_mu", "cost_source"),
                                     ("net_income_per_mu", "income_source"), ("labour_days_per_mu", "labour_source")):
                     if key in v.index:
-                        add(item, f[key], _float(v[key]), v.get(source))
+                        add(item, f[key], _float(v[key]), v.get(source), f"variants.{option}.{variant}.{key}")
                 coefficients = ", ".join(f"{self.labels.service(s)} {float(v[s]):g}" for s in c.service_names
                                          if s in v.index)
-                add(item, f["es_coefficients"].format(services=services), coefficients, v.get("es_source"))
+                add(item, f["es_coefficients"].format(services=services), coefficients, v.get("es_source"),
+                    f"variants.{option}.{variant}")
         groups = (("livestock", c.livestock, int(villages["herd"].sum())),
                   ("rangers", c.rangers, int(villages["ranger_posts"].sum())))
         for group, figures, used in groups:
@@ -780,7 +789,8 @@ class ReportBuilder:
                 continue
             for key, value in figures.items():
                 if key in f and not str(key).endswith("source"):
-                    add(f[group], f[key], _float(value), figures.get(f"{key}_source", figures.get("source")))
+                    add(f[group], f[key], _float(value), figures.get(f"{key}_source", figures.get("source")),
+                        f"{group}.{key}")
         return rows
 
     def _village_tables(self, villages: pd.DataFrame) -> list[Section]:

@@ -26,7 +26,8 @@ from optiland.problem import build_problem
 from optiland.report import binding_constraints, find_cjk_font, industry_income, load_strings, write_report
 from optiland.results import make_plan
 from optiland.run import Prepared, solve_prepared, solver_options
-from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
+from optiland.scenario import Scenario
+from optiland.testing import SMALL_CATALOG, make_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -98,8 +99,10 @@ def county_zh(county: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def rich(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An income-maximising plan with a herd, a ranger post and binding constraints, written to an OUTDIR."""
-    scenario = make_scenario(catalog={"path": str(SMALL_CATALOG), "overrides": OVERRIDES},
-                             objective={"maximise": "income"}, constraints=CONSTRAINTS)
+    scenario = Scenario.model_validate({
+        "parcels": {"path": "parcels.gpkg"}, "villages": {"path": "villages.csv"},
+        "catalog": {"path": str(SMALL_CATALOG), "overrides": OVERRIDES},
+        "objective": {"maximise": "income"}, "constraints": CONSTRAINTS})
     catalog = load_catalog(SMALL_CATALOG, overrides=OVERRIDES)
     inputs = make_inputs(PARCELS, VILLAGES)
     prepared = Prepared(scenario, catalog, inputs, build_problem(scenario, catalog, inputs), 0.0)
@@ -336,6 +339,49 @@ def test_rich_plan_sections(rich: Path) -> None:
         cls = catalog.variants.loc[(row.option, row.variant), "adaptation_class"]
         assert f'data-adaptation="{cls}"' in page
         assert catalog.variants.loc[(row.option, row.variant), "name"] in page
+
+
+def catalog_figure(catalog, key: str) -> float:  # noqa: ANN001
+    """A catalog figure by the dotted key of scenario overrides."""
+    parts = key.split(".")
+    if parts[0] in ("defaults", "livestock", "rangers"):
+        return float(getattr(catalog, parts[0])[parts[1]])
+    if parts[0] == "variants":
+        return float(catalog.variants.loc[(parts[1], parts[2]), parts[3]])
+    table = {"options": catalog.options, "current_uses": catalog.current_uses}[parts[0]]
+    return float(table.loc[parts[1], parts[2]])
+
+
+def test_catalog_figures_equal_the_catalog(rich: Path) -> None:
+    catalog = load_catalog(SMALL_CATALOG, overrides=OVERRIDES)
+    keys = set()
+    for page in [rich / "report" / "index.html", *township_pages(rich)]:
+        for attrs, text in parse(page).cells:
+            if "data-catalog" in attrs and "data-value" in attrs:
+                expected = catalog_figure(catalog, attrs["data-catalog"])
+                assert float(attrs["data-value"]) == pytest.approx(expected), attrs
+                assert shown_number(text) == pytest.approx(expected, rel=1e-3), (attrs, text)
+                keys.add(attrs["data-catalog"].split(".")[0])
+    # the overridden cattle income and the ranger wage are shown, as the plan keeps a herd and a ranger post
+    assert {"defaults", "current_uses", "options", "variants", "livestock", "rangers"} <= keys
+    index = parse(rich / "report" / "index.html").cells
+    assert any(a.get("data-catalog") == "livestock.net_income_per_head" and float(a["data-value"]) == 1800
+               for a, _ in index)
+    warning = load_strings("en")["catalog_changed"].split(":")[0]
+    assert warning not in (rich / "report" / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_changed_catalog_is_flagged(rich: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    shutil.copytree(rich, out)
+    run = json.loads((out / "run.json").read_text())
+    run["catalog"]["version"] = "0+older"
+    (out / "run.json").write_text(json.dumps(run))
+    write_report(out, lang="en")
+    warning = load_strings("en")["catalog_changed"].format(old="0+older", new=load_catalog(
+        SMALL_CATALOG, overrides=OVERRIDES).version)
+    for page in [out / "report" / "index.html", *township_pages(out)]:
+        assert f'<p class="warning" role="note">{warning.split(";")[0]};' in page.read_text(encoding="utf-8")
 
 
 def test_map_draws_red_lines_only_where_they_are(rich: Path) -> None:
