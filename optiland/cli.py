@@ -22,6 +22,7 @@ err = Console(stderr=True)
 
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario TOML file")]
 OutOpt = Annotated[Path, typer.Option("--out", help="output folder (written whole or not at all)")]
+BACKEND_HELP = "pyomo | matrix | auto (matrix above 20,000 allowed parcel-option rows)"
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
@@ -33,7 +34,7 @@ def _fail(exc: Exception, code: int = 2) -> None:
 def solve(scenario: ScenarioArg, out: OutOpt,
           time_limit: Annotated[float | None, typer.Option(help="seconds, kept even if HiGHS overruns")] = None,
           gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
-          backend: Annotated[str, typer.Option(help="pyomo | auto")] = "auto",
+          backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
           threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
           from_front: Annotated[Path | None, typer.Option("--from-front", help="a folder written by pareto: "
                                                           "write the plan of one of its points")] = None,
@@ -190,6 +191,7 @@ def sweep_command(
         time_limit: Annotated[float | None, typer.Option(help="seconds per run")] = None,
         gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
         preset: Annotated[str | None, typer.Option(help="solver preset (default, fast, exact)")] = None,
+        backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
         plots: Annotated[bool, typer.Option(help="write tornado and spider plots")] = True) -> None:
     """Solve every run of a design (one-at-a-time, factorial, Latin hypercube); write tidy results and a summary.
 
@@ -208,7 +210,7 @@ def sweep_command(
         elif executor not in ("serial", "processes", "dask"):
             raise OptilandError(f"unknown executor {executor!r}; known: serial, processes, dask")
         results = run_sweep(scenario, table, executor=target, workers=workers, out_dir=out, plots=plots,
-                            time_limit=time_limit, mip_rel_gap=gap, preset=preset)
+                            time_limit=time_limit, mip_rel_gap=gap, preset=preset, backend=backend)
     except OptilandError as exc:
         _fail(exc)
     finally:
@@ -242,9 +244,17 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
                                                         "the first is optimised, the others constrained")
                                  ] = "ecosystem_services,income",
            points: Annotated[int, typer.Option(help="grid points per constrained objective")] = 25,
+           method: Annotated[str, typer.Option(help="augmecon2 | augmecon2-classic | weighted-sum (supported "
+                                                    "points only) | lexicographic (extreme points only)")
+                             ] = "augmecon2",
+           step: Annotated[str | None, typer.Option(help="exact mode: NAME=STEP,... the resolution of each "
+                                                         "constrained objective (e.g. income=1: every yuan)")] = None,
+           max_points: Annotated[int, typer.Option(help="cap on grid solves (exact mode)")] = 10_000,
+           refine: Annotated[int, typer.Option(help="extra solves where the front bends (two objectives)")] = 0,
            time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
            gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
-           threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None) -> None:
+           threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
+           backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto") -> None:
     """Pareto front by AUGMECON2: write front.csv, front.png, plans.parquet and run.json to OUT."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -253,6 +263,7 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
 
     names = [name.strip() for name in objectives.split(",") if name.strip()]
     try:
+        steps = _parse_steps(step)
         options = solver_options(prepare(scenario).scenario, time_limit=time_limit, mip_rel_gap=gap,
                                  threads=threads)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -260,14 +271,16 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
             task = bar.add_task("payoff table", total=None)
 
             def progress(stage: str, done: int, total: int) -> None:
-                bar.update(task, description="payoff table" if stage == "payoff" else "grid points",
-                           completed=done, total=total if stage == "grid" else None)
+                bar.update(task, description="payoff table" if stage == "payoff" else f"{stage} points",
+                           completed=done, total=None if stage == "payoff" else total)
 
-            prepared, result, model, times = run_front(scenario, names, points, options, progress)
+            prepared, result, model, times = run_front(scenario, names, points, options, progress, backend=backend,
+                                                       method=method,
+                                                       steps=steps, max_points=max_points, refine=refine)
         write_front(out, prepared, result, model, options, times)
     except InfeasibleError as exc:
         _fail(exc, 3)
-    except OptilandError as exc:
+    except (OptilandError, ValueError) as exc:
         _fail(exc)
     shown = Table(title=f"Pareto front: {len(result.table)} nondominated points")
     for column in ("point", *result.names, "gap", "solve_seconds"):
@@ -279,12 +292,32 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
         shown.add_row(f"{values['point']}{mark}", *[f"{values[k]:,.6g}" for k in result.names],
                       "" if values["gap"] is None else f"{values['gap']:.1e}", f"{values['solve_seconds']:.2f}")
     console.print(shown)
-    console.print(f"{result.solves} grid solves for {result.grid_points} grid points "
-                  f"({result.skipped} skipped by bypass and early exit), {result.payoff_solves} payoff solves; "
-                  f"{result.seconds:.1f} s")
+    if result.grid_points:
+        console.print(f"{result.solves} solves for {result.grid_points} grid points "
+                      f"({result.skipped} skipped by bypass and early exit), {result.payoff_solves} payoff solves; "
+                      f"{result.seconds:.1f} s")
+    else:
+        console.print(f"{result.method}: {result.solves} solves, {result.payoff_solves} payoff solves; "
+                      f"{result.seconds:.1f} s")
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
     console.print(f"written to {out} (front.csv, front.png, plans.parquet, run.json)")
+
+
+def _parse_steps(text: str | None) -> dict[str, float] | None:
+    """NAME=STEP,NAME=STEP into a dict; a clear error naming the bad item."""
+    if not text:
+        return None
+    steps = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            steps[name.strip()] = float(value)
+        except ValueError:
+            raise OptilandError(f"--step wants NAME=STEP items (e.g. income=1), not {item!r}") from None
+        if steps[name.strip()] <= 0:
+            raise OptilandError(f"--step {item!r}: the step must be positive")
+    return steps
 
 
 @app.command("report")

@@ -26,6 +26,14 @@ Method. Every objective is turned into a maximised one, :math:`g_k = f_k` (max) 
    infeasible point makes every point it dominates infeasible. Both are flagged and skipped, in outer loops too.
 4. Duplicates are merged and only nondominated points kept.
 
+Refinement (two objectives, representation mode): extra epsilon solves in the middle of the neighbouring pair of
+points where the front is sparse and bends most.
+
+Cheap alternatives, labelled as such in the result and the plot: ``method="weighted-sum"`` gives supported points
+only (the dichotomic scheme of Aneja & Nair 1979, Manag. Sci. 25:73-78, finds every vertex of the front's convex
+hull with two objectives; a weight lattice with three), and ``method="lexicographic"`` one lexicographic optimum per
+order of the objectives (the extreme points).
+
 Exact mode: with ``steps`` (the resolution of integer-valued objectives, e.g. 1 yuan) the grid has one point per
 unit and the front is the complete nondominated set; ``max_points`` caps the number of solves and the result says
 when it cut the front (``Front.capped``).
@@ -223,15 +231,21 @@ class PyomoFrontModel:
 
 
 class LandUseFrontModel(PyomoFrontModel):
-    """Adapter over the land-use model of a PlanningProblem (built once by PyomoBackend).
+    """Adapter over the land-use model of a PlanningProblem, on either backend (optiland.backend.make_backend).
 
     Objective names: ecosystem_services (the index sum_s w_s G_s / G*_s, whose scales G*_s are solved first with
     optiland.run.service_scales, under the same constraints), carbon, soil, water, habitat, income, cost
     (minimised). The scenario's bounds hold (a bound on the index is added once its scales are known).
+
+    On PyomoBackend the ``_pareto`` block is added to the Pyomo model and compiled (PyomoFrontModel). On
+    MatrixBackend the same block (same columns, rows and names) is appended to its matrix
+    (optiland.matrix.MatrixBackend.front_lp), and the inherited matrix-level methods (set_objective, set_epsilon,
+    set_bound, matrix, values) run unchanged on it.
     """
 
     def __init__(self, problem: PlanningProblem, objectives: Sequence[str], options: SolverOptions,
-                 backend: PyomoBackend | None = None) -> None:
+                 backend: Any = None) -> None:
+        from optiland.backend import make_backend
         from optiland.run import _Clock, service_scales
 
         unknown = [name for name in objectives if name not in OBJECTIVES]
@@ -240,8 +254,9 @@ class LandUseFrontModel(PyomoFrontModel):
         if len(set(objectives)) != len(objectives) or not 2 <= len(objectives) <= 3:
             raise OptilandError("give two or three different objectives")
         self.problem = problem
-        self.backend = backend or PyomoBackend()
-        if self.backend.model is None:
+        self.backend = make_backend(backend or "auto", problem) if backend is None or isinstance(backend, str) \
+            else backend
+        if not self.backend.built:
             self.backend.build(problem)
         self.es_scale: dict[str, float] = {}
         self.notes: list[str] = []
@@ -254,20 +269,67 @@ class LandUseFrontModel(PyomoFrontModel):
             if not self.es_scale:
                 raise InfeasibleError("no ecosystem service can gain under these constraints; choose another "
                                       "objective")
-            self.backend.model._es_scale = self.es_scale  # type: ignore[union-attr]
+            self.backend.es_scale = self.es_scale
             if "ecosystem_services" in bounds:
                 self.backend.set_bound("ecosystem_services", *bounds["ecosystem_services"])
-        m = self.backend.model
         weights = problem.params["weights"]
-        expressions = {name: objective_expression(m, name, weights, self.es_scale) for name in objectives}
         senses = {name: "min" if name == "cost" else "max" for name in objectives}
-        super().__init__(m, expressions, senses)
+        if isinstance(self.backend, PyomoBackend):
+            m = self.backend.model
+            expressions = {name: objective_expression(m, name, weights, self.es_scale) for name in objectives}
+            super().__init__(m, expressions, senses)
+        else:
+            self._matrix_init(senses, weights)
+
+    def _matrix_init(self, senses: dict[str, str], weights: dict[str, float]) -> None:
+        """The state PyomoFrontModel.__init__ sets, from the matrix backend's copy of the ``_pareto`` block."""
+        start = time.perf_counter()
+        self.model = None
+        self.names = list(senses)
+        self.senses = dict(senses)
+        self.sign = {k: 1.0 if senses[k] == "max" else -1.0 for k in self.names}
+        self.lp, at = self.backend.front_lp(senses, weights, self.es_scale)
+        self.columns = list(self.lp.col_names)
+        self._f, self._s, self._eps, self._define = at["f"], at["s"], at["eps"], at["define"]
+        A = self.lp.A.tocsr()
+        self._eps_scale = {k: -float(A[self._eps[k], self._s[k]]) for k in self.names}
+        self._define_rows = A[[self._define[k] for k in self.names]]
+        self.row_lower = self.lp.row_lower.copy()
+        self.row_upper = self.lp.row_upper.copy()
+        for k in self.names:
+            self.row_lower[self._eps[k]], self.row_upper[self._eps[k]] = -INF, INF
+        self.col_lower = self.lp.col_lower.copy()
+        self.col_upper = self.lp.col_upper.copy()
+        self.c = np.zeros(len(self.columns))
+        self.x: np.ndarray | None = None
+        self.solves = 0
+        self.compile_seconds = time.perf_counter() - start
+
+    def solve(self, options: SolverOptions) -> SolveResult:
+        """Solve with optiland.solver.solve_lp; on the Pyomo backend the values are loaded into the model too."""
+        if isinstance(self.backend, PyomoBackend):
+            return super().solve(options)
+        self.solves += 1
+        result = solve_lp(self.matrix(), options)
+        self.x = None
+        if result.x is not None:
+            x = np.asarray(result.x, dtype=float).copy()
+            x[self.lp.integer] = np.rint(x[self.lp.integer])
+            self.x = x
+        return result
 
     def decision(self) -> Solution | None:
         """The plan (chosen allowed rows, herd and posts per village, price-step areas)."""
         if self.x is None:
             return None
-        return self.backend.solution(None)  # type: ignore[arg-type]
+        if isinstance(self.backend, PyomoBackend):
+            return self.backend.solution(None)  # type: ignore[arg-type]
+        return self.backend.solution_of(self.x)
+
+    def remove(self) -> None:
+        """Delete the block this adapter added (the Pyomo model's; the matrix backend's copy is not kept)."""
+        if isinstance(self.backend, PyomoBackend):
+            super().remove()
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -279,7 +341,8 @@ class Front:
     """A Pareto front: one row per nondominated point, each point's plan, the payoff table and two picks.
 
     `table`: point (id), each objective (its own units and sense), eps_<name> (the grid point solved), status, gap,
-    solve_seconds; with two objectives also `marginal_rate`, the change of the second objective per unit of the
+    solve_seconds, found_by ("grid", "refine", "weights w1/w2", "lexicographic a > b"); with two objectives also
+    `marginal_rate`, the change of the second objective per unit of the
     first between a point and its neighbour with the next smaller first objective. `payoff`: row k is the
     lexicographic optimum of objective k. `knee`: the point farthest from the line (plane) through the extreme
     points, after normalising each objective to [0, 1] over the front; `ideal`: the point nearest to the ideal
@@ -428,26 +491,65 @@ def knee_and_ideal(g: np.ndarray) -> tuple[int | None, int | None]:
     return int(np.argmax(distance)), ideal
 
 
+METHODS = ("augmecon2", "augmecon-r", "augmecon2-classic", "weighted-sum", "lexicographic")
+"""Front methods. The AUGMECON ones give the (representative or, with steps, complete) nondominated set; the last
+two are cheap alternatives: weighted-sum gives supported points only (the corners of the front's convex hull), and
+lexicographic only the extreme points, one per order of the objectives."""
+
+
+@dataclass
+class _Found:
+    """A plan found on the way: its objectives in maximised form, their values, how it was found."""
+
+    g: np.ndarray
+    values: dict[str, float]
+    result: SolveResult
+    seconds: float
+    decision: Any
+    epsilon: tuple[float, ...] | None
+    found_by: str
+
+
+def _timed_solve(model: FrontModel, options: SolverOptions, sign: np.ndarray, names: list[str],
+                 found_by: str, epsilon: tuple[float, ...] | None = None) -> tuple[SolveResult, _Found | None]:
+    """Solve once; the plan as a _Found, or None without one."""
+    t0 = time.perf_counter()
+    result, values = _solve(model, options, strict=False)
+    if values is None:
+        return result, None
+    g = sign * np.array([values[k] for k in names])
+    return result, _Found(g, values, result, time.perf_counter() - t0, model.decision(), epsilon, found_by)
+
+
 def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = None,
           senses: Mapping[str, str] | None = None, method: str = "augmecon2", points: int | Mapping[str, int] = 25,
           options: SolverOptions | None = None, *, steps: Mapping[str, float] | None = None,
-          max_points: int = 10_000, ranges: str | None = None, augment: float = AUGMENT,
+          max_points: int = 10_000, ranges: str | None = None, augment: float = AUGMENT, refine: int = 0,
           progress: Progress | None = None) -> Front:
-    """The Pareto front of two or three objectives by AUGMECON2 (AUGMECON-R's flag array with three).
+    """The Pareto front of two or three objectives.
 
     `model`: a :class:`FrontModel`, a Pyomo ConcreteModel (with `objectives` a dict name -> expression and `senses`
     name -> "max" | "min"; the first objective is the one optimised, the others are constrained), or a
-    PlanningProblem (with `objectives` a list of names from OBJECTIVES). `points`: grid points per constrained
-    objective (representation mode); `steps`: the grid step per constrained objective (exact mode: the resolution of
-    an integer-valued objective gives the complete nondominated set); `max_points` caps the solves on the grid.
-    `method`: "augmecon2" (with three objectives it keeps AUGMECON-R's flag array), or "augmecon2-classic" (the
-    bypass in the innermost loop only, for comparison). `ranges`: "payoff" (the payoff table's nadir; default with
-    two objectives, where it is exact) or "safe" (the minimum over the feasible set; default with three).
+    PlanningProblem (with `objectives` a list of names from OBJECTIVES).
+
+    `method`: "augmecon2" (with three objectives it keeps AUGMECON-R's flag array; "augmecon-r" is the same),
+    "augmecon2-classic" (the bypass in the innermost loop only, for comparison), "weighted-sum" (supported points
+    only: with two objectives the dichotomic scheme of Aneja & Nair 1979, which finds every supported extreme point
+    within `points` solves; with three, weights on a simplex lattice of about `points` weight vectors) or
+    "lexicographic" (one lexicographic optimum per order of the objectives: the front's extreme points only).
+
+    AUGMECON options: `points`, grid points per constrained objective (representation mode); `steps`, the grid step
+    per constrained objective (exact mode: the resolution of an integer-valued objective gives the complete
+    nondominated set); `max_points` caps the solves on the grid; `ranges`: "payoff" (the payoff table's nadir;
+    default with two objectives, where it is exact) or "safe" (the minimum over the feasible set; default with
+    three); `refine` (two objectives, representation mode): up to this many more solves, each at the middle of the
+    neighbouring pair of points where the front bends most (the longest normalised segment, weighted by the turning
+    angle at its ends).
     """
     start = time.perf_counter()
     options = options or SolverOptions()
-    if method not in ("augmecon2", "augmecon-r", "augmecon2-classic"):
-        raise ValueError(f"unknown method {method!r}; known: augmecon2, augmecon-r, augmecon2-classic")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
     if isinstance(model, PlanningProblem):
         model = LandUseFrontModel(model, list(objectives or ()), options)
     elif isinstance(model, pyo.ConcreteModel):
@@ -456,20 +558,85 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
         model = PyomoFrontModel(model, objectives, senses)
     names = list(model.names)
     p = len(names)
+    unknown = sorted(set(steps or {}) - set(names[1:]))
+    if unknown:
+        raise ValueError(f"steps for {', '.join(unknown)}: steps are for the constrained objectives "
+                         f"({', '.join(names[1:])})")
+    if refine and (p != 2 or steps or method not in ("augmecon2", "augmecon-r", "augmecon2-classic")):
+        raise ValueError("refine works with two objectives, an AUGMECON method and no steps (exact mode is complete)")
     sign = np.array([1.0 if model.senses[k] == "max" else -1.0 for k in names])
     notes = list(getattr(model, "notes", []))
     if progress:
         progress("payoff", 0, 1)
-    payoff, payoff_solves = payoff_table(model, options)
+    found: list[_Found] = []
+    stats: dict[str, Any] = {"grid_points": 0, "solves": 0, "infeasible": 0, "capped": False}
+    if method == "lexicographic":
+        found, solves, payoff = _lexicographic_points(model, names, sign, options)
+        payoff_solves = 0
+        stats["solves"] = solves
+    else:
+        payoff, payoff_solves = payoff_table(model, options)
     g_payoff = payoff.to_numpy() * sign
     ideal = np.diag(g_payoff).copy()
     nadir = g_payoff.min(axis=0)
-    ranges = ranges or ("payoff" if p == 2 else "safe")
+    if method == "lexicographic":
+        notes.append("lexicographic mode: one lexicographic optimum per order of the objectives, so only the "
+                     "front's extreme points; use augmecon2 for the points between them")
+    elif method == "weighted-sum":
+        found, solves = _weighted_sum_points(model, names, sign, g_payoff, ideal, nadir, options,
+                                             int(points if not isinstance(points, Mapping) else max(points.values())),
+                                             progress)
+        stats["solves"] = solves
+        notes.append("weighted-sum mode: supported points only (optima of a weighted sum, the corners of the "
+                     "front's convex hull); nondominated points in its dents are missed: use augmecon2 for them")
+        if options.mip_rel_gap > 0:
+            notes.append(f"weighted-sum mode at a MIP gap of {options.mip_rel_gap:g}: a point may be off its weight's "
+                         "optimum by that much")
+    else:
+        ranges = ranges or ("payoff" if p == 2 else "safe")
+        nadir = _constrained_ranges(model, names, sign, nadir, ranges, options, notes)
+        payoff_solves += (p - 1) if ranges == "safe" else 0
+        found, stats = _augmecon(model, names, sign, ideal, nadir, method, points, steps, max_points, augment,
+                                 options, progress, notes)
+        if stats["capped"]:
+            notes.append(f"the cap of {max_points} grid solves cut the front: it may miss points")
+        if refine:
+            more, solves = _refine(model, names, sign, ideal, nadir, found, refine, options, progress)
+            found += more
+            stats["solves"] += solves
+            notes.append(f"refinement: {solves} more solves where the front bends, {len(more)} new plans")
+    for k in names:
+        model.set_epsilon(k, None)
+        model.set_bound(k, None)
+    table, solutions = _front_table(found, names, sign, ideal, nadir, model.senses)
+    knee = ideal_pick = None
+    if len(table):
+        g_table = table[names].to_numpy(dtype=float) * sign
+        k_pos, i_pos = knee_and_ideal(g_table)
+        knee = int(table["point"].iloc[k_pos]) if k_pos is not None else None
+        ideal_pick = int(table["point"].iloc[i_pos]) if i_pos is not None else None
+    if progress:
+        progress("grid", 1, 1)
+    grid_steps = stats.get("steps", {})
+    return Front(table=table, solutions=solutions, payoff=payoff, names=names, senses=dict(model.senses),
+                 method=method, knee=knee, ideal=ideal_pick,
+                 ranges={k: (float(nadir[i] * sign[i]), float(ideal[i] * sign[i])) for i, k in enumerate(names)},
+                 steps={k: float(v) for k, v in grid_steps.items()}, grid_points=int(stats["grid_points"]),
+                 solves=int(stats["solves"]), payoff_solves=payoff_solves,
+                 skipped=max(int(stats["grid_points"]) - int(stats.get("grid_solves", 0)), 0),
+                 infeasible_solves=int(stats["infeasible"]), capped=bool(stats["capped"]),
+                 seconds=time.perf_counter() - start, notes=notes)
+
+
+def _constrained_ranges(model: FrontModel, names: list[str], sign: np.ndarray, nadir: np.ndarray, ranges: str,
+                        options: SolverOptions, notes: list[str]) -> np.ndarray:
+    """The lower end of each constrained objective's range (maximised form): the payoff nadir, or safely below."""
+    nadir = nadir.copy()
+    p = len(names)
     if ranges == "safe":
         for k in range(1, p):
             model.set_objective({names[k]: -1.0})
             result, values = _solve(model, options)
-            payoff_solves += 1
             low = sign[k] * values[names[k]]  # type: ignore[index]
             if result.bound is not None and np.isfinite(result.bound):
                 low = min(low, -float(result.bound))  # the bound of max -g_k: no plan has g_k below it
@@ -482,8 +649,15 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
     elif p > 2:
         notes.append("three objectives with ranges='payoff': the payoff table's nadir is an estimate, and points "
                      "beyond it are missed")
+    return nadir
 
-    # the grid of the constrained objectives 2..p (maximised form)
+
+def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.ndarray, nadir: np.ndarray,
+              method: str, points: int | Mapping[str, int], steps: Mapping[str, float] | None, max_points: int,
+              augment: float, options: SolverOptions, progress: Progress | None,
+              notes: list[str]) -> tuple[list[_Found], dict]:
+    """AUGMECON2 over the grid of the constrained objectives 2..p, with AUGMECON-R's flag array (module docstring)."""
+    p = len(names)
     grid_steps, counts = {}, []
     for k in range(1, p):
         span = max(ideal[k] - nadir[k], 0.0)
@@ -505,10 +679,8 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
 
     flags = np.zeros(counts, dtype=np.int64)  # 0 unsolved, -1 infeasible, > 0 solved: jump this far (innermost)
     use_flags = method != "augmecon2-classic" or p == 2
-    found: list[tuple[np.ndarray, dict[str, float], SolveResult, float, Any, tuple[float, ...]]] = []
-    grid_solves = 0
-    infeasible = 0
-    done = 0
+    found: list[_Found] = []
+    grid_solves = infeasible = done = 0
     capped = False
     outer = [range(c) for c in counts[1:]][::-1]  # outer loops, outermost first (objective p ... 3)
     for rest in itertools.product(*outer):
@@ -531,28 +703,25 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
             if grid_solves >= max_points:
                 capped = True
                 break
-            e = [nadir[1] + i * grid_steps[names[1]]] + [nadir[k] + index_outer[j] * grid_steps[names[k]]
-                                                         for j, k in enumerate(range(2, p))]
+            e = tuple([nadir[1] + i * grid_steps[names[1]]] + [nadir[k] + index_outer[j] * grid_steps[names[k]]
+                                                               for j, k in enumerate(range(2, p))])
             model.set_epsilon(names[1], e[0])
-            t0 = time.perf_counter()
-            result, values = _solve(model, options, strict=False)
-            seconds = time.perf_counter() - t0
+            result, point = _timed_solve(model, options, sign, names, "grid", e)
             grid_solves += 1
-            if values is None and result.status != Status.INFEASIBLE:  # no plan in time: go on with the next point
+            if point is None and result.status != Status.INFEASIBLE:  # no plan in time: go on with the next point
                 notes.append(f"grid point {tuple(float(v) for v in e)}: no plan ({result.message})")
                 done += 1
                 i += 1
                 continue
-            if values is None:  # early exit: every point at least as tight is infeasible
+            if point is None:  # early exit: every point at least as tight is infeasible
                 infeasible += 1
                 flags[tuple(slice(c, None) for c in cell)] = -1
                 done += counts[0] - i
                 break
-            g = sign * np.array([values[k] for k in names])
-            jumps = [int(math.floor((g[k] - e[k - 1]) / grid_steps[names[k]] + 1e-9)) if grid_steps[names[k]] > 0
-                     else 0 for k in range(1, p)]
+            jumps = [int(math.floor((point.g[k] - e[k - 1]) / grid_steps[names[k]] + 1e-9))
+                     if grid_steps[names[k]] > 0 else 0 for k in range(1, p)]
             jumps = [max(b, 0) for b in jumps]
-            found.append((g, values, result, seconds, model.decision(), tuple(e)))
+            found.append(point)
             if use_flags:
                 box = tuple(slice(c, min(c + b + 1, n)) for c, b, n in zip(cell, jumps, counts, strict=True))
                 end = min(i + jumps[0] + 1, counts[0])
@@ -565,46 +734,182 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
                 progress("grid", min(done, total), total)
         if capped:
             break
+    stats = {"grid_points": total, "solves": grid_solves, "grid_solves": grid_solves, "infeasible": infeasible,
+             "capped": capped, "steps": grid_steps}
+    return found, stats
+
+
+def _refine(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.ndarray, nadir: np.ndarray,
+            found: list[_Found], budget: int, options: SolverOptions,
+            progress: Progress | None) -> tuple[list[_Found], int]:
+    """Up to `budget` more epsilon solves (two objectives), each in the middle of the segment of the current front
+    with the largest score: its normalised length times (1 + the turning angles at its ends), so that solves go
+    where the front is both sparse and bending. The epsilon rows and augmented objective of the grid stay."""
+    span = np.where(ideal - nadir > 0, ideal - nadir, 1.0)
+    tol = np.array([1e-7 * max(1.0, abs(ideal[k]), abs(nadir[k])) for k in range(2)])
+    more: list[_Found] = []
+    tried: set[tuple[float, float]] = set()
+    solves = 0
+    for _ in range(budget):
+        everything = found + more
+        g_all = np.array([f.g for f in everything]).reshape(-1, 2)
+        keep = _nondominated(g_all, tol) if len(g_all) else np.array([], dtype=int)
+        g = g_all[keep]
+        g = g[np.argsort(g[:, 1])]
+        if len(g) < 2:
+            break
+        u = (g - nadir) / span
+        segments = np.diff(u, axis=0)
+        length = np.linalg.norm(segments, axis=1)
+        turning = np.zeros(len(g))
+        for j in range(1, len(g) - 1):
+            a, b = segments[j - 1], segments[j]
+            denominator = np.linalg.norm(a) * np.linalg.norm(b)
+            if denominator > 0:
+                turning[j] = math.acos(float(np.clip(a @ b / denominator, -1.0, 1.0)))
+        score = length * (1.0 + turning[:-1] + turning[1:])
+        for j in np.argsort(-score):
+            key = (round(float(g[j, 1]), 9), round(float(g[j + 1, 1]), 9))
+            if key not in tried and g[j + 1, 1] - g[j, 1] > 2 * tol[1]:
+                break
+        else:
+            break
+        tried.add(key)
+        e = float((g[j, 1] + g[j + 1, 1]) / 2)
+        model.set_epsilon(names[1], e)
+        result, point = _timed_solve(model, options, sign, names, "refine", (e,))
+        solves += 1
+        if point is not None:
+            more.append(point)
+        if progress:
+            progress("refine", solves, budget)
+    return more, solves
+
+
+def _lexicographic_points(model: FrontModel, names: list[str], sign: np.ndarray,
+                          options: SolverOptions) -> tuple[list[_Found], int, pd.DataFrame]:
+    """One lexicographic optimum per order of the objectives, and the payoff table (the rows of the orders that
+    rotate the objectives, as :func:`payoff_table` solves them)."""
+    found: list[_Found] = []
+    solves = 0
+    rotations = {tuple(names[i:] + names[:i]) for i in range(len(names))}
+    rows: dict[str, dict[str, float]] = {}
+    for order in itertools.permutations(names):
+        label = "lexicographic " + " > ".join(order)
+        for k in names:
+            model.set_epsilon(k, None)
+            model.set_bound(k, None)
+        point = None
+        for k in order:
+            model.set_objective({k: 1.0})
+            result, point = _timed_solve(model, options, sign, names, label)
+            solves += 1
+            if point is None:
+                raise InfeasibleError(f"no feasible plan while optimising {k} ({result.message})")
+            g = point.g[names.index(k)]
+            model.set_bound(k, g - _tolerance(g))
+        found.append(point)  # type: ignore[arg-type]
+        if order in rotations:
+            rows[order[0]] = point.values  # type: ignore[union-attr]
+    payoff = pd.DataFrame.from_dict({k: rows[k] for k in names}, orient="index")[names]
+    payoff.index.name = "optimised"
+    return found, solves, payoff
+
+
+def _weighted_sum_points(model: FrontModel, names: list[str], sign: np.ndarray, g_payoff: np.ndarray,
+                         ideal: np.ndarray, nadir: np.ndarray, options: SolverOptions, budget: int,
+                         progress: Progress | None) -> tuple[list[_Found], int]:
+    """Supported points by weighted sums. Two objectives: Aneja & Nair's (1979) dichotomic scheme, from the two
+    lexicographic extremes: for neighbours a, b maximise w.g with w normal to the segment ab; a point beyond the
+    segment is new and splits it, none proves the segment a face of the hull. Three objectives: a simplex lattice
+    of weights on the normalised objectives (no weight exactly zero, so no weakly dominated point is returned)."""
     for k in names:
         model.set_epsilon(k, None)
-    if capped:
-        notes.append(f"the cap of {max_points} grid solves cut the front: it may miss points")
+        model.set_bound(k, None)
+    p = len(names)
+    found: list[_Found] = []
+    solves = 0
 
-    # merge duplicates and drop dominated points
+    def solve_weights(w: np.ndarray, label: str) -> _Found | None:
+        nonlocal solves
+        model.set_objective({k: float(w[i]) for i, k in enumerate(names)})
+        result, point = _timed_solve(model, options, sign, names, label)
+        solves += 1
+        if point is None and result.status == Status.INFEASIBLE:
+            raise InfeasibleError(f"no feasible plan for weights {label} ({result.message})")
+        if progress:
+            progress("weights", solves, budget)
+        return point
+
+    span = np.where(ideal - nadir > 0, ideal - nadir, 1.0)
+    if p == 2:
+        # the extremes, each as the lexicographic optimum (a tiny weight on the other objective breaks ties)
+        extremes = []
+        for k in range(2):
+            w = np.full(2, 1e-6) / span
+            w[k] = 1.0 / span[k]
+            point = solve_weights(w / w.sum(), f"weights {w[0] / w.sum():.6g}/{w[1] / w.sum():.6g}")
+            if point is not None:
+                extremes.append(point)
+        found += extremes
+        if len(extremes) < 2:
+            return found, solves
+        stack = [(extremes[0], extremes[1])]  # (a, b): a has the larger g1
+        while stack and solves < budget:
+            a, b = stack.pop()
+            w = np.array([b.g[1] - a.g[1], a.g[0] - b.g[0]])
+            if w.min() <= 0 or not np.isfinite(w).all():
+                continue
+            w = w / w.sum()
+            point = solve_weights(w, f"weights {w[0]:.6g}/{w[1]:.6g}")
+            if point is None:
+                continue
+            tol = 1e-9 * max(1.0, abs(float(w @ a.g))) + 1e-9
+            if float(w @ point.g) > float(w @ a.g) + tol:
+                found.append(point)
+                stack += [(point, b), (a, point)]
+        return found, solves
+    divisions = 1
+    while (divisions + 1) * (divisions + 2) // 2 < budget:
+        divisions += 1
+    for combo in itertools.product(range(divisions + 1), repeat=p - 1):
+        if sum(combo) > divisions:
+            continue
+        lam = np.array([*combo, divisions - sum(combo)], dtype=float) / divisions
+        lam = np.maximum(lam, 1e-4)
+        w = lam / span
+        w = w / w.sum()
+        point = solve_weights(w, "weights " + "/".join(f"{v:.4g}" for v in lam / lam.sum()))
+        if point is not None:
+            found.append(point)
+    return found, solves
+
+
+def _front_table(found: list[_Found], names: list[str], sign: np.ndarray, ideal: np.ndarray, nadir: np.ndarray,
+                 senses: Mapping[str, str]) -> tuple[pd.DataFrame, dict[int, Any]]:
+    """Merge duplicates, drop dominated points, and tabulate (with marginal rates for two objectives)."""
+    p = len(names)
     tol = np.array([1e-7 * max(1.0, abs(ideal[k]), abs(nadir[k])) for k in range(p)])
-    g_all = np.array([f[0] for f in found]).reshape(-1, p)
+    g_all = np.array([f.g for f in found]).reshape(-1, p)
     keep = _nondominated(g_all, tol) if len(found) else np.array([], dtype=int)
     rows, solutions = [], {}
     for point, position in enumerate(keep, start=1):
-        g, values, result, seconds, decision, e = found[position]
-        row = {"point": point, **values}
-        for k, value in zip(names[1:], e, strict=True):
-            row[f"eps_{k}"] = float(sign[names.index(k)] * value)
-        row.update({"status": result.status.value, "gap": result.gap, "solve_seconds": round(seconds, 4)})
+        f = found[position]
+        row: dict[str, Any] = {"point": point, **f.values}
+        for j, k in enumerate(names[1:]):
+            row[f"eps_{k}"] = float(sign[j + 1] * f.epsilon[j]) if f.epsilon and j < len(f.epsilon) else np.nan
+        row.update({"status": f.result.status.value, "gap": f.result.gap, "solve_seconds": round(f.seconds, 4),
+                    "found_by": f.found_by})
         rows.append(row)
-        solutions[point] = decision
-    columns = ["point", *names, *[f"eps_{k}" for k in names[1:]], "status", "gap", "solve_seconds"]
+        solutions[point] = f.decision
+    columns = ["point", *names, *[f"eps_{k}" for k in names[1:]], "status", "gap", "solve_seconds", "found_by"]
     table = pd.DataFrame(rows, columns=columns)
     if len(table):
-        table = table.sort_values(names[0], ascending=model.senses[names[0]] == "max", kind="stable")
+        table = table.sort_values(names[0], ascending=senses[names[0]] == "max", kind="stable")
         table = table.reset_index(drop=True)
     if p == 2 and len(table):
         table["marginal_rate"] = table[names[1]].diff() / table[names[0]].diff()
-    knee = ideal_pick = None
-    if len(table):
-        g_table = table[names].to_numpy(dtype=float) * sign
-        k_pos, i_pos = knee_and_ideal(g_table)
-        knee = int(table["point"].iloc[k_pos]) if k_pos is not None else None
-        ideal_pick = int(table["point"].iloc[i_pos]) if i_pos is not None else None
-    if progress:
-        progress("grid", total, total)
-    return Front(table=table, solutions=solutions, payoff=payoff, names=names, senses=dict(model.senses),
-                 method=method, knee=knee, ideal=ideal_pick,
-                 ranges={k: (float(nadir[i] * sign[i]), float(ideal[i] * sign[i])) for i, k in enumerate(names)},
-                 steps={k: float(v) for k, v in grid_steps.items()}, grid_points=total,
-                 solves=grid_solves, payoff_solves=payoff_solves, skipped=total - grid_solves,
-                 infeasible_solves=infeasible, capped=capped, seconds=time.perf_counter() - start, notes=notes)
-
+    return table, solutions
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -656,6 +961,30 @@ LABELS = {"ecosystem_services": "ecosystem services index", "income": "income (y
           "water": "water retention gain", "habitat": "habitat gain"}
 
 
+METHOD_LABELS = {"augmecon2": "Pareto front (AUGMECON2)", "augmecon-r": "Pareto front (AUGMECON-R)",
+                 "augmecon2-classic": "Pareto front (AUGMECON2)",
+                 "weighted-sum": "supported points only (weighted sum)",
+                 "lexicographic": "extreme points only (lexicographic)"}
+
+
+def _annotate_marginal_rates(ax: Any, ordered: pd.DataFrame, names: Sequence[str], most: int = 12) -> None:
+    """Write the marginal rate (change of the second objective per unit of the first) at the middle of segments
+    of the front, at most `most` of them spread evenly so the labels stay legible."""
+    if "marginal_rate" not in ordered or len(ordered) < 2:
+        return
+    x, y = ordered[names[0]].to_numpy(dtype=float), ordered[names[1]].to_numpy(dtype=float)
+    rates = ordered["marginal_rate"].to_numpy(dtype=float)
+    segments = np.arange(1, len(ordered))
+    if len(segments) > most:
+        segments = segments[np.linspace(0, len(segments) - 1, most).round().astype(int)]
+    for j in segments:
+        if np.isfinite(rates[j]):
+            ax.annotate(f"{rates[j]:,.3g}", ((x[j - 1] + x[j]) / 2, (y[j - 1] + y[j]) / 2), fontsize=6,
+                        color="tab:gray", xytext=(4, 4), textcoords="offset points")
+    ax.text(0.01, 0.01, f"grey figures: marginal rate, {names[1]} per unit of {names[0]}", transform=ax.transAxes,
+            fontsize=7, color="tab:gray")
+
+
 def plot_front(result: Front, path: Any, base: Mapping[str, float] | None = None, title: str = "") -> None:
     """The front (a line for two objectives, a 3-D scatter for three), the knee and ideal picks, and the baseline."""
     import matplotlib
@@ -670,7 +999,13 @@ def plot_front(result: Front, path: Any, base: Mapping[str, float] | None = None
     if len(names) == 2:
         fig, ax = plt.subplots(figsize=(7, 5))
         ordered = table.sort_values(names[0])
-        ax.plot(ordered[names[0]], ordered[names[1]], "-o", color="tab:blue", ms=4, label="Pareto front")
+        ax.plot(ordered[names[0]], ordered[names[1]], "-o", color="tab:blue", ms=4, label=METHOD_LABELS.get(
+            result.method, result.method))
+        refined = ordered[ordered["found_by"] == "refine"] if "found_by" in ordered else ordered.iloc[0:0]
+        if len(refined):
+            ax.plot(refined[names[0]], refined[names[1]], "o", mfc="none", color="tab:orange", ms=8,
+                    label="added by refinement")
+        _annotate_marginal_rates(ax, ordered, names)
         if len(knee):
             ax.plot(knee[names[0]], knee[names[1]], "*", color="tab:red", ms=16, label=f"knee (point {result.knee})")
         if len(ideal):
@@ -685,7 +1020,7 @@ def plot_front(result: Front, path: Any, base: Mapping[str, float] | None = None
         fig = plt.figure(figsize=(8, 6))
         ax = fig.add_subplot(projection="3d")
         ax.scatter(table[names[0]], table[names[1]], table[names[2]], c=table[names[0]], cmap="viridis", s=18,
-                   label="Pareto front")
+                   label=METHOD_LABELS.get(result.method, result.method))
         if len(knee):
             ax.scatter(knee[names[0]], knee[names[1]], knee[names[2]], marker="*", color="tab:red", s=200,
                        label=f"knee (point {result.knee})")
@@ -703,14 +1038,16 @@ def plot_front(result: Front, path: Any, base: Mapping[str, float] | None = None
 
 
 def run_front(scenario: Any, objectives: Sequence[str], points: int = 25, options: SolverOptions | None = None,
-              progress: Progress | None = None, **kwargs: Any) -> tuple[Any, Front, LandUseFrontModel, dict]:
-    """Prepare a scenario, build the land-use model once and compute its front; (prepared, front, model, times)."""
+              progress: Progress | None = None, backend: str = "auto",
+              **kwargs: Any) -> tuple[Any, Front, LandUseFrontModel, dict]:
+    """Prepare a scenario, build the land-use model once (on `backend`: pyomo, matrix or auto) and compute its
+    front; (prepared, front, model, times)."""
     from optiland.run import prepare, solver_options
 
     prepared = prepare(scenario)
     options = options or solver_options(prepared.scenario)
     start = time.perf_counter()
-    model = LandUseFrontModel(prepared.problem, objectives, options)
+    model = LandUseFrontModel(prepared.problem, objectives, options, backend=backend)
     times = {"read": prepared.read_seconds, "build": model.backend.build_seconds,
              "scales": model.scale_seconds, "compile": model.compile_seconds}
     start = time.perf_counter()

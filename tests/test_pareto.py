@@ -167,6 +167,82 @@ def test_cap_cuts_and_says_so() -> None:
     assert any("cap" in note for note in result.notes)
 
 
+def _biobjective_knapsack(seed: int = 1, items: int = 14) -> tuple[pyo.ConcreteModel, dict, set[tuple[int, ...]]]:
+    rng = np.random.default_rng(seed)
+    first = rng.integers(1, 30, size=items)
+    second = np.clip(31 - first + rng.integers(-4, 5, size=items), 1, None)
+    profits, weights = np.vstack([first, second]), rng.integers(5, 40, size=items)
+    capacity = int(weights.sum() // 2)
+    m, objectives = _knapsack(profits, weights, capacity)
+    return m, objectives, _knapsack_front(profits, weights, capacity)
+
+
+def _hull_vertices(points: set[tuple[int, ...]]) -> set[tuple[int, ...]]:
+    """The extreme supported points of a bi-objective (max, max) front: the vertices of its upper convex hull
+    (Andrew's monotone chain; collinear points are not vertices)."""
+    hull: list[tuple[int, ...]] = []
+    for q in sorted(points):
+        while len(hull) >= 2:
+            (ax, ay), (bx, by) = hull[-2], hull[-1]
+            if (bx - ax) * (q[1] - ay) - (by - ay) * (q[0] - ax) >= 0:  # not a right turn: b is not a vertex
+                hull.pop()
+            else:
+                break
+        hull.append(q)
+    return set(hull)
+
+
+def test_weighted_sum_finds_every_extreme_supported_point_and_says_what_it_misses() -> None:
+    """Weighted sums (Aneja & Nair's dichotomic scheme) find every vertex of the front's convex hull, enumerated
+    here, and nothing off the front; the unsupported points in the hull's dents are missed, and the result says so."""
+    m, objectives, expected = _biobjective_knapsack()
+    result = front(m, objectives, {"f1": "max", "f2": "max"}, method="weighted-sum", points=50, options=EXACT)
+    found = _found(result)
+    vertices = _hull_vertices(expected)
+    assert vertices <= found <= expected
+    assert len(found) < len(expected)  # this front has unsupported points
+    assert result.method == "weighted-sum" and any("supported points only" in note for note in result.notes)
+    assert set(result.table["found_by"].str.split().str[0]) == {"weights"}
+    capped = front(m, objectives, {"f1": "max", "f2": "max"}, method="weighted-sum", points=3, options=EXACT)
+    assert capped.solves == 3 and _found(capped) <= expected
+
+
+def test_weighted_sum_three_objectives_stays_on_the_front() -> None:
+    rng = np.random.default_rng(2)
+    first, second = rng.integers(1, 10, size=10), rng.integers(1, 10, size=10)
+    third = np.clip(11 - (first + second) // 2 + rng.integers(-1, 2, size=10), 1, None)
+    profits, weights = np.vstack([first, second, third]), rng.integers(1, 10, size=10)
+    capacity = int(weights.sum() // 2)
+    m, objectives = _knapsack(profits, weights, capacity)
+    expected = _knapsack_front(profits, weights, capacity)
+    result = front(m, objectives, {k: "max" for k in objectives}, method="weighted-sum", points=15, options=EXACT)
+    assert result.solves == 15 and 2 <= len(result.table) and _found(result) <= expected
+
+
+def test_lexicographic_mode_gives_the_extremes() -> None:
+    m, objectives, expected = _biobjective_knapsack()
+    result = front(m, objectives, {"f1": "max", "f2": "max"}, method="lexicographic", options=EXACT)
+    best = {max(expected), max(expected, key=lambda q: (q[1], q[0]))}  # each objective's lexicographic optimum
+    assert _found(result) == best and result.payoff_solves == 0 and result.solves == 4
+    assert result.payoff.loc["f1", "f1"] == max(q[0] for q in expected)
+    assert set(result.table["found_by"]) == {"lexicographic f1 > f2", "lexicographic f2 > f1"}
+    assert any("extreme points" in note for note in result.notes)
+
+
+def test_refinement_adds_points_where_the_front_bends() -> None:
+    """Three grid points, then four refining solves: every point is on the enumerated front, and the refined
+    front has more of it than the plain grid, each refining solve between two neighbours."""
+    m, objectives, expected = _biobjective_knapsack()
+    senses = {"f1": "max", "f2": "max"}
+    plain = front(m, objectives, senses, points=3, options=EXACT)
+    refined = front(m, objectives, senses, points=3, refine=4, options=EXACT)
+    assert _found(plain) < _found(refined) <= expected
+    assert refined.solves == plain.solves + 4
+    assert (refined.table["found_by"] == "refine").sum() == len(refined.table) - len(plain.table) > 0
+    with pytest.raises(ValueError, match="refine"):
+        front(m, objectives, senses, steps={"f2": 1}, refine=2, options=EXACT)
+
+
 def test_knee_and_ideal_picks() -> None:
     g = np.array([[0.0, 10.0], [3.5, 9.0], [6.0, 6.0], [10.0, 0.0]])
     knee, ideal = knee_and_ideal(g)
@@ -299,3 +375,26 @@ def test_pareto_rejects_unknown_objectives(small_front: tuple[Path, Path], tmp_p
     assert result.exit_code == 2 and "beauty" in result.output
     result = runner.invoke(app, ["pareto", str(scenario), "--objectives", "income", "--out", str(tmp_path / "x")])
     assert result.exit_code == 2
+
+
+def test_pareto_methods_from_the_command_line(small_front: tuple[Path, Path], tmp_path: Path) -> None:
+    """--method weighted-sum is labelled as supported points only; --refine adds points; a bad --step is named."""
+    scenario, _ = small_front
+    common = ["--objectives", "ecosystem_services,income", "--gap", "0.01", "--time-limit", "600"]
+    out = tmp_path / "ws"
+    result = runner.invoke(app, ["pareto", str(scenario), *common, "--method", "weighted-sum", "--points", "6",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "supported points only" in result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["method"] == "weighted-sum" and 2 <= len(run["points"]) and run["solves"] <= 6
+    assert all(p["found_by"].startswith("weights") for p in run["points"])
+    out = tmp_path / "refined"
+    result = runner.invoke(app, ["pareto", str(scenario), *common, "--points", "3", "--refine", "2",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "front.csv", encoding="utf-8-sig")
+    assert set(table["found_by"]) <= {"grid", "refine"} and len(table) >= 2
+    result = runner.invoke(app, ["pareto", str(scenario), *common, "--step", "income=abc", "--out",
+                                 str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "income=abc" in result.output and not (tmp_path / "bad").exists()
