@@ -490,9 +490,11 @@ class Plotter:
     def _rc(self) -> dict[str, Any]:
         return {"font.family": "sans-serif", "font.sans-serif": self.fonts, "axes.unicode_minus": False}
 
-    def plan_map(self, parcels: gpd.GeoDataFrame, name: str, title: str, alt: str) -> Picture:
-        """Parcels coloured by option, red lines outlined, with legend, scale bar and north arrow."""
+    def plan_map(self, parcels: gpd.GeoDataFrame, name: str, title: str, alt: str, areas: str) -> Picture:
+        """Parcels coloured by option, red lines outlined, the ``areas`` (village or township) outlined and named,
+        with legend, scale bar and north arrow."""
         import matplotlib
+        from matplotlib import patheffects
         from matplotlib.lines import Line2D
         from matplotlib.patches import Patch
 
@@ -508,16 +510,21 @@ class Plotter:
                 colour = self.colours.get(option, "#999999")
                 frame[frame["option"] == option].plot(ax=ax, color=colour, edgecolor="white", linewidth=0.2)
                 handles.append(Patch(facecolor=colour, edgecolor="#555555", label=self.labels.option(option)))
+            outlines = frame[[areas, "geometry"]].dissolve(by=areas)
+            outlines.boundary.plot(ax=ax, color="#333333", linewidth=0.9)
             red = frame[frame["red_line"].astype(bool)]
             if len(red):
                 outline = gpd.GeoSeries([red.geometry.union_all()], crs=frame.crs).boundary
-                outline.plot(ax=ax, color=RED_LINE_COLOUR, linewidth=1.3)
+                outline.plot(ax=ax, color=RED_LINE_COLOUR, linewidth=1.4)  # over the area outlines
                 handles.append(Line2D([0], [0], color=RED_LINE_COLOUR, linewidth=1.5, label=self.t["legend_red_line"]))
+            halo = [patheffects.withStroke(linewidth=3, foreground="white")]
+            for label, point in zip(outlines.index, outlines.geometry.representative_point(), strict=True):
+                ax.text(point.x, point.y, str(label), ha="center", va="center", fontsize=8, path_effects=halo)
             ax.set_aspect("equal")
             ax.set_axis_off()
             ax.set_title(title, fontsize=12)
             self._scale_bar(ax)
-            ax.annotate(self.t["north"], xy=(0.96, 0.98), xytext=(0.96, 0.86), xycoords="axes fraction",
+            ax.annotate(self.t["north"], xy=(1.04, 0.98), xytext=(1.04, 0.86), xycoords="axes fraction",
                         ha="center", va="center", fontsize=12, fontweight="bold",
                         arrowprops={"facecolor": "black", "width": 3, "headwidth": 10, "headlength": 10})
             ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False,
@@ -856,7 +863,7 @@ class ReportBuilder:
 
         plan_map = Section("map", t["map"], [Paragraph(t["map_note"])])
         plan_map.pictures.append(self.plot.plan_map(parcels, f"{stem}-map.png", title,
-                                                    t["map_alt"].format(name=name)))
+                                                    t["map_alt"].format(name=name), areas="village"))
         sections.append(plan_map)
 
         areas = Section("areas", t["area_by_option"])
@@ -985,7 +992,7 @@ class ReportBuilder:
         sections.append(totals)
         county_map = Section("map", t["map"], [Paragraph(t["map_note"])])
         county_map.pictures.append(self.plot.plan_map(r.parcels, "county-map.png", t["county_title"],
-                                                      t["map_alt"].format(name=t["county_title"])))
+                                                      t["map_alt"].format(name=t["county_title"]), areas="township"))
         sections.append(county_map)
 
         listing = Section("townships", t["townships"])
