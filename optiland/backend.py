@@ -15,6 +15,7 @@ import pyomo.environ as pyo
 from pyomo.common.errors import InfeasibleConstraintException
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
+from optiland.errors import input_error
 from optiland.formulation import build_model, objective_expression, structure_key, update_targets
 from optiland.problem import PlanningProblem
 from optiland.solver import INF, MatrixLP, SolveResult, SolverOptions, Status, highs_version, solve_lp
@@ -261,4 +262,4 @@ def make_backend(name: str, problem: PlanningProblem | None = None) -> Backend:
         from optiland.matrix import MatrixBackend
 
         return MatrixBackend()
-    raise ValueError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
+    raise input_error(f"unknown backend; known: {', '.join(BACKENDS)}", column="backend", value=name)

@@ -383,15 +383,14 @@ class MatrixBackend:
         """(transfers, village income) as two matrices on one sparsity pattern (their union), so that a new share
         only recombines their data: row v holds comp_v + wages_v - share * income_v."""
         both = np.where((self.income_x != 0) | (self.comp != 0), 1.0, 0.0)
-        pattern = _xpart(self.village, both, self._order_v)
-        cols = pattern[1]
-        herd = self._village_cols(self.col_herd, 1.0)
-        posts = self._village_cols(self.col_posts, 1.0)
-        z = self._z_part(np.ones(len(self.segments)))
+        rows, cols, _ = _xpart(self.village, both, self._order_v)
+        villages = np.arange(self.n_v)
 
-        def build(x: np.ndarray, h: float, w: float, zv: np.ndarray) -> sp.csr_matrix:
-            return _merge(self.n_v, self.n_cols, [(pattern[0], cols, x[cols]), (herd[0], herd[1], herd[2] * h),
-                                                  (posts[0], posts[1], posts[2] * w), (z[0], z[1], z[2] * zv)])
+        def build(x: np.ndarray, herd: float, posts: float, z: np.ndarray) -> sp.csr_matrix:
+            return _merge(self.n_v, self.n_cols, [
+                (rows, cols, x[cols]), _part(villages, self.col_herd + villages, herd, keep_zeros=True),
+                _part(villages, self.col_posts + villages, posts, keep_zeros=True),
+                _part(self.z_village, self.col_z + np.arange(len(self.segments)), z, keep_zeros=True)])
 
         transfers = build(self.comp, 0.0, self.wage, np.zeros(len(self.segments)))
         income = build(self.income_x + self.comp, self.cattle, self.wage, self.z_income)
@@ -868,7 +867,9 @@ class MatrixBackend:
         col_names.add_list([f"_pareto.f{index_repr(k)}" for k in names] + [f"_pareto.s{index_repr(k)}" for k in names])
         row_name_seq = base.row_names.extended(row_names) if isinstance(base.row_names, Names) else [
             *base.row_names, *row_names]
-        lp = MatrixLP(c=np.zeros(n0 + 2 * p), A=A, row_lower=np.concatenate([base.row_lower, lower]),
+        c = np.zeros(n0 + 2 * p)
+        c[n0:n0 + p] = 1.0  # the block's own objective, max sum_k f_k (the adapter sets its own)
+        lp = MatrixLP(c=c, A=A, row_lower=np.concatenate([base.row_lower, lower]),
                       row_upper=np.concatenate([base.row_upper, upper]),
                       col_lower=np.concatenate([base.col_lower, np.full(p, -INF), np.zeros(p)]),
                       col_upper=np.concatenate([base.col_upper, np.full(2 * p, INF)]),
