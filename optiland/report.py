@@ -155,11 +155,11 @@ def find_cjk_font() -> str | None:
     from matplotlib import font_manager
 
     def known() -> str | None:
-        names = sorted({f.name for f in font_manager.fontManager.ttflist})
+        names = {f.name for f in font_manager.fontManager.ttflist}
         for prefix in CJK_FAMILY_PREFIXES:
-            for name in names:
-                if name.startswith(prefix):
-                    return name
+            found = sorted(n for n in names if n.startswith(prefix))
+            if found:  # Simplified Chinese glyph forms where the font has them, as the readers write them
+                return next((n for n in found if n.endswith(" SC")), found[0])
         return None
 
     name = known()

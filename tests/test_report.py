@@ -465,6 +465,16 @@ def test_missing_cjk_font_is_a_clear_error(county_en: Path, tmp_path: Path, monk
     write_report(out, lang="en")  # English needs no CJK font
 
 
+def test_cjk_font_installed_after_matplotlibs_cache_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    from matplotlib import font_manager
+
+    if not any("cjk" in Path(f).name.lower() for f in font_manager.findSystemFonts()):
+        pytest.skip("no Noto CJK font files installed: apt-get install fonts-noto-cjk")
+    cached = [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", cached)  # as if the cache predates the install
+    assert find_cjk_font() == "Noto Sans CJK SC"
+
+
 def test_a_failure_leaves_the_previous_report(county_en: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "plan"
