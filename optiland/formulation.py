@@ -281,6 +281,111 @@ def market(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
                                                           if gg == g and kk == k) <= float(widths[(g, k)]))
 
 
+def _parcel_group_rows(p: PlanningProblem) -> tuple[np.ndarray, np.ndarray, int]:
+    """Group position of every allowed row, the (parcel, group) possibility matrix, and the number of groups."""
+    spatial = p.spatial
+    assert spatial is not None
+    group = spatial.group_index(p.allowed["option"].to_numpy())
+    k = len(spatial.groups) - 1
+    can = np.zeros((p.n_parcels, k), dtype=bool)
+    can[p.allowed["parcel"].to_numpy(), group] = True
+    return group, can, k
+
+
+def boundary_penalty(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
+    r"""Boundary penalty between option groups (Marxan's BLM x boundary; prioritizr's boundary penalty), exact.
+
+    :math:`g_{i,k} = \sum_{a \in A_i,\ \mathrm{group}(a) = k} x_a` is 1 when parcel i is in group k (no variable).
+    A shared boundary e = (i, j) of length :math:`b_e` costs :math:`\beta\, b_e\, w_{k(i), k(j)}`, an outer edge
+    of length :math:`o_i` costs :math:`\beta\, o_i\, w_{k(i), \mathrm{outside}}` (:math:`\beta` the
+    ``[spatial] boundary_penalty``, w the group weights of optiland.spatial). With :math:`K_i` the groups parcel i can
+    take (after site rules and locks):
+
+    - :math:`|K_i| = 1` or :math:`|K_j| = 1`: the penalty is linear in the other parcel's :math:`g`, e.g.
+      :math:`\beta b_e \sum_l w_{k_i, l}\, g_{j,l}`; no variable, no row. Outer edges are linear too.
+    - otherwise one variable :math:`s_e \ge 0` (``boundary_split``) with, for every pair
+      :math:`(k, l) \in K_i \times K_j` with :math:`w_{kl} > 0`, the row ``boundary_pair[e,k,l]``:
+      :math:`s_e \ge w_{kl}\,(g_{i,k} + g_{j,l} - 1)`. At integer x exactly one pair has
+      :math:`g_{i,k} + g_{j,l} - 1 = 1` and every other is at most 0, so the least feasible :math:`s_e` is
+      :math:`w_{k(i),k(j)}`; the objective minimises the penalty (adds it to a cost, subtracts it from a gain), so it
+      takes that value: the linearisation is exact.
+    - when w is uniform (:math:`w_{kl} = w` between groups, 0 within one), fewer rows suffice,
+      ``boundary_diff[e,k]``: :math:`s_e \ge w\,(g_{i,k} - g_{j,k})` for :math:`k \in K_i` (1 exactly when
+      i is in k and j is not).
+
+    :math:`\mathrm{penalty} = \beta \sum_e b_e s_e + \sum_a c_a x_a`, the linear terms gathered per row a.
+    Added: one continuous variable per shared boundary whose two parcels can each take two or more groups.
+    """
+    spatial = p.spatial
+    if spatial is None or not spatial.penalised:
+        return
+    group, can, k = _parcel_group_rows(p)
+    parcel = p.allowed["parcel"].to_numpy()
+    w, beta = spatial.weights, spatial.blm
+    single = can.sum(axis=1) == 1
+    only = can.argmax(axis=1)
+    i, j, b = spatial.edge_left, spatial.edge_right, spatial.edge_length
+    per_group = beta * spatial.outer_length[:, None] * w[:k, k][None, :]
+    left_fixed = single[i]
+    np.add.at(per_group, j[left_fixed], beta * b[left_fixed, None] * w[only[i[left_fixed]], :k])
+    right_fixed = ~single[i] & single[j]
+    np.add.at(per_group, i[right_fixed], beta * b[right_fixed, None] * w[:k, only[j[right_fixed]]].T)
+    linear = per_group[parcel, group]
+
+    inner = w[:k, :k]
+    off = inner[~np.eye(k, dtype=bool)]
+    uniform = not np.diag(inner).any() and (off.size == 0 or np.all(off == off[0]))
+    free = np.flatnonzero(~single[i] & ~single[j])
+    index: list[tuple[int, ...]] = []
+    for e in free:
+        ki, kj = np.flatnonzero(can[i[e]]), np.flatnonzero(can[j[e]])
+        if uniform:
+            index += [(int(e), int(g)) for g in ki if off.size and off[0] > 0]
+        else:
+            index += [(int(e), int(g), int(h)) for g in ki for h in kj if inner[g, h] > 0]
+    edges = sorted({key[0] for key in index})
+    rows: dict[tuple[int, int], list[int]] = {}
+    for a, key in enumerate(zip(parcel.tolist(), group.tolist(), strict=True)):
+        rows.setdefault(key, []).append(a)
+
+    def g(parcel_i: int, k_: int) -> Any:
+        return pyo.quicksum(m.x[a] for a in rows.get((int(parcel_i), int(k_)), []))
+
+    m.boundary_edges = pyo.Set(initialize=edges, ordered=True)
+    m.boundary_split = pyo.Var(m.boundary_edges, domain=pyo.NonNegativeReals)
+    if uniform:
+        m.boundary_diff = pyo.Constraint(pyo.Set(initialize=index, dimen=2, ordered=True), rule=lambda m, e, kk: (
+            m.boundary_split[e] >= float(off[0]) * (g(i[e], kk) - g(j[e], kk))))
+    else:
+        m.boundary_pair = pyo.Constraint(pyo.Set(initialize=index, dimen=3, ordered=True), rule=lambda m, e, kk, ll: (
+            m.boundary_split[e] >= float(inner[kk, ll]) * (g(i[e], kk) + g(j[e], ll) - 1)))
+    m.boundary_penalty = pyo.Expression(expr=pyo.quicksum(beta * float(b[e]) * m.boundary_split[e] for e in edges)
+                                        + _lin(m, np.arange(len(linear)), linear))
+    m._boundary_size = {"shared_boundaries": int(len(b)), "outer_edges": int((spatial.outer_length > 0).sum()),
+                        "added_variables": len(edges), "added_rows": len(index),
+                        "linear_boundaries": int(left_fixed.sum() + right_fixed.sum())}
+
+
+def feature_targets(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
+    r"""Every feature reaches its target: :math:`\sum_a A_{f,a} x_a \ge T_f`, where :math:`A_{f,a}` is the amount
+    of feature f on row a's parcel when row a's option is credited with it (``[features] credited``; default every
+    option but keeping the current use), else 0; :math:`T_f` is absolute or a share of the feature's total amount over
+    all parcels (``[features] targets``, ``relative_targets``; prioritizr's absolute and relative targets)."""
+    if p.spatial is None or not p.spatial.targets:
+        return
+    amounts = p.spatial.row_amounts(p.allowed)
+    names = p.spatial.features
+
+    def rule(m: pyo.ConcreteModel, feature: str) -> Any:
+        earned = _lin(m, np.arange(len(p.allowed)), amounts[names.index(feature)])
+        need = m.target["feature_target", feature]
+        if isinstance(earned, (int, float)):  # no credited amount anywhere: a constant, not a row
+            return pyo.Constraint.Feasible if earned >= pyo.value(need) else pyo.Constraint.Infeasible
+        return earned >= need
+
+    m.feature_target = pyo.Constraint(list(p.spatial.targets), rule=rule)
+
+
 FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
     "one_use": one_use,
     "income_floor": income_floor,
@@ -292,6 +397,8 @@ FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
     "diversity": diversity,
     "forest_cover": forest_cover,
     "market": market,
+    "boundary_penalty": boundary_penalty,
+    "feature_targets": feature_targets,
 }
 """Constraint families in build order; red_line, suitability and farmland live in the allowed set."""
 
@@ -317,6 +424,8 @@ def objective_expression(m: pyo.ConcreteModel, name: str, weights: dict[str, flo
         return m.total_cost
     if name in m.S:
         return m.gain[name]
+    if name == "boundary_penalty":
+        return m.boundary_penalty if hasattr(m, "boundary_penalty") else 0.0
     if name == "ecosystem_services":
         weights = weights or {}
         scale = scale or {}
@@ -347,6 +456,8 @@ def target_values(p: PlanningProblem) -> dict[tuple[str, Any], float]:
     for (option, variant), cap in p.market.items():
         if (option, variant) in pairs:
             values[("market", f"{option}.{variant}")] = float(cap)
+    for feature, target in (p.spatial.targets if p.spatial is not None else {}).items():
+        values[("feature_target", feature)] = float(target)
     return values
 
 

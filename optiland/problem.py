@@ -23,6 +23,7 @@ from optiland.catalog import NEVER, Catalog
 from optiland.errors import InputError, Issue
 from optiland.inputs import Inputs
 from optiland.scenario import Scenario
+from optiland.spatial import SpatialData, apply_locks, build_spatial, read_locks
 
 
 @dataclass
@@ -39,6 +40,14 @@ class PlanningProblem:
     scenario: Scenario | None = None
     market: dict[tuple[str, str], float] = field(default_factory=dict)
     price_steps: dict[tuple[str, str], list[tuple[float, float]]] = field(default_factory=dict)
+    spatial: SpatialData | None = None
+    """Boundary penalty and feature targets (scenario sections [spatial] and [features]); None without them."""
+
+    @property
+    def uses_spatial(self) -> bool:
+        """Whether the model has the boundary-penalty or feature-target families (the Pyomo backend builds them;
+        the matrix backend does not). Locks need no family: they only shrink the allowed set."""
+        return self.spatial is not None and (self.spatial.penalised or bool(self.spatial.targets))
 
     @property
     def n_parcels(self) -> int:
@@ -167,6 +176,10 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
     for j, kind_rules in enumerate(rules):
         for rule in kind_rules:
             allowed_mask[:, j] &= ~rule.mask
+    if scenario.spatial is not None and scenario.spatial.locks is not None:
+        lock_file = scenario.resolve(scenario.spatial.locks)
+        locks = read_locks(lock_file, parcels["parcel_id"].to_numpy(), list(catalog.options.index))
+        apply_locks(allowed_mask, kinds, parcels["parcel_id"].to_numpy(), locks, str(lock_file))
     no_option = np.flatnonzero(~allowed_mask.any(axis=1))
     if len(no_option):
         raise InputError([Issue("no option is allowed on this parcel (check red line, farmland and slope columns)",
@@ -216,9 +229,11 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
         "livestock": dict(catalog.livestock),
         "rangers": dict(catalog.rangers),
     }
+    spatial = build_spatial(scenario, catalog, parcels["parcel_id"].to_numpy(), inputs.parcels.geometry.to_numpy(),
+                            scenario.resolve(scenario.parcels.path), inputs.hashes.get("parcels"))
     return PlanningProblem(parcels=parcels, villages=villages, townships=townships, allowed=allowed,
                            services=catalog.service_names, params=params, catalog=catalog, scenario=scenario,
-                           market=market, price_steps=steps)
+                           market=market, price_steps=steps, spatial=spatial)
 
 
 def _coefficients(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFrame, parcel_idx: np.ndarray,

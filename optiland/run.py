@@ -141,7 +141,7 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
             notes += more
             backend.es_scale = scales
         backend.set_bound("ecosystem_services", *es_bound)
-    backend.set_objective({name: 1.0}, sense, scale=scales, weights=params["weights"])
+    backend.set_objective(objective_terms(problem), sense, scale=scales, weights=params["weights"])
     result = backend.solve(clock.options_now())
     if result.status == Status.INFEASIBLE:
         raise _infeasible(problem, clock)
@@ -160,6 +160,16 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows,
                     "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels},
         notes=notes, model=backend)
+
+
+def objective_terms(problem: PlanningProblem) -> dict[str, float]:
+    """The scenario's objective, and with a boundary penalty that penalty too: added to a minimised objective,
+    subtracted from a maximised one (optiland.formulation.boundary_penalty)."""
+    name, sense = problem.params["objective"], problem.params["sense"]
+    terms = {name: 1.0}
+    if problem.spatial is not None and problem.spatial.penalised:
+        terms["boundary_penalty"] = 1.0 if sense == "min" else -1.0
+    return terms
 
 
 _DEFINITIONS = ("one_use", "option_area_def", "price_step_link", "objective")

@@ -117,6 +117,27 @@ class SolverConfig(_Strict):
     presolve: Literal["on", "off", "choose"] | None = None
 
 
+class SpatialConfig(_Strict):
+    """`[spatial]`: the boundary penalty (Marxan's BLM) between option groups, and locked parcels (optiland.spatial)."""
+
+    boundary_penalty: float = Field(0.0, ge=0, description="objective units per unit of boundary length (BLM)")
+    between: Literal["groups", "protected"] = "groups"
+    groups: dict[str, str] = Field(default_factory=dict, description="option -> group, over the catalog's group")
+    protected: list[str] = Field(default_factory=list, description="groups or options counted as protected")
+    group_weights: dict[str, float] = Field(default_factory=dict, description="'group|group' -> weight")
+    boundaries: Path | None = Field(None, description="boundary table (id1, id2, boundary); default: geometry")
+    locks: Path | None = Field(None, description="lock table (parcel_id, option, lock = in | out)")
+
+
+class FeaturesConfig(_Strict):
+    """`[features]`: per-parcel feature amounts, the options that earn them, and the targets to meet."""
+
+    path: Path = Field(description="long table: parcel_id, feature, amount")
+    credited: dict[str, list[str]] = Field(default_factory=dict, description="feature (or '*') -> options")
+    targets: dict[str, float] = Field(default_factory=dict, description="feature -> absolute amount")
+    relative_targets: dict[str, float] = Field(default_factory=dict, description="feature -> share of its total")
+
+
 class Scenario(_Strict):
     """A whole scenario. `base_dir` (the scenario file's folder) resolves relative paths."""
 
@@ -128,6 +149,8 @@ class Scenario(_Strict):
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
     solver: SolverConfig = Field(default_factory=SolverConfig)
+    spatial: SpatialConfig | None = None
+    features: FeaturesConfig | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
     source_path: Path | None = Field(default=None, exclude=True)
 
@@ -167,6 +190,8 @@ def _suggest(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     for key in loc[:-1]:
         field = model.model_fields.get(str(key)) if model else None
         annotation = field.annotation if field else None
+        optional = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+        annotation = optional[0] if optional else annotation
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     if model is None:
         return ""
