@@ -862,9 +862,8 @@ class MatrixBackend:
             row_names.append(f"_pareto.eps{index_repr(k)}==")
         A = sp.vstack([sp.hstack([base.A, sp.csr_matrix((m0, 2 * p))], format="csr"), *rows], format="csr")
         A.eliminate_zeros()
-        col_names = Names()
-        col_names._blocks, col_names._ends = list(self.col_names._blocks), list(self.col_names._ends)
-        col_names.add_list([f"_pareto.f{index_repr(k)}" for k in names] + [f"_pareto.s{index_repr(k)}" for k in names])
+        col_names = self.col_names.extended([f"_pareto.f{index_repr(k)}" for k in names]
+                                            + [f"_pareto.s{index_repr(k)}" for k in names])
         row_name_seq = base.row_names.extended(row_names) if isinstance(base.row_names, Names) else [
             *base.row_names, *row_names]
         c = np.zeros(n0 + 2 * p)
