@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from optiland.errors import InputError, Issue
-from optiland.problem import PlanningProblem, _coefficients, site_rules, variant_table
+from optiland.problem import PlanningProblem, _coefficients, site_rules, variant_table, village_sum
 
 FAMILIES = (
     "one_use", "red_line", "suitability", "farmland", "income_floor", "transfer_budget", "transfer_share",
@@ -350,13 +350,13 @@ class _Context:
         self.township_names = self.problem.townships["township"].astype(str).to_numpy()
         self.vidx = p["village_idx"].to_numpy(dtype=np.int64)
         self.town_of_village = v["township_idx"].to_numpy(dtype=np.int64)
-        self.tidx = self.town_of_village[self.vidx]
+        self.tidx = np.append(self.town_of_village, -1)[self.vidx]  # -1: a parcel in no village
         self.kind = self.parcels.kind
         self.coef = self.parcels.coef
         self.area = self.coef["area"]
 
     def per_village(self, values: np.ndarray) -> np.ndarray:
-        return np.bincount(self.vidx, weights=values, minlength=len(self.village_names))
+        return village_sum(self.vidx, values, len(self.village_names))
 
 
 def check_plan(problem: PlanningProblem, parcels: pd.DataFrame, villages: pd.DataFrame, tol: float = 1e-6, *,
@@ -768,7 +768,8 @@ def check_outdir(out_dir: str | Path, tol: float = 1e-6) -> list[Violation]:
 
     report = _Report(tol)
     files = {"parcels": scenario.resolve(scenario.parcels.path),
-             "villages": scenario.resolve(scenario.villages.path), "scenario": scenario.source_path}
+             "villages": scenario.resolve(scenario.villages.path) if scenario.villages else None,
+             "scenario": scenario.source_path}
     recorded = run.get("input_hashes") or {}
     for key in sorted(set(recorded) | set(prepared.inputs.hashes)):
         old, new = recorded.get(key), prepared.inputs.hashes.get(key)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pyomo.environ as pyo
 
-from optiland.problem import PlanningProblem
+from optiland.problem import PlanningProblem, village_sum
 
 SERVICE_OBJECTIVES = ("carbon", "soil", "water", "habitat")
 
@@ -46,7 +46,7 @@ def variables(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     allowed = p.allowed
     m._rows_village = _groups(allowed["village"].to_numpy(), len(p.villages))
     m._rows_parcel = _groups(allowed["parcel"].to_numpy(), p.n_parcels)
-    township_of_row = p.villages["township_idx"].to_numpy()[allowed["village"].to_numpy()]
+    township_of_row = np.append(p.villages["township_idx"].to_numpy(), -1)[allowed["village"].to_numpy()]
     m._township_of_row = township_of_row
     m._rows_township = _groups(township_of_row, len(p.townships))
     pairs = list(zip(allowed["option"], allowed["variant"], strict=True))
@@ -464,8 +464,8 @@ def target_values(p: PlanningProblem) -> dict[tuple[str, Any], float]:
 def structure_key(p: PlanningProblem) -> tuple[Any, ...]:
     """What the built model depends on besides its targets: same key, same model up to `target_values`."""
     forest = p.allowed["area"].to_numpy() * p.allowed["forest"].to_numpy()
-    township = p.villages["township_idx"].to_numpy()[p.allowed["village"].to_numpy()]
-    has_forest = np.bincount(township, weights=forest, minlength=len(p.townships)) > 0
+    township = np.append(p.villages["township_idx"].to_numpy(), -1)[p.allowed["village"].to_numpy()]
+    has_forest = village_sum(township, forest, len(p.townships)) > 0
     return (p.catalog.version, len(p.allowed), p.n_parcels, tuple(p.villages["village"]), tuple(sorted(
         target_values(p), key=repr)), tuple(has_forest), repr(sorted((p.params.get("bounds") or {}).items())))
 

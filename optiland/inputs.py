@@ -59,11 +59,13 @@ def gauss_kruger_crs(longitude: float) -> CRS:
     return CRS.from_epsg(4534 + (meridian - 75) // 3)
 
 
-def _read_layer(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoDataFrame:
+def _read_layer(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoDataFrame | pd.DataFrame:
     if not path.exists():
         raise InputError([Issue("parcel file not found", file=str(path))])
     suffix = path.suffix.lower()
     try:
+        if suffix == ".csv":  # a parcel table without geometry (area_mu given; boundaries from a table)
+            return pd.read_csv(path, dtype=str, encoding=encoding or "utf-8-sig", skipinitialspace=True)
         if suffix in {".parquet", ".geoparquet"}:
             return gpd.read_parquet(path)
         kwargs: dict[str, object] = {"engine": "pyogrio"}
@@ -93,7 +95,7 @@ def _as_bool(series: pd.Series, name: str, ids: pd.Series, file: str, problems: 
 def _rename(frame: pd.DataFrame, mapping: dict[str, str], required: list[str], file: str,
             problems: list[Issue], kind: str) -> pd.DataFrame:
     for canonical in mapping:
-        if canonical not in required and canonical not in ("income_floor", "geometry"):
+        if canonical not in required and canonical not in ("income_floor", "geometry", "area_mu"):
             close = difflib.get_close_matches(canonical, required, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(Issue(f"unknown canonical {kind} column in the column mapping{hint}", file=file,
@@ -118,7 +120,10 @@ def _numeric(frame: pd.DataFrame, column: str, ids: pd.Series, file: str, proble
 
 
 def read_villages(scenario: Scenario) -> pd.DataFrame:
-    """Read and validate the village table."""
+    """Read and validate the village table (an empty one for a scenario without ``[villages]``)."""
+    if scenario.villages is None:
+        return pd.DataFrame({c: pd.Series(dtype=str if c in ("village", "township") else float)
+                             for c in VILLAGE_COLUMNS})
     path = scenario.resolve(scenario.villages.path)
     file = str(path)
     if not path.is_file():
@@ -164,37 +169,20 @@ def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -
     mapping = dict(config.columns)
     if config.id_column != "parcel_id":
         mapping.setdefault("parcel_id", config.id_column)
-    frame = _rename(frame, mapping, PARCEL_COLUMNS, file, problems, "parcel")
+    tabular = not isinstance(frame, gpd.GeoDataFrame)
+    required = [c for c in PARCEL_COLUMNS if c != "village" or len(villages)] + (["area_mu"] if tabular else [])
+    frame = _rename(frame, mapping, required, file, problems, "parcel")
     if problems:
         raise InputError(problems)
+    if not len(villages):
+        frame["village"] = frame["village"].fillna("") if "village" in frame.columns else ""
+    if tabular:
+        note = "no geometry: a parcel table with area_mu"
+        return _parcel_table_without_geometry(frame, catalog, villages, file), note
     if frame.crs is None:
         raise InputError([Issue("the layer has no CRS; areas cannot be computed (set one, e.g. EPSG:4545)",
                                   file=file)])
-    ids = frame["parcel_id"].astype(str)
-    frame["parcel_id"] = ids
-    for parcel in ids[ids.duplicated()].unique()[:20]:
-        problems.append(Issue("duplicate parcel id", file=file, row=parcel, column="parcel_id"))
-    frame["village"] = frame["village"].astype(str)
-    frame["land_use"] = frame["land_use"].astype(str).str.strip()
-    for column in ("slope_deg", "bedrock_exposure", "soil_depth_cm"):
-        _numeric(frame, column, ids, file, problems)
-        low, high = _RANGES[column]
-        values = frame[column].to_numpy()
-        bad = ((values < low) | (values > high)) & ~np.isnan(values)
-        for position in np.flatnonzero(bad)[:20]:
-            problems.append(Issue(f"outside {low:g}-{high:g}", file=file, row=ids.iloc[position], column=column,
-                                    value=values[position]))
-    for column in BOOL_COLUMNS:
-        frame[column] = _as_bool(frame[column], column, ids, file, problems)
-    unknown_villages = ~frame["village"].isin(villages["village"])
-    for position in np.flatnonzero(unknown_villages.to_numpy())[:20]:
-        problems.append(Issue("village not in the village table", file=file, row=ids.iloc[position],
-                                column="village", value=frame["village"].iloc[position]))
-    unknown_uses = ~frame["land_use"].isin(catalog.current_uses.index)
-    for position in np.flatnonzero(unknown_uses.to_numpy())[:20]:
-        problems.append(Issue(f"unknown land-survey code (GB/T 21010); the catalog knows "
-                                f"{', '.join(catalog.current_uses.index)}", file=file, row=ids.iloc[position],
-                                column="land_use", value=frame["land_use"].iloc[position]))
+    ids = _common_checks(frame, catalog, villages, file, problems)
     geometry = frame.geometry.to_numpy()
     empty = shapely.is_missing(geometry) | shapely.is_empty(geometry)
     invalid = ~shapely.is_valid(geometry) & ~empty
@@ -225,14 +213,61 @@ def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -
     return gpd.GeoDataFrame(frame[columns].reset_index(drop=True), geometry="geometry", crs=frame.crs), note
 
 
+def _common_checks(frame: pd.DataFrame, catalog: Catalog, villages: pd.DataFrame, file: str,
+                   problems: list[Issue]) -> pd.Series:
+    """Ids, numbers, ranges, booleans, villages and land-use codes of a parcel table (with or without geometry)."""
+    ids = frame["parcel_id"].astype(str)
+    frame["parcel_id"] = ids
+    for parcel in ids[ids.duplicated()].unique()[:20]:
+        problems.append(Issue("duplicate parcel id", file=file, row=parcel, column="parcel_id"))
+    frame["village"] = frame["village"].astype(str)
+    frame["land_use"] = frame["land_use"].astype(str).str.strip()
+    for column in ("slope_deg", "bedrock_exposure", "soil_depth_cm"):
+        _numeric(frame, column, ids, file, problems)
+        low, high = _RANGES[column]
+        values = frame[column].to_numpy()
+        bad = ((values < low) | (values > high)) & ~np.isnan(values)
+        for position in np.flatnonzero(bad)[:20]:
+            problems.append(Issue(f"outside {low:g}-{high:g}", file=file, row=ids.iloc[position], column=column,
+                                    value=values[position]))
+    for column in BOOL_COLUMNS:
+        frame[column] = _as_bool(frame[column], column, ids, file, problems)
+    unknown_villages = ~frame["village"].isin(villages["village"]) if len(villages) else frame["village"] != ""
+    for position in np.flatnonzero(unknown_villages.to_numpy())[:20]:
+        problems.append(Issue("village not in the village table", file=file, row=ids.iloc[position],
+                                column="village", value=frame["village"].iloc[position]))
+    unknown_uses = ~frame["land_use"].isin(catalog.current_uses.index)
+    for position in np.flatnonzero(unknown_uses.to_numpy())[:20]:
+        problems.append(Issue(f"unknown land-survey code (GB/T 21010); the catalog knows "
+                                f"{', '.join(catalog.current_uses.index)}", file=file, row=ids.iloc[position],
+                                column="land_use", value=frame["land_use"].iloc[position]))
+    return ids
+
+
+def _parcel_table_without_geometry(frame: pd.DataFrame, catalog: Catalog, villages: pd.DataFrame,
+                                   file: str) -> gpd.GeoDataFrame:
+    """A parcel table (CSV) without geometry: the columns of a layer plus area_mu; geometry stays empty."""
+    problems: list[Issue] = []
+    ids = _common_checks(frame, catalog, villages, file, problems)
+    _numeric(frame, "area_mu", ids, file, problems)
+    for position in np.flatnonzero(frame["area_mu"].to_numpy() <= 0)[:20]:
+        problems.append(Issue("area must be positive", file=file, row=ids.iloc[position], column="area_mu",
+                              value=frame["area_mu"].iloc[position]))
+    if problems:
+        raise InputError(problems)
+    columns = PARCEL_COLUMNS + ["area_mu"]
+    return gpd.GeoDataFrame(frame[columns].reset_index(drop=True), geometry=[None] * len(frame))
+
+
 def read_inputs(scenario: Scenario, catalog: Catalog) -> Inputs:
     """Read both tables; nothing is computed from an input that failed validation."""
     villages = read_villages(scenario)
     parcels, note = read_parcels(scenario, catalog, villages)
     hashes = {
         "parcels": file_hash(scenario.resolve(scenario.parcels.path)),
-        "villages": file_hash(scenario.resolve(scenario.villages.path)),
     }
+    if scenario.villages is not None:
+        hashes["villages"] = file_hash(scenario.resolve(scenario.villages.path))
     if scenario.source_path:
         hashes["scenario"] = file_hash(scenario.source_path)
     return Inputs(parcels=parcels, villages=villages, crs_note=note, hashes=hashes)

@@ -23,7 +23,14 @@ from optiland.catalog import NEVER, Catalog
 from optiland.errors import InputError, Issue
 from optiland.inputs import Inputs
 from optiland.scenario import Scenario
-from optiland.spatial import SpatialData, apply_locks, build_spatial, read_locks
+from optiland.spatial import (
+    SpatialData,
+    add_parcel_costs,
+    apply_locks,
+    build_spatial,
+    read_locks,
+    read_parcel_costs,
+)
 
 
 @dataclass
@@ -57,6 +64,14 @@ class PlanningProblem:
     def floors_total(self) -> np.ndarray:
         """Required income per village, yuan/yr: floor x population."""
         return (self.villages["floor"] * self.villages["population"]).to_numpy()
+
+
+def village_sum(village_idx: np.ndarray, weights: np.ndarray, n_villages: int) -> np.ndarray:
+    """Per-village sums; parcels in no village (index -1: an instance without villages, such as a Marxan import)
+    count in none."""
+    inside = np.asarray(village_idx) >= 0
+    return np.bincount(np.asarray(village_idx)[inside], weights=np.asarray(weights, dtype=float)[inside],
+                       minlength=n_villages)
 
 
 def _blank(value: Any) -> bool:
@@ -139,8 +154,11 @@ def _parcel_table(inputs: Inputs, catalog: Catalog, villages: pd.DataFrame) -> p
     parcels["grade_rank"] = catalog.grade_of(parcels[attribute].to_numpy(dtype=float), applies)
     parcels["grade"] = np.array(catalog.grade_names, dtype=object)[parcels["grade_rank"].to_numpy()]
     village_index = pd.Series(np.arange(len(villages)), index=villages["village"])
-    parcels["village_idx"] = village_index.reindex(parcels["village"]).to_numpy()
-    parcels["township"] = villages["township"].to_numpy()[parcels["village_idx"].to_numpy()]
+    if len(villages):
+        parcels["village_idx"] = village_index.reindex(parcels["village"]).to_numpy()
+    else:  # no villages: every parcel is in none (-1), and in no township ("")
+        parcels["village_idx"] = np.full(len(parcels), -1, dtype=np.int64)
+    parcels["township"] = np.append(villages["township"].to_numpy(dtype=object), "")[parcels["village_idx"]]
     return parcels
 
 
@@ -186,13 +204,17 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
                                 row=str(parcels["parcel_id"].iloc[i])) for i in no_option[:20]])
     parcel_idx, kind_idx = np.nonzero(allowed_mask)
     allowed = _coefficients(catalog, parcels, kinds, parcel_idx, kind_idx)
+    if scenario.spatial is not None and scenario.spatial.parcel_costs is not None:
+        costs = read_parcel_costs(scenario.resolve(scenario.spatial.parcel_costs), parcels["parcel_id"].to_numpy(),
+                                  list(catalog.options.index))
+        add_parcel_costs(allowed, parcels["parcel_id"].to_numpy(), costs)
 
-    villages["current_land_income"] = np.bincount(parcels["village_idx"], weights=parcels["area_mu"].to_numpy()
+    villages["current_land_income"] = village_sum(parcels["village_idx"], parcels["area_mu"].to_numpy()
                                                   * catalog.current_uses["income_per_mu"].reindex(
-                                                      parcels["land_use"]).to_numpy(), minlength=len(villages))
-    villages["area_mu"] = np.bincount(parcels["village_idx"], weights=parcels["area_mu"], minlength=len(villages))
+                                                      parcels["land_use"]).to_numpy(), len(villages))
+    villages["area_mu"] = village_sum(parcels["village_idx"], parcels["area_mu"], len(villages))
     townships = pd.DataFrame({"township": townships_list})
-    townships["area_mu"] = np.bincount(villages["township_idx"], weights=villages["area_mu"],
+    townships["area_mu"] = np.bincount(villages["township_idx"].to_numpy(dtype=np.int64), weights=villages["area_mu"],
                                        minlength=len(townships_list))
 
     market = {pair: float(v) for pair, v in catalog.market["max_area_mu"].dropna().items()}

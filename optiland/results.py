@@ -22,6 +22,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from optiland.problem import village_sum
 from optiland.run import Prepared, RunOutcome, village_income_parts
 
 MU_PER_HA = 15.0
@@ -101,7 +102,7 @@ def households_reached(outcome: RunOutcome) -> np.ndarray:
     per_hh = allowed["mu_per_household"].to_numpy()
     reach = np.where(chosen & allowed["converted"].to_numpy() & (per_hh > 0),
                      allowed["area"].to_numpy() / np.where(per_hh > 0, per_hh, 1.0), 0.0)
-    reached = np.bincount(allowed["village"], weights=np.nan_to_num(reach), minlength=len(problem.villages))
+    reached = village_sum(allowed["village"], np.nan_to_num(reach), len(problem.villages))
     reached += outcome.solution.posts
     return np.minimum(np.floor(reached), problem.villages["households"].to_numpy())
 
@@ -146,8 +147,7 @@ def village_table(outcome: RunOutcome) -> pd.DataFrame:
     population = villages["population"].to_numpy(dtype=float)
     allowed = problem.allowed
     chosen = solution.x > 0.5
-    labour = np.bincount(allowed["village"], weights=allowed["labour"].to_numpy() * chosen,
-                         minlength=len(villages))
+    labour = village_sum(allowed["village"], allowed["labour"].to_numpy() * chosen, len(villages))
     labour += float(problem.params["livestock"]["labour_days_per_head"]) * solution.herd
     total_after = sum(parts[s] for s in INCOME_SOURCES)
     before = parts["nonland"] + villages["current_land_income"].to_numpy()

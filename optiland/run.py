@@ -13,7 +13,7 @@ from optiland.backend import Backend, Solution, make_backend
 from optiland.catalog import Catalog, load_catalog
 from optiland.errors import InfeasibleError
 from optiland.inputs import Inputs, read_inputs
-from optiland.problem import PlanningProblem, build_problem
+from optiland.problem import PlanningProblem, build_problem, village_sum
 from optiland.scenario import Scenario, load_scenario
 from optiland.solver import MatrixLP, SolveResult, SolverOptions, Status, load_preset
 
@@ -220,7 +220,7 @@ def village_income_parts(problem: PlanningProblem, solution: Solution) -> dict[s
     for option, variant in problem.price_steps:
         priced |= ((allowed["option"].to_numpy() == option) & (allowed["variant"].to_numpy() == variant)
                    & allowed["harvest"].to_numpy())
-    land = np.bincount(village, weights=allowed["income"].to_numpy() * chosen * ~priced, minlength=nv)
+    land = village_sum(village, allowed["income"].to_numpy() * chosen * ~priced, nv)
     for (v, pair, k), area in solution.segments.items():
         option, variant = pair.split(".")
         per_mu = float(problem.catalog.variants.loc[(option, variant), "net_income_per_mu"])
@@ -232,6 +232,6 @@ def village_income_parts(problem: PlanningProblem, solution: Solution) -> dict[s
         "nonland": (problem.villages["nonland_income_per_capita"] * problem.villages["population"]).to_numpy(),
         "land": land,
         "cattle": float(livestock["net_income_per_head"]) * solution.herd,
-        "compensation": np.bincount(village, weights=allowed["compensation"].to_numpy() * chosen, minlength=nv),
+        "compensation": village_sum(village, allowed["compensation"].to_numpy() * chosen, nv),
         "wages": float(rangers["wage_per_post"]) * solution.posts,
     }

@@ -127,13 +127,15 @@ class SpatialConfig(_Strict):
     group_weights: dict[str, float] = Field(default_factory=dict, description="'group|group' -> weight")
     boundaries: Path | None = Field(None, description="boundary table (id1, id2, boundary); default: geometry")
     locks: Path | None = Field(None, description="lock table (parcel_id, option, lock = in | out)")
+    parcel_costs: Path | None = Field(None, description="(parcel_id, option, cost): added when the parcel takes it")
 
 
 class FeaturesConfig(_Strict):
     """`[features]`: per-parcel feature amounts, the options that earn them, and the targets to meet."""
 
     path: Path = Field(description="long table: parcel_id, feature, amount")
-    credited: dict[str, list[str]] = Field(default_factory=dict, description="feature (or '*') -> options")
+    credited: dict[str, list[str] | dict[str, float]] = Field(
+        default_factory=dict, description="feature (or '*') -> options, or option -> share of the amount credited")
     targets: dict[str, float] = Field(default_factory=dict, description="feature -> absolute amount")
     relative_targets: dict[str, float] = Field(default_factory=dict, description="feature -> share of its total")
 
@@ -144,7 +146,7 @@ class Scenario(_Strict):
     name: str | None = None
     description: str | None = None
     parcels: ParcelsConfig
-    villages: VillagesConfig
+    villages: VillagesConfig | None = Field(None, description="none: an instance without villages (e.g. Marxan)")
     catalog: CatalogConfig = Field(default_factory=CatalogConfig)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)

@@ -51,8 +51,8 @@ class SpatialData:
     features: list[str] = field(default_factory=list)
     amounts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     """amount[p, f] of feature f on parcel p."""
-    credited: dict[str, set[str]] = field(default_factory=dict)
-    """Feature -> the options that earn its amount."""
+    credited: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Feature -> option -> the share of the parcel's amount the option earns (1 when listed without a share)."""
     targets: dict[str, float] = field(default_factory=dict)
     """Feature -> the absolute amount the plan must reach."""
     notes: list[str] = field(default_factory=list)
@@ -73,7 +73,8 @@ class SpatialData:
         options = allowed["option"].to_numpy()
         out = np.zeros((len(self.features), len(allowed)))
         for f, name in enumerate(self.features):
-            out[f] = self.amounts[parcel, f] * np.isin(options, sorted(self.credited[name]))
+            share = pd.Series(self.credited[name], dtype=float).reindex(options).fillna(0.0).to_numpy()
+            out[f] = self.amounts[parcel, f] * share
         return out
 
     def penalty_of(self, parcel_group: np.ndarray) -> float:
@@ -201,6 +202,37 @@ def read_features(path: Path, parcel_ids: np.ndarray) -> tuple[list[str], np.nda
     return names, matrix
 
 
+def read_parcel_costs(path: Path, parcel_ids: np.ndarray, options: list[str]) -> pd.DataFrame:
+    """Read a parcel cost table (parcel_id, option, cost): the cost of giving the parcel that option (for example
+    Marxan's planning-unit cost of a zone), added to the establishment cost of the parcel's rows of the option."""
+    file = str(path)
+    if not path.is_file():
+        raise InputError([Issue("parcel cost table not found", file=file)])
+    table = pd.read_csv(path, dtype={"parcel_id": str, "option": str}, skipinitialspace=True, encoding="utf-8-sig")
+    missing = [c for c in ("parcel_id", "option", "cost") if c not in table.columns]
+    if missing:
+        raise InputError([Issue("missing column", file=file, column=c) for c in missing])
+    cost = pd.to_numeric(table["cost"], errors="coerce")
+    known = set(map(str, parcel_ids))
+    problems = [Issue("not a number", file=file, row=f"line {i + 2}", column="cost", value=table["cost"].iloc[i])
+                for i in np.flatnonzero(cost.isna().to_numpy())[:20]]
+    problems += [Issue("unknown parcel id", file=file, row=f"line {i + 2}", column="parcel_id", value=v)
+                 for i, v in enumerate(table["parcel_id"]) if str(v).strip() not in known][:20]
+    problems += [Issue(f"unknown option; known: {', '.join(options)}", file=file, row=f"line {i + 2}",
+                       column="option", value=v) for i, v in enumerate(table["option"]) if v not in options][:20]
+    if problems:
+        raise InputError(problems)
+    return pd.DataFrame({"parcel_id": table["parcel_id"].str.strip(), "option": table["option"], "cost": cost})
+
+
+def add_parcel_costs(allowed: pd.DataFrame, parcel_ids: np.ndarray, costs: pd.DataFrame) -> None:
+    """Add each (parcel, option) cost to the establishment cost of the allowed rows it names, in place."""
+    summed = costs.groupby(["parcel_id", "option"])["cost"].sum()
+    keys = pd.MultiIndex.from_arrays([np.asarray(parcel_ids).astype(str)[allowed["parcel"].to_numpy()],
+                                      allowed["option"].to_numpy()])
+    allowed["cost"] = allowed["cost"].to_numpy() + summed.reindex(keys).fillna(0.0).to_numpy()
+
+
 def build_spatial(scenario: Scenario, catalog: Catalog, parcel_ids: np.ndarray,
                   geometry: np.ndarray | None, parcel_file: Path | None, parcel_hash: str | None) -> SpatialData | None:
     """The spatial data of a scenario with a ``[spatial]`` or ``[features]`` section (None without both)."""
@@ -248,14 +280,16 @@ def build_spatial(scenario: Scenario, catalog: Catalog, parcel_ids: np.ndarray,
         path = scenario.resolve(features.path)
         data.features, data.amounts = read_features(path, parcel_ids)
         options = list(catalog.options.index)
-        default = set(features.credited.get("*", [o for o in options if o != catalog.keep_option]))
-        for key, listed in features.credited.items():
+        credited = {key: value if isinstance(value, dict) else dict.fromkeys(value, 1.0)
+                    for key, value in features.credited.items()}
+        default = credited.get("*", {o: 1.0 for o in options if o != catalog.keep_option})
+        for key, listed in credited.items():
             unknown = [o for o in listed if o not in options]
             if unknown or (key != "*" and key not in data.features):
                 raise InputError([Issue(f"credited options of a feature: known features {', '.join(data.features)},"
                                         f" options {', '.join(options)}", file=source,
                                         column=f"features.credited.{key}", value=unknown or key)])
-        data.credited = {f: set(features.credited.get(f, default)) for f in data.features}
+        data.credited = {f: dict(credited.get(f, default)) for f in data.features}
         totals = data.amounts.sum(axis=0)
         for kind, given in (("targets", features.targets), ("relative_targets", features.relative_targets)):
             for name, value in given.items():
