@@ -203,6 +203,10 @@ class _Bound:
     upper: float | None
 
 
+_BUILD_ONLY = ("village", "township", "option_code", "pair_code", "priced", "area", "_order_v", "_order_t",
+               "_order_p")
+
+
 class MatrixBackend:
     """The land-use model as scipy.sparse matrices, solved by optiland.solver.solve_lp (HiGHS through highspy).
 
@@ -253,6 +257,8 @@ class MatrixBackend:
         self._columns(problem)
         blocks = self._rows(problem)
         self._layout(blocks)
+        for name in _BUILD_ONLY:  # per allowed row, needed only while building
+            setattr(self, name, None)
         self.build_seconds = time.perf_counter() - start
 
     def _columns(self, p: PlanningProblem) -> None:
@@ -286,7 +292,6 @@ class MatrixBackend:
         self.pair_names = [f"{o}.{v}" for o, v in zip(options[option_code[first]], variants[variant_code[first]],
                                                       strict=True)]
         self.pair_of_name = {g: i for i, g in enumerate(self.pair_names)}
-        self.pair_option = option_code[first].astype(np.int64)
         harvest = a["harvest"].to_numpy().astype(bool)
         priced_pair = np.zeros(len(self.pair_names), dtype=bool)
         segments: list[tuple[int, str, int]] = []
@@ -307,6 +312,7 @@ class MatrixBackend:
         self.option_area: list[tuple[int, str]] = []  # filled by _diversity
 
     def _rows(self, p: PlanningProblem) -> list[_Block]:
+        """The row blocks in the order formulation.build_model declares them (the order Pyomo's compiler keeps)."""
         a = p.allowed
         params = p.params
         self.targets: dict[tuple[str, Any], float] = {}
