@@ -14,6 +14,7 @@ Families (the math is in ``optiland.formulation``):
 - ``income_floor``, ``transfer_budget``, ``transfer_share``, ``carrying_capacity``, ``ranger_posts``,
   ``labour``, ``budget``, ``township_budget``, ``diversity``, ``forest_cover``, ``market``,
   ``objective_bound``.
+- ``feature_target``, ``locks`` (scenario sections ``[features]`` and ``[spatial]``; optiland.spatial).
 - ``price_steps``: the plan may share the land income of variants with price steps among villages (the
   model's :math:`z_{v,g,k}`, which the results do not list), so that income is bounded, not recomputed: a
   village's priced income lies between its own harvested area put into the lowest- and into the
@@ -45,7 +46,7 @@ from optiland.problem import PlanningProblem, _coefficients, site_rules, variant
 FAMILIES = (
     "one_use", "red_line", "suitability", "farmland", "income_floor", "transfer_budget", "transfer_share",
     "carrying_capacity", "ranger_posts", "labour", "budget", "township_budget", "diversity", "forest_cover",
-    "market", "price_steps", "objective_bound", "consistency",
+    "market", "price_steps", "objective_bound", "feature_target", "locks", "consistency",
 )
 """Constraint families a violation belongs to, in the order violations are listed."""
 
@@ -378,8 +379,37 @@ def check_plan(problem: PlanningProblem, parcels: pd.DataFrame, villages: pd.Dat
     total_cost = _budgets(ctx)
     _areas(ctx)
     _bounds(ctx, income, slack, total_cost, es_scale)
+    _features_and_locks(ctx)
     _consistency(ctx, parts, income, labour_used, slack, parcels)
     return report.sorted()
+
+
+def _features_and_locks(ctx: _Context) -> None:
+    """``feature_target``: the amount of each feature the plan earns (optiland.spatial: the parcel's amount times the
+    credited share of its option) reaches the target; ``locks``: a parcel locked in to an option has it, a parcel
+    locked out of one has not."""
+    spatial = ctx.problem.spatial
+    if spatial is None:
+        return
+    assigned = ctx.kind >= 0
+    option = np.where(assigned, ctx.kinds["option"].to_numpy(dtype=object)[np.maximum(ctx.kind, 0)], None)
+    for f, name in enumerate(spatial.features):
+        if name not in spatial.targets:
+            continue
+        share = pd.Series(spatial.credited[name], dtype=float).reindex(option).fillna(0.0).to_numpy()
+        held = float((spatial.amounts[:, f] * share).sum())
+        target = spatial.targets[name]
+        message = f"feature {name} reaches {_num(held)} of its target {_num(target)}"
+        ctx.report.over("feature_target", [name], target, held, lambda _, text=message: text)
+    if spatial.locks is None:
+        return
+    position = pd.Series(np.arange(len(ctx.parcel_ids)), index=pd.Index(ctx.parcel_ids))
+    for lock in spatial.locks.itertuples(index=False):
+        p = int(position[lock.parcel_id])
+        if assigned[p] and (option[p] == lock.option) != lock.locked_in:
+            kind = "locked in to" if lock.locked_in else "locked out of"
+            ctx.report.add("locks", lock.parcel_id, f"parcel {lock.parcel_id} is {kind} {lock.option} "
+                           f"(lock table line {lock.line}) but has {option[p]}", float(ctx.area[p]))
 
 
 def _price_steps(ctx: _Context) -> tuple[np.ndarray, np.ndarray]:

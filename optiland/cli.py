@@ -17,6 +17,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Exact land-use optimisation for ecological-industry planning.")
 catalog_app = typer.Typer(no_args_is_help=True, help="Inspect region catalogs.")
 app.add_typer(catalog_app, name="catalog")
+import_app = typer.Typer(no_args_is_help=True, help="Turn other tools' inputs and solutions into optiland's.")
+app.add_typer(import_app, name="import")
 console = Console()
 err = Console(stderr=True)
 
@@ -120,17 +122,63 @@ def validate(scenario: ScenarioArg) -> None:
 def check(out_dir: Annotated[Path, typer.Argument(help="a folder written by solve")]) -> None:
     """Recompute every constraint from the results, scenario and catalog (no solver); non-zero exit on violations."""
     from optiland.check import check_outdir
+    from optiland.marxan import score_outdir
 
     try:
         violations = check_outdir(out_dir)
+        score = score_outdir(out_dir)
     except OptilandError as exc:
         _fail(exc)
+    if score is not None:
+        console.print("Marxan score: " + ", ".join(f"{k} {score[k]:,.6g}" for k in (
+            "cost", "blm_x_boundary", "spf_x_shortfall", "cost_threshold_penalty", "score"))
+            + f" (boundary {score['boundary_length']:,.6g}, targets missed {score['targets_missed']})")
     if violations:
         for v in violations:
             err.print(f"[red]{v.family}[/] {v.key}: {v.message}", highlight=False)
         err.print(f"{len(violations)} violation(s)")
         raise typer.Exit(1)
     console.print("ok: every constraint holds")
+
+
+@import_app.command("marxan")
+def import_marxan(input_dat: Annotated[Path, typer.Argument(help="Marxan input.dat (Marxan or Marxan with Zones)")],
+                  out: OutOpt) -> None:
+    """Write a Marxan input set as an optiland instance (scenario.toml: minimum cost + BLM x boundary, every
+    target met)."""
+    from optiland.marxan import read_marxan, totals, write_instance
+    from optiland.results import write_atomically
+
+    try:
+        data = read_marxan(input_dat)
+        write_atomically(out, lambda folder: write_instance(data, folder))
+    except OptilandError as exc:
+        _fail(exc)
+    figures = totals(data)
+    console.print(f"{len(data.units):,} planning units, {len(data.features)} features, zones "
+                  f"{', '.join(data.zones)}; cost {figures['cost']:,.6g}, amount {figures['amount']:,.6g}, "
+                  f"shared boundary {figures['shared_boundary']:,.6g}, outer {figures['outer_boundary']:,.6g}; "
+                  f"BLM {data.blm:g}")
+    for note in data.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"instance written to {out} (solve it: optiland solve {out / 'scenario.toml'} --out DIR)")
+
+
+@import_app.command("marxan-solution")
+def import_marxan_solution(
+        solution: Annotated[Path, typer.Argument(help="a Marxan solution file (output_best, output_r00001...)")],
+        instance: Annotated[Path, typer.Option("--instance", help="the folder `optiland import marxan` wrote")],
+        out: OutOpt) -> None:
+    """Write a Marxan solution as an optiland plan folder (for `optiland check`) and print its score terms."""
+    from optiland.marxan import solution_plan
+
+    try:
+        score = solution_plan(instance, solution, out)
+    except OptilandError as exc:
+        _fail(exc)
+    console.print("Marxan score: " + ", ".join(f"{k} {score[k]:,.6g}" for k in (
+        "cost", "blm_x_boundary", "spf_x_shortfall", "cost_threshold_penalty", "score")))
+    console.print(f"plan written to {out} (check it: optiland check {out})")
 
 
 @app.command()

@@ -69,9 +69,10 @@ class PlanningProblem:
 def village_sum(village_idx: np.ndarray, weights: np.ndarray, n_villages: int) -> np.ndarray:
     """Per-village sums; parcels in no village (index -1: an instance without villages, such as a Marxan import)
     count in none."""
-    inside = np.asarray(village_idx) >= 0
-    return np.bincount(np.asarray(village_idx)[inside], weights=np.asarray(weights, dtype=float)[inside],
-                       minlength=n_villages)
+    village_idx = np.asarray(village_idx, dtype=np.int64)
+    inside = village_idx >= 0
+    return np.bincount(village_idx[inside], weights=np.asarray(weights, dtype=float)[inside],
+                       minlength=n_villages).astype(float)
 
 
 def _blank(value: Any) -> bool:
@@ -178,7 +179,7 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
     villages["floor"] = floor
     townships_list = sorted(villages["township"].unique())
     villages["township_idx"] = pd.Series(range(len(townships_list)), index=townships_list).reindex(
-        villages["township"]).to_numpy()
+        villages["township"]).to_numpy().astype(np.int64)
     for township in constraints.township_budgets:
         if township not in townships_list:
             problems.append(Issue("budget for an unknown township", column="constraints.township_budgets",
@@ -194,6 +195,7 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
     for j, kind_rules in enumerate(rules):
         for rule in kind_rules:
             allowed_mask[:, j] &= ~rule.mask
+    locks = None
     if scenario.spatial is not None and scenario.spatial.locks is not None:
         lock_file = scenario.resolve(scenario.spatial.locks)
         locks = read_locks(lock_file, parcels["parcel_id"].to_numpy(), list(catalog.options.index))
@@ -253,6 +255,8 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
     }
     spatial = build_spatial(scenario, catalog, parcels["parcel_id"].to_numpy(), inputs.parcels.geometry.to_numpy(),
                             scenario.resolve(scenario.parcels.path), inputs.hashes.get("parcels"))
+    if spatial is not None:
+        spatial.locks = locks
     return PlanningProblem(parcels=parcels, villages=villages, townships=townships, allowed=allowed,
                            services=catalog.service_names, params=params, catalog=catalog, scenario=scenario,
                            market=market, price_steps=steps, spatial=spatial)

@@ -56,6 +56,8 @@ class SpatialData:
     targets: dict[str, float] = field(default_factory=dict)
     """Feature -> the absolute amount the plan must reach."""
     notes: list[str] = field(default_factory=list)
+    locks: pd.DataFrame | None = None
+    """The lock table (parcel_id, option, locked_in, line) applied to the allowed set, for checks."""
 
     @property
     def penalised(self) -> bool:
