@@ -1,0 +1,216 @@
+"""Marxan import: the sample's totals survive the import; the Zones test files' odd cases are read or named; a tiny
+Marxan with Zones problem solves to the optimum an independent enumeration finds; Marxan's score terms of a plan
+read back from a solution file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from optiland.check import check_outdir
+from optiland.cli import app
+from optiland.errors import InputError
+from optiland.marxan import assemble, read_features, read_marxan, read_table, score_outdir, write_instance
+from optiland.run import prepare, solve_prepared, solver_options
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SAMPLE = DATA / "marxan-sample"
+ZONES = DATA / "marxan-zones-test"
+pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="shared Marxan data not present")
+
+
+def test_sample_import_reproduces_the_input_totals(tmp_path: Path) -> None:
+    pu = pd.read_csv(SAMPLE / "input" / "pu.dat")
+    puvspr = pd.read_csv(SAMPLE / "input" / "puvspr.dat")
+    bound = pd.read_csv(SAMPLE / "input" / "bound.dat", sep="\t")
+    spec = pd.read_csv(SAMPLE / "input" / "spec.dat")
+    data = read_marxan(SAMPLE / "input.dat")
+    assert any("MATRIXSPORDERNAME" in note for note in data.notes)
+    write_instance(data, tmp_path / "inst")
+    problem = prepare(tmp_path / "inst" / "scenario.toml").problem
+    allowed = problem.allowed
+    assert problem.n_parcels == len(pu) == 1751 and len(problem.villages) == 0
+    # cost: every unit's cost is the cost of its 'selected' row (locked-out units have none)
+    selected = allowed[allowed["option"] == "selected"]
+    free = pu[pu["status"] != 3]
+    assert selected["cost"].sum() == pytest.approx(free["cost"].sum(), rel=1e-12)
+    assert (allowed[allowed["option"] == "available"]["cost"] == 0).all()
+    # locks: 317 in, 1 out
+    counts = allowed.groupby("parcel")["option"].agg(tuple)
+    assert (counts == ("selected",)).sum() == 317 and (counts == ("available",)).sum() == 1
+    assert (pu["status"] == 2).sum() == 317 and (pu["status"] == 3).sum() == 1
+    # amounts and targets (prop 0.3 of each feature's total)
+    spatial = problem.spatial
+    assert spatial is not None
+    assert spatial.amounts.sum() == pytest.approx(puvspr["amount"].sum(), rel=1e-12)
+    by_name = dict(zip(spec["id"], spec["name"], strict=True))
+    totals = puvspr.groupby("species")["amount"].sum()
+    for species, total in totals.items():
+        assert spatial.targets[by_name[species]] == pytest.approx(0.3 * total, rel=1e-12)
+    # boundary: 5,029 shared boundaries and 227 outer edges, lengths kept
+    shared = bound[bound["id1"] != bound["id2"]]
+    assert len(spatial.edge_length) == len(shared) == 5029
+    assert spatial.edge_length.sum() == pytest.approx(shared["boundary"].sum())
+    assert (spatial.outer_length > 0).sum() == 227
+    assert spatial.outer_length.sum() == pytest.approx(bound[bound["id1"] == bound["id2"]]["boundary"].sum())
+    assert spatial.blm == 1.0 and problem.uses_spatial
+
+
+def test_zones_test_files_odd_cases(tmp_path: Path) -> None:
+    one = read_features(ZONES / "species_test1.dat")  # 'fpf' and spaces after commas
+    assert list(one["spf"]) == [1.0, 100.0, 1.0] and list(one["name"]) == ["RockyReef", "KelpForest", "FishingGrounds"]
+    two = read_features(ZONES / "species_test2.dat")  # no prop, a negative target and a negative targetocc
+    assert list(two["target"]) == [-100.0, 110.0, 120.0] and list(two["prop"]) == [0.0, 0.0, 0.0]
+    three = read_features(ZONES / "species_test3_spf.dat")  # no name: the id names it
+    assert list(three["name"]) == ["1", "2"] and list(three["spf"]) == [101.1, 99.0]
+    lock = read_table(ZONES / "pulock_test1.dat", ("pu", "zone"))  # 'puid, zoneid' header
+    assert list(lock["pu"]) == ["2", "5", "30"]
+
+    files = {"pu": ZONES / "pu_test1.dat", "spec": ZONES / "species_test1.dat", "puvspr": ZONES / "puvspr_test1.dat",
+             "zones": ZONES / "zones_test1.dat"}
+    with pytest.raises(InputError) as caught:  # puvspr names unit 99 and 4 and feature 4, none of which exist
+        assemble(ZONES / "x", {}, files, [])
+    text = str(caught.value)
+    assert "line 8" in text and "99" in text and "planning unit" in text and "feature" in text
+
+    clean = tmp_path / "puvspr.dat"
+    pd.read_csv(ZONES / "puvspr_test1.dat").query("pu not in [99, 4]").to_csv(clean, index=False)
+    with pytest.raises(InputError) as caught:  # costs_test1 names 'salmonfishing', which pu_test1 lacks
+        assemble(ZONES / "x", {}, {**files, "puvspr": clean, "costs": ZONES / "costs_test1.dat"}, [])
+    assert "salmonfishing" in str(caught.value) and "pu_test1.dat" in str(caught.value)
+    costs = tmp_path / "costs.dat"
+    costs.write_text("costid, costname\n1, area\n3, squidfishing\n")
+    files = {**files, "puvspr": clean, "costs": costs}
+    with pytest.raises(InputError) as caught:  # zone 5 and feature 4 in zonetarget are unknown
+        assemble(ZONES / "x", {}, {**files, "zonetarget": ZONES / "zonetarget_test1.dat"}, [])
+    text = str(caught.value)
+    assert "line 5" in text and "line 6" in text and "zone" in text
+    with pytest.raises(InputError, match="30"):  # pulock locks unit 30, which does not exist
+        assemble(ZONES / "x", {}, {**files, "pulock": ZONES / "pulock_test1.dat"}, [])
+    data = assemble(ZONES / "x", {"BLM": "0.5"}, {**files, "bound": ZONES / "connections_test1.dat",
+                                                  "puzone": ZONES / "puzone_test1.dat"}, [])
+    assert data.unit_costs.query("parcel_id == '10' and option == 'reserve'")["cost"].item() == 555 + 111
+    assert data.zones == ["available", "partial", "reserve"]
+    assert set(data.locks["option"]) == {"partial"} and set(data.locks["parcel_id"]) == {"10"}
+    assert data.boundaries["boundary"].sum() == pytest.approx(99.9 + 0.8 + 1.5 + 2.0)
+
+
+def _tiny_zones(folder: Path) -> dict[str, Path]:
+    """Five units, three zones, two costs with zone multipliers, contributions, a feature and a zone target, zone
+    boundary weights, a lock and a zone restriction."""
+    folder.mkdir(parents=True)
+    files = {
+        "zones": "zoneid,zonename\n1,available\n2,partial\n3,reserve\n",
+        "costs": "costid,costname\n1,area\n2,fishing\n",
+        "pu": "id,area,fishing\n1,4,1\n2,3,5\n3,6,0\n4,2,2\n5,5,1\n",
+        "zonecost": "zoneid,costid,multiplier\n2,1,0.5\n3,1,1\n3,2,1\n1,2,0.2\n",
+        "spec": "id,prop,target,spf,name\n1,0,9,10,reef\n2,0.5,0,5,kelp\n",
+        "puvspr": "species,pu,amount\n1,1,4\n1,2,3\n1,3,5\n1,4,2\n2,2,6\n2,4,4\n2,5,5\n",
+        "zonecontrib": "zoneid,featureid,fraction\n2,1,0.5\n3,1,1\n2,2,0.5\n3,2,1\n",
+        "zonetarget": "zoneid,featureid,target,targettype\n3,1,4,0\n",
+        "zonebound": "zoneid1,zoneid2,cost\n1,2,1\n1,3,2\n2,3,0.5\n3,3,0\n",
+        "bound": "id1,id2,boundary\n1,2,1\n2,3,2\n3,4,1\n4,5,3\n1,5,1\n2,4,1.5\n1,1,2\n5,5,1\n",
+        "pulock": "puid,zoneid\n3,3\n",
+        "puzone": "puid,zoneid\n5,1\n5,2\n",
+    }
+    paths = {}
+    for kind, text in files.items():
+        (folder / f"{kind}.dat").write_text(text)
+        paths[kind] = folder / f"{kind}.dat"
+    return paths
+
+
+def test_tiny_zones_problem_solves_to_the_enumerated_optimum(tmp_path: Path) -> None:
+    files = _tiny_zones(tmp_path / "marxan")
+    data = assemble(tmp_path / "marxan" / "input.dat", {"BLM": "0.7"}, files, [])
+    write_instance(data, tmp_path / "inst")
+    prepared = prepare(tmp_path / "inst" / "scenario.toml")
+    outcome = solve_prepared(prepared, solver_options(prepared.scenario, mip_rel_gap=0, time_limit=60), "pyomo")
+
+    zones = ["available", "partial", "reserve"]
+    cost = {"available": np.array([1, 5, 0, 2, 1]) * 0.2, "partial": np.array([4, 3, 6, 2, 5]) * 0.5,
+            "reserve": np.array([4 + 1, 3 + 5, 6, 2 + 2, 5 + 1], dtype=float)}
+    weight = {frozenset(["available", "partial"]): 1.0, frozenset(["available", "reserve"]): 2.0,
+              frozenset(["partial", "reserve"]): 0.5}
+    edges = [(0, 1, 1), (1, 2, 2), (2, 3, 1), (3, 4, 3), (0, 4, 1), (1, 3, 1.5)]
+    outer = {0: 2.0, 4: 1.0}
+    reef, kelp = np.array([4, 3, 5, 2, 0.0]), np.array([0, 6, 0, 4, 5.0])
+    share = {"available": 0.0, "partial": 0.5, "reserve": 1.0}
+    best = np.inf
+    for plan in itertools.product(zones, repeat=5):
+        if plan[2] != "reserve" or plan[4] == "reserve":  # unit 3 locked in to reserve, unit 5 not allowed there
+            continue
+        credit = np.array([share[z] for z in plan])
+        if (reef * credit).sum() < 9 - 1e-9 or (kelp * credit).sum() < 0.5 * 15 - 1e-9:
+            continue
+        if sum(reef[i] for i in range(5) if plan[i] == "reserve") < 4 - 1e-9:
+            continue
+        value = sum(cost[z][i] for i, z in enumerate(plan))
+        value += 0.7 * sum(b * weight.get(frozenset([plan[i], plan[j]]), 0.0) for i, j, b in edges)
+        value += 0.7 * sum(b * weight.get(frozenset([plan[i], "available"]), 0.0) for i, b in outer.items())
+        best = min(best, value)
+    assert np.isfinite(best)
+    assert outcome.result.objective == pytest.approx(best, rel=1e-7)
+
+
+def test_cli_import_solve_check_and_a_marxan_solution_read_back(tmp_path: Path) -> None:
+    files = _tiny_zones(tmp_path / "marxan" / "input")
+    lines = ["BLM 0.7", "COSTTHRESH 10", "THRESHPEN1 2", "THRESHPEN2 0", "INPUTDIR input"]
+    keys = {"zones": "ZONESNAME", "costs": "COSTSNAME", "pu": "PUNAME", "zonecost": "ZONECOSTNAME",
+            "spec": "SPECNAME", "puvspr": "PUVSPRNAME", "zonecontrib": "ZONECONTRIBNAME", "zonetarget":
+            "ZONETARGETNAME", "zonebound": "ZONEBOUNDCOSTNAME", "bound": "BOUNDNAME", "pulock": "PULOCKNAME",
+            "puzone": "PUZONENAME"}
+    lines += [f"{keys[kind]} {path.name}" for kind, path in files.items()]
+    (tmp_path / "marxan" / "input.dat").write_text("Marxan with Zones test\n\n" + "\n".join(lines) + "\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", "marxan", str(tmp_path / "marxan" / "input.dat"), "--out",
+                                 str(tmp_path / "inst")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["solve", str(tmp_path / "inst" / "scenario.toml"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert check_outdir(tmp_path / "out") == []
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    score = score_outdir(tmp_path / "out")
+    assert score is not None and score["targets_missed"] == 0 and score["spf_x_shortfall"] == 0
+    assert score["cost"] + score["blm_x_boundary"] == pytest.approx(run["objective"]["value"], rel=1e-9)
+    if score["cost"] > 10:
+        assert score["cost_threshold_penalty"] == pytest.approx((score["cost"] - 10) * 2)
+
+    # a Marxan solution that leaves everything available: every target missed, the SPF terms count
+    solution = tmp_path / "output_best.csv"
+    solution.write_text("planning_unit,zone\n1,1\n2,1\n3,3\n4,1\n5,1\n")
+    result = runner.invoke(app, ["import", "marxan-solution", str(solution), "--instance", str(tmp_path / "inst"),
+                                 "--out", str(tmp_path / "read")])
+    assert result.exit_code == 0, result.output
+    violations = check_outdir(tmp_path / "read")
+    assert {v.family for v in violations} == {"feature_target"}
+    result = runner.invoke(app, ["check", str(tmp_path / "read")])
+    assert result.exit_code == 1 and "Marxan score" in result.output
+    score = score_outdir(tmp_path / "read")
+    assert score is not None and score["targets_missed"] == 2 and score["spf_x_shortfall"] > 0
+    assert score["cost"] == pytest.approx(0.2 * (1 + 5 + 2 + 1) + 6)
+    # boundary: unit 3 (reserve) borders units 2 and 4 (available), weight 2; no outer edge of unit 3
+    assert score["blm_x_boundary"] == pytest.approx(0.7 * 2 * (2 + 1))
+    # reef: 5 of 9 held (shortfall 4/9), kelp: 0 of 7.5 held; greedy base penalties from unit costs + boundary
+    assert score["shortfall"] == pytest.approx({"reef": 4.0, "kelp": 7.5})
+
+    solution.write_text("planning_unit,zone\n1,1\n2,7\n")
+    result = runner.invoke(app, ["import", "marxan-solution", str(solution), "--instance", str(tmp_path / "inst"),
+                                 "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 2 and "line 3" in result.output and "7" in result.output
+    assert not (tmp_path / "bad").exists()
+
+
+def test_standard_marxan_solution_and_missing_files(tmp_path: Path) -> None:
+    shutil.copytree(SAMPLE, tmp_path / "sample")
+    (tmp_path / "sample" / "input" / "bound.dat").unlink()
+    with pytest.raises(InputError, match="bound.dat"):
+        read_marxan(tmp_path / "sample" / "input.dat")
