@@ -111,7 +111,7 @@ def _tiny_zones(folder: Path) -> dict[str, Path]:
         "zones": "zoneid,zonename\n1,available\n2,partial\n3,reserve\n",
         "costs": "costid,costname\n1,area\n2,fishing\n",
         "pu": "id,area,fishing\n1,4,1\n2,3,5\n3,6,0\n4,2,2\n5,5,1\n",
-        "zonecost": "zoneid,costid,multiplier\n2,1,0.5\n3,1,1\n3,2,1\n1,2,0.2\n",
+        "zonecost": "zoneid,costid,multiplier\n2,1,0.5\n3,1,0.6\n3,2,0.3\n1,2,0.2\n",
         "spec": "id,prop,target,spf,name\n1,0,9,10,reef\n2,0.5,0,5,kelp\n",
         "puvspr": "species,pu,amount\n1,1,4\n1,2,3\n1,3,5\n1,4,2\n2,2,6\n2,4,4\n2,5,5\n",
         "zonecontrib": "zoneid,featureid,fraction\n2,1,0.5\n3,1,1\n2,2,0.5\n3,2,1\n",
@@ -128,16 +128,17 @@ def _tiny_zones(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def test_tiny_zones_problem_solves_to_the_enumerated_optimum(tmp_path: Path) -> None:
+@pytest.mark.parametrize("blm", [0.0, 0.7, 5.0])  # the optimal zoning changes between 0.7 and 5
+def test_tiny_zones_problem_solves_to_the_enumerated_optimum(tmp_path: Path, blm: float) -> None:
     files = _tiny_zones(tmp_path / "marxan")
-    data = assemble(tmp_path / "marxan" / "input.dat", {"BLM": "0.7"}, files, [])
+    data = assemble(tmp_path / "marxan" / "input.dat", {"BLM": str(blm)}, files, [])
     write_instance(data, tmp_path / "inst")
     prepared = prepare(tmp_path / "inst" / "scenario.toml")
     outcome = solve_prepared(prepared, solver_options(prepared.scenario, mip_rel_gap=0, time_limit=60), "pyomo")
 
     zones = ["available", "partial", "reserve"]
     cost = {"available": np.array([1, 5, 0, 2, 1]) * 0.2, "partial": np.array([4, 3, 6, 2, 5]) * 0.5,
-            "reserve": np.array([4 + 1, 3 + 5, 6, 2 + 2, 5 + 1], dtype=float)}
+            "reserve": 0.6 * np.array([4, 3, 6, 2, 5]) + 0.3 * np.array([1, 5, 0, 2, 1])}
     weight = {frozenset(["available", "partial"]): 1.0, frozenset(["available", "reserve"]): 2.0,
               frozenset(["partial", "reserve"]): 0.5}
     edges = [(0, 1, 1), (1, 2, 2), (2, 3, 1), (3, 4, 3), (0, 4, 1), (1, 3, 1.5)]
@@ -154,8 +155,8 @@ def test_tiny_zones_problem_solves_to_the_enumerated_optimum(tmp_path: Path) -> 
         if sum(reef[i] for i in range(5) if plan[i] == "reserve") < 4 - 1e-9:
             continue
         value = sum(cost[z][i] for i, z in enumerate(plan))
-        value += 0.7 * sum(b * weight.get(frozenset([plan[i], plan[j]]), 0.0) for i, j, b in edges)
-        value += 0.7 * sum(b * weight.get(frozenset([plan[i], "available"]), 0.0) for i, b in outer.items())
+        value += blm * sum(b * weight.get(frozenset([plan[i], plan[j]]), 0.0) for i, j, b in edges)
+        value += blm * sum(b * weight.get(frozenset([plan[i], "available"]), 0.0) for i, b in outer.items())
         best = min(best, value)
     assert np.isfinite(best)
     assert outcome.result.objective == pytest.approx(best, rel=1e-7)
@@ -163,7 +164,7 @@ def test_tiny_zones_problem_solves_to_the_enumerated_optimum(tmp_path: Path) -> 
 
 def test_cli_import_solve_check_and_a_marxan_solution_read_back(tmp_path: Path) -> None:
     files = _tiny_zones(tmp_path / "marxan" / "input")
-    lines = ["BLM 0.7", "COSTTHRESH 10", "THRESHPEN1 2", "THRESHPEN2 0", "INPUTDIR input"]
+    lines = ["BLM 0.7", "COSTTHRESH 5", "THRESHPEN1 2", "THRESHPEN2 0", "INPUTDIR input"]
     keys = {"zones": "ZONESNAME", "costs": "COSTSNAME", "pu": "PUNAME", "zonecost": "ZONECOSTNAME",
             "spec": "SPECNAME", "puvspr": "PUVSPRNAME", "zonecontrib": "ZONECONTRIBNAME", "zonetarget":
             "ZONETARGETNAME", "zonebound": "ZONEBOUNDCOSTNAME", "bound": "BOUNDNAME", "pulock": "PULOCKNAME",
@@ -181,8 +182,7 @@ def test_cli_import_solve_check_and_a_marxan_solution_read_back(tmp_path: Path) 
     score = score_outdir(tmp_path / "out")
     assert score is not None and score["targets_missed"] == 0 and score["spf_x_shortfall"] == 0
     assert score["cost"] + score["blm_x_boundary"] == pytest.approx(run["objective"]["value"], rel=1e-9)
-    if score["cost"] > 10:
-        assert score["cost_threshold_penalty"] == pytest.approx((score["cost"] - 10) * 2)
+    assert score["cost_threshold_penalty"] == pytest.approx(max(score["cost"] - 5, 0) * 2)
 
     # a Marxan solution that leaves everything available: every target missed, the SPF terms count
     solution = tmp_path / "output_best.csv"
@@ -196,7 +196,8 @@ def test_cli_import_solve_check_and_a_marxan_solution_read_back(tmp_path: Path) 
     assert result.exit_code == 1 and "Marxan score" in result.output
     score = score_outdir(tmp_path / "read")
     assert score is not None and score["targets_missed"] == 2 and score["spf_x_shortfall"] > 0
-    assert score["cost"] == pytest.approx(0.2 * (1 + 5 + 2 + 1) + 6)
+    assert score["cost"] == pytest.approx(0.2 * (1 + 5 + 2 + 1) + 0.6 * 6)
+    assert score["cost_threshold_penalty"] == pytest.approx((score["cost"] - 5) * 2)
     # boundary: unit 3 (reserve) borders units 2 and 4 (available), weight 2; no outer edge of unit 3
     assert score["blm_x_boundary"] == pytest.approx(0.7 * 2 * (2 + 1))
     # reef: 5 of 9 held (shortfall 4/9), kelp: 0 of 7.5 held; greedy base penalties from unit costs + boundary
