@@ -38,6 +38,9 @@ def solve(scenario: ScenarioArg, out: OutOpt,
           gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
           backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
           threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
+          strategy: Annotated[str | None, typer.Option(help="auto (LP relaxation, repair, then MIP if needed) | "
+                                                            "mip (HiGHS's MIP at once)")] = None,
+          verbose: Annotated[bool, typer.Option("--verbose", help="HiGHS's log on stderr")] = False,
           from_front: Annotated[Path | None, typer.Option("--from-front", help="a folder written by pareto: "
                                                           "write the plan of one of its points")] = None,
           pick: Annotated[str, typer.Option(help="with --from-front: knee | ideal | a point id")] = "knee",
@@ -50,7 +53,8 @@ def solve(scenario: ScenarioArg, out: OutOpt,
 
     try:
         prepared = prepare(scenario)
-        options = solver_options(prepared.scenario, time_limit=time_limit, mip_rel_gap=gap, threads=threads)
+        options = solver_options(prepared.scenario, time_limit=time_limit, mip_rel_gap=gap, threads=threads,
+                                 strategy=strategy, log_file="-" if verbose else None)
         with console.status("solving"):
             if from_front is not None:
                 from optiland.pareto import outcome_from_front

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from optiland._paths import solvers_dir
-from optiland.errors import InputError, Issue
+from optiland.errors import InputError, Issue, OptilandError
 
 INF = float("inf")
 
@@ -41,6 +41,10 @@ class Status(str, enum.Enum):
         return self in (Status.OPTIMAL, Status.TIME_LIMIT, Status.FEASIBLE)
 
 
+STRATEGIES = ("auto", "mip")
+"""auto: LP relaxation, repair, then the MIP warm-started if the repair plan is not within the gap; mip: the MIP."""
+
+
 @dataclass
 class SolverOptions:
     """HiGHS options; `time_limit` is wall-clock seconds for the whole solve, kept by a watchdog."""
@@ -57,6 +61,13 @@ class SolverOptions:
     highs: dict[str, Any] = field(default_factory=dict)
     preset: str = "default"
     log_file: str | None = None
+    """A file for HiGHS's log, or "-" for the terminal (stderr)."""
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise OptilandError(f"unknown solver strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
+        if self.presolve not in ("on", "off", "choose"):
+            raise OptilandError(f"presolve must be on, off or choose, not {self.presolve!r}")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for run.json."""
@@ -146,7 +157,9 @@ def _highs(lp: MatrixLP, options: SolverOptions, time_limit: float) -> Any:
 
     h = highspy.Highs()
     h.setOptionValue("output_flag", bool(options.log_file))
-    if options.log_file:
+    if options.log_file == "-":  # --verbose: HiGHS's own log on the terminal (stderr, see _child)
+        h.setOptionValue("log_to_console", True)
+    elif options.log_file:
         h.setOptionValue("log_file", options.log_file)
         h.setOptionValue("log_to_console", False)
     h.setOptionValue("mip_rel_gap", float(options.mip_rel_gap))
@@ -284,8 +297,11 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
     import highspy
 
     # HiGHS prints a banner on construction; keep the parent's terminal clean.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
+    if options.log_file == "-":  # the log goes to stderr, so the parent's stdout stays machine-readable
+        os.dup2(2, 1)
+    else:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
     start = time.perf_counter()
 
     def left() -> float:

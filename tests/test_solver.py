@@ -92,3 +92,24 @@ def test_presets_load_and_unknown_is_named() -> None:
     assert options.mip_rel_gap == 1e-4 and options.time_limit == 5 and options.threads == 1
     with pytest.raises(Exception, match="nosuch"):
         solver.load_preset("nosuch")
+
+
+def test_unknown_strategy_is_named() -> None:
+    with pytest.raises(solver.OptilandError, match="unknown solver strategy 'fastest'"):
+        SolverOptions(strategy="fastest")
+
+
+def test_verbose_shows_highs_log_on_stderr(tmp_path: Any) -> None:
+    """--verbose: HiGHS's log reaches the terminal (stderr) from the child process; stdout keeps the summary."""
+    import subprocess
+    import sys
+
+    instance = tmp_path / "inst"
+    subprocess.run([sys.executable, "-m", "optiland.cli", "generate", "--parcels", "40", "--villages", "2",
+                    "--out", str(instance)], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "optiland.cli", "solve", str(instance / "scenario.toml"),
+                           "--verbose", "--gap", "0.01", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "HiGHS" in done.stderr and "HiGHS" not in done.stdout
+    assert "objective" in done.stdout
