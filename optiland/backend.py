@@ -254,13 +254,14 @@ def make_backend(name: str, problem: PlanningProblem | None = None) -> Backend:
     benchmarks/results/build.csv), and Pyomo below it, where both take well under a second and the reference model
     (inspectable, writable as an LP file) costs nothing extra.
     """
-    spatial = problem is not None and problem.uses_spatial
+    spatial = problem is not None and problem.needs_reference_backend
     if name == "auto":
         large = problem is not None and len(problem.allowed) > AUTO_MATRIX_ROWS
         name = "matrix" if large and not spatial else "pyomo"
     if name == "matrix" and spatial:
-        raise input_error("the matrix backend has no boundary-penalty or feature-target rows; use --backend pyomo "
-                          "(auto picks it for such scenarios)", column="backend", value=name)
+        raise input_error("the matrix backend builds neither boundary-penalty or feature-target rows nor parcels "
+                          "outside villages; use --backend pyomo (auto picks it for such scenarios)",
+                          column="backend", value=name)
     if name == "pyomo":
         return PyomoBackend()
     if name == "matrix":

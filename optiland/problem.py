@@ -57,6 +57,12 @@ class PlanningProblem:
         return self.spatial is not None and (self.spatial.penalised or bool(self.spatial.targets))
 
     @property
+    def needs_reference_backend(self) -> bool:
+        """Whether only the Pyomo backend builds this problem: spatial families, or parcels in no village (an
+        instance without villages, such as a Marxan import)."""
+        return self.uses_spatial or bool((self.parcels["village_idx"].to_numpy() < 0).any())
+
+    @property
     def n_parcels(self) -> int:
         """Number of parcels."""
         return len(self.parcels)

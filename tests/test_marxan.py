@@ -175,6 +175,9 @@ def test_cli_import_solve_check_and_a_marxan_solution_read_back(tmp_path: Path) 
     result = runner.invoke(app, ["import", "marxan", str(tmp_path / "marxan" / "input.dat"), "--out",
                                  str(tmp_path / "inst")])
     assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["solve", str(tmp_path / "inst" / "scenario.toml"), "--out", str(tmp_path / "out"),
+                                 "--backend", "matrix"])
+    assert result.exit_code == 2 and "matrix backend" in result.output
     result = runner.invoke(app, ["solve", str(tmp_path / "inst" / "scenario.toml"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert check_outdir(tmp_path / "out") == []
