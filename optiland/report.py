@@ -735,11 +735,11 @@ class ReportBuilder:
             [text(t["optiland_version"]), text(run.get("optiland_version", t["dash"]))],
         ]
         for key, digest in (run.get("input_hashes") or {}).items():
-            facts.append([text(f"{t['input_hashes']}: {key}"), text(str(digest)[:16])])
+            facts.append([text(f"{t['input_hashes']}{t['colon']}{key}"), text(str(digest)[:16])])
         section.tables.append(Table([t["item"], t["value"]], facts, key="run"))
         for note in run.get("notes") or []:
             if isinstance(note, str) and not note.startswith("binding:"):
-                section.paragraphs.append(Paragraph(f"{t['notes']}: {note}"))
+                section.paragraphs.append(Paragraph(f"{t['notes']}{t['colon']}{note}"))
         section.tables.append(Table([t["item"], t["figure"], t["value"], t["source"]],
                                     self._catalog_rows(parcels, villages), key="catalog-figures"))
         return section
@@ -858,7 +858,7 @@ class ReportBuilder:
             option = leading[position] if len(leading) > position else None
             shown = (f"{labels.option(option)} ({income.loc[option, 'share'] * 100:.1f}%)" if option
                      else t["none"])
-            overview.paragraphs.append(Paragraph(f"{t[key]}: {shown}"))
+            overview.paragraphs.append(Paragraph(f"{t[key]}{t['colon']}{shown}"))
         sections.append(overview)
 
         plan_map = Section("map", t["map"], [Paragraph(t["map_note"])])

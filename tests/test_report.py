@@ -289,7 +289,7 @@ def test_industry_shares_are_recomputed_from_the_plan(county_en: Path) -> None:
         if non_keep:
             dominant = max(non_keep, key=non_keep.get)
             strings = load_strings("en")
-            assert f"{strings['dominant']}: {catalog.options.loc[dominant, 'name']}" in page.read_text()
+            assert f"{strings['dominant']}{strings['colon']}{catalog.options.loc[dominant, 'name']}" in page.read_text()
 
 
 def test_chinese_report_uses_catalog_names(county_zh: Path, county_en: Path) -> None:
@@ -417,6 +417,17 @@ def test_front_with_chosen_point(fronted: tuple[Path, Path]) -> None:
     assert result.exit_code == 0, result.output
     index = parse(other / "report" / "index.html")
     assert "front" in index.section_ids and not [a for a, _ in index.cells if "data-front-field" in a]
+
+
+def test_both_languages_have_every_label() -> None:
+    def keys(table: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for key, value in table.items():
+            out |= keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+        return out
+
+    en, zh = keys(load_strings("en")), keys(load_strings("zh"))
+    assert en - {k for k in en if k.startswith("grades.")} == zh - {k for k in zh if k.startswith("grades.")}
 
 
 def test_binding_notes_are_placed() -> None:
