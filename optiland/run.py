@@ -152,13 +152,17 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
     lp = backend.last_lp or backend.matrix()
     n_cols, n_rows, nnz = lp.shape
     notes.append("binding: " + (", ".join(binding_rows(lp, result.x)) or "none"))
+    spatial_size = getattr(getattr(backend, "model", None), "_boundary_size", None) or {}
+    if problem.spatial is not None:
+        notes += problem.spatial.notes
     return RunOutcome(
         prepared=prepared, solution=backend.solution(result), result=result, options=options,
         backend=backend.name, es_scale=scales,
         times={"read": prepared.read_seconds, "build": build_seconds, "matrix": matrix_seconds,
                "solve": solve_seconds},
         model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows,
-                    "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels},
+                    "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels,
+                    **{f"boundary_{k}": v for k, v in spatial_size.items()}},
         notes=notes, model=backend)
 
 
