@@ -109,6 +109,13 @@ def read_results(out_dir: str | Path) -> Results:
     _require_columns(parcels, PARCEL_COLUMNS, out_dir / "plan.gpkg")
     for column in ("village", "township", "option", "variant", "current_use"):
         parcels[column] = parcels[column].astype(str)
+    if villages.empty:
+        raise InputError([Issue("no villages: township reports need villages and townships (an instance without "
+                                "villages, such as a Marxan import, has none)", file=str(out_dir / "villages.csv"))])
+    blank = townships["township"].isna() | (townships["township"].astype(str).str.strip() == "")
+    if blank.any():
+        raise InputError([Issue("blank township name (parcels outside every village?)",
+                                file=str(out_dir / "townships.csv"), column="township")])
     unknown = sorted(set(villages["township"]) - set(townships["township"]))
     if unknown:
         raise InputError([Issue("township of a village is not in townships.csv", file=str(out_dir / "villages.csv"),

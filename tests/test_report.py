@@ -458,6 +458,11 @@ def test_not_an_outdir_names_the_files(tmp_path: Path, county: Path) -> None:
         write_report(broken, lang="en")
     assert "villages.csv" in str(info.value) and "income_per_capita_after" in str(info.value)
     assert not (broken / "report").exists()
+    no_villages = tmp_path / "no-villages"
+    shutil.copytree(county, no_villages)
+    villages.head(0).to_csv(no_villages / "villages.csv", index=False)  # as an instance without villages writes it
+    with pytest.raises(InputError, match="no villages"):
+        write_report(no_villages, lang="en")
     with pytest.raises(OptilandError, match="unknown report language 'fr'"):
         write_report(county, lang="fr")
     with pytest.raises(InputError, match="front.csv"):
