@@ -185,6 +185,36 @@ def import_marxan_solution(
     console.print(f"plan written to {out} (check it: optiland check {out})")
 
 
+@app.command("calibrate-blm")
+def calibrate_blm(scenario: ScenarioArg, out: OutOpt,
+                  weights: Annotated[str | None, typer.Option(help="sweep weights, comma-separated (default: 0 and "
+                                                              "--points weights from a tenth to ten times Cohon's)")
+                                     ] = None,
+                  points: Annotated[int, typer.Option(help="sweep points around Cohon's penalty")] = 9,
+                  time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+                  gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None) -> None:
+    """Cohon's boundary penalty (prioritizr's calibrate_cohon_penalty) and a weight sweep: calibration.json,
+    sweep.csv and sweep.png (objective against boundary) in OUT."""
+    from optiland.calibrate import calibrate, write_calibration
+    from optiland.results import write_atomically
+
+    try:
+        given = [float(w) for w in weights.split(",")] if weights else None
+        with console.status("calibrating"):
+            result = calibrate(scenario, given, points, time_limit=time_limit, mip_rel_gap=gap)
+        write_atomically(out, lambda folder: write_calibration(result, folder))
+    except ValueError as exc:
+        _fail(OptilandError(f"--weights wants numbers separated by commas: {exc}"))
+    except InfeasibleError as exc:
+        _fail(exc, 3)
+    except OptilandError as exc:
+        _fail(exc)
+    for anchor in (result.anchor_objective, result.anchor_boundary):
+        console.print(f"{anchor.kind}: {result.objective} {anchor.objective:,.6g}, boundary {anchor.boundary:,.6g}")
+    console.print(f"Cohon's boundary penalty (BLM): {result.blm:.6g}")
+    console.print(f"written to {out} (calibration.json, sweep.csv, sweep.png)")
+
+
 @app.command()
 def explain(scenario: ScenarioArg, parcel_id: Annotated[str, typer.Argument(help="parcel id")]) -> None:
     """List each option and variant for one parcel and why it is allowed or not."""
