@@ -34,7 +34,7 @@ import pandas as pd
 
 from optiland.catalog import Catalog, load_catalog
 from optiland.errors import InputError, Issue, OptilandError
-from optiland.results import INCOME_SOURCES, write_atomically
+from optiland.results import FLOOR_TOLERANCE, INCOME_SOURCES, write_atomically
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 LANGS = ("zh", "en")
@@ -702,6 +702,15 @@ class ReportBuilder:
     def _binding_section(self, township: str | None) -> Section:
         section = Section("binding", self.t["binding"])
         entries = [b for b in self.binding if township is None or b.township in (None, township)]
+        # a village within the floor tolerance is held by its floor in practice, though the solver's tolerance
+        # (the MIP gap) left it a few yuan above, so that the model row is not exactly at its bound
+        listed = {b.village for b in entries if b.family == "income_floor"}
+        villages = self.r.villages
+        near = villages[villages["at_or_below_floor"].astype(bool)
+                        & ((villages["township"] == township) if township is not None else True)]
+        entries += [Binding("income_floor", self.t["binding_near_floor"].format(tol=FLOOR_TOLERANCE),
+                            village=str(v.village), township=str(v.township))
+                    for v in near.itertuples(index=False) if v.village not in listed]
         if not entries:
             section.paragraphs.append(Paragraph(self.t["binding_none"]))
             return section

@@ -384,6 +384,25 @@ def test_a_changed_catalog_is_flagged(rich: Path, tmp_path: Path) -> None:
         assert f'<p class="warning" role="note">{warning.split(";")[0]};' in page.read_text(encoding="utf-8")
 
 
+def test_a_village_at_its_floor_is_listed_as_binding(county_en: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan"
+    shutil.copytree(county_en, out)
+    villages = pd.read_csv(out / "villages.csv", encoding="utf-8-sig", dtype={"village": str, "township": str})
+    villages["at_or_below_floor"] = False
+    villages.loc[0, "at_or_below_floor"] = True  # as when the MIP gap leaves a village a few yuan above its floor
+    villages.to_csv(out / "villages.csv", index=False, encoding="utf-8-sig")
+    write_report(out, lang="en")
+    village, township = villages.loc[0, "village"], villages.loc[0, "township"]
+    for page in township_pages(out):
+        cells = parse(page).cells
+        scopes = [text for attrs, text in cells if attrs.get("data-binding") == "income_floor"]
+        rows = [i for i, (attrs, _) in enumerate(cells) if attrs.get("data-binding") == "income_floor"]
+        if page.stem == f"township-{township}":
+            assert len(rows) == 1 and cells[rows[0] - 1][1] == village, scopes
+        else:
+            assert rows == []
+
+
 def test_map_draws_red_lines_only_where_they_are(rich: Path) -> None:
     parcels = pyogrio.read_dataframe(rich / "plan.gpkg", read_geometry=False)
     red_by_township = parcels.groupby("township")["red_line"].any()
