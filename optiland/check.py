@@ -14,7 +14,8 @@ Families (the math is in ``optiland.formulation``):
 - ``income_floor``, ``transfer_budget``, ``transfer_share``, ``carrying_capacity``, ``ranger_posts``,
   ``labour``, ``budget``, ``township_budget``, ``diversity``, ``forest_cover``, ``market``,
   ``objective_bound``.
-- ``feature_target``, ``locks`` (scenario sections ``[features]`` and ``[spatial]``; optiland.spatial).
+- ``feature_target``, ``locks``, ``neighbourhood_cap`` (scenario sections ``[features]`` and ``[spatial]``;
+  optiland.spatial).
 - ``price_steps``: the plan may share the land income of variants with price steps among villages (the
   model's :math:`z_{v,g,k}`, which the results do not list), so that income is bounded, not recomputed: a
   village's priced income lies between its own harvested area put into the lowest- and into the
@@ -46,7 +47,7 @@ from optiland.problem import PlanningProblem, _coefficients, site_rules, variant
 FAMILIES = (
     "one_use", "red_line", "suitability", "farmland", "income_floor", "transfer_budget", "transfer_share",
     "carrying_capacity", "ranger_posts", "labour", "budget", "township_budget", "diversity", "forest_cover",
-    "market", "price_steps", "objective_bound", "feature_target", "locks", "consistency",
+    "market", "price_steps", "objective_bound", "feature_target", "locks", "neighbourhood_cap", "consistency",
 )
 """Constraint families a violation belongs to, in the order violations are listed."""
 
@@ -401,6 +402,18 @@ def _features_and_locks(ctx: _Context) -> None:
         target = spatial.targets[name]
         message = f"feature {name} reaches {_num(held)} of its target {_num(target)}"
         ctx.report.over("feature_target", [name], target, held, lambda _, text=message: text)
+    variant = np.where(assigned, ctx.kinds["variant"].to_numpy(dtype=object)[np.maximum(ctx.kind, 0)], None)
+    for cap in spatial.caps:
+        label = option if cap.per == "option" else np.array([f"{o}.{v}" for o, v in zip(option, variant,
+                                                                                             strict=True)])
+        names = sorted({str(x) for x, o in zip(label, option, strict=True) if o in cap.options})
+        group = pd.Series(np.arange(len(names)), index=names).reindex(label.astype(str)).fillna(-1).to_numpy(
+            dtype=np.int64)
+        for cell, g, area in cap.excess_of(group, np.asarray(ctx.area, dtype=float), len(names), ctx.report.tol):
+            x, y = cap.centres[cell]
+            ctx.report.add("neighbourhood_cap", f"{names[g]}@{x:.0f},{y:.0f}",
+                           f"{_num(area)} mu of {names[g]} within {cap.name}'s radius of ({x:.0f}, {y:.0f}), cap "
+                           f"{_num(cap.max_area)} mu", area - cap.max_area)
     if spatial.locks is None:
         return
     position = pd.Series(np.arange(len(ctx.parcel_ids)), index=pd.Index(ctx.parcel_ids))

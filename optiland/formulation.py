@@ -386,6 +386,43 @@ def feature_targets(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     m.feature_target = pyo.Constraint(list(p.spatial.targets), rule=rule)
 
 
+def neighbourhood_caps(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
+    r"""No large single-species stand: within radius r of every centre c of a hexagonal grid, the area of one capped
+    variant (or option) g is at most :math:`M`: :math:`\sum_{a \in A_g,\ \mathrm{parcel}(a) \in N_c} S_a x_a \le M`,
+    :math:`N_c` the parcels whose centroid lies within r of c (``[[spatial.neighbourhood_caps]]``; the seeds' "no large
+    contiguous single-species plantation").
+
+    The rows are added lazily (`add_neighbourhood_caps`): the solve pipeline solves without them, adds the rows of the
+    (cell, group) pairs the plan breaks and solves again until none is broken. The rows not added hold for the final
+    plan, which is optimal for a relaxation of the full model, hence optimal for it. This family only makes the
+    (empty) row list.
+    """
+    if p.spatial is None or not p.spatial.caps:
+        return
+    m.neighbourhood_cap = pyo.ConstraintList()
+    m._cap_keys = set()
+
+
+def add_neighbourhood_caps(m: pyo.ConcreteModel, p: PlanningProblem, broken: list[tuple[int, int, int]]) -> int:
+    """Add the rows of broken (cap, cell, group) triples (see `neighbourhood_caps`); returns how many were new."""
+    spatial = p.spatial
+    assert spatial is not None
+    area = p.allowed["area"].to_numpy()
+    parcel = p.allowed["parcel"].to_numpy()
+    added = 0
+    for k, cell, group in broken:
+        if (k, cell, group) in m._cap_keys:
+            continue
+        cap = spatial.caps[k]
+        groups, _ = cap.groups_of_rows(p.allowed)
+        members = cap.parcel[cap.cell == cell]
+        rows = np.flatnonzero((groups == group) & np.isin(parcel, members))
+        m.neighbourhood_cap.add(_lin(m, rows, area) <= cap.max_area)
+        m._cap_keys.add((k, cell, group))
+        added += 1
+    return added
+
+
 FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
     "one_use": one_use,
     "income_floor": income_floor,
@@ -399,6 +436,7 @@ FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
     "market": market,
     "boundary_penalty": boundary_penalty,
     "feature_targets": feature_targets,
+    "neighbourhood_caps": neighbourhood_caps,
 }
 """Constraint families in build order; red_line, suitability and farmland live in the allowed set."""
 

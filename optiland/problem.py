@@ -54,7 +54,8 @@ class PlanningProblem:
     def uses_spatial(self) -> bool:
         """Whether the model has the boundary-penalty or feature-target families (the Pyomo backend builds them;
         the matrix backend does not). Locks need no family: they only shrink the allowed set."""
-        return self.spatial is not None and (self.spatial.penalised or bool(self.spatial.targets))
+        return self.spatial is not None and (self.spatial.penalised or bool(self.spatial.targets)
+                                             or bool(self.spatial.caps))
 
     @property
     def needs_reference_backend(self) -> bool:

@@ -147,6 +147,9 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         raise _infeasible(problem, clock)
     if not result.status.has_plan or result.x is None:
         raise InfeasibleError(f"no plan: {result.message}")
+    if problem.spatial is not None and problem.spatial.caps:
+        result, more = _lazy_neighbourhood_caps(backend, problem, result, clock)
+        notes += more
     matrix_seconds = backend.matrix_seconds - matrix_before
     solve_seconds = time.perf_counter() - solve_start - matrix_seconds
     lp = backend.last_lp or backend.matrix()
@@ -164,6 +167,37 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
                     "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels,
                     **{f"boundary_{k}": v for k, v in spatial_size.items()}},
         notes=notes, model=backend)
+
+
+def _lazy_neighbourhood_caps(backend: Backend, problem: PlanningProblem, result: SolveResult,
+                             clock: _Clock) -> tuple[SolveResult, list[str]]:
+    """Add the neighbourhood-cap rows the plan breaks and solve again, until it breaks none
+    (optiland.formulation.neighbourhood_caps)."""
+    from optiland.formulation import add_neighbourhood_caps
+
+    spatial = problem.spatial
+    assert spatial is not None
+    model = getattr(backend, "model", None)
+    if model is None or not hasattr(model, "neighbourhood_cap"):
+        raise InfeasibleError("neighbourhood caps need the Pyomo backend")
+    rounds = 0
+    while True:
+        rows = backend.solution(result).chosen_rows()
+        broken = [(k, cell, group) for k, cap in enumerate(spatial.caps)
+                  for cell, group, _ in cap.excess(problem.allowed, rows, problem.n_parcels)]
+        if not broken:
+            break
+        add_neighbourhood_caps(model, problem, broken)
+        rounds += 1
+        result = backend.solve(clock.options_now())
+        if result.status == Status.INFEASIBLE:
+            raise InfeasibleError(f"the neighbourhood caps cannot all hold ({len(model._cap_keys)} cells capped "
+                                  f"after {rounds} rounds)")
+        if not result.status.has_plan or result.x is None:
+            raise InfeasibleError(f"no plan under the neighbourhood caps: {result.message}")
+    possible = sum(len(np.unique(cap.cell)) * len(cap.groups_of_rows(problem.allowed)[1]) for cap in spatial.caps)
+    return result, [f"neighbourhood caps: {len(model._cap_keys)} rows added lazily in {rounds} rounds "
+                    f"(of {possible:,} cell-group pairs)"]
 
 
 def objective_terms(problem: PlanningProblem) -> dict[str, float]:

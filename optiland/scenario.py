@@ -117,6 +117,17 @@ class SolverConfig(_Strict):
     presolve: Literal["on", "off", "choose"] | None = None
 
 
+class NeighbourhoodCapConfig(_Strict):
+    """One `[[spatial.neighbourhood_caps]]`: at most `max_area_mu` of any one variant (or option) of `options` among
+    the parcels whose centroid lies within `radius_m` of a centre of a hexagonal grid of spacing `spacing_m`."""
+
+    options: list[str] = Field(min_length=1)
+    per: Literal["variant", "option"] = "variant"
+    radius_m: float = Field(gt=0)
+    max_area_mu: float = Field(ge=0)
+    spacing_m: float | None = Field(None, gt=0, description="grid spacing; default radius_m / 2")
+
+
 class SpatialConfig(_Strict):
     """`[spatial]`: the boundary penalty (Marxan's BLM) between option groups, and locked parcels (optiland.spatial)."""
 
@@ -128,6 +139,7 @@ class SpatialConfig(_Strict):
     boundaries: Path | None = Field(None, description="boundary table (id1, id2, boundary); default: geometry")
     locks: Path | None = Field(None, description="lock table (parcel_id, option, lock = in | out)")
     parcel_costs: Path | None = Field(None, description="(parcel_id, option, cost): added when the parcel takes it")
+    neighbourhood_caps: list[NeighbourhoodCapConfig] = Field(default_factory=list)
 
 
 class FeaturesConfig(_Strict):

@@ -35,6 +35,79 @@ LOCK_VALUES = {"in": True, "out": False, "locked_in": True, "locked_out": False,
 
 
 @dataclass
+class NeighbourhoodCap:
+    """A neighbourhood cap as arrays: which parcels each grid cell holds (pairs cell, parcel), the capped options,
+    whether the cap applies per variant or per option, and the cap in mu."""
+
+    name: str
+    options: list[str]
+    per: str
+    max_area: float
+    cell: np.ndarray
+    parcel: np.ndarray
+    centres: np.ndarray
+    """(n_cells, 2) coordinates of the grid centres."""
+
+    def groups_of_rows(self, allowed: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+        """The capped group (variant 'option.variant' or option) of every allowed row (-1: not capped), and names."""
+        options = allowed["option"].to_numpy()
+        capped = np.isin(options, self.options)
+        labels = options if self.per == "option" else np.char.add(np.char.add(options.astype(str), "."),
+                                                                    allowed["variant"].to_numpy().astype(str))
+        names = sorted(set(labels[capped]))
+        position = pd.Series(np.arange(len(names)), index=names, dtype=np.int64)
+        group = np.full(len(allowed), -1, dtype=np.int64)
+        group[capped] = position.reindex(labels[capped]).to_numpy()
+        return group, names
+
+    def excess(self, allowed: pd.DataFrame, chosen_rows: np.ndarray, n_parcels: int,
+               tol: float = 1e-6) -> list[tuple[int, int, float]]:
+        """(cell, group, area) of every cell where a plan (its chosen allowed rows) puts more than the cap of one
+        group."""
+        group, names = self.groups_of_rows(allowed)
+        of_parcel = np.full(n_parcels, -1, dtype=np.int64)
+        area = np.zeros(n_parcels)
+        rows = chosen_rows[group[chosen_rows] >= 0]
+        of_parcel[allowed["parcel"].to_numpy()[rows]] = group[rows]
+        area[allowed["parcel"].to_numpy()[rows]] = allowed["area"].to_numpy()[rows]
+        return self.excess_of(of_parcel, area, len(names), tol)
+
+    def excess_of(self, group_of_parcel: np.ndarray, area: np.ndarray, n_groups: int,
+                  tol: float = 1e-6) -> list[tuple[int, int, float]]:
+        """(cell, group, area) over the cap, for a plan given as each parcel's capped group (-1: none) and area."""
+        hit = group_of_parcel[self.parcel] >= 0
+        keys = self.cell[hit] * max(n_groups, 1) + group_of_parcel[self.parcel[hit]]
+        totals = pd.Series(area[self.parcel[hit]]).groupby(keys).sum()
+        over = totals[totals > self.max_area + tol * max(1.0, self.max_area)]
+        return [(int(k) // max(n_groups, 1), int(k) % max(n_groups, 1), float(v)) for k, v in over.items()]
+
+
+def hexagon_centres(bounds: tuple[float, float, float, float], spacing: float, margin: float) -> np.ndarray:
+    """Centres of a hexagonal (triangular-lattice) grid of `spacing` covering `bounds` grown by `margin`."""
+    xmin, ymin, xmax, ymax = bounds
+    dy = spacing * np.sqrt(3.0) / 2.0
+    ys = np.arange(ymin - margin, ymax + margin + dy, dy)
+    xs = np.arange(xmin - margin, xmax + margin + spacing, spacing)
+    gx, gy = np.meshgrid(xs, ys)
+    gx = gx + (np.arange(len(ys)) % 2)[:, None] * spacing / 2.0
+    return np.column_stack([gx.ravel(), gy.ravel()])
+
+
+def neighbourhoods(centroids: np.ndarray, radius: float, spacing: float) -> tuple[np.ndarray, np.ndarray,
+                                                                                   np.ndarray]:
+    """(cell, parcel) pairs: parcel centroids within `radius` of each centre of a hexagonal grid, and the centres
+    (only those holding a parcel), vectorised with an STRtree ``dwithin`` query."""
+    import shapely
+
+    points = shapely.points(centroids)
+    bounds = (centroids[:, 0].min(), centroids[:, 1].min(), centroids[:, 0].max(), centroids[:, 1].max())
+    centres = hexagon_centres(bounds, spacing, radius)
+    cell, parcel = shapely.STRtree(points).query(shapely.points(centres), predicate="dwithin", distance=radius)
+    used, cell = np.unique(cell, return_inverse=True)
+    return cell.astype(np.int64), parcel.astype(np.int64), centres[used]
+
+
+@dataclass
 class SpatialData:
     """Boundaries as parcel positions, groups and weights, and the feature targets, ready for the formulation."""
 
@@ -58,6 +131,7 @@ class SpatialData:
     notes: list[str] = field(default_factory=list)
     locks: pd.DataFrame | None = None
     """The lock table (parcel_id, option, locked_in, line) applied to the allowed set, for checks."""
+    caps: list[NeighbourhoodCap] = field(default_factory=list)
 
     @property
     def penalised(self) -> bool:
@@ -278,6 +352,20 @@ def build_spatial(scenario: Scenario, catalog: Catalog, parcel_ids: np.ndarray,
     else:
         data.weights = np.zeros((len(data.groups), len(data.groups)))
         data.outer_length = np.zeros(len(parcel_ids))
+    for k, cap in enumerate(config.neighbourhood_caps if config is not None else []):
+        unknown = [o for o in cap.options if o not in catalog.options.index]
+        if unknown:
+            raise InputError([Issue(f"unknown option; known: {', '.join(catalog.options.index)}", file=source,
+                                    column=f"spatial.neighbourhood_caps[{k}].options", value=unknown)])
+        if geometry is None or all(g is None for g in geometry[:1]):
+            raise InputError([Issue("a neighbourhood cap needs parcel geometry", file=source,
+                                    column=f"spatial.neighbourhood_caps[{k}]")])
+        import shapely
+
+        centroids = shapely.get_coordinates(shapely.centroid(geometry))
+        cell, parcel, centres = neighbourhoods(centroids, cap.radius_m, cap.spacing_m or cap.radius_m / 2.0)
+        data.caps.append(NeighbourhoodCap(f"cap{k}", list(cap.options), cap.per, float(cap.max_area_mu), cell,
+                                          parcel, centres))
     if features is not None:
         path = scenario.resolve(features.path)
         data.features, data.amounts = read_features(path, parcel_ids)

@@ -21,13 +21,15 @@ import shapely
 from optiland.adjacency import boundary_arrays, boundary_indices, cached_boundary_table, read_boundary_table
 from optiland.backend import make_backend
 from optiland.catalog import load_catalog
+from optiland.check import check, check_plan
 from optiland.errors import InputError
 from optiland.inputs import M2_PER_MU, Inputs
 from optiland.problem import build_problem
 from optiland.run import Prepared, solve_prepared, solver_options
 from optiland.scenario import load_scenario
+from optiland.spatial import neighbourhoods
 from optiland.testing import SMALL_CATALOG, make_scenario
-from tests.bruteforce import parcels_table, villages_table
+from tests.bruteforce import Best, parcels_table, plan_tables, villages_table
 
 SIDE = 100.0  # metres: a 15-mu square parcel
 GROUPS = {"keep": "production", "closure": "protection", "afforestation": "restoration", "forage": "production",
@@ -343,3 +345,52 @@ def test_unknown_keys_and_groups_are_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="group"):
         prepare_grid(MIXED, 3, {"maximise": "carbon"},
                      spatial={"boundary_penalty": 1.0, "group_weights": {"protection|nowhere": 2.0}})
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Neighbourhood caps
+
+
+def test_neighbourhoods_hold_the_parcels_within_the_radius() -> None:
+    rng = np.random.default_rng(3)
+    centroids = rng.uniform(0, 1000, (300, 2))
+    cell, parcel, centres = neighbourhoods(centroids, 120.0, 60.0)
+    for c in range(len(centres)):
+        near = np.flatnonzero(np.hypot(*(centroids - centres[c]).T) <= 120.0)
+        assert sorted(parcel[cell == c]) == list(near)
+    # every point is within the radius of some centre (the grid covers the layer)
+    assert set(parcel) == set(range(300))
+
+
+def test_neighbourhood_caps_added_lazily_reach_the_enumerated_optimum() -> None:
+    flat = parcels_table([(f"P{p}", "V1", "0103", 10, 10, 15) for p in range(6)])
+    cap = {"options": ["afforestation"], "radius_m": 150.0, "spacing_m": 75.0, "max_area_mu": 30.0}
+    prepared = prepare_grid(flat, 3, {"maximise": "carbon"}, spatial={"neighbourhood_caps": [cap]})
+    problem = prepared.problem
+    plans, options = enumerate_plans(prepared)
+    allowed = problem.allowed
+    carbon = allowed["gain_carbon"].to_numpy()[plans].sum(axis=1)
+    label = (allowed["option"] + "." + allowed["variant"]).to_numpy()[plans]
+    spatial = problem.spatial
+    assert spatial is not None and len(spatial.caps) == 1
+    members = [spatial.caps[0].parcel[spatial.caps[0].cell == c] for c in np.unique(spatial.caps[0].cell)]
+    ok = np.ones(len(plans), dtype=bool)
+    for variant in ("afforestation.zenia", "afforestation.quercus", "afforestation.acacia"):
+        for parcels in members:
+            ok &= (label[:, parcels] == variant).sum(axis=1) * 15.0 <= 30.0 + 1e-9
+    unconstrained = carbon.max()
+    assert carbon[ok].max() < unconstrained  # the caps bind
+    outcome = solve_prepared(prepared, solver_options(prepared.scenario, mip_rel_gap=0, time_limit=60), "pyomo")
+    assert outcome.result.objective == pytest.approx(carbon[ok].max(), rel=1e-9)
+    lazy = [n for n in outcome.notes if n.startswith("neighbourhood caps")]
+    assert lazy and "rows added lazily" in lazy[0]
+    added = int(lazy[0].split(":")[1].split()[0])
+    possible = int(lazy[0].split("(of ")[1].split()[0].replace(",", ""))
+    assert 0 < added < possible
+    assert not [v for v in check(outcome) if v.family == "neighbourhood_cap"]
+    best_unconstrained = plans[np.argmax(carbon)]
+    parcels_table_, villages_table_ = plan_tables(problem, Best(unconstrained, best_unconstrained, np.zeros(1),
+                                                               np.zeros(1)))
+    broken = [v for v in check_plan(problem, parcels_table_, villages_table_) if v.family == "neighbourhood_cap"]
+    chosen = set(label[np.argmax(carbon)])
+    assert broken and all(v.key.split("@")[0] in chosen for v in broken)
