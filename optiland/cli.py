@@ -237,6 +237,11 @@ def explain(scenario: ScenarioArg, parcel_id: Annotated[str, typer.Argument(help
     for row in table.itertuples(index=False):
         out.add_row(row.option, row.variant, "yes" if row.allowed else "no", row.why)
     console.print(out)
+    locks = prepared.problem.spatial.locks if prepared.problem.spatial is not None else None
+    if locks is not None:
+        for lock in locks[locks["parcel_id"] == parcel_id].itertuples(index=False):
+            console.print(f"locked {'in to' if lock.locked_in else 'out of'} {lock.option} "
+                          f"(lock table line {lock.line})")
 
 
 @app.command()
