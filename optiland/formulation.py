@@ -504,8 +504,14 @@ def structure_key(p: PlanningProblem) -> tuple[Any, ...]:
     forest = p.allowed["area"].to_numpy() * p.allowed["forest"].to_numpy()
     township = np.append(p.villages["township_idx"].to_numpy(), -1)[p.allowed["village"].to_numpy()]
     has_forest = village_sum(township, forest, len(p.townships)) > 0
+    spatial = None
+    if p.spatial is not None:  # the penalty, weights and boundaries are built into the model, not mutable targets
+        spatial = (p.spatial.blm, p.spatial.weights.tobytes(), p.spatial.edge_length.tobytes(),
+                   p.spatial.outer_length.tobytes(), tuple(p.spatial.targets), p.allowed["cost"].to_numpy().tobytes(),
+                   tuple((c.per, c.max_area, tuple(c.options), len(c.cell)) for c in p.spatial.caps))
     return (p.catalog.version, len(p.allowed), p.n_parcels, tuple(p.villages["village"]), tuple(sorted(
-        target_values(p), key=repr)), tuple(has_forest), repr(sorted((p.params.get("bounds") or {}).items())))
+        target_values(p), key=repr)), tuple(has_forest), repr(sorted((p.params.get("bounds") or {}).items())),
+        spatial)
 
 
 def update_targets(m: pyo.ConcreteModel, p: PlanningProblem) -> None:

@@ -394,3 +394,13 @@ def test_neighbourhood_caps_added_lazily_reach_the_enumerated_optimum() -> None:
     broken = [v for v in check_plan(problem, parcels_table_, villages_table_) if v.family == "neighbourhood_cap"]
     chosen = set(label[np.argmax(carbon)])
     assert broken and all(v.key.split("@")[0] in chosen for v in broken)
+
+
+def test_a_built_model_is_not_reused_for_another_penalty() -> None:
+    one = prepare_grid(MIXED, 3, {"maximise": "carbon"}, spatial={"boundary_penalty": 0.001, "groups": GROUPS})
+    two = prepare_grid(MIXED, 3, {"maximise": "carbon"}, spatial={"boundary_penalty": 0.01, "groups": GROUPS})
+    backend = make_backend("pyomo", one.problem)
+    backend.build(one.problem)
+    assert not backend.update(two.problem)
+    assert backend.update(prepare_grid(MIXED, 3, {"maximise": "carbon"},
+                                       spatial={"boundary_penalty": 0.001, "groups": GROUPS}).problem)
