@@ -438,24 +438,41 @@ def totals(data: MarxanData) -> dict[str, float]:
 # Marxan's score terms of a plan
 
 
-def _penalties(problem: Any, amounts: np.ndarray, cost: np.ndarray, boundary: np.ndarray,
-               targets: np.ndarray, blm: float) -> np.ndarray:
-    """Marxan's base penalty per feature: the cost (with BLM x the unit's whole boundary) of reaching the target
-    greedily, cheapest amount first, the last unit counted in proportion (Marxan's CalcPenalties heuristic)."""
-    unit_cost = cost + blm * boundary
+DELTA = 1e-14
+"""Marxan's stand-in for a zero cost in its greedy penalty (its ``delta``)."""
+
+
+def _penalties(amounts: np.ndarray, cost: np.ndarray, locked_in: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Marxan's base penalty per feature, as its computePenalties: the cost of the units locked in, then units added
+    greedily until the target is met, each step taking the cheapest unit that meets the rest of the target alone,
+    else the unit of most amount per cost (in unit order, as Marxan scans them); a unit's cost is its cost plus
+    BLM x its whole boundary (`cost`). A target the units cannot reach scales the penalty by target / reachable."""
     out = np.zeros(len(targets))
     for f, target in enumerate(targets):
         if target <= 0:
             continue
         amount = amounts[:, f]
-        useful = np.flatnonzero(amount > 0)
-        order = useful[np.argsort(unit_cost[useful] / amount[useful], kind="stable")]
-        held = np.cumsum(amount[order])
-        whole = np.searchsorted(held, target)  # units [0, whole) are taken whole, unit `whole` in part
-        penalty = unit_cost[order[:whole]].sum()
-        if whole < len(order):
-            before = held[whole - 1] if whole else 0.0
-            penalty += unit_cost[order[whole]] * (target - before) / amount[order[whole]]
+        held = float(amount[locked_in].sum())
+        penalty = float(cost[locked_in].sum())  # every unit locked in counts, as in Marxan
+        free = [int(j) for j in np.flatnonzero((amount > 0) & ~locked_in)]
+        used: set[int] = set()
+        while held < target:
+            best, best_cost, best_ratio, meets = -1, 0.0, 0.0, False
+            for j in free:
+                if j in used:
+                    continue
+                unit_cost = float(cost[j]) or DELTA
+                if amount[j] >= target - held and (not meets or unit_cost < best_cost):
+                    best, best_cost, meets = j, unit_cost, True
+                elif best_ratio < amount[j] / unit_cost:
+                    best, best_cost, best_ratio = j, unit_cost, amount[j] / unit_cost
+            if best < 0:
+                break
+            used.add(best)
+            held += float(amount[best])
+            penalty += best_cost
+        if held < target:
+            penalty *= target / (held or DELTA)
         out[f] = penalty
     return out
 
@@ -492,13 +509,16 @@ def score_terms(problem: Any, zone_of_parcel: np.ndarray, meta: dict[str, Any] |
     spf = np.array([spf_of.get(f.split("@")[0], 0.0) for f in names])
     penalty_term = 0.0
     if spf.any() and shortfall.any():
+        by_row = spatial.row_amounts(allowed).T
         best_amounts = np.zeros((problem.n_parcels, len(names)))
-        np.maximum.at(best_amounts, parcel, spatial.row_amounts(allowed).T)
+        np.maximum.at(best_amounts, parcel, by_row)
+        keep = allowed["option"].to_numpy() == problem.catalog.keep_option
+        locked_in = np.bincount(parcel, keep, problem.n_parcels) == 0  # Marxan's status 2: 'available' is barred
         best_cost = np.zeros(problem.n_parcels)
         np.maximum.at(best_cost, parcel, allowed["cost"].to_numpy())
         touching = np.bincount(spatial.edge_left, spatial.edge_length, problem.n_parcels) + np.bincount(
             spatial.edge_right, spatial.edge_length, problem.n_parcels) + spatial.outer_length
-        base = _penalties(problem, best_amounts, best_cost, touching, targets, spatial.blm)
+        base = _penalties(best_amounts, best_cost + spatial.blm * touching, locked_in, targets)
         penalty_term = float((spf * base * np.where(targets > 0, shortfall / np.where(targets > 0, targets, 1), 0)
                               ).sum())
     threshold = float(params.get("COSTTHRESH", 0) or 0)

@@ -18,7 +18,15 @@ from typer.testing import CliRunner
 from optiland.check import check_outdir
 from optiland.cli import app
 from optiland.errors import InputError
-from optiland.marxan import assemble, read_features, read_marxan, read_table, score_outdir, write_instance
+from optiland.marxan import (
+    _penalties,
+    assemble,
+    read_features,
+    read_marxan,
+    read_table,
+    score_outdir,
+    write_instance,
+)
 from optiland.run import prepare, solve_prepared, solver_options
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -218,3 +226,16 @@ def test_standard_marxan_solution_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "sample" / "input" / "bound.dat").unlink()
     with pytest.raises(InputError, match="bound.dat"):
         read_marxan(tmp_path / "sample" / "input.dat")
+
+
+def test_base_penalty_follows_marxans_greedy() -> None:
+    amounts, cost = np.array([[1.0], [5.0], [10.0]]), np.array([1.0, 2.0, 10.0])
+    free = np.zeros(3, dtype=bool)
+    # unit 3 alone meets 5.5: Marxan takes the cheapest unit that meets the rest, found after the best ratio
+    assert _penalties(amounts, cost, free, np.array([5.5])) == pytest.approx([10.0])
+    # 20 is out of reach (16 in all): units by ratio (2, then 1, then 3), the penalty scaled by 20 / 16
+    assert _penalties(amounts, cost, free, np.array([20.0])) == pytest.approx([13.0 * 20 / 16])
+    # unit 1 locked in counts first; unit 2 meets the rest, but Marxan's scan then takes unit 3, whose amount per
+    # cost beats every ratio seen so far (none: a meeting unit does not set it)
+    assert _penalties(amounts, cost, np.array([True, False, False]), np.array([5.5])) == pytest.approx([11.0])
+    assert _penalties(amounts[:2], cost[:2], np.array([True, False]), np.array([5.5])) == pytest.approx([3.0])
