@@ -1,10 +1,11 @@
 """Shared boundaries from geometry (optiland.adjacency) on parcel layers made by `optiland generate`: time and memory.
 
     flock /tmp/optiland-heavy.lock .venv/bin/python benchmarks/adjacency.py LAYER.gpkg [LAYER.gpkg ...]
-        [--out benchmarks/results/adjacency.csv]
+        [--methods segments rings] [--out benchmarks/results/adjacency.csv]
 
-Each layer runs in its own process so that its peak memory is its own: `read_s` (pyogrio, geometry only),
-`adjacency_s` (optiland.adjacency.boundary_indices: STRtree query, boundary intersections, outer edges),
+Each (layer, method) runs in its own process so that its peak memory is its own: `read_s` (pyogrio, geometry only),
+`adjacency_s` (optiland.adjacency.boundary_indices with `method`: segments matched by sorting, or rings intersected
+pair by pair),
 `cache_write_s` and `cache_read_s` (the parquet table beside the layer), `peak_mb` (peak resident memory of the
 process), `rss_after_read_mb`, the number of shared boundaries and outer edges, and the candidate pairs per parcel.
 The CSV is rewritten whole.
@@ -26,8 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIELDS = ["parcels", "read_s", "adjacency_s", "cache_write_s", "cache_read_s", "shared", "outer", "rss_after_read_mb",
-          "peak_mb", "layer", "when", "host"]
+FIELDS = ["parcels", "method", "read_s", "adjacency_s", "cache_write_s", "cache_read_s", "shared", "outer",
+          "rss_after_read_mb", "peak_mb", "layer", "when", "host"]
 
 
 def _rss_mb() -> float:
@@ -38,7 +39,7 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def measure(layer: Path) -> dict[str, object]:
+def measure(layer: Path, method: str) -> dict[str, object]:
     """One layer, in this process."""
     import numpy as np
     import pandas as pd
@@ -52,7 +53,7 @@ def measure(layer: Path) -> dict[str, object]:
     rss_read = _rss_mb()
     geometry = frame.geometry.to_numpy()
     start = time.perf_counter()
-    left, right, length = boundary_indices(geometry)
+    left, right, length = boundary_indices(geometry, method=method)
     adjacency_s = time.perf_counter() - start
     ids = frame["parcel_id"].astype(str).to_numpy()
     table = pd.DataFrame({"id1": ids[left], "id2": ids[right], "boundary": length})
@@ -64,7 +65,7 @@ def measure(layer: Path) -> dict[str, object]:
         pd.read_parquet(Path(folder) / "boundaries.parquet")
         read_cache_s = time.perf_counter() - start
     outer = int(np.sum(left == right))
-    return {"parcels": len(frame), "read_s": round(read_s, 2), "adjacency_s": round(adjacency_s, 2),
+    return {"parcels": len(frame), "method": method, "read_s": round(read_s, 2), "adjacency_s": round(adjacency_s, 2),
             "cache_write_s": round(write_s, 2), "cache_read_s": round(read_cache_s, 2), "shared": len(left) - outer,
             "outer": outer, "rss_after_read_mb": round(rss_read),
             "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), "layer": str(layer),
@@ -76,18 +77,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("layers", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "adjacency.csv")
+    parser.add_argument("--methods", nargs="+", default=["segments", "rings"])
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.layers[0])))
+        print(json.dumps(measure(args.layers[0], args.methods[0])))
         return
     rows = []
     for layer in args.layers:
-        done = subprocess.run([sys.executable, __file__, "--one", str(layer)], check=True, capture_output=True,
-                              text=True)
-        row = json.loads(done.stdout.strip().splitlines()[-1])
-        print(row, flush=True)
-        rows.append(row)
+        for method in args.methods:
+            done = subprocess.run([sys.executable, __file__, "--one", str(layer), "--methods", method], check=True,
+                                  capture_output=True, text=True)
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(row, flush=True)
+            rows.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=".adjacency-", suffix=".csv", dir=args.out.parent)
     with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:

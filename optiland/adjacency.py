@@ -4,11 +4,14 @@ A boundary table has one row per pair of parcels that share a boundary of positi
 order, and one row per parcel with an outer edge (boundary shared with no parcel), ``id1 == id2``: the layout of
 Marxan's bound.dat. Lengths are in the layer's projected units (metres for CGCS2000 Gauss-Kruger).
 
-From geometry the computation is vectorised with shapely 2: the STRtree gives every pair of parcels whose envelopes
-meet, ``shapely.intersection`` of their boundary rings (in chunks, to bound memory) gives the shared line, and a
-parcel's outer edge is its perimeter minus its shared lengths. Parcels that touch only at a corner share length 0
-and are dropped. Vertices need not match: a T-junction (a vertex of one parcel on the edge of another) is found too,
-as long as the coordinates lie on the line within floating-point precision (see `grid_size` to snap them).
+From geometry the computation is vectorised with shapely 2 and numpy: the boundary rings are cut into segments, a
+segment two parcels have with the same end points is shared whole (found by sorting), and the segments left over are
+intersected with each other through an STRtree (``shapely.intersection`` in chunks, to bound memory); a parcel's
+outer edge is its perimeter minus its shared lengths. (``method="rings"`` intersects the rings of every pair of
+parcels whose envelopes meet instead: slower, and right for overlapping polygons too.) Parcels that touch only at a
+corner share length 0 and are dropped. Vertices need not match: a T-junction (a vertex of one parcel on the edge of
+another) is found too, as long as the coordinates lie on the line within floating-point precision (see `grid_size`
+to snap them).
 """
 
 from __future__ import annotations
@@ -29,19 +32,8 @@ CHUNK = 250_000
 CACHE_DIR = ".optiland-cache"
 
 
-def boundary_indices(geometry: np.ndarray, *, tolerance: float = 1e-6, grid_size: float = 0.0,
-                     chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shared boundaries of polygons as arrays (left, right, length) of parcel positions, left <= right.
-
-    Rows with left < right are shared boundaries longer than `tolerance`; rows with left == right are outer edges
-    longer than `tolerance` (perimeter minus shared length). `grid_size` > 0 snaps coordinates to that grid first
-    (shapely.set_precision), for layers whose neighbours' vertices differ by rounding.
-    """
-    geometry = np.asarray(geometry, dtype=object)
-    n = len(geometry)
-    if grid_size > 0:
-        geometry = shapely.set_precision(geometry, grid_size)
-    rings = shapely.boundary(geometry)
+def _ring_pairs(geometry: np.ndarray, rings: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shared length of every pair of polygons whose envelopes meet: intersection of their boundary rings."""
     left, right = shapely.STRtree(geometry).query(geometry)
     keep = left < right
     left, right = left[keep], right[keep]
@@ -49,15 +41,86 @@ def boundary_indices(geometry: np.ndarray, *, tolerance: float = 1e-6, grid_size
     for start in range(0, len(left), chunk):
         part = slice(start, start + chunk)
         shared[part] = shapely.length(shapely.intersection(rings[left[part]], rings[right[part]]))
+    return left, right, shared
+
+
+def _segment_pairs(rings: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shared lengths from the rings' segments: a segment that two parcels have with the same end points (either
+    way round) is shared whole, found by sorting; the segments left over (outer edges, T-junctions, vertices that
+    differ) are intersected with each other geometrically (STRtree of segments), as `_ring_pairs` would."""
+    parts, part_of = shapely.get_parts(rings, return_index=True)
+    coords, index = shapely.get_coordinates(parts, return_index=True)
+    same = index[:-1] == index[1:]
+    start, end = coords[:-1][same], coords[1:][same]
+    parcel = part_of[index[:-1][same]]
+    swap = (start[:, 0] > end[:, 0]) | ((start[:, 0] == end[:, 0]) & (start[:, 1] > end[:, 1]))
+    a = np.where(swap[:, None], end, start)
+    b = np.where(swap[:, None], start, end)
+    length = np.hypot(*(b - a).T)
+    real = length > 0
+    a, b, parcel, length = a[real], b[real], parcel[real], length[real]
+    keys = np.ascontiguousarray(np.hstack([a, b])).view(np.dtype((np.void, 32))).ravel()
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    first = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+    group = np.cumsum(first) - 1
+    count = np.bincount(group)[group]
+    pair = (count == 2) & first
+    lo, hi = order[pair], order[np.flatnonzero(pair) + 1]
+    distinct = parcel[lo] != parcel[hi]
+    left = np.minimum(parcel[lo], parcel[hi])[distinct]
+    right = np.maximum(parcel[lo], parcel[hi])[distinct]
+    shared = length[lo][distinct]
+    rest = order[count != 2]
+    if len(rest):
+        lines = shapely.linestrings(np.stack([a[rest], b[rest]], axis=1))
+        u, v = shapely.STRtree(lines).query(lines)
+        keep = (u < v) & (parcel[rest][u] != parcel[rest][v])
+        u, v = u[keep], v[keep]
+        extra = np.empty(len(u))
+        for begin in range(0, len(u), chunk):
+            part = slice(begin, begin + chunk)
+            extra[part] = shapely.length(shapely.intersection(lines[u[part]], lines[v[part]]))
+        pu, pv = parcel[rest][u], parcel[rest][v]
+        left = np.concatenate([left, np.minimum(pu, pv)])
+        right = np.concatenate([right, np.maximum(pu, pv)])
+        shared = np.concatenate([shared, extra])
+    return left, right, shared
+
+
+def boundary_indices(geometry: np.ndarray, *, tolerance: float = 1e-6, grid_size: float = 0.0,
+                     chunk: int = CHUNK, method: str = "segments") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shared boundaries of polygons as arrays (left, right, length) of parcel positions, left <= right.
+
+    Rows with left < right are shared boundaries longer than `tolerance`; rows with left == right are outer edges
+    longer than `tolerance` (perimeter minus shared length). `grid_size` > 0 snaps coordinates to that grid first
+    (shapely.set_precision), for layers whose neighbours' vertices differ by rounding. `method` "segments" (default:
+    matching segments by sorting, geometry only for what is left; for polygons that do not overlap) or "rings"
+    (intersect the boundary rings of every pair of polygons whose envelopes meet); both give the same table for a
+    tessellation (tests/test_spatial.py).
+    """
+    geometry = np.asarray(geometry, dtype=object)
+    n = len(geometry)
+    if grid_size > 0:
+        geometry = shapely.set_precision(geometry, grid_size)
+    rings = shapely.boundary(geometry)
+    if method == "rings":
+        left, right, shared = _ring_pairs(geometry, rings, chunk)
+    elif method == "segments":
+        left, right, shared = _segment_pairs(rings, chunk)
+    else:
+        raise ValueError(f"unknown method {method!r}: segments or rings")
+    code = left.astype(np.int64) * n + right
+    codes, inverse = np.unique(code, return_inverse=True)
+    shared = np.bincount(inverse, shared, minlength=len(codes))
+    left, right = codes // n, codes % n
     touching = shared > tolerance
     left, right, shared = left[touching], right[touching], shared[touching]
     perimeter = shapely.length(rings)
     inner = np.bincount(left, shared, minlength=n) + np.bincount(right, shared, minlength=n)
     outer = perimeter - inner
     edge = np.flatnonzero(outer > max(tolerance, 0.0) + 1e-9 * perimeter.max(initial=0.0))
-    order = np.lexsort((right, left))
-    return (np.concatenate([left[order], edge]), np.concatenate([right[order], edge]),
-            np.concatenate([shared[order], outer[edge]]))
+    return (np.concatenate([left, edge]), np.concatenate([right, edge]), np.concatenate([shared, outer[edge]]))
 
 
 def boundary_table(ids: np.ndarray | pd.Series, geometry: np.ndarray, **options: float) -> pd.DataFrame:

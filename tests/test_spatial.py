@@ -23,6 +23,7 @@ from optiland.backend import make_backend
 from optiland.catalog import load_catalog
 from optiland.check import check, check_plan
 from optiland.errors import InputError
+from optiland.generate import build_instance
 from optiland.inputs import M2_PER_MU, Inputs
 from optiland.problem import build_problem
 from optiland.run import Prepared, solve_prepared, solver_options
@@ -44,16 +45,18 @@ def _edges(left: np.ndarray, right: np.ndarray, length: np.ndarray) -> dict[tupl
     return {(int(a), int(b)): round(float(c), 9) for a, b, c in zip(left, right, length, strict=True)}
 
 
-def test_grid_of_squares_gives_rook_neighbours_and_outer_edges() -> None:
+@pytest.mark.parametrize("method", ["segments", "rings"])
+def test_grid_of_squares_gives_rook_neighbours_and_outer_edges(method: str) -> None:
     # 3 columns x 2 rows of unit squares, numbered row by row: 0 1 2 / 3 4 5
     x, y = np.meshgrid(np.arange(3.0), np.arange(2.0))
     cells = shapely.box(x.ravel(), y.ravel(), x.ravel() + 1, y.ravel() + 1)
-    found = _edges(*boundary_indices(cells))
+    found = _edges(*boundary_indices(cells, method=method))
     assert found == {(0, 1): 1.0, (1, 2): 1.0, (3, 4): 1.0, (4, 5): 1.0, (0, 3): 1.0, (1, 4): 1.0, (2, 5): 1.0,
                      (0, 0): 2.0, (1, 1): 1.0, (2, 2): 2.0, (3, 3): 2.0, (4, 4): 1.0, (5, 5): 2.0}
 
 
-def test_irregular_polygons_t_junction_corner_contact_and_hole() -> None:
+@pytest.mark.parametrize("method", ["segments", "rings"])
+def test_irregular_polygons_t_junction_corner_contact_and_hole(method: str) -> None:
     big = shapely.box(0, 0, 2, 2)
     upper = shapely.box(2, 1, 3, 2)           # its corner (2, 1) lies on big's edge, not on a vertex of big
     lower = shapely.Polygon([(2, 0), (3, 0), (3, 1), (2, 1), (2, 0.5)])  # extra vertex on the shared edge
@@ -62,7 +65,7 @@ def test_irregular_polygons_t_junction_corner_contact_and_hole() -> None:
     ring = shapely.Polygon([(10, 10), (14, 10), (14, 14), (10, 14)], [[(11, 11), (13, 11), (13, 13), (11, 13)]])
     island = shapely.box(11, 11, 13, 13)      # fills the hole of `ring`
     cells = np.array([big, upper, lower, corner, triangle, ring, island])
-    found = _edges(*boundary_indices(cells))
+    found = _edges(*boundary_indices(cells, method=method))
     assert found[(0, 1)] == 1.0 and found[(0, 2)] == 1.0 and found[(1, 2)] == 1.0
     assert found[(0, 4)] == 2.0
     assert (1, 3) not in found and (3, 4) not in found
@@ -73,12 +76,13 @@ def test_irregular_polygons_t_junction_corner_contact_and_hole() -> None:
     assert found[(3, 3)] == 4.0
 
 
-def test_random_cells_match_a_pair_by_pair_loop() -> None:
+@pytest.mark.parametrize("method", ["segments", "rings"])
+def test_random_cells_match_a_pair_by_pair_loop(method: str) -> None:
     rng = np.random.default_rng(5)
     points = shapely.multipoints(rng.uniform(0, 100, (60, 2)))
     cells = shapely.get_parts(shapely.voronoi_polygons(points, extend_to=shapely.box(0, 0, 100, 100)))
     cells = shapely.intersection(cells, shapely.box(0, 0, 100, 100))
-    left, right, length = boundary_indices(cells)
+    left, right, length = boundary_indices(cells, method=method)
     found = _edges(left, right, length)
     expected = {}
     for a, b in itertools.combinations(range(len(cells)), 2):
@@ -90,6 +94,15 @@ def test_random_cells_match_a_pair_by_pair_loop() -> None:
     assert outer == pytest.approx(400.0)  # the cells tile the square: their outer edges are its perimeter
     perimeters = shapely.length(cells).sum()
     assert 2 * sum(expected.values()) + outer == pytest.approx(perimeters)
+
+
+def test_both_methods_agree_on_a_generated_layer() -> None:
+    parcels, _, _ = build_instance(900, 1, 4, seed=7)
+    geometry = parcels.geometry.to_numpy()
+    by_segments = _edges(*boundary_indices(geometry))
+    by_rings = _edges(*boundary_indices(geometry, method="rings"))
+    assert by_segments.keys() == by_rings.keys() and len(by_segments) > 1700
+    assert list(by_segments.values()) == pytest.approx(list(by_rings.values()), rel=1e-9)
 
 
 def test_cache_is_keyed_by_the_file_hash(tmp_path: Path) -> None:
