@@ -39,7 +39,11 @@ def solve(scenario: ScenarioArg, out: OutOpt,
           backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
           threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
           strategy: Annotated[str | None, typer.Option(help="auto (LP relaxation, repair, then MIP if needed) | "
-                                                            "mip (HiGHS's MIP at once)")] = None,
+                                                            "mip (HiGHS's MIP at once) | decompose (township by "
+                                                            "township, for counties and regions)")] = None,
+          workers: Annotated[int, typer.Option(help="with --strategy decompose: local processes")] = 2,
+          dask: Annotated[str | None, typer.Option(help="with --strategy decompose: a Dask scheduler address "
+                                                        "(tcp://host:8786) to run the townships on")] = None,
           verbose: Annotated[bool, typer.Option("--verbose", help="HiGHS's log on stderr")] = False,
           from_front: Annotated[Path | None, typer.Option("--from-front", help="a folder written by pareto: "
                                                           "write the plan of one of its points")] = None,
@@ -52,16 +56,25 @@ def solve(scenario: ScenarioArg, out: OutOpt,
     from optiland.run import prepare, solve_prepared, solver_options
 
     try:
-        prepared = prepare(scenario)
-        options = solver_options(prepared.scenario, time_limit=time_limit, mip_rel_gap=gap, threads=threads,
-                                 strategy=strategy, log_file="-" if verbose else None)
-        with console.status("solving"):
-            if from_front is not None:
-                from optiland.pareto import outcome_from_front
+        if strategy == "decompose":
+            from optiland.run import solve_by_township
 
-                outcome, point = outcome_from_front(prepared, from_front, pick, options)
-            else:
-                outcome = solve_prepared(prepared, options, backend)
+            with console.status("township decomposition") as status:
+                outcome = solve_by_township(scenario, workers=workers, dask_address=dask,
+                                            progress=lambda message: status.update(message),
+                                            time_limit=time_limit, mip_rel_gap=gap, threads=threads,
+                                            log_file="-" if verbose else None)
+        else:
+            prepared = prepare(scenario)
+            options = solver_options(prepared.scenario, time_limit=time_limit, mip_rel_gap=gap, threads=threads,
+                                     strategy=strategy, log_file="-" if verbose else None)
+            with console.status("solving"):
+                if from_front is not None:
+                    from optiland.pareto import outcome_from_front
+
+                    outcome, point = outcome_from_front(prepared, from_front, pick, options)
+                else:
+                    outcome = solve_prepared(prepared, options, backend)
         plan = make_plan(outcome)
         if from_front is not None:
             plan.run["front"] = point

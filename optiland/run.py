@@ -54,17 +54,38 @@ class RunOutcome:
     model: Backend | None = None
 
 
-def prepare(scenario: Scenario | str | Path) -> Prepared:
-    """Load the scenario (if a path), its catalog with overrides, and the inputs; derive the problem."""
-    start = time.perf_counter()
+def read(scenario: Scenario | str | Path) -> tuple[Scenario, Catalog, Inputs]:
+    """Load the scenario (if a path), its catalog with overrides, and the inputs (no problem derived yet)."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     config = scenario.catalog
     path = scenario.resolve(config.path) if config.path else None
     catalog = load_catalog(path, overrides=config.overrides, region=config.region)
-    inputs = read_inputs(scenario, catalog)
+    return scenario, catalog, read_inputs(scenario, catalog)
+
+
+def prepare(scenario: Scenario | str | Path) -> Prepared:
+    """Load the scenario (if a path), its catalog with overrides, and the inputs; derive the problem."""
+    start = time.perf_counter()
+    scenario, catalog, inputs = read(scenario)
     problem = build_problem(scenario, catalog, inputs)
     return Prepared(scenario, catalog, inputs, problem, time.perf_counter() - start)
+
+
+def solve_by_township(scenario: Scenario | str | Path, workers: int = 2, dask_address: str | None = None,
+                      progress: Any = None, **solver_overrides: Any) -> RunOutcome:
+    """Read, then solve township by township (optiland.decompose): for counties and regions too large for one
+    model. The county problem is never built whole; the plan, its Lagrangian bound and true gap come back as a
+    RunOutcome."""
+    from optiland import decompose
+
+    start = time.perf_counter()
+    scenario, catalog, inputs = read(scenario)
+    read_seconds = time.perf_counter() - start
+    options = solver_options(scenario, **solver_overrides)
+    decomposed = decompose.solve_by_township(scenario, catalog, inputs, options, workers=workers,
+                                             dask_address=dask_address, progress=progress)
+    return decompose.outcome(scenario, catalog, inputs, read_seconds, options, decomposed)
 
 
 def solver_options(scenario: Scenario, **overrides: Any) -> SolverOptions:

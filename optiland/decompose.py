@@ -1,0 +1,420 @@
+r"""Township decomposition for county and regional scale: one small model per township, solved in parallel.
+
+At a million parcels the monolithic model has ~33 million columns and does not fit in memory (benchmarks/results/
+build.csv: 21.7 GB peak for the matrix build and hand-over). Its structure helps: every constraint family is per
+parcel, village or township except a few county rows that couple the townships, the *coupling rows*: ``budget``,
+``transfer_budget``, ``market[g]`` and ``price_step_width[g,k]`` (optiland.formulation). This module
+
+1. **Allocates** each coupling limit :math:`b_r` to the townships in shares :math:`b_{r,t}` with
+   :math:`\sum_t b_{r,t} = b_r` (resource-directive decomposition; the share rule is :func:`shares`). Every
+   township's own model with its shares is a restriction of the county model, so the union of the township plans
+   is a feasible county plan, and its objective is the sum of theirs.
+2. **Normalises** the service index as the county pipeline does: :math:`G^*_s` is the sum over townships of the
+   largest gain of s each reaches with its shares (a feasible county value, hence at most the true :math:`G^*_s`;
+   recorded in run.json). Every objective coefficient is then the county's.
+3. **Bounds** the county optimum by Lagrangian relaxation of the coupling rows, over the townships' LP
+   relaxations: for any prices :math:`\lambda \ge 0` on the coupling rows (all of them :math:`\le` rows),
+
+   .. math:: z^* \le L(\lambda) = \sum_t \max_{x_t \in \bar X_t} \left(c_t - \lambda^\top C_t\right) x_t
+             + \lambda^\top b,
+
+   where :math:`\bar X_t` is township t's LP relaxation without its coupling rows (weak duality). The prices are
+   the townships' LP duals of their share rows, averaged with the shares as weights, and improved by a few
+   subgradient steps on :math:`L`. The true gap of the county plan against :math:`L(\lambda)` is reported; a plan
+   is called optimal only when that gap is within the one asked for.
+
+Townships run as independent tasks: serially, on local processes, or on a Dask cluster when an address is given
+(the same executors as optiland.sweep). The plan is written as ``solve`` writes it (plan.gpkg, villages.csv,
+townships.csv, run.json), so ``optiland check`` verifies it against the county model's every row.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optiland.backend import Solution
+from optiland.catalog import Catalog
+from optiland.errors import InfeasibleError, OptilandError
+from optiland.inputs import Inputs
+from optiland.problem import PlanningProblem, build_problem
+from optiland.scenario import Scenario
+from optiland.solver import INF, MatrixLP, SolveResult, SolverOptions, Status, highs_version, relative_gap
+
+COUPLING = ("budget", "transfer_budget", "market", "price_step_width")
+"""Row families that couple townships (the county-wide limits)."""
+
+
+def _family(row_name: str) -> str:
+    return row_name.split("[", 1)[0].rstrip("<>=")
+
+
+@dataclass
+class Shares:
+    """Each township's share of the county's coupling limits (fractions summing to 1 per resource)."""
+
+    budget: np.ndarray
+    transfer: np.ndarray
+    market: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+
+def split_inputs(inputs: Inputs) -> list[tuple[str, Inputs]]:
+    """One Inputs per township (its villages and their parcels), in township order."""
+    villages = inputs.villages
+    parts = []
+    for township in sorted(villages["township"].unique()):
+        own = villages[villages["township"] == township]
+        parcels = inputs.parcels[inputs.parcels["village"].isin(set(own["village"]))]
+        parts.append((str(township), Inputs(parcels=parcels, villages=own.reset_index(drop=True),
+                                            crs_note=inputs.crs_note, hashes=inputs.hashes)))
+    return parts
+
+
+def shares(parts: Sequence[tuple[str, Inputs]], catalog: Catalog) -> Shares:
+    """Shares by each township's land: the establishment budget and market areas by area, the transfer budget by
+    population (compensation and ranger posts follow people and closed hills)."""
+    area = np.array([float(p.parcels["area_mu"].sum()) for _, p in parts])
+    population = np.array([float(p.villages["population"].sum()) for _, p in parts])
+    by_area = area / area.sum()
+    by_people = population / population.sum() if population.sum() > 0 else by_area
+    return Shares(budget=by_area, transfer=by_people)
+
+
+def _township_scenario(scenario: Scenario, township: str, villages: set[str]) -> Scenario:
+    """The scenario restricted to one township: its own township budget and village floors only."""
+    constraints = scenario.constraints.model_copy(update={
+        "township_budgets": {k: v for k, v in scenario.constraints.township_budgets.items() if k == township},
+        "village_floors": {k: v for k, v in scenario.constraints.village_floors.items() if k in villages},
+    })
+    return scenario.model_copy(update={"constraints": constraints})
+
+
+def _apply_shares(problem: PlanningProblem, county: PlanningProblem | dict[str, Any], index: int,
+                  share: Shares) -> None:
+    """Put township `index`'s shares of the county limits into its problem."""
+    params = county["params"] if isinstance(county, dict) else county.params
+    market = county["market"] if isinstance(county, dict) else county.market
+    steps = county["price_steps"] if isinstance(county, dict) else county.price_steps
+    if params.get("budget") is not None:
+        problem.params["budget"] = float(params["budget"]) * share.budget[index]
+    if params.get("transfer_budget") is not None:
+        problem.params["transfer_budget"] = float(params["transfer_budget"]) * share.transfer[index]
+    problem.market = {pair: cap * share.budget[index] for pair, cap in market.items()}
+    problem.price_steps = {pair: [(start * share.budget[index], factor) for start, factor in s]
+                           for pair, s in steps.items()}
+
+
+@dataclass
+class TownshipTask:
+    """Everything a worker needs for one township (picklable)."""
+
+    index: int
+    township: str
+    scenario: Scenario
+    catalog: Catalog
+    inputs: Inputs
+    county: dict[str, Any]
+    shares: Shares
+    options: SolverOptions
+    stage: str  # "scales" | "plan" | "bound"
+    scales: dict[str, float] = field(default_factory=dict)
+    prices: dict[str, float] = field(default_factory=dict)
+
+
+def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
+    from optiland.matrix import MatrixBackend
+
+    villages = set(task.inputs.villages["village"])
+    problem = build_problem(_township_scenario(task.scenario, task.township, villages), task.catalog, task.inputs)
+    _apply_shares(problem, task.county, task.index, task.shares)
+    backend = MatrixBackend()
+    backend.build(problem)
+    return problem, backend
+
+
+def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndarray, np.ndarray]:
+    """Solve an LP relaxation in this process; (objective, x, row duals)."""
+    from optiland.solver import _highs
+
+    relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
+    with _quiet_stdout():  # HiGHS prints a banner when constructed
+        h = _highs(relaxed, options, options.time_limit)
+    h.setOptionValue("solver", "simplex")
+    h.run()
+    status = h.modelStatusToString(h.getModelStatus())
+    if status != "Optimal":
+        raise InfeasibleError(f"township LP relaxation: {status}")
+    solution = h.getSolution()
+    return (float(h.getInfo().objective_function_value), np.array(solution.col_value),
+            np.array(solution.row_dual))
+
+
+@contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence file descriptor 1 (C-level output) for a moment."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def run_task(task: TownshipTask) -> dict[str, Any]:
+    """One township's work for a stage. scales: the largest gain of each service; plan: the plan for the
+    scenario's objective with the county scales, and the LP duals of its share rows; bound: its term of L(lambda)."""
+    start = time.perf_counter()
+    problem, backend = _build(task)
+    params = problem.params
+    out: dict[str, Any] = {"index": task.index, "township": task.township, "build_seconds": backend.build_seconds}
+    if task.stage == "scales":
+        gains = {}
+        for service in problem.services:
+            backend.set_objective({service: 1.0}, "max")
+            result = backend.solve(task.options)
+            if not result.status.has_plan:
+                raise InfeasibleError(f"township {task.township}: no plan while maximising {service} "
+                                      f"({result.message})")
+            gains[service] = float(result.objective or 0.0)
+        out["gains"] = gains
+    elif task.stage == "plan":
+        from optiland.run import objective_terms
+
+        backend.es_scale = task.scales
+        backend.set_objective(objective_terms(problem), params["sense"], scale=task.scales, weights=params["weights"])
+        lp = backend.matrix()
+        result = backend.solve(task.options)
+        if result.status == Status.INFEASIBLE or not result.status.has_plan:
+            raise InfeasibleError(f"township {task.township} cannot meet its targets with its shares of the county "
+                                  f"limits ({result.message}); solve it alone to see which village and target")
+        solution = backend.solution(result)
+        out.update({
+            "objective": float(result.objective), "status": result.status.value, "gap": result.gap,
+            "allowed": problem.allowed.iloc[solution.chosen_rows()].reset_index(drop=True),
+            "parcels": problem.parcels, "villages": problem.villages, "townships": problem.townships,
+            "herd": solution.herd, "posts": solution.posts, "segments": solution.segments,
+            "size": dict(zip(("variables", "constraints", "nonzeros"), lp.shape, strict=True)),
+            "binaries": int(lp.integer.sum()),
+        })
+        _, _, duals = _lp_relaxation(lp, task.options)
+        out["duals"] = {name: abs(float(duals[i])) for i, name in enumerate(lp.row_names)
+                        if _family(name) in COUPLING}
+    else:
+        from optiland.run import objective_terms
+
+        backend.es_scale = task.scales
+        backend.set_objective(objective_terms(problem), params["sense"], scale=task.scales, weights=params["weights"])
+        lp = backend.matrix()
+        coupling = np.array([_family(n) in COUPLING for n in lp.row_names])
+        price = np.array([task.prices.get(_key(n), 0.0) if coupling[i] else 0.0
+                          for i, n in enumerate(lp.row_names)])
+        sign = 1.0 if lp.sense == "max" else -1.0
+        c = lp.c - sign * (lp.A.T @ price)
+        row_lower, row_upper = lp.row_lower.copy(), lp.row_upper.copy()
+        row_lower[coupling], row_upper[coupling] = -INF, INF
+        relaxed = MatrixLP(**{**lp.__dict__, "c": c, "row_lower": row_lower, "row_upper": row_upper})
+        value, x, _ = _lp_relaxation(relaxed, task.options)
+        out["bound_term"] = value
+        rows = np.flatnonzero(coupling)
+        used = lp.A[rows] @ x
+        out["usage"] = {_key(lp.row_names[i]): float(u) for i, u in zip(rows, used, strict=True)}
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def _key(row_name: str) -> str:
+    """A coupling row's name without its sense suffix (the same in every township)."""
+    return row_name.rstrip("<>=")
+
+
+def _run_all(tasks: list[TownshipTask], workers: int, dask_address: str | None) -> list[dict[str, Any]]:
+    if dask_address:
+        from dask.distributed import Client
+
+        with Client(dask_address) as client:
+            return client.gather(client.map(run_task, tasks, pure=False))
+    if workers <= 1 or len(tasks) <= 1:
+        return [run_task(t) for t in tasks]
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(run_task, tasks))
+
+
+def _limits(county: dict[str, Any]) -> dict[str, float]:
+    """The county's coupling limits by row key (as the township models name their share rows)."""
+    params = county["params"]
+    limits = {}
+    if params.get("budget") is not None:
+        limits["budget"] = float(params["budget"])
+    if params.get("transfer_budget") is not None:
+        limits["transfer_budget"] = float(params["transfer_budget"])
+    for (option, variant), cap in county["market"].items():
+        limits[f"market['{option}.{variant}']"] = float(cap)
+    for (option, variant), steps in county["price_steps"].items():
+        starts = [0.0] + [s for s, _ in steps]
+        for k in range(len(steps)):
+            limits[f"price_step_width['{option}.{variant}',{k}]"] = starts[k + 1] - starts[k]
+    return limits
+
+
+@dataclass
+class Decomposed:
+    """The county plan assembled from township plans, with its Lagrangian bound and how it was found."""
+
+    problem: PlanningProblem
+    """The county's problem restricted to the chosen rows (one per parcel), in the input's parcel order."""
+    solution: Solution
+    objective: float
+    bound: float
+    gap: float | None
+    scales: dict[str, float]
+    townships: list[dict[str, Any]]
+    seconds: dict[str, float]
+    notes: list[str]
+    size: dict[str, int]
+
+
+def assemble(plans: list[dict[str, Any]], inputs: Inputs, scenario: Scenario, catalog: Catalog,
+             county: dict[str, Any]) -> tuple[PlanningProblem, Solution]:
+    """One county problem holding only the chosen rows, and its plan (x = 1 on every row)."""
+    plans = sorted(plans, key=lambda p: p["index"])
+    village_offset = np.cumsum([0] + [len(p["villages"]) for p in plans])
+    parcels = pd.concat([p["parcels"].assign(village_idx=p["parcels"]["village_idx"] + village_offset[i])
+                         for i, p in enumerate(plans)], ignore_index=True)
+    position = pd.Index(inputs.parcels["parcel_id"]).get_indexer(parcels["parcel_id"])
+    if (position < 0).any() or len(position) != len(inputs.parcels):
+        raise OptilandError(f"the townships cover {len(position):,} of {len(inputs.parcels):,} parcels: every parcel "
+                            "must lie in a village of the villages table")
+    starts = np.cumsum([0] + [len(p["parcels"]) for p in plans])[:-1]
+    new_parcel = [np.asarray(position[start:start + len(p["parcels"])]) for start, p in zip(starts, plans, strict=True)]
+    order = np.argsort(position, kind="stable")
+    parcels = parcels.iloc[order].reset_index(drop=True)
+    villages = pd.concat([p["villages"].assign(township_idx=i) for i, p in enumerate(plans)], ignore_index=True)
+    townships = pd.concat([p["townships"] for p in plans], ignore_index=True)
+    allowed = pd.concat([p["allowed"].assign(parcel=new_parcel[i][p["allowed"]["parcel"].to_numpy()],
+                                             village=p["allowed"]["village"].to_numpy() + village_offset[i])
+                         for i, p in enumerate(plans)], ignore_index=True)
+    allowed = allowed.sort_values("parcel", kind="stable").reset_index(drop=True)
+    params = dict(county["params"])
+    problem = PlanningProblem(parcels=parcels, villages=villages, townships=townships, allowed=allowed,
+                              services=catalog.service_names, params=params, catalog=catalog, scenario=scenario,
+                              market=dict(county["market"]), price_steps=dict(county["price_steps"]))
+    solution = Solution(x=np.ones(len(allowed)), herd=np.concatenate([p["herd"] for p in plans]),
+                        posts=np.concatenate([p["posts"] for p in plans]),
+                        segments={(v + village_offset[i], pair, k): area for i, p in enumerate(plans)
+                                  for (v, pair, k), area in p["segments"].items()})
+    return problem, solution
+
+
+def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, options: SolverOptions, *,
+                      workers: int = 2, dask_address: str | None = None, bound_steps: int = 2,
+                      progress: Callable[[str], None] | None = None) -> Decomposed:
+    """Solve a county or region township by township (module docstring); the county plan, bound and gap."""
+    say = progress or (lambda _message: None)
+    if scenario.constraints.bounds:
+        raise OptilandError("the township decomposition does not take objective bounds ([constraints] bounds "
+                            "couple every township); solve without --strategy decompose")
+    parts = split_inputs(inputs)
+    county_probe = build_problem(_township_scenario(scenario, parts[0][0], set(parts[0][1].villages["village"])),
+                                 catalog, parts[0][1])
+    county = {"params": dict(county_probe.params), "market": dict(county_probe.market),
+              "price_steps": dict(county_probe.price_steps)}
+    county["params"]["budget"] = scenario.constraints.budget
+    county["params"]["transfer_budget"] = scenario.constraints.transfer_budget
+    share = shares(parts, catalog)
+    seconds: dict[str, float] = {}
+    notes = [f"township decomposition: {len(parts)} townships, county limits shared by area (budget, market, "
+             "price steps) and population (transfer budget)"]
+
+    def tasks(stage: str, **extra: Any) -> list[TownshipTask]:
+        return [TownshipTask(i, name, scenario, catalog, part, county, share, options, stage, **extra)
+                for i, (name, part) in enumerate(parts)]
+
+    scales: dict[str, float] = {}
+    if county["params"]["objective"] == "ecosystem_services":
+        start = time.perf_counter()
+        say(f"service scales G*_s over {len(parts)} townships")
+        gains = _run_all(tasks("scales"), workers, dask_address)
+        services = gains[0]["gains"].keys()
+        scales = {s: sum(g["gains"][s] for g in gains) for s in services}
+        scales = {s: v for s, v in scales.items() if v > 1e-9}
+        if not scales:
+            raise InfeasibleError("no ecosystem service can gain under these constraints; choose another objective")
+        seconds["scales"] = time.perf_counter() - start
+        notes.append("G*_s: the sum over townships of each one's largest gain with its shares (a feasible county "
+                     "value, at most the county's own G*_s)")
+    start = time.perf_counter()
+    say(f"plans of {len(parts)} townships")
+    plans = _run_all(tasks("plan", scales=scales), workers, dask_address)
+    seconds["plans"] = time.perf_counter() - start
+    objective = sum(p["objective"] for p in plans)
+    sense = county["params"]["sense"]
+    limits = _limits(county)
+    weights = np.array([share.budget[p["index"]] for p in plans])
+    prices = {}
+    for key in limits:
+        values = np.array([p["duals"].get(key, p["duals"].get(key + "<=", 0.0)) for p in plans])
+        prices[key] = float(values @ weights / weights.sum())
+    start = time.perf_counter()
+    best_bound, best_prices = None, prices
+    step = 1.0
+    for round_ in range(1 + max(bound_steps, 0)):
+        say(f"Lagrangian bound, round {round_ + 1}")
+        terms = _run_all(tasks("bound", scales=scales, prices=prices), workers, dask_address)
+        bound = sum(t["bound_term"] for t in terms) + (1 if sense == "max" else -1) * sum(
+            prices[k] * limits[k] for k in limits)
+        better = best_bound is None or (bound < best_bound if sense == "max" else bound > best_bound)
+        if better:
+            best_bound, best_prices = bound, dict(prices)
+        usage = {k: sum(t["usage"].get(k, 0.0) for t in terms) for k in limits}
+        # a projected subgradient step: prices rise where the relaxed townships overuse a limit, fall where not
+        scale = step * abs(best_bound - objective) / max(sum((usage[k] - limits[k]) ** 2 for k in limits), 1e-12)
+        prices = {k: max(0.0, prices[k] + scale * (usage[k] - limits[k])) for k in limits}
+        step /= 2
+    seconds["bound"] = time.perf_counter() - start
+    gap = relative_gap(objective, best_bound)
+    notes.append(f"Lagrangian bound {best_bound:.6g} from LP relaxations with coupling prices "
+                 + ", ".join(f"{k}={v:.3g}" for k, v in best_prices.items() if v) + "")
+    problem, solution = assemble(plans, inputs, scenario, catalog, county)
+    size = {"variables": sum(p["size"]["variables"] for p in plans),
+            "constraints": sum(p["size"]["constraints"] for p in plans),
+            "nonzeros": sum(p["size"]["nonzeros"] for p in plans),
+            "binaries": sum(p["binaries"] for p in plans), "townships": len(plans),
+            "largest_township_variables": max(p["size"]["variables"] for p in plans)}
+    return Decomposed(problem=problem, solution=solution, objective=objective, bound=float(best_bound), gap=gap,
+                      scales=scales,
+                      townships=[{k: p[k] for k in ("township", "objective", "status", "gap", "seconds")}
+                                 for p in plans], seconds=seconds, notes=notes, size=size)
+
+
+def outcome(scenario: Scenario, catalog: Catalog, inputs: Inputs, read_seconds: float, options: SolverOptions,
+            decomposed: Decomposed) -> Any:
+    """The county plan as a RunOutcome, for results.make_plan and the same files as `solve`."""
+    from optiland.run import Prepared, RunOutcome
+
+    within = decomposed.gap is not None and decomposed.gap <= options.mip_rel_gap
+    result = SolveResult(Status.OPTIMAL if within else Status.FEASIBLE, None, decomposed.objective,
+                         decomposed.bound, decomposed.gap, sum(decomposed.seconds.values()),
+                         "township decomposition: county plan within the gap of its Lagrangian bound" if within
+                         else "township decomposition: a feasible county plan and a valid bound; gap above the one "
+                              "asked for", solver_version=highs_version())
+    prepared = Prepared(scenario, catalog, inputs, decomposed.problem, read_seconds)
+    return RunOutcome(prepared=prepared, solution=decomposed.solution, result=result, options=options,
+                      backend="matrix", es_scale=decomposed.scales, times={"read": read_seconds, **decomposed.seconds},
+                      model_size={**decomposed.size, "parcels": decomposed.problem.n_parcels},
+                      notes=decomposed.notes + [f"{t['township']}: objective {t['objective']:.6g}, gap {t['gap']}, "
+                                                f"{t['seconds']:.1f} s" for t in decomposed.townships])
