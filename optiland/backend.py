@@ -61,6 +61,13 @@ class Backend(Protocol):
                       weights: dict[str, float] | None = None) -> None:
         """Objective = sum of coefficient x named expression (income, cost, a service, ecosystem_services)."""
 
+    def set_elastic_objective(self, weights: dict[tuple[str, Any], float]) -> None:
+        """In a model built with `elastic`: minimise the weighted sum of the slacks."""
+
+    @property
+    def slack_keys(self) -> list[tuple[str, Any]]:
+        """The (family, key) of each elastic slack, in a model built with `elastic`."""
+
     def set_bound(self, name: str, lower: float | None, upper: float | None) -> None:
         """Bound a named expression (None removes that side)."""
 
@@ -105,6 +112,12 @@ class PyomoBackend:
     @es_scale.setter
     def es_scale(self, scales: dict[str, float]) -> None:
         self._model()._es_scale = dict(scales)
+
+    @property
+    def slack_keys(self) -> list[tuple[str, Any]]:
+        """The (family, key) of each elastic slack (empty unless built with `elastic`)."""
+        m = self.model
+        return list(m.slack_index) if m is not None and getattr(m, "_elastic", False) else []
 
     def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
         """Build the Pyomo model (no objective yet)."""

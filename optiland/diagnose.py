@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from optiland.backend import PyomoBackend
+from optiland.backend import make_backend
 from optiland.errors import InfeasibleError
 from optiland.problem import PlanningProblem
 from optiland.solver import SolverOptions
@@ -49,12 +49,12 @@ def _weights(problem: PlanningProblem, keys: list[tuple[str, object]]) -> dict[t
     return weights
 
 
-def diagnose(problem: PlanningProblem, options: SolverOptions) -> InfeasibleError:
-    """Solve the elastic model and return an InfeasibleError whose message names every shortfall."""
-    backend = PyomoBackend()
+def diagnose(problem: PlanningProblem, options: SolverOptions, backend_name: str = "auto") -> InfeasibleError:
+    """Solve the elastic model (on `backend_name`: pyomo, matrix, or auto by size) and return an InfeasibleError
+    whose message names every shortfall."""
+    backend = make_backend(backend_name, problem)
     backend.build(problem, elastic=True)
-    m = backend.model
-    keys = list(m.slack_index)
+    keys = backend.slack_keys
     backend.set_elastic_objective(_weights(problem, keys))
     result = backend.solve(options)
     if not result.status.has_plan:

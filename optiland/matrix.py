@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 from pyomo.core.base.component_namer import index_repr
 
-from optiland.backend import PyomoBackend, Solution
+from optiland.backend import Solution
 from optiland.formulation import structure_key
 from optiland.problem import PlanningProblem
 from optiland.solver import INF, MatrixLP, SolveResult, SolverOptions, Status, highs_version, solve_lp
@@ -208,10 +208,8 @@ _BUILD_ONLY = ("village", "township", "option_code", "pair_code", "priced", "are
 
 
 class MatrixBackend:
-    """The land-use model as scipy.sparse matrices, solved by optiland.solver.solve_lp (HiGHS through highspy).
-
-    Elastic builds (infeasibility diagnosis) are delegated to PyomoBackend, the readable reference.
-    """
+    """The land-use model as scipy.sparse matrices, solved by optiland.solver.solve_lp (HiGHS through highspy);
+    with `elastic`, the model optiland.diagnose solves to explain an infeasible scenario."""
 
     name = "matrix"
 
@@ -222,7 +220,8 @@ class MatrixBackend:
         self.es_scale: dict[str, float] = {}
         self.last_lp: MatrixLP | None = None
         self.reused = 0
-        self._pyomo: PyomoBackend | None = None
+        self.elastic = False
+        self.slack_keys: list[tuple[str, Any]] = []
         self._structure: tuple[Any, ...] | None = None
         self._A: sp.csr_matrix | None = None
         self._x: np.ndarray | None = None
@@ -236,27 +235,20 @@ class MatrixBackend:
     @property
     def built(self) -> bool:
         """Whether build() has run."""
-        return self._A is not None or self._pyomo is not None
-
-    @property
-    def model(self) -> Any:
-        """The Pyomo model of an elastic build (delegated), else None: this backend has no Pyomo model."""
-        return self._pyomo.model if self._pyomo is not None else None
+        return self._A is not None
 
     def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
-        """Build the columns and rows of formulation.build_model as one CSR matrix (no objective yet)."""
+        """Build the columns and rows of formulation.build_model as one CSR matrix (no objective yet); with
+        `elastic`, its elastic version (slacks on formulation.ELASTIC_FAMILIES)."""
         start = time.perf_counter()
         self.problem = problem
         self._bounds, self._trivial, self._objective, self._full, self._structure = {}, {}, None, None, None
-        if elastic:
-            self._pyomo = PyomoBackend()
-            self._pyomo.build(problem, elastic=True)
-            self.build_seconds = time.perf_counter() - start
-            return
-        self._pyomo = None
+        self.elastic, self.slack_keys = elastic, []
         self._columns(problem)
         blocks = self._rows(problem)
         self._layout(blocks)
+        if elastic:
+            self._add_slacks(problem)
         for name in _BUILD_ONLY:  # per allowed row, needed only while building
             setattr(self, name, None)
         self.build_seconds = time.perf_counter() - start
@@ -631,6 +623,61 @@ class MatrixBackend:
         names.add_list([f"option_area{index_repr(g)}" for g in self.option_area])
         self.col_names = names
 
+    def _add_slacks(self, p: PlanningProblem) -> None:
+        """The elastic model of formulation.build_model(elastic=True): a slack column per formulation._elastic_keys
+        key, +1 in its income_floor or forest_cover row (a shortfall), -1 in its transfer_budget, labour, budget,
+        township_budget or market row (an excess); a township with no forest-type option gets a forest_cover row
+        of its slack alone. A slack whose row does not exist stays a column (it is in the elastic objective)."""
+        from optiland.formulation import _elastic_keys
+
+        assert self._A is not None
+        keys = _elastic_keys(p)
+        index = {self.row_names[i]: i for family, (first, last) in self.ranges.items() if family != "one_use"
+                 for i in range(first, last)}
+        sign = {"income_floor": (1.0, ">="), "forest_cover": (1.0, ">="), "transfer_budget": (-1.0, "<="),
+                "labour": (-1.0, "<="), "budget": (-1.0, "<="), "township_budget": (-1.0, "<="),
+                "market": (-1.0, "<=")}
+        self.col_slack = self.n_cols
+        rows, cols, values = [], [], []
+        new_names, new_lower = [], []
+        n_rows = self._A.shape[0]
+        for j, (family, key) in enumerate(keys):
+            coef, side = sign[family]
+            label = family if family in ("transfer_budget", "budget") else f"{family}{index_repr(key)}"
+            row = index.get(f"{label}{side}")
+            if row is None and family == "forest_cover" and f"forest_cover[{key}]" in self._trivial:
+                row = n_rows + len(new_names)
+                new_names.append(f"forest_cover[{key}]>=")
+                new_lower.append(self.targets[("forest_cover", key)])
+                del self._trivial[f"forest_cover[{key}]"]
+            if row is not None:
+                rows.append(row)
+                cols.append(self.col_slack + j)
+                values.append(coef)
+        self.slack_keys = keys
+        self.n_cols += len(keys)
+        shape = (n_rows + len(new_names), self.n_cols)
+        wide = sp.csr_matrix((self._A.data, self._A.indices, self._A.indptr), shape=(n_rows, self.n_cols))
+        slacks = sp.csr_matrix((values, (rows, cols)), shape=shape)
+        self._A = (sp.vstack([wide, sp.csr_matrix((len(new_names), self.n_cols))], format="csr") + slacks).tocsr()
+        self._A.sort_indices()
+        self.row_names = self.row_names.extended(new_names)
+        self.row_lower = np.concatenate([self.row_lower, new_lower])
+        self.row_upper = np.concatenate([self.row_upper, np.full(len(new_names), INF)])
+        self.col_lower = np.concatenate([self.col_lower, np.zeros(len(keys))])
+        self.col_upper = np.concatenate([self.col_upper, np.full(len(keys), INF)])
+        self.integer = np.concatenate([self.integer, np.zeros(len(keys), dtype=bool)])
+        self.col_names = self.col_names.extended([f"slack{index_repr(k)}" for k in keys])
+
+    def set_elastic_objective(self, weights: dict[tuple[str, Any], float]) -> None:
+        """Minimise the weighted sum of elastic slacks (to explain an infeasible scenario)."""
+        if not self.elastic:
+            raise RuntimeError("build(problem, elastic=True) first")
+        c = np.zeros(self.n_cols)
+        for j, key in enumerate(self.slack_keys):
+            c[self.col_slack + j] = float(weights[key])
+        self._objective = (c, 0.0, "min")
+
     # -- named expressions, objective and bounds ------------------------------------------------------------
 
     def expression(self, name: str, weights: dict[str, float] | None = None,
@@ -670,9 +717,6 @@ class MatrixBackend:
     def set_objective(self, terms: dict[str, float], sense: str, scale: dict[str, float] | None = None,
                       weights: dict[str, float] | None = None) -> None:
         """Objective = sum_k terms[k] x expression k, as a coefficient vector and offset."""
-        if self._pyomo is not None:
-            self._pyomo.set_objective(terms, sense, scale, weights)
-            return
         c = np.zeros(self.n_cols)
         offset = 0.0
         for name, factor in terms.items():
@@ -683,9 +727,6 @@ class MatrixBackend:
 
     def set_bound(self, name: str, lower: float | None, upper: float | None) -> None:
         """Bound a named expression (rows ``bound_<name>``); replaces an earlier bound on the same name."""
-        if self._pyomo is not None:
-            self._pyomo.set_bound(name, lower, upper)
-            return
         p = self._problem()
         self._bounds.pop(name, None)
         self._trivial.pop(f"bound_{name}", None)
@@ -702,7 +743,7 @@ class MatrixBackend:
         """Take another problem's targets (formulation.target_values) when only they differ: row bounds change,
         and the coefficients that carry a target (the share in transfer_share, the cap in diversity); bounds set
         by set_bound are dropped. False (nothing changed) when the structure differs."""
-        if self._A is None or self.problem is None or self._pyomo is not None:
+        if self._A is None or self.problem is None or self.elastic:
             return False
         if self._structure is None:
             self._structure = structure_key(self.problem)
@@ -758,8 +799,6 @@ class MatrixBackend:
 
     def matrix(self) -> MatrixLP:
         """The current model (structural rows, then bound_<name> rows) in HiGHS's row-bounded form."""
-        if self._pyomo is not None:
-            return self._pyomo.matrix()
         start = time.perf_counter()
         self._problem()
         if self._objective is None:
@@ -806,8 +845,6 @@ class MatrixBackend:
 
     def solve(self, options: SolverOptions) -> SolveResult:
         """Hand the matrix to optiland.solver.solve_lp."""
-        if self._pyomo is not None:
-            return self._pyomo.solve(options)
         bad = self.infeasible_constant()
         if bad is not None:
             return SolveResult(Status.INFEASIBLE, None, None, None, None, 0.0,
@@ -821,8 +858,6 @@ class MatrixBackend:
 
     def solution(self, result: SolveResult | None) -> Solution:
         """The plan of a result (or of the last solve when `result` is None)."""
-        if self._pyomo is not None:
-            return self._pyomo.solution(result)  # type: ignore[arg-type]
         x = self._x if result is None or result.x is None else np.asarray(result.x, dtype=float)
         return self.solution_of(x)
 
@@ -831,9 +866,11 @@ class MatrixBackend:
         if x is None:
             x = np.zeros(self.n_cols)
         z = x[self.col_z:self.col_z + len(self.segments)]
+        slacks = x[self.col_slack:self.col_slack + len(self.slack_keys)] if self.elastic else []
         return Solution(x=np.rint(x[:self.n_x]), herd=np.rint(x[self.col_herd:self.col_herd + self.n_v]),
                         posts=np.rint(x[self.col_posts:self.col_posts + self.n_v]),
-                        segments={s: float(value) for s, value in zip(self.segments, z, strict=True)})
+                        segments={s: float(value) for s, value in zip(self.segments, z, strict=True)},
+                        slacks={k: float(value) for k, value in zip(self.slack_keys, slacks, strict=True)})
 
     # -- Pareto -----------------------------------------------------------------------------------------------
 

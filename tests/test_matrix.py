@@ -296,3 +296,51 @@ def test_cli_backend_option() -> None:
     for command in ("solve", "pareto", "sweep"):
         help_text = CliRunner().invoke(app, [command, "--help"], terminal_width=200).output
         assert "--backend" in help_text and "matrix" in help_text, command
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The elastic model (infeasibility diagnosis)
+
+
+def elastic_pair(problem: PlanningProblem) -> tuple[MatrixLP, MatrixLP]:
+    """The elastic model of `problem` with diagnose's objective, from Pyomo and as matrices."""
+    from optiland.diagnose import _weights
+
+    lps = []
+    for backend in (PyomoBackend(), MatrixBackend()):
+        backend.build(problem, elastic=True)
+        backend.set_elastic_objective(_weights(problem, backend.slack_keys))
+        lps.append(backend.matrix())
+    return lps[0], lps[1]
+
+
+def test_elastic_same_model(karst: Prepared) -> None:
+    for problem in (*small_problems().values(), variant(karst, **COUPLING), variant(karst, **NONE_OPTIONAL)):
+        same_model(*elastic_pair(problem))
+
+
+def test_elastic_forest_row_without_forest_options() -> None:
+    """A township with no forest-type option: a constant in the model, a row of its slack alone when elastic."""
+    from tests.bruteforce import parcels_table, villages_table
+
+    parcels = parcels_table([("P0", "V1", "0101", 5, 5, 8, True, False, True), ("P1", "V2", "0103", 10, 10, 10)])
+    villages = villages_table([("V1", "T1", 5, 2, 1500, 2000), ("V2", "T2", 4, 2, 1200, 2500)])
+    problem = prepare_tiny(parcels, villages, "income", {"income_floor": 100, "forest_cover_min": 0.5},
+                           OVERRIDES).problem
+    reference, matrix = elastic_pair(problem)
+    same_model(reference, matrix)
+    assert "forest_cover[0]>=" in list(matrix.row_names)
+    backend = MatrixBackend()
+    backend.build(problem)
+    backend.set_objective({"income": 1.0}, "max")
+    assert backend.solve(EXACT).status == Status.INFEASIBLE  # farmland only in T1: no forest cover possible
+
+
+def test_diagnosis_same_on_both_backends() -> None:
+    from optiland.diagnose import diagnose
+
+    prepared = prepare_tiny(TWO, TWO_VILLAGES, "income", {"income_floor": 9000, "budget": 1000}, OVERRIDES)
+    found = [diagnose(prepared.problem, EXACT, name) for name in ("pyomo", "matrix")]
+    assert str(found[0]) == str(found[1]) and "short by" in str(found[0])
+    tables = [error.shortfalls.sort_values(["family", "key"]).reset_index(drop=True) for error in found]
+    np.testing.assert_allclose(tables[1]["violation"], tables[0]["violation"], rtol=1e-6)
