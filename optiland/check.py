@@ -252,10 +252,13 @@ def _site_rule_violations(problem: PlanningProblem, kinds: pd.DataFrame, parcel_
     slope, grade = subset["slope_deg"].tolist(), subset["grade"].astype(str).tolist()
     red, farmland = subset["red_line"].astype(bool).tolist(), subset["basic_farmland"].astype(bool).tolist()
     pair_names = [f"{o}.{v}" for o, v in zip(kinds["option"], kinds["variant"], strict=True)]
+    locks = problem.spatial.locks if problem.spatial is not None else None
+    locked = set(locks["parcel_id"]) if locks is not None else set()
     for m, why in enumerate(reasons):
         pair = pair_names[kind_idx[m]]
         if not why:
-            report.add("one_use", ids[m], f"parcel {ids[m]}: {pair} is not in the allowed set", area[m])
+            if ids[m] not in locked:  # a broken lock is reported by the locks family
+                report.add("one_use", ids[m], f"parcel {ids[m]}: {pair} is not in the allowed set", area[m])
             continue
         site = f"slope {slope[m]:g} deg, grade {grade[m]}, red line {red[m]}, basic farmland {farmland[m]}"
         by_family: dict[str, list[str]] = {}

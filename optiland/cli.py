@@ -143,9 +143,13 @@ def check(out_dir: Annotated[Path, typer.Argument(help="a folder written by solv
 
     try:
         violations = check_outdir(out_dir)
-        score = score_outdir(out_dir)
     except OptilandError as exc:
         _fail(exc)
+    try:
+        score = score_outdir(out_dir)
+    except OptilandError as exc:  # e.g. a parcel given a zone it may not take: the violations say which
+        score = None
+        err.print(f"Marxan score not computed: {exc}", highlight=False)
     if score is not None:
         console.print("Marxan score: " + ", ".join(f"{k} {score[k]:,.6g}" for k in (
             "cost", "blm_x_boundary", "spf_x_shortfall", "cost_threshold_penalty", "score"))

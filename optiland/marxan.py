@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from optiland.errors import InputError, Issue
+from optiland.problem import _coefficients, variant_table
 
 AVAILABLE, SELECTED = "available", "selected"
 LAND_USE = "marxan"
@@ -490,18 +491,28 @@ def score_terms(problem: Any, zone_of_parcel: np.ndarray, meta: dict[str, Any] |
     parcel = allowed["parcel"].to_numpy()
     row = pd.Series(np.arange(len(allowed)), index=pd.MultiIndex.from_arrays([parcel, allowed["option"].to_numpy()]))
     rows = row.reindex(pd.MultiIndex.from_arrays([np.arange(problem.n_parcels), zone_of_parcel])).to_numpy()
-    if np.isnan(rows).any():
-        bad = np.flatnonzero(np.isnan(rows))[:5]
-        raise InputError([Issue("the plan gives a parcel a zone it cannot take (site rules or locks)",
-                                row=str(problem.parcels["parcel_id"].iloc[i]), column="option",
-                                value=zone_of_parcel[i]) for i in bad])
-    rows = rows.astype(np.int64)
-    cost = float(allowed["cost"].to_numpy()[rows].sum())
+    unit_cost = np.zeros(problem.n_parcels)
+    allowed_pair = ~np.isnan(rows)
+    unit_cost[allowed_pair] = allowed["cost"].to_numpy()[rows[allowed_pair].astype(np.int64)]
+    barred = np.flatnonzero(~allowed_pair)  # a zone the parcel may not take (a lock broken): what it would cost
+    if len(barred):
+        kinds = variant_table(problem.catalog)
+        kind_of = pd.Series(np.arange(len(kinds)), index=kinds["option"]).groupby(level=0).first()
+        extra = _coefficients(problem.catalog, problem.parcels, kinds, barred,
+                              kind_of.reindex(zone_of_parcel[barred]).to_numpy())["cost"].to_numpy()
+        given = spatial.parcel_costs if spatial is not None else None
+        if given is not None:
+            summed = given.groupby(["parcel_id", "option"])["cost"].sum()
+            extra = extra + summed.reindex(pd.MultiIndex.from_arrays([
+                problem.parcels["parcel_id"].astype(str).to_numpy()[barred], zone_of_parcel[barred]])).fillna(
+                0.0).to_numpy()
+        unit_cost[barred] = extra
+    cost = float(unit_cost.sum())
     group = spatial.group_index(zone_of_parcel) if spatial is not None else np.zeros(problem.n_parcels, int)
     boundary = spatial.penalty_of(group) if spatial is not None and spatial.blm > 0 else 0.0
-    held_rows = spatial.row_amounts(allowed)[:, rows] if spatial is not None else np.zeros((0, len(rows)))
     names = spatial.features if spatial is not None else []
-    held = held_rows.sum(axis=1)
+    plan = pd.DataFrame({"parcel": np.arange(problem.n_parcels), "option": zone_of_parcel})
+    held = spatial.row_amounts(plan).sum(axis=1) if spatial is not None else np.zeros(0)
     targets = np.array([spatial.targets.get(f, 0.0) for f in names]) if names else np.zeros(0)
     shortfall = np.maximum(targets - held, 0.0)
     params = (meta or {}).get("parameters", {})

@@ -213,6 +213,7 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
                                 row=str(parcels["parcel_id"].iloc[i])) for i in no_option[:20]])
     parcel_idx, kind_idx = np.nonzero(allowed_mask)
     allowed = _coefficients(catalog, parcels, kinds, parcel_idx, kind_idx)
+    costs = None
     if scenario.spatial is not None and scenario.spatial.parcel_costs is not None:
         costs = read_parcel_costs(scenario.resolve(scenario.spatial.parcel_costs), parcels["parcel_id"].to_numpy(),
                                   list(catalog.options.index))
@@ -264,6 +265,7 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
                             scenario.resolve(scenario.parcels.path), inputs.hashes.get("parcels"))
     if spatial is not None:
         spatial.locks = locks
+        spatial.parcel_costs = costs
     return PlanningProblem(parcels=parcels, villages=villages, townships=townships, allowed=allowed,
                            services=catalog.service_names, params=params, catalog=catalog, scenario=scenario,
                            market=market, price_steps=steps, spatial=spatial)

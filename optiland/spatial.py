@@ -132,6 +132,8 @@ class SpatialData:
     locks: pd.DataFrame | None = None
     """The lock table (parcel_id, option, locked_in, line) applied to the allowed set, for checks."""
     caps: list[NeighbourhoodCap] = field(default_factory=list)
+    parcel_costs: pd.DataFrame | None = None
+    """The parcel cost table (parcel_id, option, cost) added to the allowed rows' costs, for checks."""
 
     @property
     def penalised(self) -> bool:

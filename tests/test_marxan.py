@@ -214,6 +214,16 @@ def test_cli_import_solve_check_and_a_marxan_solution_read_back(tmp_path: Path) 
     # reef: 5 of 9 held (shortfall 4/9), kelp: 0 of 7.5 held; greedy base penalties from unit costs + boundary
     assert score["shortfall"] == pytest.approx({"reef": 4.0, "kelp": 7.5})
 
+    # a solution that breaks both locks (unit 3 locked in to reserve, unit 5 barred from it) is still scored
+    solution.write_text("planning_unit,zone\n1,1\n2,1\n3,1\n4,1\n5,3\n")
+    result = runner.invoke(app, ["import", "marxan-solution", str(solution), "--instance", str(tmp_path / "inst"),
+                                 "--out", str(tmp_path / "unlocked")])
+    assert result.exit_code == 0, result.output
+    assert {v.family for v in check_outdir(tmp_path / "unlocked")} == {"feature_target", "locks"}
+    score = score_outdir(tmp_path / "unlocked")
+    assert score is not None
+    assert score["cost"] == pytest.approx(0.2 * (1 + 5 + 0 + 2) + 0.6 * 5 + 0.3 * 1)
+
     solution.write_text("planning_unit,zone\n1,1\n2,7\n")
     result = runner.invoke(app, ["import", "marxan-solution", str(solution), "--instance", str(tmp_path / "inst"),
                                  "--out", str(tmp_path / "bad")])
