@@ -240,6 +240,8 @@ class MatrixBackend:
     def build(self, problem: PlanningProblem, elastic: bool = False) -> None:
         """Build the columns and rows of formulation.build_model as one CSR matrix (no objective yet); with
         `elastic`, its elastic version (slacks on formulation.ELASTIC_FAMILIES)."""
+        if problem.needs_reference_backend:  # spatial families or parcels in no village: Pyomo backend only
+            raise ValueError("the matrix backend does not build spatial families or parcels outside villages")
         start = time.perf_counter()
         self.problem = problem
         self._bounds, self._trivial, self._objective, self._full, self._structure = {}, {}, None, None, None

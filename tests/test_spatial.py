@@ -348,6 +348,10 @@ def test_without_spatial_sections_the_model_is_unchanged_and_matrix_refuses_spat
     with pytest.raises(InputError, match="matrix backend"):
         make_backend("matrix", spatial.problem)
     assert make_backend("auto", spatial.problem).name == "pyomo"
+    from optiland.matrix import MatrixBackend
+
+    with pytest.raises(ValueError, match="matrix backend"):
+        MatrixBackend().build(spatial.problem)
 
 
 def test_unknown_keys_and_groups_are_named(tmp_path: Path) -> None:
