@@ -21,6 +21,7 @@ _LABELS = {
     "township_budget": "township establishment budget",
     "forest_cover": "forest-cover floor",
     "market": "market limit",
+    "feature_target": "feature target",
 }
 
 
@@ -43,6 +44,8 @@ def _weights(problem: PlanningProblem, keys: list[tuple[str, object]]) -> dict[t
             scale = params["township_budgets"][problem.townships["township"].iloc[key]]
         elif family == "forest_cover":
             scale = (params.get("forest_cover_min") or 0.0) * problem.townships["area_mu"].iloc[key]
+        elif family == "feature_target":
+            scale = problem.spatial.targets[key] if problem.spatial is not None else 1.0
         else:
             scale = problem.market.get(tuple(str(key).split(".")), 1.0)  # type: ignore[arg-type]
         weights[(family, key)] = 1.0 / max(float(scale), 1.0)
@@ -88,6 +91,9 @@ def diagnose(problem: PlanningProblem, options: SolverOptions, backend_name: str
                     "establishment budget")
         elif family == "market":
             text = f"the market limit of {key} is exceeded by {value:,.1f} mu"
+        elif family == "feature_target":
+            target = problem.spatial.targets[key] if problem.spatial is not None else float("nan")
+            text = f"feature {key} falls {value:,.6g} short of its target {target:,.6g}"
         else:
             text = f"the {_LABELS[family]} is exceeded by {value:,.0f} yuan"
         row["text"] = text

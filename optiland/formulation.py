@@ -370,7 +370,8 @@ def feature_targets(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     r"""Every feature reaches its target: :math:`\sum_a A_{f,a} x_a \ge T_f`, where :math:`A_{f,a}` is the amount
     of feature f on row a's parcel when row a's option is credited with it (``[features] credited``; default every
     option but keeping the current use), else 0; :math:`T_f` is absolute or a share of the feature's total amount over
-    all parcels (``[features] targets``, ``relative_targets``; prioritizr's absolute and relative targets)."""
+    all parcels (``[features] targets``, ``relative_targets``; prioritizr's absolute and relative targets). In the
+    elastic model (optiland.diagnose), :math:`\sum_a A_{f,a} x_a + s_f \ge T_f` with a shortfall :math:`s_f \ge 0`."""
     if p.spatial is None or not p.spatial.targets:
         return
     amounts = p.spatial.row_amounts(p.allowed)
@@ -378,6 +379,7 @@ def feature_targets(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
 
     def rule(m: pyo.ConcreteModel, feature: str) -> Any:
         earned = _lin(m, np.arange(len(p.allowed)), amounts[names.index(feature)])
+        earned = earned + _slack(m, "feature_target", feature) if getattr(m, "_elastic", False) else earned
         need = m.target["feature_target", feature]
         if isinstance(earned, (int, float)):  # no credited amount anywhere: a constant, not a row
             return pyo.Constraint.Feasible if earned >= pyo.value(need) else pyo.Constraint.Infeasible
@@ -440,7 +442,8 @@ FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
 }
 """Constraint families in build order; red_line, suitability and farmland live in the allowed set."""
 
-ELASTIC_FAMILIES = ("income_floor", "transfer_budget", "labour", "budget", "township_budget", "forest_cover", "market")
+ELASTIC_FAMILIES = ("income_floor", "transfer_budget", "labour", "budget", "township_budget", "forest_cover", "market",
+                    "feature_target")
 """Families that get a nonnegative slack in the elastic model used to explain infeasibility."""
 
 
@@ -558,4 +561,5 @@ def _elastic_keys(p: PlanningProblem) -> list[tuple[str, Any]]:
     keys += [("township_budget", names.index(t)) for t in (p.params.get("township_budgets") or {})]
     keys += [("forest_cover", t) for t in range(len(p.townships))]
     keys += [("market", f"{o}.{v}") for (o, v) in p.market]
+    keys += [("feature_target", f) for f in (p.spatial.targets if p.spatial is not None else {})]
     return keys

@@ -22,7 +22,7 @@ from optiland.adjacency import boundary_arrays, boundary_indices, cached_boundar
 from optiland.backend import make_backend
 from optiland.catalog import load_catalog
 from optiland.check import check, check_plan
-from optiland.errors import InputError
+from optiland.errors import InfeasibleError, InputError
 from optiland.generate import build_instance
 from optiland.inputs import M2_PER_MU, Inputs
 from optiland.problem import build_problem
@@ -421,3 +421,12 @@ def test_a_built_model_is_not_reused_for_another_penalty() -> None:
     assert not backend.update(two.problem)
     assert backend.update(prepare_grid(MIXED, 3, {"maximise": "carbon"},
                                        spatial={"boundary_penalty": 0.001, "groups": GROUPS}).problem)
+
+
+def test_an_unreachable_feature_target_is_explained(tmp_path: Path) -> None:
+    pd.DataFrame({"parcel_id": ["P0", "P1"], "feature": ["bird", "bird"], "amount": [1.0, 2.0]}).to_csv(
+        tmp_path / "features.csv", index=False)
+    prepared = prepare_grid(MIXED, 3, {"minimise": "cost"},
+                            features={"path": str(tmp_path / "features.csv"), "targets": {"bird": 10.0}})
+    with pytest.raises(InfeasibleError, match="feature bird falls 7 short of its target 10"):
+        solve(prepared)
