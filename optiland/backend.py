@@ -263,7 +263,7 @@ def make_backend(name: str, problem: PlanningProblem | None = None) -> Backend:
     """A backend by name: 'pyomo' (the readable reference), 'matrix' (optiland.matrix, vectorised) or 'auto'.
 
     Both build the same model (tests/test_matrix.py). 'auto' takes the matrix backend above AUTO_MATRIX_ROWS allowed
-    rows, where Pyomo's build and compile cost seconds to minutes (about 35x the matrix build at 100,000 parcels,
+    rows, where Pyomo's build and compile cost seconds to minutes (48 times the matrix build at 100,000 parcels,
     benchmarks/results/build.csv), and Pyomo below it, where both take well under a second and the reference model
     (inspectable, writable as an LP file) costs nothing extra.
     """
