@@ -16,6 +16,10 @@ merged in behind them. Nothing loops over parcels or allowed rows in Python.
 Names follow Pyomo's (``pyomo.core.base.component_namer.index_repr``) and the compiler's sense suffix, e.g.
 ``income_floor[3]>=``, ``diversity[0,'fruit.orah']<=``, ``x[17]``, ``z[2,'fruit.orah',1]``; names of the per-parcel
 rows and the x columns are formatted only when read.
+
+Also built here: the elastic model of the infeasibility diagnosis (``build(problem, elastic=True)``), targets changed
+in place (``update``: row bounds, and the share and cap coefficients of transfer_share and diversity), bounds on
+named expressions (``set_bound``) and the block of the Pareto adapter (``front_lp``).
 """
 
 from __future__ import annotations
