@@ -493,7 +493,7 @@ def target_values(p: PlanningProblem) -> dict[tuple[str, Any], float]:
         total = p.townships["area_mu"].to_numpy()
         for t in range(len(names)):
             values[("forest_cover", t)] = float(params["forest_cover_min"]) * float(total[t])
-    pairs = set(zip(p.allowed["option"], p.allowed["variant"], strict=True))
+    pairs = set(p.allowed[["option", "variant"]].drop_duplicates().itertuples(index=False, name=None))
     for (option, variant), cap in p.market.items():
         if (option, variant) in pairs:
             values[("market", f"{option}.{variant}")] = float(cap)
