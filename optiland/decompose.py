@@ -54,6 +54,10 @@ COUPLING = ("budget", "transfer_budget", "market", "price_step_width")
 """Row families that couple townships (the county-wide limits)."""
 
 
+STAGE_SHARE = {"scales": 0.3, "plan": 0.8, "bound": 1.0}
+"""The share of the time still left that each stage may use (the bound stage takes the rest, over its rounds)."""
+
+
 def _family(row_name: str) -> str:
     return row_name.split("[", 1)[0].rstrip("<>=")
 
@@ -141,8 +145,9 @@ def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
     return problem, backend
 
 
-def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndarray, np.ndarray]:
-    """Solve an LP relaxation in this process; (objective, x, row duals)."""
+def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """Solve an LP relaxation in this process; (objective, x, row duals), or None if not solved to optimality
+    (in time)."""
     from optiland.solver import _highs
 
     relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
@@ -150,9 +155,8 @@ def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndar
         h = _highs(relaxed, options, options.time_limit)
     h.setOptionValue("solver", "simplex")
     h.run()
-    status = h.modelStatusToString(h.getModelStatus())
-    if status != "Optimal":
-        raise InfeasibleError(f"township LP relaxation: {status}")
+    if h.modelStatusToString(h.getModelStatus()) != "Optimal":
+        return None
     solution = h.getSolution()
     return (float(h.getInfo().objective_function_value), np.array(solution.col_value),
             np.array(solution.row_dual))
@@ -182,9 +186,11 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
     out: dict[str, Any] = {"index": task.index, "township": task.township, "build_seconds": backend.build_seconds}
     if task.stage == "scales":
         gains = {}
+        each = SolverOptions(**{**task.options.as_dict(), "time_limit": task.options.time_limit / len(problem.services),
+                                "repair_accept_gap": max(task.options.mip_rel_gap, 1e-3)})
         for service in problem.services:
             backend.set_objective({service: 1.0}, "max")
-            result = backend.solve(task.options)
+            result = backend.solve(each)
             if not result.status.has_plan:
                 raise InfeasibleError(f"township {task.township}: no plan while maximising {service} "
                                       f"({result.message})")
@@ -209,9 +215,9 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
             "size": dict(zip(("variables", "constraints", "nonzeros"), lp.shape, strict=True)),
             "binaries": int(lp.integer.sum()),
         })
-        _, _, duals = _lp_relaxation(lp, task.options)
-        out["duals"] = {name: abs(float(duals[i])) for i, name in enumerate(lp.row_names)
-                        if _family(name) in COUPLING}
+        relaxation = _lp_relaxation(lp, task.options)
+        out["duals"] = {} if relaxation is None else {
+            name: abs(float(relaxation[2][i])) for i, name in enumerate(lp.row_names) if _family(name) in COUPLING}
     else:
         from optiland.run import objective_terms
 
@@ -226,8 +232,9 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         row_lower, row_upper = lp.row_lower.copy(), lp.row_upper.copy()
         row_lower[coupling], row_upper[coupling] = -INF, INF
         relaxed = MatrixLP(**{**lp.__dict__, "c": c, "row_lower": row_lower, "row_upper": row_upper})
-        value, x, _ = _lp_relaxation(relaxed, task.options)
-        out["bound_term"] = value
+        relaxation = _lp_relaxation(relaxed, task.options)
+        out["bound_term"] = None if relaxation is None else relaxation[0]
+        x = np.zeros(len(lp.c)) if relaxation is None else relaxation[1]
         rows = np.flatnonzero(coupling)
         used = lp.A[rows] @ x
         out["usage"] = {_key(lp.row_names[i]): float(u) for i, u in zip(rows, used, strict=True)}
@@ -279,7 +286,7 @@ class Decomposed:
     """The county's problem restricted to the chosen rows (one per parcel), in the input's parcel order."""
     solution: Solution
     objective: float
-    bound: float
+    bound: float | None
     gap: float | None
     scales: dict[str, float]
     townships: list[dict[str, Any]]
@@ -340,8 +347,17 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     notes = [f"township decomposition: {len(parts)} townships, county limits shared by area (budget, market, "
              "price steps) and population (transfer budget)"]
 
+    deadline = time.perf_counter() + options.time_limit
+    rounds = 1 + max(bound_steps, 0)
+
     def tasks(stage: str, **extra: Any) -> list[TownshipTask]:
-        return [TownshipTask(i, name, scenario, catalog, part, county, share, options, stage, **extra)
+        """The townships' tasks, each with its fair share of the time this stage may take (STAGE_SHARE of what
+        is left, spread over the townships each worker runs in turn), so the user's time limit holds overall."""
+        left = max(deadline - time.perf_counter(), 0.0)
+        stage_seconds = left * STAGE_SHARE[stage] / (rounds if stage == "bound" else 1)
+        per_task = max(stage_seconds * max(workers, 1) / len(parts), 1.0)
+        timed = SolverOptions(**{**options.as_dict(), "time_limit": per_task})
+        return [TownshipTask(i, name, scenario, catalog, part, county, share, timed, stage, **extra)
                 for i, (name, part) in enumerate(parts)]
 
     scales: dict[str, float] = {}
@@ -375,6 +391,9 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     for round_ in range(1 + max(bound_steps, 0)):
         say(f"Lagrangian bound, round {round_ + 1}")
         terms = _run_all(tasks("bound", scales=scales, prices=prices), workers, dask_address)
+        if any(t["bound_term"] is None for t in terms):
+            notes.append(f"bound round {round_ + 1}: a township's LP relaxation did not finish in its time")
+            break
         bound = sum(t["bound_term"] for t in terms) + (1 if sense == "max" else -1) * sum(
             prices[k] * limits[k] for k in limits)
         better = best_bound is None or (bound < best_bound if sense == "max" else bound > best_bound)
@@ -387,15 +406,17 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         step /= 2
     seconds["bound"] = time.perf_counter() - start
     gap = relative_gap(objective, best_bound)
-    notes.append(f"Lagrangian bound {best_bound:.6g} from LP relaxations with coupling prices "
-                 + ", ".join(f"{k}={v:.3g}" for k, v in best_prices.items() if v) + "")
+    if best_bound is not None:
+        priced = ", ".join(f"{k}={v:.3g}" for k, v in best_prices.items() if v) or "all zero"
+        notes.append(f"Lagrangian bound {best_bound:.6g} from the townships' LP relaxations, coupling prices: "
+                     f"{priced}")
     problem, solution = assemble(plans, inputs, scenario, catalog, county)
     size = {"variables": sum(p["size"]["variables"] for p in plans),
             "constraints": sum(p["size"]["constraints"] for p in plans),
             "nonzeros": sum(p["size"]["nonzeros"] for p in plans),
             "binaries": sum(p["binaries"] for p in plans), "townships": len(plans),
             "largest_township_variables": max(p["size"]["variables"] for p in plans)}
-    return Decomposed(problem=problem, solution=solution, objective=objective, bound=float(best_bound), gap=gap,
+    return Decomposed(problem=problem, solution=solution, objective=objective, bound=best_bound, gap=gap,
                       scales=scales,
                       townships=[{k: p[k] for k in ("township", "objective", "status", "gap", "seconds")}
                                  for p in plans], seconds=seconds, notes=notes, size=size)

@@ -18,6 +18,8 @@ from optiland.scenario import Scenario, load_scenario
 from optiland.solver import MatrixLP, SolveResult, SolverOptions, Status, load_preset
 
 SCALE_FLOOR = 1e-9
+SCALE_TIME_SHARE = 0.1
+"""The most of the time limit one G*_s normalisation may take (four services: 40% at most)."""
 SCALE_GAP = 1e-3
 """Relative gap within which G*_s, the normalisation of a service in the index, is accepted."""
 
@@ -102,16 +104,19 @@ class _Clock:
         self.options = options
         self.deadline = time.perf_counter() + options.time_limit
 
-    def options_now(self, **changes: Any) -> SolverOptions:
+    def options_now(self, share: float = 1.0, **changes: Any) -> SolverOptions:
+        """The options for the next solve: the time left, or at most `share` of the whole limit."""
         remaining = max(self.deadline - time.perf_counter(), 0.01)
-        return SolverOptions(**{**self.options.as_dict(), "time_limit": remaining, **changes})
+        limit = min(remaining, max(share * self.options.time_limit, 0.01))
+        return SolverOptions(**{**self.options.as_dict(), "time_limit": limit, **changes})
 
 
 def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) -> tuple[dict[str, float], list[str]]:
     r"""G_s^*, the largest gain of each weighted service reachable alone under the same constraints.
 
     Each is solved to within 0.1% of its bound (the LP-and-repair plan is accepted when it is that close; otherwise
-    branch and bound continues); the value, bound and gap are recorded in the notes. A service whose best gain is
+    branch and bound continues) or for at most SCALE_TIME_SHARE of the time limit, so that the scenario's own
+    objective keeps most of the time; the value, bound and gap are recorded in the notes. A service whose best gain is
     not positive cannot be normalised; it is left out of the index with a note.
     """
     scales: dict[str, float] = {}
@@ -120,7 +125,7 @@ def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
         if not weight:
             continue
         backend.set_objective({service: 1.0}, "max")
-        result = backend.solve(clock.options_now(repair_accept_gap=SCALE_GAP))
+        result = backend.solve(clock.options_now(SCALE_TIME_SHARE, repair_accept_gap=SCALE_GAP))
         if result.status == Status.INFEASIBLE:
             raise _infeasible(problem, clock)
         if not result.status.has_plan or result.objective is None:

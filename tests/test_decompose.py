@@ -1,0 +1,79 @@
+"""Township decomposition (optiland.decompose): the county plan holds every county row (optiland check), its
+Lagrangian bound is valid (never below the monolithic optimum of the same objective), and the plan is no better
+than that optimum."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from optiland.check import check_outdir
+from optiland.cli import app
+from optiland.results import make_plan
+from optiland.run import prepare, solve_by_township, solve_prepared, solver_options
+
+runner = CliRunner()
+EXACT = {"mip_rel_gap": 0.0, "time_limit": 300}
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """240 parcels in 3 townships, 6 villages, with a tight county budget so the coupling rows bind."""
+    base = tmp_path_factory.mktemp("county")
+    result = runner.invoke(app, ["generate", "--parcels", "240", "--townships", "3", "--villages", "6", "--seed",
+                                 "11", "--out", str(base / "inst")])
+    assert result.exit_code == 0, result.output
+    scenario = base / "inst" / "scenario.toml"
+    text = scenario.read_text()
+    budget = next(line for line in text.splitlines() if line.startswith("budget ="))
+    scenario.write_text(text.replace(budget, f"budget = {float(budget.split('=')[1]) * 0.3:.0f}"))
+    return scenario
+
+
+@pytest.mark.parametrize("objective", ["income", "ecosystem_services"])
+def test_bound_is_valid_and_plan_feasible(county: Path, objective: str, tmp_path: Path) -> None:
+    scenario = county.parent / f"scenario-{objective}.toml"
+    scenario.write_text(county.read_text().replace('maximise = "ecosystem_services"', f'maximise = "{objective}"'))
+    decomposed = solve_by_township(scenario, workers=1, **EXACT)
+    plan = make_plan(decomposed)
+    plan.write(tmp_path / "plan")
+    assert check_outdir(tmp_path / "plan") == []  # every county row holds, checked without a solver
+    result = decomposed.result
+    assert result.bound >= result.objective - 1e-7 * abs(result.objective)
+    # the monolithic model of the same objective (with the decomposition's service scales)
+    prepared = prepare(scenario)
+    options = solver_options(prepared.scenario, **EXACT)
+    if objective == "ecosystem_services":
+        from optiland.backend import make_backend
+        from optiland.run import objective_terms
+
+        backend = make_backend("pyomo", prepared.problem)
+        backend.build(prepared.problem)
+        backend.es_scale = decomposed.es_scale
+        params = prepared.problem.params
+        backend.set_objective(objective_terms(prepared.problem), "max", scale=decomposed.es_scale,
+                              weights=params["weights"])
+        optimum = backend.solve(options).objective
+    else:
+        optimum = solve_prepared(prepared, options, "pyomo").result.objective
+    tol = 1e-6 * max(1.0, abs(optimum))
+    assert result.objective <= optimum + tol  # a restriction of the county model
+    assert result.bound >= optimum - tol  # weak duality
+    assert result.status.value in ("optimal", "feasible")
+    assert (result.status.value == "optimal") == (result.gap <= 0.0 + 1e-12 or result.gap <= options.mip_rel_gap)
+
+
+def test_decompose_from_the_command_line_on_two_processes(county: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["solve", str(county), "--strategy", "decompose", "--workers", "2", "--gap",
+                                 "0.01", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    import json
+
+    run = json.loads((out / "run.json").read_text())
+    assert run["model_size"]["townships"] == 3 and run["objective"]["bound"] >= run["objective"]["value"]
+    assert {"read", "scales", "plans", "bound", "write"} <= set(run["times"])
+    assert any("Lagrangian bound" in note for note in run["notes"])
+    assert runner.invoke(app, ["check", str(out)]).exit_code == 0
