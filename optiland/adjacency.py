@@ -48,18 +48,27 @@ def _segment_pairs(rings: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarra
     """Shared lengths from the rings' segments: a segment that two parcels have with the same end points (either
     way round) is shared whole, found by sorting; the segments left over (outer edges, T-junctions, vertices that
     differ) are intersected with each other geometrically (STRtree of segments), as `_ring_pairs` would."""
-    parts, part_of = shapely.get_parts(rings, return_index=True)
-    coords, index = shapely.get_coordinates(parts, return_index=True)
-    same = index[:-1] == index[1:]
-    start, end = coords[:-1][same], coords[1:][same]
-    parcel = part_of[index[:-1][same]]
-    swap = (start[:, 0] > end[:, 0]) | ((start[:, 0] == end[:, 0]) & (start[:, 1] > end[:, 1]))
-    a = np.where(swap[:, None], end, start)
-    b = np.where(swap[:, None], start, end)
-    length = np.hypot(*(b - a).T)
+    single = np.flatnonzero(shapely.get_type_id(rings) == 1)  # one ring (a LineString): no part to split off
+    multi = np.setdiff1d(np.arange(len(rings)), single)
+    parts, part_of = shapely.get_parts(rings[multi], return_index=True)
+    coords = []
+    parcel_of_point = []
+    for lines, owner in ((rings[single], single), (parts, multi[part_of])):
+        xy, index = shapely.get_coordinates(lines, return_index=True)
+        same = index[:-1] == index[1:]  # consecutive points of one line make a segment
+        coords.append(np.hstack([xy[:-1][same], xy[1:][same]]))
+        parcel_of_point.append(owner[index[:-1][same]])
+        del xy, index, same
+    segments = np.concatenate(coords)
+    parcel = np.concatenate(parcel_of_point)
+    del coords, parcel_of_point
+    swap = (segments[:, 0] > segments[:, 2]) | ((segments[:, 0] == segments[:, 2]) & (segments[:, 1] > segments[:, 3]))
+    segments[swap] = segments[swap][:, [2, 3, 0, 1]]
+    length = np.hypot(segments[:, 2] - segments[:, 0], segments[:, 3] - segments[:, 1])
     real = length > 0
-    a, b, parcel, length = a[real], b[real], parcel[real], length[real]
-    keys = np.ascontiguousarray(np.hstack([a, b])).view(np.dtype((np.void, 32))).ravel()
+    segments, parcel, length = segments[real], parcel[real], length[real]
+    a, b = segments[:, :2], segments[:, 2:]
+    keys = np.ascontiguousarray(segments).view(np.dtype((np.void, 32))).ravel()
     order = np.argsort(keys, kind="stable")
     sorted_keys = keys[order]
     first = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
