@@ -68,7 +68,7 @@ def _read_layer(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoD
             return pd.read_csv(path, dtype=str, encoding=encoding or "utf-8-sig", skipinitialspace=True)
         if suffix in {".parquet", ".geoparquet"}:
             return gpd.read_parquet(path)
-        kwargs: dict[str, object] = {"engine": "pyogrio"}
+        kwargs: dict[str, object] = {"engine": "pyogrio", "use_arrow": True}  # columnar: no per-feature objects
         if layer:
             kwargs["layer"] = layer
         if encoding:
