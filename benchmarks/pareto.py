@@ -1,6 +1,7 @@
 """Exact Pareto fronts: optiland.pareto against pyaugmecon on bi-objective 0-1 knapsacks; the demo's per-point times.
 
-    .venv/bin/python benchmarks/pareto.py [--pyaugmecon-python PATH] [--sizes 20,40,60,80] [--profile] [--demo]
+    .venv/bin/python benchmarks/pareto.py [--pyaugmecon-python PATH] [--sizes 20,40,60,80] [--variants mip,auto]
+                                          [--profile] [--demo]
 
 Setup (once; pyaugmecon 1.0.8 pins numpy ~=1.25, so it lives in its own virtual environment):
 
@@ -24,8 +25,9 @@ exact mode, the same machine, one after the other:
 
 Times are of the front computation alone: from the Pyomo model (built beforehand) to the front, i.e. optiland's
 ``front()`` call and pyaugmecon's ``PyAugmecon(...)`` + ``solve()``. Solves count the payoff table too.
-`--profile` adds ``optiland_inprocess_s``: the same front with HiGHS in the benchmark's own process (a FrontModel
-whose solve calls highspy directly), which isolates the cost of optiland.solver's child process per solve.
+`--variants mip,preimport,inprocess` (`--profile`: all four) adds ``optiland_preimport_s`` (highspy imported in
+the parent before the first solve) and ``optiland_inprocess_s`` (HiGHS in the benchmark's own process: a FrontModel
+whose solve calls highspy directly), which isolate the cost of optiland.solver's child process per solve.
 
 `--demo`: instances/huanjiang-demo with objectives ecosystem_services,income at the `fast` preset (1% gap), a few
 points, each solve limited (--time-limit): the model built once (``run_front``: per-point solve time) against a
@@ -217,12 +219,12 @@ def run_pyaugmecon(instance: Knapsack, grid_points: int, python: Path, solver: s
     return result
 
 
-def knapsacks(sizes: dict[int, int], python: Path | None, solver: str, profile: bool) -> pd.DataFrame:
-    """Every instance by both tools, one after the other; one row each."""
-    rows = []
+def knapsacks(sizes: dict[int, int], python: Path | None, solver: str, variants: list[str],
+              out: Path | None = None) -> pd.DataFrame:
+    """Every instance by both tools, one after the other; one row each (written to `out` after each instance)."""
+    rows: list[dict[str, Any]] = []
     for items, constraints in sizes.items():
         instance = knapsack(items, constraints)
-        variants = VARIANTS if profile else VARIANTS[:2]
         runs = {variant: run_optiland_fresh(instance, items, constraints, variant) for variant in variants}
         mip = runs["mip"]
         points = _integer_front(np.array(mip["front"]).reshape(-1, 2))
@@ -250,6 +252,8 @@ def knapsacks(sizes: dict[int, int], python: Path | None, solver: str, profile: 
                 print(f"  {instance.name}: fronts differ; only optiland: {sorted(points - other)[:10]}, "
                       f"only pyaugmecon: {sorted(other - points)[:10]}", file=sys.stderr)
         rows.append(row)
+        if out is not None:
+            pd.DataFrame(rows).to_csv(out, index=False)
         print(f"  {instance.name}: {len(points)} points, optiland {row['optiland_s']} s, "
               f"pyaugmecon {row['pyaugmecon_s']} s, equal {row['equal']}", file=sys.stderr, flush=True)
     return pd.DataFrame(rows)
@@ -316,7 +320,9 @@ def main() -> None:
                         help="python of pyaugmecon's venv (default benchmarks/.venv-pyaugmecon/bin/python)")
     parser.add_argument("--pyaugmecon-solver", default="highs", choices=["highs", "appsi_highs"])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="items of the knapsacks to run")
-    parser.add_argument("--profile", action="store_true", help="also time optiland with HiGHS in-process")
+    parser.add_argument("--variants", default="mip,auto",
+                        help=f"optiland variants to time, mip first (of {', '.join(VARIANTS)}; see VARIANTS)")
+    parser.add_argument("--profile", action="store_true", help="--variants mip,auto,preimport,inprocess")
     parser.add_argument("--demo", action="store_true", help="also the demo instance's per-point times (minutes)")
     parser.add_argument("--demo-points", type=int, default=5)
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per demo solve")
@@ -335,8 +341,11 @@ def main() -> None:
               file=sys.stderr)
         python = None
     sizes = {int(n): SIZES.get(int(n), 1) for n in args.sizes.split(",") if n}
-    table = knapsacks(sizes, python, args.pyaugmecon_solver, args.profile)
-    table.to_csv(RESULTS / "pareto.csv", index=False)
+    variants = list(VARIANTS) if args.profile else ["mip", *[v for v in args.variants.split(",") if v != "mip"]]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
+    table = knapsacks(sizes, python, args.pyaugmecon_solver, variants, RESULTS / "pareto.csv")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.to_string(index=False))
     if args.demo:
