@@ -153,7 +153,7 @@ def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndar
     relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
     with _quiet_stdout():  # HiGHS prints a banner when constructed
         h = _highs(relaxed, options, options.time_limit)
-    h.setOptionValue("solver", "simplex")
+    h.setOptionValue("solver", "simplex")  # a basic solution: its row duals price the coupling rows
     h.run()
     if h.modelStatusToString(h.getModelStatus()) != "Optimal":
         return None

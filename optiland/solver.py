@@ -41,6 +41,14 @@ class Status(str, enum.Enum):
         return self in (Status.OPTIMAL, Status.TIME_LIMIT, Status.FEASIBLE)
 
 
+IPM_COLUMNS = 150_000
+"""From this many columns up, lp_method "auto" solves LP relaxations by interior point (at 10,000 parcels, 336,193
+columns, dual simplex had not finished in 30 s)."""
+IPM_INTEGRAL_TOL = 1e-5
+"""An interior-point value this close to 0 or 1 counts as integral (the iterate stops just inside the bounds)."""
+IPM_BOUND_MARGIN = 1e-7
+"""Relative margin added to an interior-point LP optimum (without crossover) before it serves as a bound: ten times
+HiGHS's ipm_optimality_tolerance, the relative gap between its primal and dual objectives at the stop."""
 STRATEGIES = ("auto", "mip")
 """auto: LP relaxation, repair, then the MIP warm-started if the repair plan is not within the gap; mip: the MIP.
 (`solve --strategy decompose` is a pipeline, optiland.decompose, whose township models use "auto".)"""
@@ -59,12 +67,18 @@ class SolverOptions:
     strategy: str = "auto"
     repair_parcels: int = 400
     repair_accept_gap: float = 0.0
+    lp_method: str = "auto"
+    """How the LP relaxations of the auto strategy are solved: simplex (a basic solution: few fractional parcels),
+    ipm (interior point without crossover: far faster on large models, its optimum nearly integral on this
+    structure; see ../shared/perf/BASELINE.md), or auto (ipm from IPM_COLUMNS columns up)."""
     highs: dict[str, Any] = field(default_factory=dict)
     preset: str = "default"
     log_file: str | None = None
     """A file for HiGHS's log, or "-" for the terminal (stderr)."""
 
     def __post_init__(self) -> None:
+        if self.lp_method not in ("auto", "simplex", "ipm"):
+            raise OptilandError(f"lp_method must be auto, simplex or ipm, not {self.lp_method!r}")
         if self.strategy not in STRATEGIES:
             raise OptilandError(f"unknown solver strategy {self.strategy!r}; known: {', '.join(STRATEGIES)}")
         if self.presolve not in ("on", "off", "choose"):
@@ -184,6 +198,22 @@ def _highs(lp: MatrixLP, options: SolverOptions, time_limit: float) -> Any:
     return h
 
 
+def use_ipm(lp: MatrixLP, options: SolverOptions) -> bool:
+    """Whether LP relaxations of this model go to interior point (lp_method, or auto by size)."""
+    return options.lp_method == "ipm" or (options.lp_method == "auto" and len(lp.c) >= IPM_COLUMNS)
+
+
+def set_lp_method(h: Any, lp: MatrixLP, options: SolverOptions) -> float:
+    """Choose simplex or interior point (without crossover) for an LP relaxation; the integrality tolerance that
+    goes with the solution it gives."""
+    if use_ipm(lp, options):
+        h.setOptionValue("solver", "ipm")
+        h.setOptionValue("run_crossover", "off")
+        return IPM_INTEGRAL_TOL
+    h.setOptionValue("solver", "simplex")
+    return 1e-6
+
+
 def partition_rows(lp: MatrixLP) -> np.ndarray:
     """Rows sum x = 1 over binaries only (one choice per parcel): the structure the repair step frees whole."""
     csr = lp.A.tocsr()
@@ -234,7 +264,7 @@ def _solve_fixed(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: So
                         "integer": lp.integer if integer else np.zeros_like(lp.integer)})
     h = _highs(model, options, seconds)
     if not integer:
-        h.setOptionValue("solver", "simplex")
+        set_lp_method(h, model, options)
     h.run()
     if h.getInfo().primal_solution_status != 2:
         return None
@@ -265,7 +295,8 @@ def _repair(lp: MatrixLP, x_lp: np.ndarray, dual_lp: np.ndarray, options: Solver
                 continue
             x_start, dual = relaxed
         base = MatrixLP(**{**lp.__dict__, "col_lower": lower, "col_upper": upper})
-        repair_lower, repair_upper, _ = repair_bounds(base, x_start, dual, n_free)
+        repair_lower, repair_upper, _ = repair_bounds(base, x_start, dual, n_free,
+                                                      tol=IPM_INTEGRAL_TOL if use_ipm(lp, options) else 1e-6)
         solved = _solve_fixed(lp, repair_lower, repair_upper, options, left(), integer=True)
         if solved is not None:
             objective = float(lp.c @ solved[0] + lp.offset)
@@ -307,7 +338,8 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
     if is_mip and options.strategy == "auto":
         relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
         r = _highs(relaxed, options, left())
-        r.setOptionValue("solver", "simplex")
+        ipm = use_ipm(relaxed, options)
+        set_lp_method(r, relaxed, options)
         r.run()
         status = r.modelStatusToString(r.getModelStatus())
         if status == "Infeasible":
@@ -315,6 +347,8 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
             return
         if status == "Optimal":
             bound_lp = float(r.getInfo().objective_function_value)
+            if ipm:  # no crossover: primal and dual objectives agree to the IPM's relative tolerance (1e-8) only
+                bound_lp += (1.0 if lp.sense == "max" else -1.0) * IPM_BOUND_MARGIN * max(1.0, abs(bound_lp))
             conn.send(("bound", bound_lp))
             x_lp = np.array(r.getSolution().col_value, dtype=float)
             dual_lp = np.array(r.getSolution().col_dual, dtype=float)
