@@ -1076,6 +1076,7 @@ def write_front(out_dir: Any, prepared: Any, result: Front, model: LandUseFrontM
         plans_table(problem, result).to_parquet(folder / "plans.parquet", index=False)
         run = {
             **provenance(prepared),
+            "backend": getattr(getattr(model, "backend", None), "name", None),
             "solver": {"name": "highs", "options": options.as_dict()},
             "es_scale": model.es_scale,
             **result.summary(),

@@ -388,6 +388,7 @@ def test_pareto_methods_from_the_command_line(small_front: tuple[Path, Path], tm
     assert "supported points only" in result.output
     run = json.loads((out / "run.json").read_text())
     assert run["method"] == "weighted-sum" and 2 <= len(run["points"]) and run["solves"] <= 6
+    assert run["backend"] in ("pyomo", "matrix")
     assert all(p["found_by"].startswith("weights") for p in run["points"])
     out = tmp_path / "refined"
     result = runner.invoke(app, ["pareto", str(scenario), *common, "--points", "3", "--refine", "2",
