@@ -8,8 +8,10 @@ killed and the best plan and bound received so far are reported.
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import multiprocessing as mp
+import sys
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -46,6 +48,8 @@ IPM_COLUMNS = 150_000
 columns, dual simplex had not finished in 30 s)."""
 IPM_INTEGRAL_TOL = 1e-5
 """An interior-point value this close to 0 or 1 counts as integral (the iterate stops just inside the bounds)."""
+IN_PROCESS_COLUMNS = 5_000
+"""Models up to this many columns are solved in the calling process (no fork, no watchdog)."""
 IPM_BOUND_MARGIN = 1e-7
 """Relative margin added to an interior-point LP optimum (without crossover) before it serves as a bound: ten times
 HiGHS's ipm_optimality_tolerance, the relative gap between its primal and dual objectives at the stop."""
@@ -307,7 +311,7 @@ def _repair(lp: MatrixLP, x_lp: np.ndarray, dual_lp: np.ndarray, options: Solver
     return best
 
 
-def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
+def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = False) -> None:
     """Solve in the child; send ('incumbent', obj, bound, x) as found and ('done', ...) at the end.
 
     Strategy "auto" for a MIP: solve the LP relaxation (its optimum is a valid bound), fix every parcel whose LP
@@ -320,8 +324,10 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
 
     import highspy
 
-    # HiGHS prints a banner on construction; keep the parent's terminal clean.
-    if options.log_file == "-":  # the log goes to stderr, so the parent's stdout stays machine-readable
+    # HiGHS prints a banner on construction; keep the parent's terminal clean (in process: see _solve_here).
+    if in_process:
+        pass
+    elif options.log_file == "-":  # the log goes to stderr, so the parent's stdout stays machine-readable
         os.dup2(2, 1)
     else:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -429,8 +435,56 @@ _STATUS = {
 }
 
 
+class _Inbox:
+    """The child's end of the pipe, for a solve in this process: keeps the messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[Any, ...]] = []
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self.messages.append(message)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def _solve_here(lp: MatrixLP, options: SolverOptions) -> SolveResult:
+    """Solve a small model in this process (no fork: ~30 ms less per solve, which dominates on models of a few
+    thousand columns, e.g. the many solves of a Pareto front). HiGHS's own time limit holds on such models."""
+    import os
+
+    start = time.perf_counter()
+    inbox = _Inbox()
+    sys.stdout.flush()
+    sys_stdout = os.dup(1)
+    target = os.open(os.devnull, os.O_WRONLY) if options.log_file != "-" else os.dup(2)
+    try:
+        os.dup2(target, 1)
+        _child(lp, options, inbox, in_process=True)
+    finally:
+        ctypes.CDLL(None).fflush(None)  # HiGHS's buffered C output goes where it was meant to, not to stdout later
+        os.dup2(sys_stdout, 1)
+        os.close(sys_stdout)
+        os.close(target)
+    best = lp_bound = final = None
+    for message in inbox.messages:
+        if message[0] == "bound":
+            lp_bound = message[1]
+        elif message[0] == "incumbent":
+            best = (message[1], message[2], message[3])
+        else:
+            final = message
+    return _result(lp, options, final, best, lp_bound, time.perf_counter() - start, exitcode=0)
+
+
 def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
-    """Solve in a child process; keep the time limit whatever HiGHS does, reporting the best plan and bound so far."""
+    """Solve; keep the time limit whatever HiGHS does, reporting the best plan and bound so far.
+
+    Models up to IN_PROCESS_COLUMNS columns are solved in this process; larger ones in a forked child process
+    watched by the parent, which kills it at the time limit (HiGHS does not check its limit everywhere, e.g. in
+    parts of presolve: ../shared/perf/BASELINE.md)."""
+    if len(lp.c) <= IN_PROCESS_COLUMNS:
+        return _solve_here(lp, options)
     context = mp.get_context("fork")
     parent_conn, child_conn = context.Pipe(duplex=False)
     # HiGHS gets most of the budget; the watchdog keeps the rest for handing back an incumbent.
@@ -466,6 +520,13 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
     if process.is_alive():
         process.kill()
     process.join(timeout=5)
+    return _result(lp, options, final, best, lp_bound, elapsed, process.exitcode)
+
+
+def _result(lp: MatrixLP, options: SolverOptions, final: tuple[Any, ...] | None,
+            best: tuple[float, float, np.ndarray] | None, lp_bound: float | None, elapsed: float,
+            exitcode: int | None) -> SolveResult:
+    """The SolveResult from the child's last message, or from the best incumbent when it was stopped."""
     version = highs_version()
     if final is not None:
         _, name, objective, bound, x, nodes = final
@@ -494,4 +555,4 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
                            "watchdog stopped HiGHS at the time limit before any feasible plan was found",
                            solver_version=version)
     return SolveResult(Status.ERROR, None, None, None, None, elapsed,
-                       f"HiGHS process ended without a result (exit code {process.exitcode})", solver_version=version)
+                       f"HiGHS process ended without a result (exit code {exitcode})", solver_version=version)

@@ -66,6 +66,7 @@ def _stuck_child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
 
 def test_watchdog_keeps_time_limit_and_returns_best_so_far(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(solver, "_child", _stuck_child)
+    monkeypatch.setattr(solver, "IN_PROCESS_COLUMNS", 0)  # the watchdog guards the forked child
     lp = assignment_lp(n=2, k=2)
     result = solve_lp(lp, SolverOptions(time_limit=1.0))
     assert result.status == Status.TIME_LIMIT
@@ -82,6 +83,7 @@ def _silent_child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
 
 def test_watchdog_without_any_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(solver, "_child", _silent_child)
+    monkeypatch.setattr(solver, "IN_PROCESS_COLUMNS", 0)
     result = solve_lp(assignment_lp(n=2, k=2), SolverOptions(time_limit=0.5))
     assert result.status == Status.TIME_LIMIT and result.x is None
     assert "before any feasible plan" in result.message
@@ -113,3 +115,16 @@ def test_verbose_shows_highs_log_on_stderr(tmp_path: Any) -> None:
     assert done.returncode == 0, done.stderr
     assert "HiGHS" in done.stderr and "HiGHS" not in done.stdout
     assert "objective" in done.stdout
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_in_process_and_child_agree(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small models are solved in the calling process; the result equals the forked child's."""
+    lp = assignment_lp(seed=seed)
+    options = SolverOptions(mip_rel_gap=0.0, time_limit=60)
+    here = solve_lp(lp, options)
+    monkeypatch.setattr(solver, "IN_PROCESS_COLUMNS", 0)
+    forked = solve_lp(lp, options)
+    assert here.status == forked.status == Status.OPTIMAL
+    assert here.objective == pytest.approx(forked.objective, rel=1e-12)
+    assert np.array_equal(np.rint(here.x), np.rint(forked.x))
