@@ -1,8 +1,10 @@
-"""The `optiland` command: solve, validate, check, explain, generate, sweep, pareto, report, catalog show."""
+"""The `optiland` command: solve, validate, check, explain, zone, generate, sweep, pareto, report, catalog show."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +27,19 @@ err = Console(stderr=True)
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario TOML file")]
 OutOpt = Annotated[Path, typer.Option("--out", help="output folder (written whole or not at all)")]
 BACKEND_HELP = "pyomo | matrix | auto (matrix above 20,000 allowed parcel-option rows)"
+DB_HELP = "PostGIS database postgresql://user@host[:port]/db (password from PGPASSWORD or .pgpass)"
+TABLE_HELP = "with --db: read the parcels from this table ([schema.]name) instead of the scenario's file"
+
+
+@contextmanager
+def _elapsed(description: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the step's name and the time elapsed; yields a function that renames the step."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda text: bar.update(task, description=text)
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
@@ -50,25 +65,31 @@ def solve(scenario: ScenarioArg, out: OutOpt,
           pick: Annotated[str, typer.Option(help="with --from-front: knee | ideal | a point id")] = "knee",
           report: Annotated[bool, typer.Option("--report", help="also write OUT/report/ (see `optiland report`)")
                             ] = False,
-          lang: Annotated[str, typer.Option(help="with --report: zh | en")] = "zh") -> None:
+          lang: Annotated[str, typer.Option(help="with --report: zh | en")] = "zh",
+          db: Annotated[str | None, typer.Option("--db", help=DB_HELP + "; the plan is written to its tables "
+                                                 "plan, plan_villages, plan_townships, plan_run too")] = None,
+          table: Annotated[str | None, typer.Option("--table", help=TABLE_HELP)] = None,
+          prefix: Annotated[str, typer.Option(help="with --db: prefix of the plan's table names")] = "") -> None:
     """Solve a scenario and write plan.gpkg, villages.csv, townships.csv and run.json to OUT."""
+    from optiland.postgis import with_database
     from optiland.results import make_plan
     from optiland.run import prepare, solve_prepared, solver_options
 
     try:
+        scenario = with_database(scenario, db, table)
         if strategy == "decompose":
             from optiland.run import solve_by_township
 
-            with console.status("township decomposition") as status:
+            with _elapsed("township decomposition") as status:
                 outcome = solve_by_township(scenario, workers=workers, dask_address=dask,
-                                            progress=lambda message: status.update(message),
+                                            progress=status,
                                             time_limit=time_limit, mip_rel_gap=gap, threads=threads,
                                             log_file="-" if verbose else None)
         else:
             prepared = prepare(scenario)
             options = solver_options(prepared.scenario, time_limit=time_limit, mip_rel_gap=gap, threads=threads,
                                      strategy=strategy, log_file="-" if verbose else None)
-            with console.status("solving"):
+            with _elapsed("solving"):
                 if from_front is not None:
                     from optiland.pareto import outcome_from_front
 
@@ -78,6 +99,10 @@ def solve(scenario: ScenarioArg, out: OutOpt,
         plan = make_plan(outcome)
         if from_front is not None:
             plan.run["front"] = point
+        if db:  # the database first (one transaction), then the folder: a failure writes neither
+            from optiland.postgis import without_password, write_plan_tables
+
+            write_plan_tables(without_password(db), plan, prefix=prefix)
         plan.write(out)
     except InfeasibleError as exc:
         _fail(exc, 3)
@@ -121,12 +146,15 @@ def print_summary(plan: object) -> None:
 
 
 @app.command()
-def validate(scenario: ScenarioArg) -> None:
+def validate(scenario: ScenarioArg,
+             db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
+             table: Annotated[str | None, typer.Option("--table", help=TABLE_HELP)] = None) -> None:
     """Check the scenario, catalog and inputs without solving."""
+    from optiland.postgis import with_database
     from optiland.run import prepare
 
     try:
-        prepared = prepare(scenario)
+        prepared = prepare(with_database(scenario, db, table))
     except OptilandError as exc:
         _fail(exc)
     problem = prepared.problem
@@ -259,6 +287,44 @@ def explain(scenario: ScenarioArg, parcel_id: Annotated[str, typer.Argument(help
         for lock in locks[locks["parcel_id"] == parcel_id].itertuples(index=False):
             console.print(f"locked {'in to' if lock.locked_in else 'out of'} {lock.option} "
                           f"(lock table line {lock.line})")
+
+
+@app.command("zone")
+def zone_command(
+        plan_dir: Annotated[Path, typer.Argument(help="a folder written by solve, or a folder of them (a region)")],
+        out: OutOpt,
+        mmu: Annotated[float, typer.Option(help="minimum mapping unit in mu (smaller patches merge or are flagged)")
+                       ] = 15.0,
+        rules: Annotated[Path | None, typer.Option(help="folder with zone_rules.csv and zones.csv (default: the "
+                                                        "plan's region catalog)")] = None,
+        lang: Annotated[str, typer.Option(help="map labels: en | zh")] = "en",
+        db: Annotated[str | None, typer.Option("--db", help="also write tables zones, zone_stats, parcel_zones to "
+                                               "this PostGIS database (postgresql://user@host/db; the password "
+                                               "from PGPASSWORD or .pgpass), in one transaction")] = None,
+        prefix: Annotated[str, typer.Option(help="with --db: table name prefix")] = "") -> None:
+    """Ecological-space zones of a plan: DIR/zones.gpkg (zones, zone_stats, parcel_zones), zones.png, zoning.json."""
+    from optiland.postgis import redact
+    from optiland.zoning import zone
+
+    try:
+        zoning = zone(plan_dir, out, mmu_mu=mmu, rules=rules, lang=lang, db=db, prefix=prefix)
+    except OptilandError as exc:
+        _fail(exc)
+    record = zoning.record
+    console.print(f"{record['parcels']:,} parcels in {record['patches']:,} patches ({record['merge_rounds']} merge "
+                  f"rounds, {record['parcels_merged']:,} parcels merged, {record['patches_below_mmu']} patches below "
+                  f"{mmu:g} mu kept and flagged)")
+    county = zoning.stats[zoning.stats["level"] == "county"]
+    table = Table(title="zones per county")
+    for column in ("county", "zone", "area_ha", "share", "patches", "mean_patch_mu", "compactness"):
+        table.add_column(column, justify="left" if column in ("county", "zone") else "right")
+    for row in county.itertuples(index=False):
+        table.add_row(row.county, row.zone, f"{row.area_ha:,.1f}", f"{row.share:.1%}", f"{row.patches:,}",
+                      f"{row.mean_patch_mu:,.1f}", f"{row.compactness:.3f}")
+    console.print(table)
+    console.print("times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in record["times"].items()))
+    console.print(f"written to {out} (zones.gpkg, zones.png, zoning.json)"
+                  + (f" and to {redact(db)}" if db else ""))
 
 
 @app.command()

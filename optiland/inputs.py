@@ -164,7 +164,12 @@ def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -
     config = scenario.parcels
     path = scenario.resolve(config.path)
     file = str(path)
-    frame = _read_layer(path, config.layer, config.encoding)
+    if config.db:  # a PostGIS table instead of the file (optiland.postgis)
+        from optiland.postgis import read_parcel_table, table_source
+
+        file, frame = table_source(config.db, config.table or ""), read_parcel_table(config.db, config.table or "")
+    else:
+        frame = _read_layer(path, config.layer, config.encoding)
     problems: list[Issue] = []
     mapping = dict(config.columns)
     if config.id_column != "parcel_id":
@@ -263,9 +268,12 @@ def read_inputs(scenario: Scenario, catalog: Catalog) -> Inputs:
     """Read both tables; nothing is computed from an input that failed validation."""
     villages = read_villages(scenario)
     parcels, note = read_parcels(scenario, catalog, villages)
-    hashes = {
-        "parcels": file_hash(scenario.resolve(scenario.parcels.path)),
-    }
+    if scenario.parcels.db:  # a PostGIS table: the hash of what was read
+        from optiland.postgis import frame_hash
+
+        hashes = {"parcels": frame_hash(parcels)}
+    else:
+        hashes = {"parcels": file_hash(scenario.resolve(scenario.parcels.path))}
     if scenario.villages is not None:
         hashes["villages"] = file_hash(scenario.resolve(scenario.villages.path))
     if scenario.source_path:

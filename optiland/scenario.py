@@ -30,6 +30,19 @@ class ParcelsConfig(_Strict):
     id_column: str = "parcel_id"
     encoding: str | None = Field(None, description="attribute encoding of a Shapefile, e.g. GBK")
     columns: dict[str, str] = Field(default_factory=dict, description="canonical name -> column in the file")
+    db: str | None = Field(None, description="a PostGIS database (postgresql://user@host/db) to read `table` from "
+                                             "instead of `path`; the password from PGPASSWORD or .pgpass")
+    table: str | None = Field(None, description="with db: the parcel table ([schema.]name)")
+
+    @field_validator("db")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        """A password in the URL moves to PGPASSWORD, so that run.json never holds it (optiland.postgis)."""
+        if value is None:
+            return None
+        from optiland.postgis import without_password
+
+        return without_password(value)
 
 
 class VillagesConfig(_Strict):
