@@ -423,18 +423,26 @@ def zone(plan_dir: str | Path, out: str | Path | None = None, *, mmu_mu: float =
                      "plans": [str(f) for f in folders], **zoning.record}
     zoning.record["times"] = {"read": round(read_seconds, 3), **zoning.record["times"]}
     if out is not None:
-        write_zoning(zoning, out, zone_rules, lang=lang, map_png=map_png)
-    if db is not None:
-        from optiland.postgis import write_zoning_tables
-
-        clock = time.perf_counter()
-        write_zoning_tables(db, zoning, schema=schema, prefix=prefix)
-        zoning.record["times"]["database"] = round(time.perf_counter() - clock, 3)
+        write_zoning(zoning, out, zone_rules, lang=lang, map_png=map_png, db=db, schema=schema, prefix=prefix)
+    elif db is not None:
+        _write_database(zoning, db, schema, prefix)
     return zoning
 
 
-def write_zoning(zoning: Zoning, out: str | Path, rules: ZoneRules, lang: str = "en", map_png: bool = True) -> Path:
-    """Write zones.gpkg (zones, zone_stats, parcel_zones), zones.png and zoning.json to ``out`` whole or not at all."""
+def _write_database(zoning: Zoning, db: str, schema: str, prefix: str) -> None:
+    from optiland.postgis import redact, without_password, write_zoning_tables
+
+    clock = time.perf_counter()
+    db = without_password(db)
+    write_zoning_tables(db, zoning, schema=schema, prefix=prefix)
+    zoning.record["database"] = {"url": redact(db), "schema": schema, "prefix": prefix}
+    zoning.record["times"]["database"] = round(time.perf_counter() - clock, 3)
+
+
+def write_zoning(zoning: Zoning, out: str | Path, rules: ZoneRules, lang: str = "en", map_png: bool = True,
+                 db: str | None = None, schema: str = "public", prefix: str = "") -> Path:
+    """Write zones.gpkg (zones, zone_stats, parcel_zones), zones.png and zoning.json to ``out`` whole or not at all;
+    with ``db`` the tables are written (one transaction) before the folder is moved into place: all or nothing."""
     import pyogrio
 
     def write(folder: Path) -> None:
@@ -448,6 +456,8 @@ def write_zoning(zoning: Zoning, out: str | Path, rules: ZoneRules, lang: str = 
             clock = time.perf_counter()
             zone_map(zoning, rules, folder / "zones.png", lang=lang)
             zoning.record["times"]["map"] = round(time.perf_counter() - clock, 3)
+        if db is not None:
+            _write_database(zoning, db, schema, prefix)
         (folder / "zoning.json").write_text(json.dumps(zoning.record, indent=2, ensure_ascii=False),
                                             encoding="utf-8")
 
