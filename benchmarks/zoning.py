@@ -25,49 +25,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from optiland.zoning import synthetic_plan
+
 ROOT = Path(__file__).resolve().parent.parent
-OPTIONS = ("keep", "closure", "afforestation", "herbs", "forage", "fruit")
 FIELDS = ["parcels", "townships", "patches", "merge_rounds", "parcels_merged", "patches_below_mmu", "mmu_mu",
           "read_s", "rules_s", "adjacency_s", "merge_s", "dissolve_s", "statistics_s", "write_s", "map_s", "total_s",
           "peak_mb", "instance", "when", "host"]
-
-
-def make_plan(instance: Path, plan: Path, seed: int = 6) -> None:
-    """A plan folder from a generated instance, options by a seeded rule (no solve)."""
-    import geopandas as gpd
-    import numpy as np
-    import pandas as pd
-    import pyogrio
-
-    from optiland.catalog import load_catalog
-
-    catalog = load_catalog(region="karst-southwest")
-    parcels = pyogrio.read_dataframe(instance / "parcels.gpkg", use_arrow=True)
-    villages = pd.read_csv(instance / "villages.csv", dtype={"village": str, "township": str})
-    rng = np.random.default_rng(seed)
-    n = len(parcels)
-    village_codes, village_of = np.unique(parcels["village"].astype(str), return_inverse=True)
-    lead = rng.integers(0, len(OPTIONS), len(village_codes))[village_of]
-    option = np.where(rng.random(n) < 0.6, lead, rng.integers(0, len(OPTIONS), n))
-    option = np.array(OPTIONS)[option]
-    red = parcels["red_line"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
-    farmland = parcels["basic_farmland"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
-    option[red] = "closure"
-    option[farmland & ~red] = "keep"
-    bands = sorted(catalog.grade["bands"], key=lambda b: b["lower"])
-    exposure = pd.to_numeric(parcels["bedrock_exposure"]).to_numpy()
-    grade = np.array([b["name"] for b in bands])[np.searchsorted([b["lower"] for b in bands], exposure,
-                                                                 side="right") - 1]
-    township = villages.set_index("village")["township"].reindex(parcels["village"].astype(str)).to_numpy()
-    frame = gpd.GeoDataFrame({
-        "parcel_id": parcels["parcel_id"].astype(str), "village": parcels["village"].astype(str),
-        "township": township, "area_mu": parcels.geometry.area / (10000 / 15), "option": option, "variant": option,
-        "red_line": red, "basic_farmland": farmland, "grade": grade, "current_use": parcels["land_use"].astype(str),
-    }, geometry=parcels.geometry, crs=parcels.crs)
-    plan.mkdir(parents=True, exist_ok=True)
-    pyogrio.write_dataframe(frame, plan / "plan.gpkg", layer="parcels", use_arrow=True)
-    (plan / "run.json").write_text(json.dumps({"catalog": {"name": "karst-southwest", "path": str(catalog.path)},
-                                               "note": f"options by a seeded rule (seed {seed}), not solved"}))
 
 
 def child(plan: str, out: str, mmu: float) -> None:
@@ -97,7 +60,7 @@ def main() -> None:
     for instance in args.instances:
         with tempfile.TemporaryDirectory(prefix="zoning-bench-") as scratch:
             plan = Path(scratch) / "plan"
-            make_plan(instance, plan)
+            synthetic_plan(instance, plan)
             done = subprocess.run([sys.executable, __file__, "--child", str(plan), str(Path(scratch) / "zones"),
                                    str(args.mmu)], check=True, capture_output=True, text=True)
         record = json.loads(done.stdout.strip().splitlines()[-1])

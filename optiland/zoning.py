@@ -43,6 +43,7 @@ RULE_COLUMNS = ("rule", "option", "red_line", "basic_farmland", "grade", "curren
 ZONE_COLUMNS = ("zone", "name", "name_zh", "colour")
 PLAN_COLUMNS = ("parcel_id", "township", "area_mu", "option", "red_line", "basic_farmland", "grade", "current_use")
 MAX_ROUNDS = 50
+SYNTHETIC_OPTIONS = ("keep", "closure", "afforestation", "herbs", "forage", "fruit")
 RED_LINE_COLOUR = "#d7301f"
 
 
@@ -209,15 +210,26 @@ def _patch_polygons(geometry: np.ndarray, patch: np.ndarray) -> np.ndarray:
 
 
 def _union_each(collections: np.ndarray) -> np.ndarray:
-    """Element-wise union of the parts of each collection: coverage union (parcels tile without overlap), and the
-    general union for any result that is not valid (a layer that is not a clean coverage)."""
-    from shapely import lib
+    """Element-wise union of the parts of each collection: coverage union where the parcels tile cleanly (shared
+    vertices, no overlap), the general (overlay) union where GEOS refuses that or its result is not valid."""
+    from shapely import lib  # the element-wise ufuncs behind shapely.coverage_union_all and union_all
 
-    polygons = lib.coverage_union(collections)
+    try:
+        polygons = lib.coverage_union(collections)
+    except shapely.errors.GEOSException:  # T-junctions or overlaps somewhere: the general union for all
+        return lib.unary_union(collections)
     bad = ~shapely.is_valid(polygons)
     if bad.any():
         polygons[bad] = lib.unary_union(collections[bad])
     return polygons
+
+
+def _dissolve(frame: gpd.GeoDataFrame, by: str | list[str]) -> gpd.GeoDataFrame:
+    """Dissolve (geopandas) by coverage union, or by the general union if the polygons are not a clean coverage."""
+    try:
+        return frame[[*([by] if isinstance(by, str) else by), "geometry"]].dissolve(by=by, method="coverage")
+    except shapely.errors.GEOSException:
+        return frame[[*([by] if isinstance(by, str) else by), "geometry"]].dissolve(by=by)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -482,7 +494,7 @@ def zone_map(zoning: Zoning, rules: ZoneRules, path: Path, lang: str = "en") -> 
     with matplotlib.rc_context(plotter._rc()):
         fig, ax = plotter._figure(8.0, 7.0)
         handles: list[Any] = []
-        by_zone = zones.dissolve(by="zone", method="coverage")  # one multipolygon per zone draws fast
+        by_zone = _dissolve(zones, "zone")  # one multipolygon per zone draws fast
         for name in rules.zones.index:
             if name not in by_zone.index:
                 continue
@@ -490,12 +502,11 @@ def zone_map(zoning: Zoning, rules: ZoneRules, path: Path, lang: str = "en") -> 
             by_zone.loc[[name]].plot(ax=ax, color=colour, edgecolor="none")
             handles.append(Patch(facecolor=colour, edgecolor="#555555", label=rules.zones.loc[name, label_column]))
         zones.boundary.plot(ax=ax, color="white", linewidth=0.15)
-        townships = zones.dissolve(by=["county", "township"], method="coverage")
+        townships = _dissolve(zones, ["county", "township"])
         townships.boundary.plot(ax=ax, color="#333333", linewidth=0.8)
         red = zones[zones["red_line"]]
         if len(red):
-            gpd.GeoSeries([shapely.coverage_union_all(red.geometry.to_numpy())], crs=zones.crs).boundary.plot(
-                ax=ax, color=RED_LINE_COLOUR, linewidth=1.2)
+            _dissolve(red, "red_line").boundary.plot(ax=ax, color=RED_LINE_COLOUR, linewidth=1.2)
             handles.append(Line2D([0], [0], color=RED_LINE_COLOUR, linewidth=1.5, label=strings["legend_red_line"]))
         small = zones[zones["below_mmu"]]
         if len(small):
@@ -513,3 +524,40 @@ def zone_map(zoning: Zoning, rules: ZoneRules, path: Path, lang: str = "en") -> 
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False,
                   fontsize=9)
         fig.savefig(path, dpi=150, bbox_inches="tight", facecolor="white")
+
+
+def synthetic_plan(instance: Path, plan: Path, seed: int = 6) -> None:
+    """A plan folder (plan.gpkg, run.json) from an instance written by `optiland generate`, without solving: red line
+    closure, basic farmland kept, elsewhere the village's leading option with probability 0.6, else any option at
+    random (seeded). For measuring and testing zoning alone (benchmarks/zoning.py, tests/test_zoning.py)."""
+    import pyogrio
+
+    from optiland.catalog import load_catalog
+
+    catalog = load_catalog(region="karst-southwest")
+    parcels = pyogrio.read_dataframe(instance / "parcels.gpkg", use_arrow=True)
+    villages = pd.read_csv(instance / "villages.csv", dtype={"village": str, "township": str})
+    rng = np.random.default_rng(seed)
+    n = len(parcels)
+    village_codes, village_of = np.unique(parcels["village"].astype(str), return_inverse=True)
+    lead = rng.integers(0, len(SYNTHETIC_OPTIONS), len(village_codes))[village_of]
+    option = np.where(rng.random(n) < 0.6, lead, rng.integers(0, len(SYNTHETIC_OPTIONS), n))
+    option = np.array(SYNTHETIC_OPTIONS)[option]
+    red = parcels["red_line"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+    farmland = parcels["basic_farmland"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+    option[red] = "closure"
+    option[farmland & ~red] = "keep"
+    bands = sorted(catalog.grade["bands"], key=lambda b: b["lower"])
+    exposure = pd.to_numeric(parcels["bedrock_exposure"]).to_numpy()
+    grade = np.array([b["name"] for b in bands])[np.searchsorted([b["lower"] for b in bands], exposure,
+                                                                 side="right") - 1]
+    township = villages.set_index("village")["township"].reindex(parcels["village"].astype(str)).to_numpy()
+    frame = gpd.GeoDataFrame({
+        "parcel_id": parcels["parcel_id"].astype(str), "village": parcels["village"].astype(str),
+        "township": township, "area_mu": parcels.geometry.area / (10000 / 15), "option": option, "variant": option,
+        "red_line": red, "basic_farmland": farmland, "grade": grade, "current_use": parcels["land_use"].astype(str),
+    }, geometry=parcels.geometry, crs=parcels.crs)
+    plan.mkdir(parents=True, exist_ok=True)
+    pyogrio.write_dataframe(frame, plan / "plan.gpkg", layer="parcels", use_arrow=True)
+    (plan / "run.json").write_text(json.dumps({"catalog": {"name": "karst-southwest", "path": str(catalog.path)},
+                                               "note": f"options by a seeded rule (seed {seed}), not solved"}))
