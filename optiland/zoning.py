@@ -238,12 +238,15 @@ def _dissolve(frame: gpd.GeoDataFrame, by: str | list[str]) -> gpd.GeoDataFrame:
 
 def zone_parcels(parcels: gpd.GeoDataFrame, rules: ZoneRules, mmu_mu: float = DEFAULT_MMU_MU,
                  file: str | None = None) -> Zoning:
-    """Zone a planned parcel layer (columns of plan.gpkg's ``parcels`` plus ``county``) into patches and statistics."""
+    """Zone a planned parcel layer (the columns of plan.gpkg's ``parcels``; ``county`` if several counties) into
+    patches and statistics."""
     times: dict[str, float] = {}
     clock = time.perf_counter()
     if mmu_mu < 0:
         raise OptilandError(f"the minimum mapping unit must be >= 0 mu, not {mmu_mu}")
-    missing = [c for c in (*PLAN_COLUMNS, "county") if c not in parcels.columns]
+    if "county" not in parcels.columns:
+        parcels = parcels.assign(county="county")
+    missing = [c for c in PLAN_COLUMNS if c not in parcels.columns]
     if missing:
         raise InputError([Issue("missing column (is this a plan written by `optiland solve`?)", file=file, column=c)
                           for c in missing])

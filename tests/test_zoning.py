@@ -105,7 +105,7 @@ def _hand_layer() -> gpd.GeoDataFrame:
     boxes = [shapely.box(0, 0, 100, 100), shapely.box(100, 0, 110, 50), shapely.box(110, 0, 200, 100),
              shapely.box(100, 50, 110, 100), shapely.box(0, 100, 100, 105)]
     return gpd.GeoDataFrame({
-        "parcel_id": ["P0", "P1", "P2", "P3", "P4"], "county": "c", "township": "T1",
+        "parcel_id": ["P0", "P1", "P2", "P3", "P4"], "township": "T1",
         "option": ["closure", "fruit", "keep", "keep", "closure"],
         "red_line": [False, False, False, False, True], "basic_farmland": False, "grade": "none",
         "current_use": ["0301", "0201", "0101", "0101", "0301"],
