@@ -148,12 +148,12 @@ def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
 def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndarray, np.ndarray] | None:
     """Solve an LP relaxation in this process; (objective, x, row duals), or None if not solved to optimality
     (in time)."""
-    from optiland.solver import _highs
+    from optiland.solver import _highs, set_lp_method
 
     relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
     with _quiet_stdout():  # HiGHS prints a banner when constructed
         h = _highs(relaxed, options, options.time_limit)
-    h.setOptionValue("solver", "simplex")  # a basic solution: its row duals price the coupling rows
+    set_lp_method(h, relaxed, options)  # a basic solution: its row duals price the coupling rows
     h.run()
     if h.modelStatusToString(h.getModelStatus()) != "Optimal":
         return None
