@@ -128,3 +128,15 @@ def test_in_process_and_child_agree(seed: int, monkeypatch: pytest.MonkeyPatch) 
     assert here.status == forked.status == Status.OPTIMAL
     assert here.objective == pytest.approx(forked.objective, rel=1e-12)
     assert np.array_equal(np.rint(here.x), np.rint(forked.x))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_interior_point_relaxation_gives_the_same_plan_value(seed: int) -> None:
+    """lp_method ipm (interior point with crossover, the default on large models) and simplex prove the same
+    optimum through the LP-and-repair strategy."""
+    lp = assignment_lp(n=30, seed=seed)
+    base = SolverOptions(mip_rel_gap=0.0, mip_abs_gap=1e-9, time_limit=60)
+    by_ipm = solve_lp(lp, SolverOptions(**{**base.as_dict(), "lp_method": "ipm"}))
+    by_simplex = solve_lp(lp, SolverOptions(**{**base.as_dict(), "lp_method": "simplex"}))
+    assert by_ipm.status == by_simplex.status == Status.OPTIMAL
+    assert by_ipm.objective == pytest.approx(by_simplex.objective, rel=1e-9)
