@@ -42,6 +42,9 @@ class Catalog:
     defaults: dict[str, Any]
     services: dict[str, dict[str, Any]]
     grade: dict[str, Any]
+    site_attributes: dict[str, dict[str, Any]]
+    """Parcel columns the site rules read beyond the core ones, by name: type (float or bool), unit, min, max,
+    default (a missing column takes it; no default: the column is required)."""
     adaptation: dict[str, str]
     livestock: dict[str, Any]
     rangers: dict[str, Any]
@@ -166,6 +169,7 @@ def load_catalog(folder: str | Path | None = None, overrides: dict[str, Any] | N
         defaults=meta.get("defaults", {}),
         services=meta.get("services", {}),
         grade=meta.get("grade", {}),
+        site_attributes=_site_attributes(meta),
         adaptation={k: v for k, v in meta.get("adaptation", {}).items() if not k.endswith("source")},
         livestock=meta.get("livestock", {}),
         rangers=meta.get("rangers", {}),
@@ -183,6 +187,21 @@ def load_catalog(folder: str | Path | None = None, overrides: dict[str, Any] | N
         catalog.digest = hashlib.sha256((catalog.digest + repr(sorted(overrides.items()))).encode()).hexdigest()
     validate_catalog(catalog)
     return catalog
+
+
+def _site_attributes(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``[site.attributes]``; a catalog without it declares only the grade's attribute (float) and applies_where
+    (bool)."""
+    declared = meta.get("site", {}).get("attributes")
+    if declared is not None:
+        return {name: dict(spec) for name, spec in declared.items()}
+    grade = meta.get("grade", {})
+    attributes: dict[str, dict[str, Any]] = {}
+    if grade.get("attribute"):
+        attributes[grade["attribute"]] = {"type": "float"}
+    if grade.get("applies_where"):
+        attributes[grade["applies_where"]] = {"type": "bool"}
+    return attributes
 
 
 def _deflator(catalog: Catalog, year: Any, where: str) -> float:
@@ -280,6 +299,33 @@ def _override_rows(frame: pd.DataFrame, selector: Any, column: str, value: Any, 
         frame.loc[row, column] = _new_value(frame.loc[row, column], value, key)
 
 
+CORE_PARCEL_COLUMNS = ("parcel_id", "village", "land_use", "slope_deg", "red_line", "basic_farmland")
+SITE_TYPES = ("float", "bool")
+
+
+def _validate_site_attributes(catalog: Catalog, problems: list[Issue]) -> None:
+    """Declared site attributes: known types, ordered ranges, no clash with core columns; the grade reads them."""
+    file = str(catalog.path / "catalog.toml")
+    for name, spec in catalog.site_attributes.items():
+        where = f"site.attributes.{name}"
+        if name in CORE_PARCEL_COLUMNS:
+            problems.append(Issue("a core parcel column cannot be redeclared", file=file, column=where, value=name))
+        if spec.get("type") not in SITE_TYPES:
+            problems.append(Issue(f"type must be one of {', '.join(SITE_TYPES)}", file=file, column=f"{where}.type",
+                                  value=spec.get("type")))
+        low, high = spec.get("min", -np.inf), spec.get("max", np.inf)
+        if not float(low) <= float(high):
+            problems.append(Issue("min above max", file=file, column=where, value=[low, high]))
+    attribute = catalog.grade.get("attribute")
+    if attribute is not None and catalog.site_attributes.get(attribute, {}).get("type") != "float":
+        problems.append(Issue("the grade's attribute must be a declared float site attribute", file=file,
+                              column="grade.attribute", value=attribute))
+    applies = catalog.grade.get("applies_where")
+    if applies is not None and catalog.site_attributes.get(applies, {}).get("type") != "bool":
+        problems.append(Issue("applies_where must be a declared bool site attribute", file=file,
+                              column="grade.applies_where", value=applies))
+
+
 def validate_catalog(catalog: Catalog) -> None:
     """Check the catalog is self-consistent; every problem is named."""
     problems: list[Issue] = []
@@ -291,6 +337,12 @@ def validate_catalog(catalog: Catalog) -> None:
     if any(b <= a for a, b in zip(lowers, lowers[1:], strict=False)):
         problems.append(Issue("grade bands must rise strictly (half-open, no gaps)", file=file, column="grade.bands",
                                 value=lowers))
+    _validate_site_attributes(catalog, problems)
+    if "excluded_where" in catalog.options.columns:
+        for option, zone in catalog.options["excluded_where"].dropna().items():
+            if catalog.site_attributes.get(zone, {}).get("type") != "bool":
+                problems.append(Issue("excluded_where must name a declared bool site attribute", file=file,
+                                      row=str(option), column="excluded_where", value=zone))
     names = catalog.grade_names
     for cls, grade in catalog.adaptation.items():
         if grade != NEVER and grade not in names:

@@ -16,18 +16,36 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from optiland.catalog import Catalog
+from optiland.catalog import CORE_PARCEL_COLUMNS, Catalog
 from optiland.errors import InputError, Issue
 from optiland.scenario import Scenario
 
 M2_PER_MU = 10000.0 / 15.0
-PARCEL_COLUMNS = ["parcel_id", "village", "land_use", "slope_deg", "bedrock_exposure", "soil_depth_cm", "karst",
-                  "red_line", "basic_farmland"]
-BOOL_COLUMNS = ["karst", "red_line", "basic_farmland"]
+CORE_BOOL_COLUMNS = ["red_line", "basic_farmland"]
 VILLAGE_COLUMNS = ["village", "township", "population", "households", "labour_days", "nonland_income_per_capita"]
 _TRUE = {"true", "1", "yes", "y", "t", "是"}
 _FALSE = {"false", "0", "no", "n", "f", "否", ""}
-_RANGES = {"slope_deg": (0.0, 90.0), "bedrock_exposure": (0.0, 100.0), "soil_depth_cm": (0.0, np.inf)}
+SLOPE_RANGE = (0.0, 90.0)
+
+
+def parcel_columns(catalog: Catalog) -> list[str]:
+    """Canonical parcel columns: the core ones with the catalog's site attributes after slope_deg, in declared order."""
+    core = list(CORE_PARCEL_COLUMNS)
+    at = core.index("slope_deg") + 1
+    return core[:at] + list(catalog.site_attributes) + core[at:]
+
+
+def _site_ranges(catalog: Catalog) -> dict[str, tuple[float, float]]:
+    """Numeric parcel columns and their allowed ranges (slope and the catalog's float attributes)."""
+    ranges = {"slope_deg": SLOPE_RANGE}
+    for name, spec in catalog.site_attributes.items():
+        if spec.get("type") == "float":
+            ranges[name] = (float(spec.get("min", -np.inf)), float(spec.get("max", np.inf)))
+    return ranges
+
+
+def _bool_columns(catalog: Catalog) -> list[str]:
+    return [n for n, spec in catalog.site_attributes.items() if spec.get("type") == "bool"] + CORE_BOOL_COLUMNS
 
 
 @dataclass
@@ -93,10 +111,11 @@ def _as_bool(series: pd.Series, name: str, ids: pd.Series, file: str, problems: 
 
 
 def _rename(frame: pd.DataFrame, mapping: dict[str, str], required: list[str], file: str,
-            problems: list[Issue], kind: str) -> pd.DataFrame:
+            problems: list[Issue], kind: str, known: list[str] | None = None) -> pd.DataFrame:
+    known = required if known is None else known
     for canonical in mapping:
-        if canonical not in required and canonical not in ("income_floor", "geometry", "area_mu"):
-            close = difflib.get_close_matches(canonical, required, n=1)
+        if canonical not in known and canonical not in ("income_floor", "geometry", "area_mu"):
+            close = difflib.get_close_matches(canonical, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             problems.append(Issue(f"unknown canonical {kind} column in the column mapping{hint}", file=file,
                                     column=canonical))
@@ -175,10 +194,16 @@ def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -
     if config.id_column != "parcel_id":
         mapping.setdefault("parcel_id", config.id_column)
     tabular = not isinstance(frame, gpd.GeoDataFrame)
-    required = [c for c in PARCEL_COLUMNS if c != "village" or len(villages)] + (["area_mu"] if tabular else [])
-    frame = _rename(frame, mapping, required, file, problems, "parcel")
+    columns = parcel_columns(catalog)
+    defaults = {name: spec["default"] for name, spec in catalog.site_attributes.items() if "default" in spec}
+    required = [c for c in columns if (c != "village" or len(villages)) and c not in defaults]
+    required += ["area_mu"] if tabular else []
+    frame = _rename(frame, mapping, required, file, problems, "parcel", known=columns)
     if problems:
         raise InputError(problems)
+    for name, default in defaults.items():  # a declared attribute the layer lacks takes the catalog's default
+        if name not in frame.columns:
+            frame[name] = default
     if not len(villages):
         frame["village"] = frame["village"].fillna("") if "village" in frame.columns else ""
     if tabular:
@@ -214,7 +239,7 @@ def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -
     if problems:
         raise InputError(problems)
     frame["area_mu"] = area
-    columns = PARCEL_COLUMNS + ["area_mu", "geometry"]
+    columns = parcel_columns(catalog) + ["area_mu", "geometry"]
     return gpd.GeoDataFrame(frame[columns].reset_index(drop=True), geometry="geometry", crs=frame.crs), note
 
 
@@ -227,15 +252,14 @@ def _common_checks(frame: pd.DataFrame, catalog: Catalog, villages: pd.DataFrame
         problems.append(Issue("duplicate parcel id", file=file, row=parcel, column="parcel_id"))
     frame["village"] = frame["village"].astype(str)
     frame["land_use"] = frame["land_use"].astype(str).str.strip()
-    for column in ("slope_deg", "bedrock_exposure", "soil_depth_cm"):
+    for column, (low, high) in _site_ranges(catalog).items():
         _numeric(frame, column, ids, file, problems)
-        low, high = _RANGES[column]
         values = frame[column].to_numpy()
         bad = ((values < low) | (values > high)) & ~np.isnan(values)
         for position in np.flatnonzero(bad)[:20]:
             problems.append(Issue(f"outside {low:g}-{high:g}", file=file, row=ids.iloc[position], column=column,
                                     value=values[position]))
-    for column in BOOL_COLUMNS:
+    for column in _bool_columns(catalog):
         frame[column] = _as_bool(frame[column], column, ids, file, problems)
     unknown_villages = ~frame["village"].isin(villages["village"]) if len(villages) else frame["village"] != ""
     for position in np.flatnonzero(unknown_villages.to_numpy())[:20]:
@@ -260,7 +284,7 @@ def _parcel_table_without_geometry(frame: pd.DataFrame, catalog: Catalog, villag
                               value=frame["area_mu"].iloc[position]))
     if problems:
         raise InputError(problems)
-    columns = PARCEL_COLUMNS + ["area_mu"]
+    columns = parcel_columns(catalog) + ["area_mu"]
     return gpd.GeoDataFrame(frame[columns].reset_index(drop=True), geometry=[None] * len(frame))
 
 

@@ -7,7 +7,8 @@ The allowed set encodes three constraint families by construction (nothing outsi
   income there unless ``red_line_harvest`` (seeds: "inside red lines, no production use").
 - ``suitability``: slope below the option's (or variant's) ``max_slope_deg``; degradation grade at most the option's
   ``max_grade``; a species only up to the grade its adaptation class allows where the grade applies; current
-  cropland cannot be kept at ``cropland_max_slope_deg`` or more (Grain-for-Green; Soil and Water Law Art. 20).
+  cropland cannot be kept at ``cropland_max_slope_deg`` or more (Grain-for-Green; Soil and Water Law Art. 20); an
+  option with ``excluded_where`` (a boolean site attribute, e.g. a grazing-ban zone) is not allowed where it is true.
 - ``farmland``: permanent basic farmland keeps its current use.
 """
 
@@ -123,6 +124,11 @@ def site_rules(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFrame) -> 
     rules: list[list[_Rule]] = []
     for kind in kinds.itertuples(index=False):
         kind_rules: list[_Rule] = []
+        excluded = getattr(kind, "excluded_where", None)
+        if not _blank(excluded):
+            label = catalog.site_attributes.get(excluded, {}).get("label", excluded)
+            zone = parcels[excluded].to_numpy().astype(bool) & ~farmland
+            kind_rules.append(_Rule(zone, f"not allowed where {label}"))
         if kind.keeps_current_use:
             kind_rules.append(_Rule(red & ~farmland, "inside an ecological red line only protection and restoration "
                                                      "options are allowed", "red_line"))
