@@ -56,6 +56,8 @@ class Catalog:
     price_steps: pd.DataFrame
     overrides: dict[str, Any] = field(default_factory=dict)
     digest: str = ""
+    generate: dict[str, Any] = field(default_factory=dict)
+    """``[generate]``: distributions of the synthetic instances of this region (optiland.generate)."""
 
     @property
     def name(self) -> str:
@@ -180,6 +182,7 @@ def load_catalog(folder: str | Path | None = None, overrides: dict[str, Any] | N
         market=market,
         price_steps=price_steps,
         digest=digest.hexdigest(),
+        generate=meta.get("generate", {}),
     )
     _deflate(catalog)
     if overrides:

@@ -273,7 +273,8 @@ def explain(scenario: ScenarioArg, parcel_id: Annotated[str, typer.Argument(help
         _fail(exc)
     parcel = prepared.problem.parcels.set_index("parcel_id").loc[parcel_id]
     console.print(f"parcel {parcel_id}: village {parcel['village']}, land use {parcel['land_use']}, "
-                  f"slope {parcel['slope_deg']:g} deg, grade {parcel['grade']}, karst {bool(parcel['karst'])}, "
+                  f"slope {parcel['slope_deg']:g} deg, grade {parcel['grade']}, "
+                  + "".join(f"{name} {parcel[name]}, " for name in prepared.catalog.site_attributes) +
                   f"red line {bool(parcel['red_line'])}, basic farmland {bool(parcel['basic_farmland'])}, "
                   f"{parcel['area_mu']:.2f} mu")
     out = Table()
@@ -332,7 +333,9 @@ def generate(parcels: Annotated[int, typer.Option(help="number of parcels")],
              out: OutOpt,
              townships: Annotated[int, typer.Option(help="number of townships")] = 1,
              villages: Annotated[int, typer.Option(help="number of villages")] = 12,
-             seed: Annotated[int, typer.Option(help="random seed")] = 2020) -> None:
+             seed: Annotated[int, typer.Option(help="random seed")] = 2020,
+             region: Annotated[str | None, typer.Option(help="region catalog whose [generate] table is drawn "
+                                                             "(default: models/defaults.toml)")] = None) -> None:
     """Write a synthetic instance (parcels.gpkg, villages.csv, scenario.toml) to OUT."""
     from optiland.generate import generate_instance
     from optiland.results import write_atomically
@@ -340,7 +343,8 @@ def generate(parcels: Annotated[int, typer.Option(help="number of parcels")],
     if out.exists() and any(out.iterdir()):
         _fail(OptilandError(f"{out} exists and is not empty"))
     try:
-        write_atomically(out, lambda tmp: generate_instance(parcels, townships, villages, seed, tmp))
+        write_atomically(out, lambda tmp: generate_instance(parcels, townships, villages, seed, tmp,
+                                                                     region=region))
     except OptilandError as exc:
         _fail(exc)
     console.print(f"instance written to {out} (scenario: {out / 'scenario.toml'})")
@@ -508,13 +512,16 @@ def report_command(out_dir: Annotated[Path, typer.Argument(help="a folder writte
 
 
 @catalog_app.command("show")
-def catalog_show(region: Annotated[str, typer.Argument(help="region name or catalog folder")] = "karst-southwest",
+def catalog_show(region: Annotated[str | None, typer.Argument(help="region name or catalog folder "
+                                                                  "(default: models/defaults.toml)")] = None,
                  table: Annotated[str | None, typer.Option(help="options|variants|current_uses|market|rules")] = None,
                  ) -> None:
     """Print a catalog: options, variants with their figures and sources, current uses, site rules."""
     from optiland.catalog import load_catalog
+    from optiland.generate import default_region
 
     try:
+        region = region or default_region()
         path = Path(region)
         catalog = load_catalog(path if path.is_dir() else None, region=None if path.is_dir() else region)
     except OptilandError as exc:

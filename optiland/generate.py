@@ -1,9 +1,11 @@
-"""Synthetic planning instances: a jittered quadrilateral lattice of parcels with karst terrain, current land use,
-ecological protection red lines, basic farmland, townships and villages, plus the village table and a scenario file.
+"""Synthetic planning instances: a jittered quadrilateral lattice of parcels with terrain, site attributes, current
+land use, ecological protection red lines, basic farmland, townships and villages, plus the village table and a
+scenario file.
 
-Instances are synthetic: no parcel, village or figure here describes a real place. The calibration figures (parcel
-size, slope distribution, land-use shares, people per household, land per capita, incomes) and their sources are
-documented in instances/README.md.
+Nothing here belongs to a region: the distributions (parcel size, relief, the site attributes the catalog declares,
+land-use shares and scores, red line, farmland, village figures, scenario limits) are the catalog's ``[generate]``
+table, written as formulas (optiland.expressions). Instances are synthetic: no parcel, village or figure describes a
+real place; the calibration of each region's table is documented in instances/README.md.
 
 Everything is computed with numpy / scipy / shapely array functions on the lattice; the only Python loops run over
 land-use classes, townships and villages, never over parcels. One million parcels take about 12 s and 1.5 GB at
@@ -13,6 +15,7 @@ peak, writing the GeoPackage included (instances/README.md has the measurements)
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,49 +25,13 @@ import shapely
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
+from optiland._paths import models_dir
+from optiland.catalog import Catalog, load_catalog
+from optiland.errors import InputError, Issue
+from optiland.expressions import ExpressionError, evaluate
+
 M2_PER_MU = 10000.0 / 15.0  # 1 mu = 666.67 m2
-PARCEL_MU = 10.0  # mean parcel area
-CELL_M = math.sqrt(PARCEL_MU * M2_PER_MU)  # lattice spacing, about 81.65 m
-CENTRE_EASTING = 500_000.0  # EPSG:4545 (CGCS2000 / 3-degree GK CM 108E); Huanjiang is near 108E, 24.8N
-CENTRE_NORTHING = 2_745_000.0
 JITTER = 0.3  # interior vertices move up to this fraction of a cell in x and in y (< 0.5 keeps quads simple)
-
-ELEVATION_RANGE = (300.0, 1200.0)  # m
-SLOPE_MEDIAN_DEG = 17.5  # target median slope of karst hill parcels
-SLOPE_MAX_DEG = 80.0
-KARST_SHARE = 0.70
-RED_LINE_SHARE = 0.20  # of the area
-BASIC_FARMLAND_SHARE = 0.5  # of the cropland on slope < BASIC_FARMLAND_MAX_SLOPE outside the red line
-BASIC_FARMLAND_MAX_SLOPE = 15.0
-
-# Current land use (GB/T 21010 codes), target share of parcels, in allocation order (see _land_use).
-LAND_USE_SHARES = {
-    "1207": 0.09,  # bare rock and gravel (GB/T 21010-2017: 1207)
-    "0101": 0.05,  # paddy
-    "0102": 0.03,  # irrigated land
-    "0103": 0.13,  # dry cropland
-    "0201": 0.06,  # orchard
-    "0301": 0.16,  # arbor forest
-    "0401": 0.09,  # natural grassland
-    "0305": 0.22,  # shrub forest
-    "0307": 0.10,  # other forest
-    "0404": 0.07,  # other grassland (takes the remainder)
-}
-DRY_SLOPING_SHARE = 0.4  # of the dry cropland placed on 15-35 degree slopes
-CROPLAND = ("0101", "0102", "0103")
-FOREST = ("0301", "0305", "0307")
-
-# Village figures (bases in instances/README.md)
-LAND_PER_CAPITA_MU = (4.0, 8.0)
-PEOPLE_PER_HOUSEHOLD = (3.4, 4.2)  # Xiarong village: 312 people / 83 households = 3.76
-WORKING_AGE_SHARE = 0.55
-DAYS_PER_WORKER = 150.0
-NONLAND_INCOME = (2500.0, 4500.0)  # yuan per capita; see instances/README.md
-
-# Scenario figures
-INCOME_FLOOR = 4000
-TRANSFER_BUDGET_PER_MU = 40.0
-BUDGET_PER_MU = 600.0
 
 GPKG_TIMESTAMP = "2020-01-01T00:00:00.000Z"  # fixed gpkg_contents.last_change: identical arguments, identical bytes
 
@@ -116,7 +83,8 @@ def _rank01(values: np.ndarray) -> np.ndarray:
     return ranks / max(len(values) - 1, 1)
 
 
-def _lattice(n: int, rng: np.random.Generator) -> tuple[int, int, np.ndarray, np.ndarray]:
+def _lattice(n: int, rng: np.random.Generator, cell_m: float,
+             centre: tuple[float, float]) -> tuple[int, int, np.ndarray, np.ndarray]:
     """Columns, rows and the jittered vertex coordinates ((rows+1) x (cols+1)) of a lattice holding n cells.
 
     Cells are numbered row by row from the south-west corner; the last row may be partly filled (cells >= n are not
@@ -124,11 +92,11 @@ def _lattice(n: int, rng: np.random.Generator) -> tuple[int, int, np.ndarray, np
     """
     nx = math.ceil(math.sqrt(n))
     ny = math.ceil(n / nx)
-    x0 = CENTRE_EASTING - nx * CELL_M / 2
-    y0 = CENTRE_NORTHING - ny * CELL_M / 2
-    vx = x0 + np.arange(nx + 1, dtype=float)[None, :] * CELL_M + np.zeros((ny + 1, 1))
-    vy = y0 + np.arange(ny + 1, dtype=float)[:, None] * CELL_M + np.zeros((1, nx + 1))
-    jitter = rng.uniform(-JITTER, JITTER, size=(2, ny + 1, nx + 1)) * CELL_M
+    x0 = centre[0] - nx * cell_m / 2
+    y0 = centre[1] - ny * cell_m / 2
+    vx = x0 + np.arange(nx + 1, dtype=float)[None, :] * cell_m + np.zeros((ny + 1, 1))
+    vy = y0 + np.arange(ny + 1, dtype=float)[:, None] * cell_m + np.zeros((1, nx + 1))
+    jitter = rng.uniform(-JITTER, JITTER, size=(2, ny + 1, nx + 1)) * cell_m
     jitter[:, [0, -1], :] = 0.0
     jitter[:, :, [0, -1]] = 0.0
     vx = np.round(vx + jitter[0], 2)  # centimetres: neighbours read the same vertex, so shared edges stay exact
@@ -136,29 +104,32 @@ def _lattice(n: int, rng: np.random.Generator) -> tuple[int, int, np.ndarray, np
     return nx, ny, vx, vy
 
 
-def _terrain(rng: np.random.Generator, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:
-    """Elevation (m) and slope (degrees) of every cell.
+def _terrain(rng: np.random.Generator, ny: int, nx: int, cell_m: float,
+             terrain: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Elevation (m) and slope (degrees) of every cell, from the catalog's ``[generate.terrain]``.
 
-    Karst peak-cluster relief: a few noise octaves (sigma 1.5-12 cells, about 120 m-1 km) pass through a logistic
-    curve, which gives flat-floored depressions and steep cone flanks (a heavy upper tail of slopes), scaled so the
-    median slope is SLOPE_MEDIAN_DEG; a regional trend (sigma 100 cells) fills the rest of the 300-1,200 m range.
-    Slope is the gradient of the bilinear surface through each cell's four corners, at the cell centre.
+    Noise octaves ([sigma in cells, weight]) pass through a logistic curve (steepness, midpoint, plus a linear share),
+    which gives flat floors and steep flanks, scaled so the median slope is ``slope_median_deg``; a regional trend
+    (``regional_sigma``) fills the rest of ``elevation_range``. Slope is the gradient of the bilinear surface through
+    each cell's four corners, at the cell centre.
     """
     shape = (ny + 1, nx + 1)
-    octaves = [(1.5, 0.15), (3.0, 0.45), (6.0, 0.30), (12.0, 0.10)]
+    octaves = [(float(sigma), float(weight)) for sigma, weight in terrain["octaves"]]
     h = _standardise(sum(weight * _noise(rng, shape, sigma) for sigma, weight in octaves))
-    regional = _noise(rng, shape, 100.0)
+    regional = _noise(rng, shape, float(terrain["regional_sigma"]))
 
     def gradient(z: np.ndarray) -> np.ndarray:
-        gx = ((z[:-1, 1:] - z[:-1, :-1]) + (z[1:, 1:] - z[1:, :-1])) / (2 * CELL_M)
-        gy = ((z[1:, :-1] - z[:-1, :-1]) + (z[1:, 1:] - z[:-1, 1:])) / (2 * CELL_M)
+        gx = ((z[:-1, 1:] - z[:-1, :-1]) + (z[1:, 1:] - z[1:, :-1])) / (2 * cell_m)
+        gy = ((z[1:, :-1] - z[:-1, :-1]) + (z[1:, 1:] - z[:-1, 1:])) / (2 * cell_m)
         return np.hypot(gx, gy)
 
-    cones = 1.0 / (1.0 + np.exp(-2.5 * (h - 0.3))) + 0.1 * h
-    scale = math.tan(math.radians(SLOPE_MEDIAN_DEG)) / max(float(np.median(gradient(cones))), 1e-12)
+    steepness, midpoint = float(terrain["logistic_steepness"]), float(terrain["logistic_midpoint"])
+    cones = 1.0 / (1.0 + np.exp(-steepness * (h - midpoint))) + float(terrain["linear_share"]) * h
+    scale = (math.tan(math.radians(float(terrain["slope_median_deg"])))
+             / max(float(np.median(gradient(cones))), 1e-12))
     local = scale * cones
     local -= local.min()
-    low, high = ELEVATION_RANGE
+    low, high = (float(v) for v in terrain["elevation_range"])
     spare = max(high - low - float(local.max()), 0.0)
     spread = float(regional.max() - regional.min())
     trend = (regional - regional.min()) / (spread if spread > 0 else 1.0) * 0.9 * spare
@@ -166,7 +137,7 @@ def _terrain(rng: np.random.Generator, ny: int, nx: int) -> tuple[np.ndarray, np
     slope = np.degrees(np.arctan(gradient(vertex_elevation)))
     elevation = (vertex_elevation[:-1, :-1] + vertex_elevation[:-1, 1:] + vertex_elevation[1:, :-1]
                  + vertex_elevation[1:, 1:]) / 4
-    return elevation, np.clip(slope, 0.0, SLOPE_MAX_DEG)
+    return elevation, np.clip(slope, 0.0, float(terrain["slope_max_deg"]))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -183,36 +154,9 @@ def _take_top(score: np.ndarray, free: np.ndarray, count: int) -> np.ndarray:
     return candidates[order[:count]]
 
 
-def _land_use(cells: dict[str, np.ndarray], patches) -> np.ndarray:
-    """Current land use by ranked suitability: each step in turn gives its code to the free parcels that suit it best.
-
-    Scores combine slope, bedrock exposure, soil depth and elevation rank with a patchy noise field (sigma 2 cells)
-    per step, so uses come in patches; the counts follow LAND_USE_SHARES exactly. Dry cropland is placed in two
-    steps: DRY_SLOPING_SHARE of it on 15-35 degree slopes (sloping farmland, where the 25-degree rule bites), the rest
-    on gentle ground.
-    """
-    slope = cells["slope"]
-    exposure = cells["exposure"]
-    soil = cells["soil"]
-    high = cells["elevation_rank"]
-    karst = cells["karst"]
-    n = len(slope)
-    dry = LAND_USE_SHARES["0103"]
-    steps = [
-        ("1207", LAND_USE_SHARES["1207"], exposure + 6.0 * patches()),
-        ("0101", LAND_USE_SHARES["0101"], -slope / 2.0 - 4.0 * high + soil / 25.0 - 0.5 * karst + patches()),
-        ("0102", LAND_USE_SHARES["0102"], -slope / 3.0 - 2.5 * high + soil / 30.0 + patches()),
-        ("0103", dry * DRY_SLOPING_SHARE, -np.abs(slope - 25.0) / 5.0 - exposure / 60.0 + 1.2 * patches()),
-        ("0103", dry * (1 - DRY_SLOPING_SHARE), -np.abs(slope - 10.0) / 6.0 + soil / 60.0 - exposure / 40.0
-         + 1.2 * patches()),
-        ("0201", LAND_USE_SHARES["0201"], -np.abs(slope - 16.0) / 6.0 - exposure / 25.0 + soil / 50.0
-         + 1.5 * patches()),
-        ("0301", LAND_USE_SHARES["0301"], 5.0 * high + soil / 30.0 - exposure / 30.0 + patches()),
-        ("0401", LAND_USE_SHARES["0401"], exposure / 15.0 + slope / 20.0 - soil / 40.0 + patches()),
-        ("0305", LAND_USE_SHARES["0305"], slope / 8.0 + exposure / 25.0 + patches()),
-        ("0307", LAND_USE_SHARES["0307"], slope / 10.0 + soil / 40.0 + patches()),
-    ]
-    remainder = "0404"
+def _land_use(steps: list[tuple[str, float, np.ndarray]], remainder: str, n: int) -> np.ndarray:
+    """Current land use by ranked suitability: each (code, share, score) step in turn gives its code to the free
+    parcels with the highest score; counts follow the shares exactly; the rest takes `remainder`."""
     land_use = np.full(n, remainder, dtype=object)
     free = np.ones(n, dtype=bool)
     done = 0.0
@@ -332,45 +276,105 @@ def _round_sig(value: float, digits: int = 3) -> int:
     return int(round(value / magnitude) * magnitude)
 
 
-def build_instance(n_parcels: int, n_townships: int, n_villages: int, seed: int,
-                   crs: str = "EPSG:4545") -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict[str, float]]:
-    """The parcels (GeoDataFrame), the village table and the scenario constraints, without writing anything."""
+def default_region() -> str:
+    """The region `optiland generate` uses without --region (models/defaults.toml, so no module names one)."""
+    path = models_dir() / "defaults.toml"
+    if not path.is_file():
+        raise InputError([Issue("no default region: pass a region", file=str(path))])
+    return str(tomllib.loads(path.read_text(encoding="utf-8"))["default_region"])
+
+
+class _Draws:
+    """The random functions formulas call, in the order they are written (one generator, one lattice)."""
+
+    def __init__(self, rng: np.random.Generator, ny: int, nx: int, n: int, valid: np.ndarray) -> None:
+        self.rng, self.ny, self.nx, self.n, self.valid = rng, ny, nx, n, valid
+
+    def flat(self, grid: np.ndarray) -> np.ndarray:
+        return grid.ravel()[:self.n]
+
+    def grid(self, values: np.ndarray) -> np.ndarray:
+        grid = np.zeros(self.ny * self.nx)
+        grid[:self.n] = values
+        return grid.reshape(self.ny, self.nx)
+
+    def noise(self, sigma: float) -> np.ndarray:
+        return self.flat(_noise(self.rng, (self.ny, self.nx), float(sigma)))
+
+    def white(self) -> np.ndarray:
+        return self.rng.standard_normal(self.n)
+
+    def patches(self) -> np.ndarray:
+        return self.noise(2.0) + 0.3 * self.rng.standard_normal(self.n)
+
+    def smooth_std(self, values: np.ndarray, sigma: float) -> np.ndarray:
+        return self.flat(_standardise(_smooth(self.grid(np.asarray(values, dtype=float)), self.valid, float(sigma))))
+
+    def functions(self) -> dict:
+        return {"noise": self.noise, "white": self.white, "patches": self.patches, "smooth_std": self.smooth_std,
+                "quantile": np.quantile, "where": np.where, "clip": np.clip, "exp": np.exp, "abs": np.abs,
+                "maximum": np.maximum, "minimum": np.minimum, "isin": lambda values, *codes: np.isin(values, codes)}
+
+
+def _spec(catalog: Catalog, key: str) -> dict:
+    """A required ``[generate]`` entry (dotted key), or an error naming the catalog and the key."""
+    value: object = catalog.generate
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise InputError([Issue("missing entry: the catalog cannot generate instances without it",
+                                    file=str(catalog.path / "catalog.toml"), column=f"generate.{key}")])
+        value = value[part]
+    return value  # type: ignore[return-value]
+
+
+def build_instance(n_parcels: int, n_townships: int, n_villages: int, seed: int, crs: str | None = None,
+                   region: str | Catalog | None = None) -> tuple[gpd.GeoDataFrame, pd.DataFrame, dict[str, float]]:
+    """The parcels (GeoDataFrame), the village table and the scenario constraints, without writing anything.
+
+    The region's catalog (a name, a loaded catalog, or models/defaults.toml's default) gives every distribution
+    through its ``[generate]`` table; `crs` defaults to the table's.
+    """
     if n_townships < 1 or n_villages < n_townships:
         raise ValueError("need at least one township and at least one village per township")
     if n_parcels < max(16, 4 * n_villages):
         raise ValueError(f"need at least max(16, 4 x villages) = {max(16, 4 * n_villages)} parcels")
+    catalog = region if isinstance(region, Catalog) else load_catalog(region=region or default_region())
+    file = str(catalog.path / "catalog.toml")
+    crs = crs or str(_spec(catalog, "crs"))
+    cell_m = math.sqrt(float(_spec(catalog, "parcel_mu")) * M2_PER_MU)
+    centre = tuple(float(v) for v in _spec(catalog, "centre"))
     rng = np.random.default_rng(seed)
     n = n_parcels
 
-    nx, ny, vx, vy = _lattice(n, rng)
+    nx, ny, vx, vy = _lattice(n, rng, cell_m, centre)  # type: ignore[arg-type]
     valid = (np.arange(ny * nx) < n).reshape(ny, nx)
-    elevation, slope = _terrain(rng, ny, nx)
+    elevation, slope = _terrain(rng, ny, nx, cell_m, _spec(catalog, "terrain"))
+    draws = _Draws(rng, ny, nx, n, valid)
+    functions = draws.functions()
+    s = draws.flat(slope)
+    names: dict[str, object] = {"slope": s, "elevation_rank": _rank01(draws.flat(elevation))}
 
-    def flat(grid: np.ndarray) -> np.ndarray:
-        return grid.ravel()[:n]
+    def run(formula: object, where: str) -> np.ndarray:
+        try:
+            return np.asarray(evaluate(str(formula), names, functions, f"{file}: generate.{where}"))
+        except ExpressionError as exc:
+            raise InputError([Issue(str(exc), file=file, column=f"generate.{where}", value=formula)]) from None
 
-    # karst: a smooth field (sigma 20 cells, about 1.6 km) above its 30th percentile
-    karst_field = _noise(rng, (ny, nx), 20.0)
-    karst = flat(karst_field > np.quantile(flat(karst_field), 1.0 - KARST_SHARE))
-    s = flat(slope)
-    e_noise = flat(_noise(rng, (ny, nx), 2.0))
-    white = rng.standard_normal((2, n))
-    exposure = np.where(karst, 15.0 + 1.2 * s + 16.0 * e_noise + 6.0 * white[0],
-                        1.0 + 0.25 * s + 4.0 * e_noise + 3.0 * white[0])
-    exposure = np.clip(exposure, 0.0, 100.0)
-    soil = (100.0 * (1.0 - exposure / 100.0) ** 1.5 * (1.0 - s / 110.0) * np.where(karst, 0.8, 1.0)
-            * np.exp(0.2 * flat(_noise(rng, (ny, nx), 2.0)) + 0.1 * white[1]))
-    soil = np.clip(soil, 5.0, 100.0)
-    elev = flat(elevation)
+    for position, draw in enumerate(_spec(catalog, "draws")):
+        names[draw["name"]] = run(draw["formula"], f"draws[{position}] ({draw['name']})")
 
-    def patches() -> np.ndarray:
-        return flat(_noise(rng, (ny, nx), 2.0)) + 0.3 * rng.standard_normal(n)
-
-    cells = {"slope": s, "exposure": exposure, "soil": soil, "elevation_rank": _rank01(elev),
-             "karst": karst.astype(float)}
-    land_use = _land_use(cells, patches)
-    forest = np.isin(land_use, FOREST)
-    cropland = np.isin(land_use, CROPLAND)
+    steps = []
+    for position, step in enumerate(_spec(catalog, "land_use")):
+        where = f"land_use[{position}] ({step['code']})"
+        steps.append((str(step["code"]), float(run(step["share"], where)), run(step["score"], where)))
+    land_use = _land_use(steps, str(_spec(catalog, "land_use_remainder.code")), n)
+    unknown = sorted(set(land_use) - set(catalog.current_uses.index))
+    if unknown:
+        raise InputError([Issue(f"land-use code not in current_uses.csv: {', '.join(unknown)}", file=file,
+                                column="generate.land_use")])
+    forest = np.isin(land_use, catalog.current_uses.index[catalog.current_uses["forest_type"]])
+    cropland = np.isin(land_use, catalog.current_uses.index[catalog.current_uses["cropland"]])
+    names.update(land_use=land_use, forest=forest, cropland=cropland)
 
     # geometry and areas
     i, j = np.divmod(np.arange(n), nx)
@@ -381,31 +385,26 @@ def build_instance(n_parcels: int, n_townships: int, n_villages: int, seed: int,
         raise RuntimeError("generated an invalid parcel")
     area_mu = shapely.area(geometry) / M2_PER_MU
 
-    # ecological protection red line: contiguous zones on high, steep, forested ground, RED_LINE_SHARE of the area
-    def grid_of(values: np.ndarray) -> np.ndarray:
-        grid = np.zeros(ny * nx)
-        grid[:n] = values
-        return grid.reshape(ny, nx)
-
-    red_field = (_noise(rng, (ny, nx), 8.0)
-                 + 0.8 * _standardise(_smooth(grid_of(_rank01(elev)), valid, 4.0))
-                 + 0.6 * _standardise(_smooth(grid_of(s), valid, 4.0))
-                 + 0.8 * _standardise(_smooth(grid_of(forest.astype(float)), valid, 3.0)))
-    red_score = flat(red_field)
+    # ecological protection red line: the highest-scoring parcels up to its share of the area
+    red_score = run(_spec(catalog, "red_line.score"), "red_line.score")
     order = np.argsort(-red_score, kind="stable")
-    within = np.cumsum(area_mu[order]) <= RED_LINE_SHARE * area_mu.sum()
+    within = np.cumsum(area_mu[order]) <= float(_spec(catalog, "red_line.share")) * area_mu.sum()
     red_line = np.zeros(n, dtype=bool)
     red_line[order[within]] = True
 
-    # permanent basic farmland: about half of the gentle cropland outside the red line, in blocks
-    eligible = cropland & (s < BASIC_FARMLAND_MAX_SLOPE) & ~red_line
-    farm_score = flat(_noise(rng, (ny, nx), 4.0)) - s / 10.0 + 0.5 * (land_use == "0101")
+    # permanent basic farmland: a share of the gentle cropland outside the red line, the highest scores first
+    farmland = _spec(catalog, "basic_farmland")
+    eligible = cropland & (s < float(farmland["max_slope_deg"])) & ~red_line
+    farm_score = run(farmland["score"], "basic_farmland.score")
     basic_farmland = np.zeros(n, dtype=bool)
-    basic_farmland[_take_top(farm_score, eligible, round(BASIC_FARMLAND_SHARE * eligible.sum()))] = True
+    basic_farmland[_take_top(farm_score, eligible, round(float(farmland["share"]) * eligible.sum()))] = True
+    names.update(red_line=red_line, basic_farmland=basic_farmland)
+    for position, draw in enumerate(catalog.generate.get("zones", [])):  # attributes drawn after land use
+        names[draw["name"]] = run(draw["formula"], f"zones[{position}] ({draw['name']})")
 
     # townships and villages
     _, village_grid, village_township = _regions(rng, ny, nx, valid, n_townships, n_villages)
-    village_index = flat(village_grid)
+    village_index = draws.flat(village_grid)
     total_villages = len(village_township)
     township_ids = _label("T", village_township, n_townships)
     starts = np.searchsorted(village_township, np.arange(n_townships))
@@ -416,17 +415,16 @@ def build_instance(n_parcels: int, n_townships: int, n_villages: int, seed: int,
 
     village_area = np.bincount(village_index, weights=area_mu, minlength=total_villages)
     village_crop = np.bincount(village_index, weights=area_mu * cropland, minlength=total_villages)
-    crop_share = village_crop / np.maximum(village_area, 1e-9)
-    low, high = LAND_PER_CAPITA_MU
-    # more cropland, denser settlement: land per capita falls with the village's cropland share, with noise
-    land_per_capita = np.clip(6.0 * (LAND_USE_SHARES["0101"] + LAND_USE_SHARES["0102"] + LAND_USE_SHARES["0103"])
-                              ** 0.4 / np.maximum(crop_share, 0.02) ** 0.4
-                              * np.exp(rng.normal(0.0, 0.12, total_villages)), low, high)
+    spec = _spec(catalog, "villages")
+    names["crop_share"] = village_crop / np.maximum(village_area, 1e-9)
+    functions["normal"] = lambda mean, sd: rng.normal(mean, sd, total_villages)
+    low, high = (float(v) for v in spec["land_per_capita_range"])
+    land_per_capita = np.clip(run(spec["land_per_capita"], "villages.land_per_capita"), low, high)
     population = np.maximum(np.round(village_area / land_per_capita), 1).astype(np.int64)
-    households = np.maximum(np.round(population / rng.uniform(*PEOPLE_PER_HOUSEHOLD, total_villages)),
+    households = np.maximum(np.round(population / rng.uniform(*spec["people_per_household"], total_villages)),
                             1).astype(np.int64)
-    labour_days = np.round(WORKING_AGE_SHARE * population * DAYS_PER_WORKER, 1)
-    nonland = np.round(rng.uniform(*NONLAND_INCOME, total_villages), -1)
+    labour_days = np.round(float(spec["working_age_share"]) * population * float(spec["days_per_worker"]), 1)
+    nonland = np.round(rng.uniform(*spec["nonland_income"], total_villages), -1)
     villages = pd.DataFrame({
         "village": village_ids.astype(str),
         "township": township_ids.astype(str),
@@ -437,31 +435,39 @@ def build_instance(n_parcels: int, n_townships: int, n_villages: int, seed: int,
     })
 
     width = max(7, len(str(n)))
-    parcels = gpd.GeoDataFrame({
+    columns: dict[str, object] = {
         "parcel_id": np.char.add("P", np.char.zfill(np.arange(1, n + 1).astype(str), width)).astype(str),
         "village": village_ids[village_index].astype(str),
         "land_use": land_use,
         "slope_deg": np.round(s, 1),
-        "bedrock_exposure": np.round(exposure, 1),
-        "soil_depth_cm": np.round(soil, 1),
-        "karst": karst,
-        "red_line": red_line,
-        "basic_farmland": basic_farmland,
-    }, geometry=geometry, crs=crs)
+    }
+    for name, attribute in catalog.site_attributes.items():
+        if name in names:
+            value = np.broadcast_to(np.asarray(names[name]), (n,))
+        elif "default" in attribute:
+            value = np.full(n, attribute["default"])
+        else:
+            raise InputError([Issue(f"site attribute {name!r} has neither a draw nor a default", file=file,
+                                    column="generate.draws")])
+        columns[name] = value.astype(bool) if attribute.get("type") == "bool" else np.round(value.astype(float), 1)
+    columns.update(red_line=red_line, basic_farmland=basic_farmland)
+    parcels = gpd.GeoDataFrame(columns, geometry=geometry, crs=crs)
 
     total_mu = float(area_mu.sum())
     forest_share = float(area_mu[forest].sum()) / total_mu
+    scenario = _spec(catalog, "scenario")
     constraints = {
-        "income_floor": INCOME_FLOOR,
-        "transfer_budget": _round_sig(TRANSFER_BUDGET_PER_MU * total_mu),
-        "budget": _round_sig(BUDGET_PER_MU * total_mu),
-        "diversity_cap": 0.4,
+        "region": catalog.name,
+        "income_floor": scenario["income_floor"],
+        "transfer_budget": _round_sig(float(scenario["transfer_budget_per_mu"]) * total_mu),
+        "budget": _round_sig(float(scenario["budget_per_mu"]) * total_mu),
+        "diversity_cap": scenario["diversity_cap"],
         "forest_cover_min": math.floor(forest_share * 20.0) / 20.0,
     }
     return parcels, villages, constraints
 
 
-def _scenario_text(constraints: dict[str, float]) -> str:
+def _scenario_text(constraints: dict) -> str:
     return f"""[parcels]
 path = "parcels.gpkg"
 layer = "parcels"
@@ -471,7 +477,7 @@ id_column = "parcel_id"
 path = "villages.csv"
 
 [catalog]
-region = "karst-southwest"
+region = "{constraints["region"]}"
 
 [objective]
 maximise = "ecosystem_services"
@@ -507,17 +513,19 @@ def _write_parcels(parcels: gpd.GeoDataFrame, path: Path) -> None:
 
 
 def generate_instance(n_parcels: int, n_townships: int, n_villages: int, seed: int, out_dir: Path, *,
-                      crs: str = "EPSG:4545") -> Path:
+                      crs: str | None = None, region: str | None = None) -> Path:
     """Write a synthetic instance (parcels.gpkg, villages.csv, scenario.toml) into `out_dir`; return the scenario.
 
     `out_dir` is created; it must not exist or be empty. The same arguments give byte-identical files
     (numpy.random.default_rng(seed); the GeoPackage's timestamp is pinned to GPKG_TIMESTAMP). Coordinates are metres
-    around easting 500,000 / northing 2,745,000; `crs` only labels them, so it should be a projected CRS in metres.
+    around the catalog's ``[generate] centre``; `crs` (default the catalog's) only labels them, so it should be a
+    projected CRS in metres. `region` names the catalog (default: models/defaults.toml).
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise FileExistsError(f"{out_dir} exists and is not an empty folder")
-    parcels, villages, constraints = build_instance(n_parcels, n_townships, n_villages, seed, crs=crs)
+    parcels, villages, constraints = build_instance(n_parcels, n_townships, n_villages, seed, crs=crs,
+                                                    region=region)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_parcels(parcels, out_dir / "parcels.gpkg")
     villages.to_csv(out_dir / "villages.csv", index=False, float_format="%.1f", lineterminator="\n")
