@@ -240,6 +240,7 @@ def repair_bounds(lp: MatrixLP, x_lp: np.ndarray, reduced_cost: np.ndarray | Non
     row_of = np.repeat(np.arange(len(rows)), np.diff(csr.indptr))
     free = np.zeros(len(rows), dtype=bool)
     np.logical_or.at(free, row_of, fractional[csr.indices])
+    free |= _rows_beside_fractional_integers(lp, x_lp, csr, row_of, len(rows), tol)
     if reduced_cost is not None and n_free > 0:
         unchosen = x_lp[csr.indices] < tol
         regret = np.full(len(rows), np.inf)
@@ -252,6 +253,33 @@ def repair_bounds(lp: MatrixLP, x_lp: np.ndarray, reduced_cost: np.ndarray | Non
     lower[cols] = values
     upper[cols] = values
     return lower, upper, int(free.sum())
+
+
+LOCAL_ROW_BINARIES = 5_000
+"""A row with at most this many binaries is local (a village's or township's); larger ones (county budgets) are
+not used to decide which parcels the repair frees."""
+
+
+def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, partition: sp.csr_matrix, row_of: np.ndarray,
+                                     n_partition: int, tol: float) -> np.ndarray:
+    """One-choice rows to free because a general integer (a village's herd or ranger posts) is fractional in the LP:
+    rounding it changes what its local rows (carrying capacity, income floor, labour) need from the parcels in them,
+    so those parcels must be free to move (otherwise the repair MIP is often infeasible)."""
+    free = np.zeros(n_partition, dtype=bool)
+    binary = lp.integer & (lp.col_lower == 0) & (lp.col_upper == 1)
+    general = lp.integer & ~binary
+    value = x_lp[general]
+    fractional = np.flatnonzero(general)[np.abs(value - np.rint(value)) > tol]
+    if not len(fractional):
+        return free
+    touched = np.unique(lp.A.tocsc()[:, fractional].indices)
+    local = lp.A.tocsr()[touched]
+    per_row = np.add.reduceat(binary[local.indices].astype(np.int64), local.indptr[:-1]) * (np.diff(local.indptr) > 0)
+    local = local[np.flatnonzero(per_row <= LOCAL_ROW_BINARIES)]
+    columns = np.zeros(len(lp.c), dtype=bool)
+    columns[local.indices] = True
+    np.logical_or.at(free, row_of, columns[partition.indices])
+    return free
 
 
 def _solve_fixed(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: SolverOptions, seconds: float,
