@@ -8,6 +8,9 @@ INSTANCE_DIR is a folder written by `optiland generate`. Its parcels get options
 option at random), and are written as a plan folder (plan.gpkg, run.json). Each plan is then zoned in its own process,
 so that `peak_mb` (peak resident memory) is its own: `read_s`, `rules_s`, `adjacency_s`, `merge_s`, `dissolve_s`,
 `statistics_s`, `write_s` (zones.gpkg), `map_s` (zones.png) and `total_s` (wall clock of optiland.zoning.zone).
+With `--db postgresql://...` a second process writes the plan's parcels to a PostGIS table (`db_write_parcels_s`),
+reads them back with their SRID (`db_read_parcels_s`), zones the plan and writes the zone tables in one transaction
+(`db_write_zones_s`), with its own `db_peak_mb`; the tables (zoning_bench_*) are dropped afterwards.
 The CSV keeps rows of other sizes and replaces those of the sizes run.
 """
 
@@ -30,7 +33,9 @@ from optiland.zoning import synthetic_plan
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ["parcels", "townships", "patches", "merge_rounds", "parcels_merged", "patches_below_mmu", "mmu_mu",
           "read_s", "rules_s", "adjacency_s", "merge_s", "dissolve_s", "statistics_s", "write_s", "map_s", "total_s",
-          "peak_mb", "instance", "when", "host"]
+          "peak_mb", "db_write_parcels_s", "db_read_parcels_s", "db_write_zones_s", "db_peak_mb", "instance", "when",
+          "host"]
+DB_PREFIX = "zoning_bench_"
 
 
 def child(plan: str, out: str, mmu: float) -> None:
@@ -46,15 +51,46 @@ def child(plan: str, out: str, mmu: float) -> None:
     print(json.dumps(record))
 
 
+def db_child(plan: str, out: str, mmu: float, db: str) -> None:
+    """PostGIS round trip of one plan in this process: parcels written and read back, zone tables written."""
+    import psycopg
+    import pyogrio
+
+    from optiland.postgis import read_parcel_table, write_tables
+    from optiland.zoning import zone
+
+    parcels = pyogrio.read_dataframe(Path(plan) / "plan.gpkg", layer="parcels", use_arrow=True)
+    start = time.perf_counter()
+    write_tables(db, {f"{DB_PREFIX}parcels": parcels})
+    record = {"db_write_parcels_s": time.perf_counter() - start}
+    start = time.perf_counter()
+    back = read_parcel_table(db, f"{DB_PREFIX}parcels")
+    record["db_read_parcels_s"] = time.perf_counter() - start
+    assert len(back) == len(parcels)
+    del back, parcels
+    zoning = zone(plan, None, mmu_mu=mmu, db=db, prefix=DB_PREFIX)
+    record["db_write_zones_s"] = zoning.record["times"]["database"]
+    record["db_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with psycopg.connect(db) as conn:
+        for table in ("parcels", "zones", "zone_stats", "parcel_zones"):
+            conn.execute(f'DROP TABLE IF EXISTS "{DB_PREFIX}{table}"')
+    print(json.dumps(record))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("instances", nargs="*", type=Path)
     parser.add_argument("--mmu", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "zoning.csv")
+    parser.add_argument("--db", help="also time a PostGIS round trip in this database (postgresql://...)")
     parser.add_argument("--child", nargs=3, metavar=("PLAN", "OUT", "MMU"), help=argparse.SUPPRESS)
+    parser.add_argument("--db-child", nargs=4, metavar=("PLAN", "OUT", "MMU", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], args.child[1], float(args.child[2]))
+        return
+    if args.db_child:
+        db_child(args.db_child[0], args.db_child[1], float(args.db_child[2]), args.db_child[3])
         return
     rows = []
     for instance in args.instances:
@@ -63,6 +99,11 @@ def main() -> None:
             synthetic_plan(instance, plan)
             done = subprocess.run([sys.executable, __file__, "--child", str(plan), str(Path(scratch) / "zones"),
                                    str(args.mmu)], check=True, capture_output=True, text=True)
+            database = {}
+            if args.db:
+                db_done = subprocess.run([sys.executable, __file__, "--db-child", str(plan), "-", str(args.mmu),
+                                          args.db], check=True, capture_output=True, text=True)
+                database = json.loads(db_done.stdout.strip().splitlines()[-1])
         record = json.loads(done.stdout.strip().splitlines()[-1])
         times = record["times"]
         row = {"parcels": record["parcels"], "townships": record["townships"], "patches": record["patches"],
@@ -71,6 +112,7 @@ def main() -> None:
                **{f"{k}_s": round(times.get(k, float("nan")), 2) for k in
                   ("read", "rules", "adjacency", "merge", "dissolve", "statistics", "write", "map")},
                "total_s": round(record["total_s"], 2), "peak_mb": round(record["peak_mb"]),
+               **{k: round(v, 2) if k.endswith("_s") else round(v) for k, v in database.items()},
                "instance": str(instance), "when": datetime.now(UTC).isoformat(timespec="seconds"),
                "host": f"{platform.node()} {platform.machine()}"}
         print(row, flush=True)
