@@ -170,3 +170,19 @@ def test_parcel_no_rule_matches_is_named(tmp_path: Path) -> None:
     table[table["rule"] != "kept_cropland"].to_csv(rules / "zone_rules.csv", index=False)
     with pytest.raises(InputError, match=r"P2.*option|no zoning rule matches"):
         zone_parcels(_hand_layer(), load_zone_rules(rules), mmu_mu=1.0)
+
+
+def test_zones_a_solved_plan(tmp_path: Path) -> None:
+    generate_instance(150, 2, 4, 5, tmp_path / "instance")
+    solved = CliRunner().invoke(app, ["solve", str(tmp_path / "instance" / "scenario.toml"), "--out",
+                                      str(tmp_path / "plan"), "--gap", "0.01"])
+    assert solved.exit_code == 0, solved.output
+    result = CliRunner().invoke(app, ["zone", str(tmp_path / "plan"), "--out", str(tmp_path / "zones")])
+    assert result.exit_code == 0, result.output
+    plan = pyogrio.read_dataframe(tmp_path / "plan" / "plan.gpkg")
+    parcel_zones = pyogrio.read_dataframe(tmp_path / "zones" / "zones.gpkg", layer="parcel_zones")
+    assert len(parcel_zones) == len(plan) and (parcel_zones["option"].to_numpy() == plan["option"].to_numpy()).all()
+    closure = (plan["option"] == "closure").to_numpy() & ~parcel_zones["merged"].to_numpy(dtype=bool)
+    assert (parcel_zones["zone"][closure] == "ecological_protection").all()
+    zones = pyogrio.read_dataframe(tmp_path / "zones" / "zones.gpkg", layer="zones")
+    assert zones["area_mu"].sum() == pytest.approx(plan["area_mu"].sum(), rel=1e-4)
