@@ -361,7 +361,7 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
     h = _highs(lp, options, left())
     bound_lp = None
     incumbent: tuple[float, np.ndarray] | None = None
-    if is_mip and options.strategy == "auto":
+    if is_mip and options.strategy == "auto" and len(partition_rows(lp)):  # no parcels: nothing to repair
         relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
         r = _highs(relaxed, options, left())
         set_lp_method(r, relaxed, options)
