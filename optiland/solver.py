@@ -262,22 +262,28 @@ not used to decide which parcels the repair frees."""
 
 def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, partition: sp.csr_matrix, row_of: np.ndarray,
                                      n_partition: int, tol: float) -> np.ndarray:
-    """One-choice rows to free because a general integer (a village's herd or ranger posts) is fractional in the LP:
-    rounding it changes what its local rows (carrying capacity, income floor, labour) need from the parcels in them,
-    so those parcels must be free to move (otherwise the repair MIP is often infeasible)."""
+    """One-choice rows to free because rounding the general integers (a village's herd, ranger posts) breaks a local
+    row: with every fractional integer rounded down, the rows whose activity leaves their bounds (typically the
+    village's income floor) need their parcels free to move; otherwise the repair MIP is infeasible."""
     free = np.zeros(n_partition, dtype=bool)
     binary = lp.integer & (lp.col_lower == 0) & (lp.col_upper == 1)
     general = lp.integer & ~binary
-    value = x_lp[general]
-    fractional = np.flatnonzero(general)[np.abs(value - np.rint(value)) > tol]
-    if not len(fractional):
+    rounded = x_lp.copy()
+    rounded[general] = np.floor(x_lp[general] + tol)
+    changed = np.flatnonzero(general & (np.abs(rounded - x_lp) > tol))
+    if not len(changed):
         return free
-    touched = np.unique(lp.A.tocsc()[:, fractional].indices)
-    local = lp.A.tocsr()[touched]
+    touched = np.unique(lp.A.tocsc()[:, changed].indices)
+    activity = lp.A.tocsr()[touched] @ rounded
+    scale = 1e-9 * np.maximum(1.0, np.abs(activity))
+    broken = touched[(activity < lp.row_lower[touched] - scale) | (activity > lp.row_upper[touched] + scale)]
+    if not len(broken):
+        return free
+    local = lp.A.tocsr()[broken]
     per_row = np.add.reduceat(binary[local.indices].astype(np.int64), local.indptr[:-1]) * (np.diff(local.indptr) > 0)
     local = local[np.flatnonzero(per_row <= LOCAL_ROW_BINARIES)]
     columns = np.zeros(len(lp.c), dtype=bool)
-    columns[local.indices] = True
+    columns[local.indices[binary[local.indices]]] = True
     np.logical_or.at(free, row_of, columns[partition.indices])
     return free
 
