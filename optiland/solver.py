@@ -255,9 +255,9 @@ def repair_bounds(lp: MatrixLP, x_lp: np.ndarray, reduced_cost: np.ndarray | Non
     return lower, upper, int(free.sum())
 
 
-LOCAL_ROW_BINARIES = 5_000
-"""A row with at most this many binaries is local (a village's or township's); larger ones (county budgets) are
-not used to decide which parcels the repair frees."""
+LOCAL_ROW_BINARIES = 50_000
+"""A row with at most this many binaries is local (a village's: ~250 parcels of ~33 variants each in the generated
+instances); larger ones (county budgets) are not used to decide which parcels the repair frees."""
 
 
 def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, partition: sp.csr_matrix, row_of: np.ndarray,
