@@ -515,7 +515,8 @@ def zone_map(zoning: Zoning, rules: ZoneRules, path: Path, lang: str = "en") -> 
         if len(small):
             small.plot(ax=ax, facecolor="none", edgecolor="black", hatch="////", linewidth=0.3)
             handles.append(Patch(facecolor="white", edgecolor="black", hatch="////",
-                                 label=f"< {zoning.record['mmu_mu']:g} mu (kept, flagged)"))
+                                 label=f"< {zoning.record['mmu_mu']:g} mu (kept, flagged)" if lang != "zh"
+                                 else f"小于 {zoning.record['mmu_mu']:g} 亩（保留并标注）"))
         ax.set_aspect("equal")
         ax.set_axis_off()
         ax.set_title(f"Ecological-space zones ({len(zones):,} patches)" if lang != "zh"
