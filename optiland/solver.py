@@ -240,11 +240,13 @@ def repair_bounds(lp: MatrixLP, x_lp: np.ndarray, reduced_cost: np.ndarray | Non
     row_of = np.repeat(np.arange(len(rows)), np.diff(csr.indptr))
     free = np.zeros(len(rows), dtype=bool)
     np.logical_or.at(free, row_of, fractional[csr.indices])
-    free |= _rows_beside_fractional_integers(lp, x_lp, csr, row_of, len(rows), tol)
-    if reduced_cost is not None and n_free > 0:
+    regret = np.zeros(len(rows))
+    if reduced_cost is not None:
         unchosen = x_lp[csr.indices] < tol
         regret = np.full(len(rows), np.inf)
         np.minimum.at(regret, row_of[unchosen], np.abs(reduced_cost[csr.indices[unchosen]]))
+    free |= _rows_beside_fractional_integers(lp, x_lp, csr, row_of, regret, tol)
+    if reduced_cost is not None and n_free > 0:
         order = np.argsort(regret, kind="stable")
         free[order[:n_free]] = True
     fix = ~free[row_of]
@@ -258,14 +260,18 @@ def repair_bounds(lp: MatrixLP, x_lp: np.ndarray, reduced_cost: np.ndarray | Non
 LOCAL_ROW_BINARIES = 50_000
 """A row with at most this many binaries is local (a village's: ~250 parcels of ~33 variants each in the generated
 instances); larger ones (county budgets) are not used to decide which parcels the repair frees."""
+FREE_PER_BROKEN_ROW = 25
+"""Parcels freed in each local row that rounding the integers breaks: the cheapest to change (one or two parcels
+usually make up for a head of cattle or a ranger post; 25 leave the repair room)."""
 
 
 def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, partition: sp.csr_matrix, row_of: np.ndarray,
-                                     n_partition: int, tol: float) -> np.ndarray:
+                                     regret: np.ndarray, tol: float) -> np.ndarray:
     """One-choice rows to free because rounding the general integers (a village's herd, ranger posts) breaks a local
-    row: with every fractional integer rounded down, the rows whose activity leaves their bounds (typically the
-    village's income floor) need their parcels free to move; otherwise the repair MIP is infeasible."""
-    free = np.zeros(n_partition, dtype=bool)
+    row: with every fractional integer rounded down, each row whose activity leaves its bounds (typically the
+    village's income floor) gets its FREE_PER_BROKEN_ROW parcels of smallest regret freed; without them the repair
+    MIP is often infeasible."""
+    free = np.zeros(len(regret), dtype=bool)
     binary = lp.integer & (lp.col_lower == 0) & (lp.col_upper == 1)
     general = lp.integer & ~binary
     rounded = x_lp.copy()
@@ -281,10 +287,19 @@ def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, partition: 
         return free
     local = lp.A.tocsr()[broken]
     per_row = np.add.reduceat(binary[local.indices].astype(np.int64), local.indptr[:-1]) * (np.diff(local.indptr) > 0)
-    local = local[np.flatnonzero(per_row <= LOCAL_ROW_BINARIES)]
-    columns = np.zeros(len(lp.c), dtype=bool)
-    columns[local.indices[binary[local.indices]]] = True
-    np.logical_or.at(free, row_of, columns[partition.indices])
+    local = local[np.flatnonzero(per_row <= LOCAL_ROW_BINARIES)].tocoo()
+    keep = binary[local.col]
+    partition_of_column = np.full(len(lp.c), -1, dtype=np.int64)
+    partition_of_column[partition.indices] = row_of
+    pairs = np.unique(np.stack([local.row[keep], partition_of_column[local.col[keep]]], axis=1), axis=0)
+    pairs = pairs[pairs[:, 1] >= 0]
+    if not len(pairs):
+        return free
+    order = np.lexsort((regret[pairs[:, 1]], pairs[:, 0]))  # by broken row, then cheapest first
+    pairs = pairs[order]
+    starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
+    rank = np.arange(len(pairs)) - np.repeat(starts, np.diff(np.r_[starts, len(pairs)]))
+    free[pairs[rank < FREE_PER_BROKEN_ROW, 1]] = True
     return free
 
 
