@@ -193,7 +193,10 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
             result = backend.solve(each)
             if not result.status.has_plan:
                 raise InfeasibleError(f"township {task.township}: no plan while maximising {service} "
-                                      f"({result.message})")
+                                      f"({result.message}) with its share of the county limits "
+                                      f"({_shares_text(problem)}); shares follow area and population, so a "
+                                      "township whose villages need more budget than its share fails here: solve "
+                                      "the county whole (--strategy auto) or give township budgets")
             gains[service] = float(result.objective or 0.0)
         out["gains"] = gains
     elif task.stage == "plan":
@@ -205,7 +208,8 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         result = backend.solve(task.options)
         if result.status == Status.INFEASIBLE or not result.status.has_plan:
             raise InfeasibleError(f"township {task.township} cannot meet its targets with its shares of the county "
-                                  f"limits ({result.message}); solve it alone to see which village and target")
+                                  f"limits ({_shares_text(problem)}; {result.message}); solve it alone to see "
+                                  "which village and target")
         solution = backend.solution(result)
         out.update({
             "objective": float(result.objective), "status": result.status.value, "gap": result.gap,
@@ -240,6 +244,13 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         out["usage"] = {_key(lp.row_names[i]): float(u) for i, u in zip(rows, used, strict=True)}
     out["seconds"] = time.perf_counter() - start
     return out
+
+
+def _shares_text(problem: PlanningProblem) -> str:
+    """The township's shares of the county limits, for an error message."""
+    parts = [f"{name} {problem.params[name]:,.0f} yuan" for name in ("budget", "transfer_budget")
+             if problem.params.get(name) is not None]
+    return ", ".join(parts) or "no county budgets"
 
 
 def _key(row_name: str) -> str:
