@@ -142,10 +142,13 @@ class PyomoFrontModel:
         self.compile_seconds = time.perf_counter() - start
         column = {id(v): j for j, v in enumerate(info.columns)}
         row = {id(r.constraint): i for i, r in enumerate(info.rows)}
-        self._f = {k: column[id(block.f[k])] for k in self.names}
-        self._s = {k: column[id(block.s[k])] for k in self.names}
-        self._eps = {k: row[id(block.eps[k])] for k in self.names}
-        self._define = {k: row[id(block.define[k])] for k in self.names}
+        self._locate({k: column[id(block.f[k])] for k in self.names}, {k: column[id(block.s[k])] for k in self.names},
+                     {k: row[id(block.eps[k])] for k in self.names}, {k: row[id(block.define[k])] for k in self.names})
+
+    def _locate(self, f: dict[str, int], s: dict[str, int], eps: dict[str, int], define: dict[str, int]) -> None:
+        """Record where the block's columns (f_k, s_k) and rows (eps_k, define_k) are in self.lp; start with
+        every epsilon row lifted, no objective and no plan."""
+        self._f, self._s, self._eps, self._define = f, s, eps, define
         A = self.lp.A.tocsr()
         # the epsilon row as compiled is lambda (sigma f - s): lambda from the slack's coefficient
         self._eps_scale = {k: -float(A[self._eps[k], self._s[k]]) for k in self.names}
@@ -290,19 +293,7 @@ class LandUseFrontModel(PyomoFrontModel):
         self.sign = {k: 1.0 if senses[k] == "max" else -1.0 for k in self.names}
         self.lp, at = self.backend.front_lp(senses, weights, self.es_scale)
         self.columns = list(self.lp.col_names)
-        self._f, self._s, self._eps, self._define = at["f"], at["s"], at["eps"], at["define"]
-        A = self.lp.A.tocsr()
-        self._eps_scale = {k: -float(A[self._eps[k], self._s[k]]) for k in self.names}
-        self._define_rows = A[[self._define[k] for k in self.names]]
-        self.row_lower = self.lp.row_lower.copy()
-        self.row_upper = self.lp.row_upper.copy()
-        for k in self.names:
-            self.row_lower[self._eps[k]], self.row_upper[self._eps[k]] = -INF, INF
-        self.col_lower = self.lp.col_lower.copy()
-        self.col_upper = self.lp.col_upper.copy()
-        self.c = np.zeros(len(self.columns))
-        self.x: np.ndarray | None = None
-        self.solves = 0
+        self._locate(at["f"], at["s"], at["eps"], at["define"])
         self.compile_seconds = time.perf_counter() - start
 
     def solve(self, options: SolverOptions) -> SolveResult:
@@ -406,6 +397,8 @@ def _solve(model: FrontModel, options: SolverOptions,
         if strict:
             raise OptilandError(f"the solver found no plan: {result.message}")
         return result, None
+    if result.status == Status.TIME_LIMIT and getattr(model, "x", True) is None:  # the limit came before any plan
+        return result, None
     return result, model.values()
 
 
@@ -423,8 +416,16 @@ def payoff_table(model: FrontModel, options: SolverOptions) -> tuple[pd.DataFram
         values: dict[str, float] | None = None
         for k in order:
             model.set_objective({k: 1.0})
+            previous = values
             result, values = _solve(model, options)
             solves += 1
+            if values is None and previous is not None and result.status == Status.TIME_LIMIT:
+                # the previous stage's plan meets every bound so far: the row keeps it, not refined in k
+                values = previous
+                if isinstance(getattr(model, "notes", None), list):
+                    model.notes.append(f"payoff row {first}: the time limit ended the search for a better {k} "
+                                       f"before any plan, so the row keeps the plan optimising {order[0]} "
+                                       "(its value may lie below the true lexicographic optimum)")
             if values is None:
                 raise InfeasibleError(f"no feasible plan while optimising {k} ({result.message})")
             g = sign[k] * values[k]
@@ -576,6 +577,7 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
         stats["solves"] = solves
     else:
         payoff, payoff_solves = payoff_table(model, options)
+        notes += [n for n in getattr(model, "notes", []) if n not in notes]
     g_payoff = payoff.to_numpy() * sign
     ideal = np.diag(g_payoff).copy()
     nadir = g_payoff.min(axis=0)

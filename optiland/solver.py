@@ -504,15 +504,29 @@ def _solve_here(lp: MatrixLP, options: SolverOptions) -> SolveResult:
         os.dup2(sys_stdout, 1)
         os.close(sys_stdout)
         os.close(target)
-    best = lp_bound = final = None
+    state = _Progress()
     for message in inbox.messages:
+        state.take(message)
+    return _result(lp, options, state.final, state.best, state.lp_bound, time.perf_counter() - start, exitcode=0)
+
+
+class _Progress:
+    """What the child has reported so far: the LP bound, the best plan (objective, bound, x), the final message."""
+
+    def __init__(self) -> None:
+        self.lp_bound: float | None = None
+        self.best: tuple[float, float, np.ndarray] | None = None
+        self.final: tuple[Any, ...] | None = None
+
+    def take(self, message: tuple[Any, ...]) -> bool:
+        """Record a message; True when it is the last one."""
         if message[0] == "bound":
-            lp_bound = message[1]
+            self.lp_bound = message[1]
         elif message[0] == "incumbent":
-            best = (message[1], message[2], message[3])
+            self.best = (message[1], message[2], message[3])
         else:
-            final = message
-    return _result(lp, options, final, best, lp_bound, time.perf_counter() - start, exitcode=0)
+            self.final = message
+        return self.final is not None
 
 
 def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
@@ -533,24 +547,16 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
     process.start()
     child_conn.close()
     deadline = start + options.time_limit
-    best: tuple[float, float, np.ndarray] | None = None
-    lp_bound: float | None = None
-    final = None
+    state = _Progress()
     while True:
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             break
         if parent_conn.poll(min(remaining, 0.5)):
             try:
-                message = parent_conn.recv()
+                if state.take(parent_conn.recv()):
+                    break
             except EOFError:
-                break
-            if message[0] == "bound":
-                lp_bound = message[1]
-            elif message[0] == "incumbent":
-                best = (message[1], message[2], message[3])
-            else:
-                final = message
                 break
         elif not process.is_alive() and not parent_conn.poll(0):
             break
@@ -558,7 +564,7 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
     if process.is_alive():
         process.kill()
     process.join(timeout=5)
-    return _result(lp, options, final, best, lp_bound, elapsed, process.exitcode)
+    return _result(lp, options, state.final, state.best, state.lp_bound, elapsed, process.exitcode)
 
 
 def _result(lp: MatrixLP, options: SolverOptions, final: tuple[Any, ...] | None,
