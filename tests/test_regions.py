@@ -20,7 +20,9 @@ from optiland.cli import app
 from optiland.errors import InputError
 from optiland.expressions import ExpressionError, evaluate
 from optiland.generate import build_instance, generate_instance
+from optiland.pareto import payoff_table
 from optiland.run import prepare
+from optiland.solver import SolveResult, SolverOptions, Status
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -186,3 +188,46 @@ def test_known_exceptions_still_needed() -> None:
         source = path.read_text(encoding="utf-8")
         named = {s for s in _string_constants(path) if s in names["ids"]} | {r for r in REGIONS if r in source}
         assert named, f"{module} no longer names catalog content: drop it from KNOWN_EXCEPTIONS"
+
+
+class _StallingModel:
+    """Two objectives; every solve after the first of a payoff row ends at the time limit without a plan."""
+
+    names = ["a", "b"]
+    senses = {"a": "max", "b": "max"}
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.x: np.ndarray | None = None
+        self.objective: str = "a"
+        self.stage = 0
+
+    def set_objective(self, weights: dict, slack_weights: dict | None = None) -> None:
+        self.objective = next(iter(weights))
+
+    def set_epsilon(self, name: str, value: float | None) -> None:
+        self.stage = 0
+
+    def set_bound(self, name: str, lower: float | None) -> None:
+        return None
+
+    def solve(self, options: SolverOptions) -> SolveResult:
+        self.stage += 1
+        if self.stage > 1:  # the refinement stage: time limit, no plan
+            self.x = None
+            return SolveResult(Status.TIME_LIMIT, None, None, None, None, 1.0, "time limit, no plan")
+        self.x = np.array([1.0])
+        return SolveResult(Status.OPTIMAL, self.x, 1.0, 1.0, 0.0, 0.1, "optimal")
+
+    def values(self) -> dict[str, float]:
+        assert self.x is not None
+        return {"a": 10.0, "b": 3.0} if self.objective == "a" else {"a": 4.0, "b": 8.0}
+
+
+def test_payoff_row_keeps_its_first_plan_when_the_refinement_times_out() -> None:
+    model = _StallingModel()
+    table, solves = payoff_table(model, SolverOptions())
+    assert solves == 4
+    assert table.loc["a"].to_dict() == {"a": 10.0, "b": 3.0}
+    assert table.loc["b"].to_dict() == {"a": 4.0, "b": 8.0}
+    assert len(model.notes) == 2 and "time limit" in model.notes[0]
