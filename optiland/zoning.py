@@ -43,7 +43,6 @@ RULE_COLUMNS = ("rule", "option", "red_line", "basic_farmland", "grade", "curren
 ZONE_COLUMNS = ("zone", "name", "name_zh", "colour")
 PLAN_COLUMNS = ("parcel_id", "township", "area_mu", "option", "red_line", "basic_farmland", "grade", "current_use")
 MAX_ROUNDS = 50
-SYNTHETIC_OPTIONS = ("keep", "closure", "afforestation", "herbs", "forage", "fruit")
 RED_LINE_COLOUR = "#d7301f"
 
 
@@ -531,28 +530,35 @@ def zone_map(zoning: Zoning, rules: ZoneRules, path: Path, lang: str = "en") -> 
 
 
 def synthetic_plan(instance: Path, plan: Path, seed: int = 6) -> None:
-    """A plan folder (plan.gpkg, run.json) from an instance written by `optiland generate`, without solving: red line
-    closure, basic farmland kept, elsewhere the village's leading option with probability 0.6, else any option at
-    random (seeded). For measuring and testing zoning alone (benchmarks/zoning.py, tests/test_zoning.py)."""
+    """A plan folder (plan.gpkg, run.json) from an instance written by `optiland generate`, without solving: red-line
+    parcels take the first option the catalog allows in red lines, basic farmland keeps its current use (the option
+    that keeps it), elsewhere the village's leading option with probability 0.6, else any option at random (seeded).
+    Options come from the instance's region catalog. For measuring and testing zoning alone (benchmarks/zoning.py,
+    tests/test_zoning.py)."""
     import pyogrio
 
     from optiland.catalog import load_catalog
+    from optiland.scenario import load_scenario
 
-    catalog = load_catalog(region="karst-southwest")
+    config = load_scenario(instance / "scenario.toml").catalog
+    catalog = load_catalog(config.path, region=config.region)
+    options = catalog.options
+    choices = np.array(options.index, dtype=object)
+    protect = str(options.index[options["red_line_allowed"].astype(bool)][0])
+    keep = str(options.index[options["keeps_current_use"].astype(bool)][0])
     parcels = pyogrio.read_dataframe(instance / "parcels.gpkg", use_arrow=True)
     villages = pd.read_csv(instance / "villages.csv", dtype={"village": str, "township": str})
     rng = np.random.default_rng(seed)
     n = len(parcels)
     village_codes, village_of = np.unique(parcels["village"].astype(str), return_inverse=True)
-    lead = rng.integers(0, len(SYNTHETIC_OPTIONS), len(village_codes))[village_of]
-    option = np.where(rng.random(n) < 0.6, lead, rng.integers(0, len(SYNTHETIC_OPTIONS), n))
-    option = np.array(SYNTHETIC_OPTIONS)[option]
+    lead = rng.integers(0, len(choices), len(village_codes))[village_of]
+    option = choices[np.where(rng.random(n) < 0.6, lead, rng.integers(0, len(choices), n))]
     red = parcels["red_line"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
     farmland = parcels["basic_farmland"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
-    option[red] = "closure"
-    option[farmland & ~red] = "keep"
+    option[red] = protect
+    option[farmland & ~red] = keep
     bands = sorted(catalog.grade["bands"], key=lambda b: b["lower"])
-    exposure = pd.to_numeric(parcels["bedrock_exposure"]).to_numpy()
+    exposure = pd.to_numeric(parcels[catalog.grade.get("attribute", "bedrock_exposure")]).to_numpy()
     grade = np.array([b["name"] for b in bands])[np.searchsorted([b["lower"] for b in bands], exposure,
                                                                  side="right") - 1]
     township = villages.set_index("village")["township"].reindex(parcels["village"].astype(str)).to_numpy()
@@ -563,5 +569,5 @@ def synthetic_plan(instance: Path, plan: Path, seed: int = 6) -> None:
     }, geometry=parcels.geometry, crs=parcels.crs)
     plan.mkdir(parents=True, exist_ok=True)
     pyogrio.write_dataframe(frame, plan / "plan.gpkg", layer="parcels", use_arrow=True)
-    (plan / "run.json").write_text(json.dumps({"catalog": {"name": "karst-southwest", "path": str(catalog.path)},
+    (plan / "run.json").write_text(json.dumps({"catalog": {"name": catalog.name, "path": str(catalog.path)},
                                                "note": f"options by a seeded rule (seed {seed}), not solved"}))
