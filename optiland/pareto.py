@@ -161,6 +161,7 @@ class PyomoFrontModel:
         self.col_upper = self.lp.col_upper.copy()
         self.c = np.zeros(len(self.columns))
         self.x: np.ndarray | None = None
+        self.last_plan: np.ndarray | None = None
         self.solves = 0
 
     def set_objective(self, weights: Mapping[str, float], slack_weights: Mapping[str, float] | None = None) -> None:
@@ -196,16 +197,28 @@ class PyomoFrontModel:
                            "col_lower": self.col_lower.copy(), "col_upper": self.col_upper.copy()})
 
     def solve(self, options: SolverOptions) -> SolveResult:
-        """Solve with optiland.solver.solve_lp (HiGHS in a child process with a watchdog)."""
+        """Solve with optiland.solver.solve_lp, starting from the last plan found where it still holds (the
+        previous stage of a lexicographic row always does: its bound keeps it feasible)."""
         self.solves += 1
-        result = solve_lp(self.matrix(), options)
+        result = solve_lp(self.matrix(), options, start=self._start())
         self.x = None
         if result.x is not None:
             x = np.asarray(result.x, dtype=float).copy()
             x[self.lp.integer] = np.rint(x[self.lp.integer])
-            self.x = x
+            self.x = self.last_plan = x
             load_values(self.columns, x)
         return result
+
+    def _start(self) -> np.ndarray | None:
+        """The last plan found, its epsilon slacks set for the current right-hand sides (solve_lp checks it)."""
+        if self.last_plan is None:
+            return None
+        x = self.last_plan.copy()
+        for k in self.names:
+            i = self._eps[k]
+            if np.isfinite(self.row_lower[i]):  # eps row: lambda (sigma f - s) = rhs
+                x[self._s[k]] = self.sign[k] * x[self._f[k]] - self.row_lower[i] / self._eps_scale[k]
+        return x
 
     def values(self) -> dict[str, float]:
         """f_k of the last plan, computed from its (integer-rounded) columns through the defining rows."""
@@ -301,12 +314,12 @@ class LandUseFrontModel(PyomoFrontModel):
         if isinstance(self.backend, PyomoBackend):
             return super().solve(options)
         self.solves += 1
-        result = solve_lp(self.matrix(), options)
+        result = solve_lp(self.matrix(), options, start=self._start())
         self.x = None
         if result.x is not None:
             x = np.asarray(result.x, dtype=float).copy()
             x[self.lp.integer] = np.rint(x[self.lp.integer])
-            self.x = x
+            self.x = self.last_plan = x
         return result
 
     def decision(self) -> Solution | None:

@@ -352,7 +352,21 @@ def _repair(lp: MatrixLP, x_lp: np.ndarray, dual_lp: np.ndarray, options: Solver
     return best
 
 
-def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = False) -> None:
+def is_plan(lp: MatrixLP, x: np.ndarray, tol: float = 1e-6) -> bool:
+    """Whether x satisfies every bound, row and integrality of lp (within tol, relative on rows)."""
+    if x is None or len(x) != len(lp.c) or not np.all(np.isfinite(x)):
+        return False
+    if np.any(x < lp.col_lower - tol) or np.any(x > lp.col_upper + tol):
+        return False
+    if np.any(np.abs(x[lp.integer] - np.rint(x[lp.integer])) > tol):
+        return False
+    activity = lp.A @ x
+    slack = tol * np.maximum(1.0, np.abs(activity))
+    return bool(np.all(activity >= lp.row_lower - slack) and np.all(activity <= lp.row_upper + slack))
+
+
+def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = False,
+           start_plan: np.ndarray | None = None) -> None:
     """Solve in the child; send ('incumbent', obj, bound, x) as found and ('done', ...) at the end.
 
     Strategy "auto" for a MIP: solve the LP relaxation (its optimum is a valid bound), fix every parcel whose LP
@@ -382,6 +396,9 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
     h = _highs(lp, options, left())
     bound_lp = None
     incumbent: tuple[float, np.ndarray] | None = None
+    if is_mip and start_plan is not None and is_plan(lp, start_plan):  # e.g. the previous Pareto stage's plan
+        incumbent = (float(lp.c @ start_plan + lp.offset), np.asarray(start_plan, dtype=float))
+        conn.send(("incumbent", incumbent[0], None, incumbent[1]))
     if is_mip and options.strategy == "auto" and len(partition_rows(lp)):  # no parcels: nothing to repair
         relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
         r = _highs(relaxed, options, left())
@@ -396,7 +413,10 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
             conn.send(("bound", bound_lp))
             x_lp = np.array(r.getSolution().col_value, dtype=float)
             dual_lp = np.array(r.getSolution().col_dual, dtype=float)
-            incumbent = _repair(lp, x_lp, dual_lp, options, left)
+            repaired = _repair(lp, x_lp, dual_lp, options, left)
+            if repaired is not None and (incumbent is None or (repaired[0] >= incumbent[0] if lp.sense == "max"
+                                                               else repaired[0] <= incumbent[0])):
+                incumbent = repaired
             if incumbent is not None:
                 objective, x = incumbent
                 conn.send(("incumbent", objective, bound_lp, x))
@@ -486,19 +506,19 @@ class _Inbox:
         """Nothing to close."""
 
 
-def _solve_here(lp: MatrixLP, options: SolverOptions) -> SolveResult:
+def _solve_here(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None) -> SolveResult:
     """Solve a small model in this process (no fork: ~30 ms less per solve, which dominates on models of a few
     thousand columns, e.g. the many solves of a Pareto front). HiGHS's own time limit holds on such models."""
     import os
 
-    start = time.perf_counter()
+    began = time.perf_counter()
     inbox = _Inbox()
     sys.stdout.flush()
     sys_stdout = os.dup(1)
     target = os.open(os.devnull, os.O_WRONLY) if options.log_file != "-" else os.dup(2)
     try:
         os.dup2(target, 1)
-        _child(lp, options, inbox, in_process=True)
+        _child(lp, options, inbox, in_process=True, start_plan=start)
     finally:
         ctypes.CDLL(None).fflush(None)  # HiGHS's buffered C output goes where it was meant to, not to stdout later
         os.dup2(sys_stdout, 1)
@@ -507,7 +527,7 @@ def _solve_here(lp: MatrixLP, options: SolverOptions) -> SolveResult:
     state = _Progress()
     for message in inbox.messages:
         state.take(message)
-    return _result(lp, options, state.final, state.best, state.lp_bound, time.perf_counter() - start, exitcode=0)
+    return _result(lp, options, state.final, state.best, state.lp_bound, time.perf_counter() - began, exitcode=0)
 
 
 class _Progress:
@@ -515,7 +535,7 @@ class _Progress:
 
     def __init__(self) -> None:
         self.lp_bound: float | None = None
-        self.best: tuple[float, float, np.ndarray] | None = None
+        self.best: tuple[float, float | None, np.ndarray] | None = None
         self.final: tuple[Any, ...] | None = None
 
     def take(self, message: tuple[Any, ...]) -> bool:
@@ -529,24 +549,27 @@ class _Progress:
         return self.final is not None
 
 
-def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
+def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None) -> SolveResult:
     """Solve; keep the time limit whatever HiGHS does, reporting the best plan and bound so far.
+
+    `start`: a plan to begin from (used only if it satisfies every row, bound and integrality): the answer is never
+    worse than it, even when the time limit ends the search before HiGHS finds one of its own.
 
     Models up to IN_PROCESS_COLUMNS columns are solved in this process; larger ones in a forked child process
     watched by the parent, which kills it at the time limit (HiGHS does not check its limit everywhere, e.g. in
     parts of presolve: ../shared/perf/BASELINE.md)."""
     if len(lp.c) <= IN_PROCESS_COLUMNS:
-        return _solve_here(lp, options)
+        return _solve_here(lp, options, start)
     context = mp.get_context("fork")
     parent_conn, child_conn = context.Pipe(duplex=False)
     # HiGHS gets most of the budget; the watchdog keeps the rest for handing back an incumbent.
     inner = options.time_limit * 0.95 if options.time_limit > 2 else options.time_limit
     child_options = SolverOptions(**{**options.as_dict(), "time_limit": inner})
-    start = time.perf_counter()
-    process = context.Process(target=_child, args=(lp, child_options, child_conn), daemon=True)
+    began = time.perf_counter()
+    process = context.Process(target=_child, args=(lp, child_options, child_conn, False, start), daemon=True)
     process.start()
     child_conn.close()
-    deadline = start + options.time_limit
+    deadline = began + options.time_limit
     state = _Progress()
     while True:
         remaining = deadline - time.perf_counter()
@@ -560,7 +583,7 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
                 break
         elif not process.is_alive() and not parent_conn.poll(0):
             break
-    elapsed = time.perf_counter() - start
+    elapsed = time.perf_counter() - began
     if process.is_alive():
         process.kill()
     process.join(timeout=5)
@@ -568,7 +591,7 @@ def solve_lp(lp: MatrixLP, options: SolverOptions) -> SolveResult:
 
 
 def _result(lp: MatrixLP, options: SolverOptions, final: tuple[Any, ...] | None,
-            best: tuple[float, float, np.ndarray] | None, lp_bound: float | None, elapsed: float,
+            best: tuple[float, float | None, np.ndarray] | None, lp_bound: float | None, elapsed: float,
             exitcode: int | None) -> SolveResult:
     """The SolveResult from the child's last message, or from the best incumbent when it was stopped."""
     version = highs_version()
@@ -589,7 +612,9 @@ def _result(lp: MatrixLP, options: SolverOptions, final: tuple[Any, ...] | None,
                            solver_version=version, nodes=nodes)
     if best is not None:
         objective, bound, x = best
-        if lp_bound is not None:
+        if bound is None:  # a start plan: no bound came with it
+            bound = lp_bound
+        elif lp_bound is not None:
             bound = min(bound, lp_bound) if lp.sense == "max" else max(bound, lp_bound)
         return SolveResult(Status.TIME_LIMIT, x, objective, bound, relative_gap(objective, bound), elapsed,
                            "watchdog stopped HiGHS at the time limit; best plan and bound so far",

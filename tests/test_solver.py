@@ -56,7 +56,7 @@ def test_infeasible_reported() -> None:
     assert result.status == Status.INFEASIBLE and result.x is None
 
 
-def _stuck_child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
+def _stuck_child(lp: MatrixLP, options: SolverOptions, conn: Any, *_: Any) -> None:
     """A solver that reports one plan and a bound, then never returns (as HiGHS can in presolve)."""
     x = np.zeros(len(lp.c))
     conn.send(("bound", 99.0))
@@ -77,7 +77,7 @@ def test_watchdog_keeps_time_limit_and_returns_best_so_far(monkeypatch: pytest.M
     assert result.x is not None
 
 
-def _silent_child(lp: MatrixLP, options: SolverOptions, conn: Any) -> None:
+def _silent_child(lp: MatrixLP, options: SolverOptions, conn: Any, *_: Any) -> None:
     time.sleep(3600)
 
 
@@ -140,3 +140,17 @@ def test_interior_point_relaxation_gives_the_same_plan_value(seed: int) -> None:
     by_simplex = solve_lp(lp, SolverOptions(**{**base.as_dict(), "lp_method": "simplex"}))
     assert by_ipm.status == by_simplex.status == Status.OPTIMAL
     assert by_ipm.objective == pytest.approx(by_simplex.objective, rel=1e-9)
+
+
+def test_a_start_plan_is_kept_when_time_runs_out() -> None:
+    """A feasible start is the answer's floor: with almost no time the result is that plan, never none; an
+    infeasible start is ignored."""
+    lp = assignment_lp(n=40, seed=3)
+    best = solve_lp(lp, SolverOptions(mip_rel_gap=0.0, time_limit=60))
+    assert solver.is_plan(lp, best.x)
+    rushed = solve_lp(lp, SolverOptions(time_limit=1e-4), start=best.x)
+    assert rushed.x is not None and rushed.objective == pytest.approx(best.objective, rel=1e-9)
+    broken = np.zeros(len(lp.c))  # every one-choice row empty
+    assert not solver.is_plan(lp, broken)
+    again = solve_lp(lp, SolverOptions(mip_rel_gap=0.0, time_limit=60), start=broken)
+    assert again.objective == pytest.approx(best.objective, rel=1e-9)
