@@ -54,8 +54,13 @@ COUPLING = ("budget", "transfer_budget", "market", "price_step_width")
 """Row families that couple townships (the county-wide limits)."""
 
 
-STAGE_SHARE = {"scales": 0.3, "plan": 0.8, "bound": 1.0}
+STAGE_SHARE = {"need": 0.1, "scales": 0.3, "plan": 0.8, "bound": 1.0}
 """The share of the time still left that each stage may use (the bound stage takes the rest, over its rounds)."""
+
+
+NEED_MARGIN = 0.02
+"""Budget added to a township's least establishment cost from its LP relaxation (the integer plan needs a little
+more: whole parcels, whole cattle)."""
 
 
 def _family(row_name: str) -> str:
@@ -68,7 +73,20 @@ class Shares:
 
     budget: np.ndarray
     transfer: np.ndarray
-    market: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    area: np.ndarray
+    """Market areas and price steps follow land."""
+
+    def by_need(self, need: np.ndarray, total: float) -> Shares:
+        """Budget shares that first cover each township's least establishment cost (its need, with NEED_MARGIN), then
+        split what is left by area; where the needs exceed the county budget, shares in proportion to need."""
+        need = need * (1.0 + NEED_MARGIN)
+        if need.sum() <= 0 or total <= 0:
+            return self
+        if need.sum() >= total:
+            budget = need / need.sum()
+        else:
+            budget = (need + (total - need.sum()) * self.area) / total
+        return Shares(budget=budget, transfer=self.transfer, area=self.area)
 
 
 def split_inputs(inputs: Inputs) -> list[tuple[str, Inputs]]:
@@ -90,7 +108,7 @@ def shares(parts: Sequence[tuple[str, Inputs]], catalog: Catalog) -> Shares:
     population = np.array([float(p.villages["population"].sum()) for _, p in parts])
     by_area = area / area.sum()
     by_people = population / population.sum() if population.sum() > 0 else by_area
-    return Shares(budget=by_area, transfer=by_people)
+    return Shares(budget=by_area, transfer=by_people, area=by_area)
 
 
 def _township_scenario(scenario: Scenario, township: str, villages: set[str]) -> Scenario:
@@ -112,8 +130,8 @@ def _apply_shares(problem: PlanningProblem, county: PlanningProblem | dict[str, 
         problem.params["budget"] = float(params["budget"]) * share.budget[index]
     if params.get("transfer_budget") is not None:
         problem.params["transfer_budget"] = float(params["transfer_budget"]) * share.transfer[index]
-    problem.market = {pair: cap * share.budget[index] for pair, cap in market.items()}
-    problem.price_steps = {pair: [(start * share.budget[index], factor) for start, factor in s]
+    problem.market = {pair: cap * share.area[index] for pair, cap in market.items()}
+    problem.price_steps = {pair: [(start * share.area[index], factor) for start, factor in s]
                            for pair, s in steps.items()}
 
 
@@ -140,6 +158,8 @@ def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
     villages = set(task.inputs.villages["village"])
     problem = build_problem(_township_scenario(task.scenario, task.township, villages), task.catalog, task.inputs)
     _apply_shares(problem, task.county, task.index, task.shares)
+    if task.stage == "need":  # the least establishment cost of the township's own targets, whatever the budget
+        problem.params["budget"] = None
     backend = MatrixBackend()
     backend.build(problem)
     return problem, backend
@@ -184,7 +204,11 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
     problem, backend = _build(task)
     params = problem.params
     out: dict[str, Any] = {"index": task.index, "township": task.township, "build_seconds": backend.build_seconds}
-    if task.stage == "scales":
+    if task.stage == "need":
+        backend.set_objective({"cost": 1.0}, "min")
+        relaxation = _lp_relaxation(backend.matrix(), task.options)
+        out["need"] = None if relaxation is None else max(relaxation[0], 0.0)
+    elif task.stage == "scales":
         gains = {}
         each = SolverOptions(**{**task.options.as_dict(), "time_limit": task.options.time_limit / len(problem.services),
                                 "repair_accept_gap": max(task.options.mip_rel_gap, 1e-3)})
@@ -355,8 +379,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     county["params"]["transfer_budget"] = scenario.constraints.transfer_budget
     share = shares(parts, catalog)
     seconds: dict[str, float] = {}
-    notes = [f"township decomposition: {len(parts)} townships, county limits shared by area (budget, market, "
-             "price steps) and population (transfer budget)"]
+    notes = [f"township decomposition: {len(parts)} townships, county limits shared by area (market, price steps) "
+             "and population (transfer budget)"]
 
     deadline = time.perf_counter() + options.time_limit
     rounds = 1 + max(bound_steps, 0)
@@ -371,6 +395,21 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         return [TownshipTask(i, name, scenario, catalog, part, county, share, timed, stage, **extra)
                 for i, (name, part) in enumerate(parts)]
 
+    budget = county["params"].get("budget")
+    if budget is not None and len(parts) > 1:
+        start = time.perf_counter()
+        say(f"least establishment cost of {len(parts)} townships")
+        needs = sorted(_run_all(tasks("need"), workers, dask_address), key=lambda n: n["index"])
+        if all(n["need"] is not None for n in needs):
+            need = np.array([n["need"] for n in needs])
+            share = share.by_need(need, float(budget))
+            over = need.sum() * (1 + NEED_MARGIN) >= float(budget)
+            notes.append(f"county budget shared by need: each township's least establishment cost (LP, plus "
+                         f"{NEED_MARGIN:.0%}), then the rest by area" + (
+                             "; the needs exceed the budget, so shares are in proportion to need" if over else ""))
+        else:
+            notes.append("a township's least-cost LP did not finish in its time: the budget is shared by area")
+        seconds["need"] = time.perf_counter() - start
     scales: dict[str, float] = {}
     if county["params"]["objective"] == "ecosystem_services":
         start = time.perf_counter()

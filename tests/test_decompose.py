@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -77,3 +78,17 @@ def test_decompose_from_the_command_line_on_two_processes(county: Path, tmp_path
     assert {"read", "scales", "plans", "bound", "write"} <= set(run["times"])
     assert any("Lagrangian bound" in note for note in run["notes"])
     assert runner.invoke(app, ["check", str(out)]).exit_code == 0
+
+
+def test_budget_shares_cover_each_townships_need_first() -> None:
+    from optiland.decompose import NEED_MARGIN, Shares
+
+    area = np.array([0.5, 0.3, 0.2])
+    base = Shares(budget=area, transfer=area, area=area)
+    need = np.array([10.0, 50.0, 5.0])  # the second township needs far more than its area share of 100
+    shared = base.by_need(need, 100.0)
+    assert shared.budget.sum() == pytest.approx(1.0)
+    assert (shared.budget * 100.0 >= need * (1 + NEED_MARGIN) - 1e-9).all()
+    scarce = base.by_need(need, 40.0)  # needs exceed the budget: in proportion to need
+    assert scarce.budget == pytest.approx(need / need.sum())
+    assert (shared.area == area).all() and (shared.transfer == area).all()
