@@ -206,7 +206,8 @@ class PyomoFrontModel:
             x = np.asarray(result.x, dtype=float).copy()
             x[self.lp.integer] = np.rint(x[self.lp.integer])
             self.x = self.last_plan = x
-            load_values(self.columns, x)
+            if self.model is not None:  # a Pyomo model (not the matrix backend's copy): load the values into it
+                load_values(self.columns, x)
         return result
 
     def _start(self) -> np.ndarray | None:
@@ -308,19 +309,6 @@ class LandUseFrontModel(PyomoFrontModel):
         self.columns = list(self.lp.col_names)
         self._locate(at["f"], at["s"], at["eps"], at["define"])
         self.compile_seconds = time.perf_counter() - start
-
-    def solve(self, options: SolverOptions) -> SolveResult:
-        """Solve with optiland.solver.solve_lp; on the Pyomo backend the values are loaded into the model too."""
-        if isinstance(self.backend, PyomoBackend):
-            return super().solve(options)
-        self.solves += 1
-        result = solve_lp(self.matrix(), options, start=self._start())
-        self.x = None
-        if result.x is not None:
-            x = np.asarray(result.x, dtype=float).copy()
-            x[self.lp.integer] = np.rint(x[self.lp.integer])
-            self.x = self.last_plan = x
-        return result
 
     def decision(self) -> Solution | None:
         """The plan (chosen allowed rows, herd and posts per village, price-step areas)."""
