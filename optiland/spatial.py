@@ -200,33 +200,43 @@ def _weights(config: object, groups: list[str], file: str | None) -> np.ndarray:
     return weights
 
 
-def read_locks(path: Path, parcel_ids: np.ndarray, options: list[str]) -> pd.DataFrame:
-    """Read a lock table (parcel_id, option, lock = in | out); errors name the line, column and value."""
+def _read_parcel_table(path: Path, what: str, columns: tuple[str, ...], parcel_ids: np.ndarray,
+                       options: list[str] | None = None) -> tuple[pd.DataFrame, list[Issue]]:
+    """A CSV table keyed by parcel_id (as text, ids and options stripped): the required columns must be there;
+    unknown parcel ids (and options, when `options` is given) come back as problems naming their line."""
     file = str(path)
     if not path.is_file():
-        raise InputError([Issue("lock table not found", file=file)])
+        raise InputError([Issue(f"{what} not found", file=file)])
     table = pd.read_csv(path, dtype=str, skipinitialspace=True, encoding="utf-8-sig")
-    missing = [c for c in ("parcel_id", "option", "lock") if c not in table.columns]
+    missing = [c for c in columns if c not in table.columns]
     if missing:
         raise InputError([Issue("missing column", file=file, column=c) for c in missing])
-    known = set(map(str, parcel_ids))
-    problems = []
-    for i, row in enumerate(table.itertuples(index=False)):
-        line = f"line {i + 2}"
-        if str(row.parcel_id).strip() not in known:
-            problems.append(Issue("unknown parcel id", file=file, row=line, column="parcel_id", value=row.parcel_id))
-        if str(row.option).strip() not in options:
-            problems.append(Issue(f"unknown option; known: {', '.join(options)}", file=file, row=line,
-                                  column="option", value=row.option))
-        if str(row.lock).strip().lower() not in LOCK_VALUES:
-            problems.append(Issue("lock is 'in' or 'out'", file=file, row=line, column="lock", value=row.lock))
-        if len(problems) >= 20:
-            break
+    table["parcel_id"] = table["parcel_id"].str.strip()
+    problems = _bad_lines(table, "parcel_id", ~table["parcel_id"].isin(set(map(str, parcel_ids))),
+                          "unknown parcel id", file)
+    if options is not None:
+        table["option"] = table["option"].str.strip()
+        problems += _bad_lines(table, "option", ~table["option"].isin(options),
+                               f"unknown option; known: {', '.join(options)}", file)
+    return table, problems
+
+
+def _bad_lines(table: pd.DataFrame, column: str, bad: pd.Series, message: str, file: str,
+               most: int = 20) -> list[Issue]:
+    """An Issue for each of the first `most` lines where `bad` holds (line numbers count the header)."""
+    return [Issue(message, file=file, row=f"line {i + 2}", column=column, value=table[column].iloc[i])
+            for i in np.flatnonzero(bad.to_numpy())[:most]]
+
+
+def read_locks(path: Path, parcel_ids: np.ndarray, options: list[str]) -> pd.DataFrame:
+    """Read a lock table (parcel_id, option, lock = in | out); errors name the line, column and value."""
+    table, problems = _read_parcel_table(path, "lock table", ("parcel_id", "option", "lock"), parcel_ids, options)
+    lock = table["lock"].str.strip().str.lower()
+    problems += _bad_lines(table, "lock", ~lock.isin(list(LOCK_VALUES)), "lock is 'in' or 'out'", str(path))
     if problems:
         raise InputError(problems)
-    return pd.DataFrame({"parcel_id": table["parcel_id"].str.strip(), "option": table["option"].str.strip(),
-                         "locked_in": table["lock"].str.strip().str.lower().map(LOCK_VALUES).astype(bool),
-                         "line": np.arange(len(table)) + 2})
+    return pd.DataFrame({"parcel_id": table["parcel_id"], "option": table["option"],
+                         "locked_in": lock.map(LOCK_VALUES).astype(bool), "line": np.arange(len(table)) + 2})
 
 
 def apply_locks(allowed_mask: np.ndarray, kinds: pd.DataFrame, parcel_ids: np.ndarray, locks: pd.DataFrame,
@@ -257,22 +267,13 @@ def apply_locks(allowed_mask: np.ndarray, kinds: pd.DataFrame, parcel_ids: np.nd
 def read_features(path: Path, parcel_ids: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Read a long feature table (parcel_id, feature, amount) into names and an amount[parcel, feature] matrix;
     repeated (parcel, feature) rows add up."""
-    file = str(path)
-    if not path.is_file():
-        raise InputError([Issue("feature table not found", file=file)])
-    table = pd.read_csv(path, dtype={"parcel_id": str, "feature": str}, skipinitialspace=True, encoding="utf-8-sig")
-    missing = [c for c in ("parcel_id", "feature", "amount") if c not in table.columns]
-    if missing:
-        raise InputError([Issue("missing column", file=file, column=c) for c in missing])
+    table, problems = _read_parcel_table(path, "feature table", ("parcel_id", "feature", "amount"), parcel_ids)
     amount = pd.to_numeric(table["amount"], errors="coerce")
-    position = pd.Series(np.arange(len(parcel_ids)), index=pd.Index(np.asarray(parcel_ids).astype(str)))
-    parcel = position.reindex(table["parcel_id"].str.strip().to_numpy()).to_numpy()
-    problems = [Issue("not a number", file=file, row=f"line {i + 2}", column="amount", value=table["amount"].iloc[i])
-                for i in np.flatnonzero(amount.isna().to_numpy())[:20]]
-    problems += [Issue("unknown parcel id", file=file, row=f"line {i + 2}", column="parcel_id",
-                       value=table["parcel_id"].iloc[i]) for i in np.flatnonzero(np.isnan(parcel))[:20]]
+    problems = _bad_lines(table, "amount", amount.isna(), "not a number", str(path)) + problems
     if problems:
         raise InputError(problems)
+    position = pd.Series(np.arange(len(parcel_ids)), index=pd.Index(np.asarray(parcel_ids).astype(str)))
+    parcel = position.reindex(table["parcel_id"].to_numpy()).to_numpy()
     names = sorted(table["feature"].str.strip().unique())
     feature = pd.Series(np.arange(len(names)), index=names).reindex(table["feature"].str.strip()).to_numpy()
     matrix = np.zeros((len(parcel_ids), len(names)))
@@ -283,24 +284,13 @@ def read_features(path: Path, parcel_ids: np.ndarray) -> tuple[list[str], np.nda
 def read_parcel_costs(path: Path, parcel_ids: np.ndarray, options: list[str]) -> pd.DataFrame:
     """Read a parcel cost table (parcel_id, option, cost): the cost of giving the parcel that option (for example
     Marxan's planning-unit cost of a zone), added to the establishment cost of the parcel's rows of the option."""
-    file = str(path)
-    if not path.is_file():
-        raise InputError([Issue("parcel cost table not found", file=file)])
-    table = pd.read_csv(path, dtype={"parcel_id": str, "option": str}, skipinitialspace=True, encoding="utf-8-sig")
-    missing = [c for c in ("parcel_id", "option", "cost") if c not in table.columns]
-    if missing:
-        raise InputError([Issue("missing column", file=file, column=c) for c in missing])
+    table, problems = _read_parcel_table(path, "parcel cost table", ("parcel_id", "option", "cost"), parcel_ids,
+                                         options)
     cost = pd.to_numeric(table["cost"], errors="coerce")
-    known = set(map(str, parcel_ids))
-    problems = [Issue("not a number", file=file, row=f"line {i + 2}", column="cost", value=table["cost"].iloc[i])
-                for i in np.flatnonzero(cost.isna().to_numpy())[:20]]
-    problems += [Issue("unknown parcel id", file=file, row=f"line {i + 2}", column="parcel_id", value=v)
-                 for i, v in enumerate(table["parcel_id"]) if str(v).strip() not in known][:20]
-    problems += [Issue(f"unknown option; known: {', '.join(options)}", file=file, row=f"line {i + 2}",
-                       column="option", value=v) for i, v in enumerate(table["option"]) if v not in options][:20]
+    problems = _bad_lines(table, "cost", cost.isna(), "not a number", str(path)) + problems
     if problems:
         raise InputError(problems)
-    return pd.DataFrame({"parcel_id": table["parcel_id"].str.strip(), "option": table["option"], "cost": cost})
+    return pd.DataFrame({"parcel_id": table["parcel_id"], "option": table["option"], "cost": cost})
 
 
 def add_parcel_costs(allowed: pd.DataFrame, parcel_ids: np.ndarray, costs: pd.DataFrame) -> None:
