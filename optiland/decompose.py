@@ -63,10 +63,6 @@ NEED_MARGIN = 0.02
 more: whole parcels, whole cattle)."""
 
 
-def _family(row_name: str) -> str:
-    return row_name.split("[", 1)[0].rstrip("<>=")
-
-
 @dataclass
 class Shares:
     """Each township's share of the county's coupling limits (fractions summing to 1 per resource)."""
@@ -120,12 +116,9 @@ def _township_scenario(scenario: Scenario, township: str, villages: set[str]) ->
     return scenario.model_copy(update={"constraints": constraints})
 
 
-def _apply_shares(problem: PlanningProblem, county: PlanningProblem | dict[str, Any], index: int,
-                  share: Shares) -> None:
-    """Put township `index`'s shares of the county limits into its problem."""
-    params = county["params"] if isinstance(county, dict) else county.params
-    market = county["market"] if isinstance(county, dict) else county.market
-    steps = county["price_steps"] if isinstance(county, dict) else county.price_steps
+def _apply_shares(problem: PlanningProblem, county: dict[str, Any], index: int, share: Shares) -> None:
+    """Put township `index`'s shares of the county limits (params, market, price_steps) into its problem."""
+    params, market, steps = county["params"], county["market"], county["price_steps"]
     if params.get("budget") is not None:
         problem.params["budget"] = float(params["budget"]) * share.budget[index]
     if params.get("transfer_budget") is not None:
@@ -244,28 +237,28 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
             "binaries": int(lp.integer.sum()),
         })
         relaxation = _lp_relaxation(lp, task.options)
+        rows = _coupling_rows(backend)
         out["duals"] = {} if relaxation is None else {
-            name: abs(float(relaxation[2][i])) for i, name in enumerate(lp.row_names) if _family(name) in COUPLING}
+            _key(lp.row_names[i]): abs(float(relaxation[2][i])) for i in rows}
     else:
         from optiland.run import objective_terms
 
         backend.es_scale = task.scales
         backend.set_objective(objective_terms(problem), params["sense"], scale=task.scales, weights=params["weights"])
         lp = backend.matrix()
-        coupling = np.array([_family(n) in COUPLING for n in lp.row_names])
-        price = np.array([task.prices.get(_key(n), 0.0) if coupling[i] else 0.0
-                          for i, n in enumerate(lp.row_names)])
+        rows = _coupling_rows(backend)
+        keys = [_key(lp.row_names[i]) for i in rows]
+        price = np.zeros(len(lp.row_lower))
+        price[rows] = [task.prices.get(k, 0.0) for k in keys]
         sign = 1.0 if lp.sense == "max" else -1.0
         c = lp.c - sign * (lp.A.T @ price)
         row_lower, row_upper = lp.row_lower.copy(), lp.row_upper.copy()
-        row_lower[coupling], row_upper[coupling] = -INF, INF
+        row_lower[rows], row_upper[rows] = -INF, INF
         relaxed = MatrixLP(**{**lp.__dict__, "c": c, "row_lower": row_lower, "row_upper": row_upper})
         relaxation = _lp_relaxation(relaxed, task.options)
         out["bound_term"] = None if relaxation is None else relaxation[0]
         x = np.zeros(len(lp.c)) if relaxation is None else relaxation[1]
-        rows = np.flatnonzero(coupling)
-        used = lp.A[rows] @ x
-        out["usage"] = {_key(lp.row_names[i]): float(u) for i, u in zip(rows, used, strict=True)}
+        out["usage"] = dict(zip(keys, map(float, lp.A[rows] @ x), strict=True))
     out["seconds"] = time.perf_counter() - start
     return out
 
@@ -275,6 +268,12 @@ def _shares_text(problem: PlanningProblem) -> str:
     parts = [f"{name} {problem.params[name]:,.0f} yuan" for name in ("budget", "transfer_budget")
              if problem.params.get(name) is not None]
     return ", ".join(parts) or "no county budgets"
+
+
+def _coupling_rows(backend: Any) -> np.ndarray:
+    """Positions of the coupling rows, from the matrix backend's row range per family (no scan of row names)."""
+    spans = [backend.ranges[f] for f in COUPLING if f in backend.ranges]
+    return np.concatenate([np.arange(a, b) for a, b in spans]) if spans else np.zeros(0, dtype=np.int64)
 
 
 def _key(row_name: str) -> str:
@@ -373,10 +372,9 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     parts = split_inputs(inputs)
     county_probe = build_problem(_township_scenario(scenario, parts[0][0], set(parts[0][1].villages["village"])),
                                  catalog, parts[0][1])
+    # the county-wide limits come from the scenario and catalog alone, so any township's problem carries them
     county = {"params": dict(county_probe.params), "market": dict(county_probe.market),
               "price_steps": dict(county_probe.price_steps)}
-    county["params"]["budget"] = scenario.constraints.budget
-    county["params"]["transfer_budget"] = scenario.constraints.transfer_budget
     share = shares(parts, catalog)
     seconds: dict[str, float] = {}
     notes = [f"township decomposition: {len(parts)} townships, county limits shared by area (market, price steps) "
@@ -433,7 +431,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     weights = np.array([share.budget[p["index"]] for p in plans])
     prices = {}
     for key in limits:
-        values = np.array([p["duals"].get(key, p["duals"].get(key + "<=", 0.0)) for p in plans])
+        values = np.array([p["duals"].get(key, 0.0) for p in plans])
         prices[key] = float(values @ weights / weights.sum())
     start = time.perf_counter()
     best_bound, best_prices = None, prices
