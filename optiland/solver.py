@@ -380,13 +380,9 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
     import highspy
 
     # HiGHS prints a banner on construction; keep the parent's terminal clean (in process: see _solve_here).
-    if in_process:
-        pass
-    elif options.log_file == "-":  # the log goes to stderr, so the parent's stdout stays machine-readable
-        os.dup2(2, 1)
-    else:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
+    if not in_process:
+        # the log goes to stderr with --verbose, so the parent's stdout stays machine-readable
+        os.dup2(2 if options.log_file == "-" else os.open(os.devnull, os.O_WRONLY), 1)
     start = time.perf_counter()
 
     def left() -> float:
