@@ -30,12 +30,9 @@ townships.csv, run.json), so ``optiland check`` verifies it against the county m
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,10 +158,10 @@ def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
 def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndarray, np.ndarray] | None:
     """Solve an LP relaxation in this process; (objective, x, row duals), or None if not solved to optimality
     (in time)."""
-    from optiland.solver import _highs, set_lp_method
+    from optiland.solver import _highs, c_stdout, set_lp_method
 
     relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
-    with _quiet_stdout():  # HiGHS prints a banner when constructed
+    with c_stdout():  # HiGHS prints a banner when constructed
         h = _highs(relaxed, options, options.time_limit)
     set_lp_method(h, relaxed, options)  # a basic solution: its row duals price the coupling rows
     h.run()
@@ -173,21 +170,6 @@ def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndar
     solution = h.getSolution()
     return (float(h.getInfo().objective_function_value), np.array(solution.col_value),
             np.array(solution.row_dual))
-
-
-@contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence file descriptor 1 (C-level output) for a moment."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
 
 
 def run_task(task: TownshipTask) -> dict[str, Any]:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import ctypes
 import enum
 import multiprocessing as mp
+import os
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -374,9 +377,6 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
     it is proven optimal (within the gap); otherwise the full MIP runs, warm-started from it. Strategy "mip": the
     full MIP at once.
     """
-    import os
-    import time
-
     import highspy
 
     # HiGHS prints a banner on construction; keep the parent's terminal clean (in process: see _solve_here).
@@ -502,24 +502,30 @@ class _Inbox:
         """Nothing to close."""
 
 
+@contextmanager
+def c_stdout(to_stderr: bool = False) -> Iterator[None]:
+    """Send file descriptor 1 (HiGHS's C-level output, its banner included) to /dev/null, or to stderr, for the
+    block; C buffers are flushed before it is restored, so nothing leaks onto stdout later."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    target = os.dup(2) if to_stderr else os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(target, 1)
+        yield
+    finally:
+        ctypes.CDLL(None).fflush(None)
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(target)
+
+
 def _solve_here(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None) -> SolveResult:
     """Solve a small model in this process (no fork: ~30 ms less per solve, which dominates on models of a few
     thousand columns, e.g. the many solves of a Pareto front). HiGHS's own time limit holds on such models."""
-    import os
-
     began = time.perf_counter()
     inbox = _Inbox()
-    sys.stdout.flush()
-    sys_stdout = os.dup(1)
-    target = os.open(os.devnull, os.O_WRONLY) if options.log_file != "-" else os.dup(2)
-    try:
-        os.dup2(target, 1)
+    with c_stdout(to_stderr=options.log_file == "-"):
         _child(lp, options, inbox, in_process=True, start_plan=start)
-    finally:
-        ctypes.CDLL(None).fflush(None)  # HiGHS's buffered C output goes where it was meant to, not to stdout later
-        os.dup2(sys_stdout, 1)
-        os.close(sys_stdout)
-        os.close(target)
     state = _Progress()
     for message in inbox.messages:
         state.take(message)
