@@ -49,7 +49,8 @@ class Status(str, enum.Enum):
 IPM_COLUMNS = 150_000
 """From this many columns up, lp_method "auto" solves LP relaxations by interior point with crossover (at 10,000
 parcels, 336,193 columns: 15 s against 39 s by dual simplex, both basic with ~10 fractional parcels; without
-crossover the interior solution splits 9,149 of the 10,000 parcels among tied variants, useless for the repair)."""
+crossover the interior solution splits 9,149 of the 10,000 parcels among tied variants, useless for the repair;
+benchmarks/lp_methods.py, results/lp_methods.csv)."""
 IN_PROCESS_COLUMNS = 5_000
 """Models up to this many columns are solved in the calling process (no fork, no watchdog)."""
 STRATEGIES = ("auto", "mip")
