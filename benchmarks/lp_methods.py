@@ -1,6 +1,6 @@
 """How to solve the LP relaxation of a large model (the choice behind optiland.solver.IPM_COLUMNS).
 
-    .venv/bin/python benchmarks/lp_methods.py [--parcels 10000]
+    .venv/bin/python -m benchmarks.lp_methods [--parcels 10000]   (from the repository root)
 
 On a generated karst instance (benchmarks/scale.py's, made once), the carbon objective's LP relaxation by dual
 simplex, by interior point with crossover and without: seconds, objective, and how many parcels the solution leaves
