@@ -419,13 +419,16 @@ def _features_and_locks(ctx: _Context) -> None:
                            f"{_num(cap.max_area)} mu", area - cap.max_area)
     if spatial.locks is None:
         return
-    position = pd.Series(np.arange(len(ctx.parcel_ids)), index=pd.Index(ctx.parcel_ids))
-    for lock in spatial.locks.itertuples(index=False):
-        p = int(position[lock.parcel_id])
-        if assigned[p] and (option[p] == lock.option) != lock.locked_in:
-            kind = "locked in to" if lock.locked_in else "locked out of"
-            ctx.report.add("locks", lock.parcel_id, f"parcel {lock.parcel_id} is {kind} {lock.option} "
-                           f"(lock table line {lock.line}) but has {option[p]}", float(ctx.area[p]))
+    locks = spatial.locks
+    parcel = pd.Series(np.arange(len(ctx.parcel_ids)), index=pd.Index(ctx.parcel_ids)).reindex(
+        locks["parcel_id"]).to_numpy(dtype=np.int64)
+    locked_in = locks["locked_in"].to_numpy(dtype=bool)
+    broken = assigned[parcel] & ((option[parcel] == locks["option"].to_numpy()) != locked_in)
+    for i in np.flatnonzero(broken):  # only the broken locks are visited
+        lock, p = locks.iloc[i], parcel[i]
+        kind = "locked in to" if locked_in[i] else "locked out of"
+        ctx.report.add("locks", lock.parcel_id, f"parcel {lock.parcel_id} is {kind} {lock.option} "
+                       f"(lock table line {lock.line}) but has {option[p]}", float(ctx.area[p]))
 
 
 def _price_steps(ctx: _Context) -> tuple[np.ndarray, np.ndarray]:
