@@ -53,8 +53,10 @@ crossover the interior solution splits 9,149 of the 10,000 parcels among tied va
 benchmarks/lp_methods.py, results/lp_methods.csv)."""
 IN_PROCESS_COLUMNS = 5_000
 """Models up to this many columns are solved in the calling process (no fork, no watchdog)."""
-STRATEGIES = ("auto", "mip")
-"""auto: LP relaxation, repair, then the MIP warm-started if the repair plan is not within the gap; mip: the MIP.
+STRATEGIES = ("auto", "mip", "colgen")
+"""auto: LP relaxation, repair, then the MIP warm-started if the repair plan is not within the gap; mip: the MIP;
+colgen: as auto, with the LP relaxation by column generation of the parcels' variants and a Lagrangian bound over
+every column (optiland.colgen).
 (`solve --strategy decompose` is a pipeline, optiland.decompose, whose township models use "auto".)"""
 
 
@@ -561,6 +563,10 @@ def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = No
     Models up to IN_PROCESS_COLUMNS columns are solved in this process; larger ones in a forked child process
     watched by the parent, which kills it at the time limit (HiGHS does not check its limit everywhere, e.g. in
     parts of presolve: ../shared/perf/BASELINE.md)."""
+    if options.strategy == "colgen" and lp.integer.any():
+        from optiland import colgen
+
+        return colgen.solve(lp, options, start=start)
     if len(lp.c) <= IN_PROCESS_COLUMNS:
         return _solve_here(lp, options, start)
     context = mp.get_context("fork")

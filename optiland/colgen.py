@@ -1,0 +1,292 @@
+r"""Column generation of variants: the LP relaxation over the few columns per parcel its duals make attractive.
+
+Most of a parcel's ~33 (option, variant) columns are never attractive. The LP relaxation of the model (any MatrixLP
+whose binaries are partitioned by one-choice rows, ``solver.partition_rows``: one row per parcel) is solved over a
+*restricted* set of columns: per parcel the best by the objective and the least and most using the model's
+``<=`` and ``>=`` rows, plus every non-parcel column (herds, ranger posts, price segments, option areas) and an
+artificial column per non-parcel row, priced high, so the restricted LP is always feasible. HiGHS solves it (warm
+started after each round); with its row duals :math:`y`, every column of every parcel is priced, and per parcel the
+best attractive one is added. The rounds end when none is attractive (the restricted LP optimum is then the full
+LP optimum) or its bound is within ``LP_TOLERANCE``.
+
+**The bound.** For any duals :math:`y` of the non-parcel rows (signs clipped to the rows' senses), weak duality gives,
+for a maximisation with rows :math:`L \le Ax \le U`,
+
+.. math:: z^* \le \sum_r \max(y_r U_r, y_r L_r) + \sum_p \max_{j \in p} (c_j - A_j^\top y)
+          + \sum_{j \notin \text{parcels}} \max_{l_j \le x_j \le u_j} (c_j - A_j^\top y) x_j
+
+(the parcels' one-choice rows kept, everything else relaxed), computed over *all* columns, not only the generated
+ones. This is the bound reported; it is valid whatever the restricted model holds. The plan comes from the
+restricted model (the repair of optiland.solver, then its MIP warm-started if the repair is not within the gap), so
+its true gap is against this bound. A plan is called optimal only when that gap is within the one asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from optiland.solver import (
+    INF,
+    MatrixLP,
+    SolveResult,
+    SolverOptions,
+    Status,
+    _highs,
+    _repair,
+    c_stdout,
+    highs_version,
+    is_plan,
+    partition_rows,
+    relative_gap,
+    solve_lp,
+)
+
+LP_TOLERANCE = 2e-5
+"""Relative distance between the restricted LP optimum and the Lagrangian bound at which the rounds stop."""
+ADD_PER_PARCEL = 1
+"""Columns added per parcel and round (the most attractive)."""
+ARTIFICIAL_COST = 1e4
+"""Objective penalty (relative to the largest objective coefficient) of the artificial columns."""
+MAX_ROUNDS = 60
+
+
+@dataclass
+class Restricted:
+    """The restricted model: which columns of the full model it holds, in its column order."""
+
+    columns: np.ndarray
+    """Full-model column of each restricted column (artificials: -1)."""
+    lp: MatrixLP
+
+
+def _structure(lp: MatrixLP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(parcel rows, parcel of each column or -1, mask of non-parcel rows)."""
+    rows = partition_rows(lp)
+    owner = np.full(len(lp.c), -1, dtype=np.int64)
+    sub = lp.A.tocsr()[rows]
+    owner[sub.indices] = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
+    other = np.ones(lp.A.shape[0], dtype=bool)
+    other[rows] = False
+    return rows, owner, other
+
+
+def _best_per_parcel(score: np.ndarray, owner: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For each parcel the column of `cols` (parcel columns) with the largest score."""
+    order = np.lexsort((-score[cols], owner[cols]))
+    ranked = cols[order]
+    first = np.r_[True, owner[ranked][1:] != owner[ranked][:-1]]
+    return ranked[first]
+
+
+def initial_columns(lp: MatrixLP, owner: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Per parcel: the best column by the objective, the one using least of the <= rows and the one giving most to
+    the >= rows (each row's use scaled by its limit)."""
+    cols = np.flatnonzero(owner >= 0)
+    sign = 1.0 if lp.sense == "max" else -1.0
+    A = lp.A.tocsr()
+    picks = [_best_per_parcel(sign * lp.c, owner, cols)]
+    upper_only = other & np.isfinite(lp.row_upper) & ~np.isfinite(lp.row_lower)
+    lower_only = other & np.isfinite(lp.row_lower) & ~np.isfinite(lp.row_upper)
+    for mask, direction, side in ((upper_only, -1.0, lp.row_upper), (lower_only, 1.0, lp.row_lower)):
+        if not mask.any():
+            continue
+        weight = np.zeros(A.shape[0])
+        weight[mask] = 1.0 / np.maximum(np.abs(side[mask]), 1.0)
+        use = A.T @ weight
+        picks.append(_best_per_parcel(direction * use, owner, cols))
+    return np.unique(np.concatenate(picks))
+
+
+def _columns_of(lp: MatrixLP, cols: np.ndarray) -> sp.csc_matrix:
+    return lp.A.tocsc()[:, cols] if not sp.isspmatrix_csc(lp.A) else lp.A[:, cols]
+
+
+def dual_feasible(lp: MatrixLP, ys: np.ndarray, owner: np.ndarray, AT: sp.csr_matrix,
+                  passes: int = 3) -> np.ndarray:
+    """Duals (maximisation form) adjusted so that no non-parcel column (herds, posts, segments, option areas: often
+    without an upper bound) has a positive reduced cost: the LP's duals are dual feasible only within HiGHS's
+    tolerance, and a reduced cost of 1e-9 on an unbounded column makes the bound infinite. Each such column's
+    excess is put on one of its rows that can take it (a <= row where its coefficient is positive, raising that
+    row's price, or a >= row where it is negative): any prices of the right signs give a valid bound."""
+    ys = ys.copy()
+    free = np.flatnonzero(owner < 0)
+    if not len(free):
+        return ys
+    A_free = AT[free]  # rows of A^T: one per non-parcel column
+    sign = 1.0 if lp.sense == "max" else -1.0
+    for _ in range(passes):
+        d = sign * lp.c[free] - A_free @ ys
+        bad = np.flatnonzero(d > 0)
+        if not len(bad):
+            break
+        for k in bad:
+            start, end = A_free.indptr[k], A_free.indptr[k + 1]
+            rows, coef = A_free.indices[start:end], A_free.data[start:end]
+            ok = ((coef > 0) & np.isfinite(lp.row_upper[rows])) | ((coef < 0) & np.isfinite(lp.row_lower[rows]))
+            if not ok.any():
+                continue
+            pick = np.flatnonzero(ok)[np.argmax(np.abs(coef[ok]))]
+            ys[rows[pick]] += d[k] / coef[pick]
+    return ys
+
+
+def lagrangian_bound(lp: MatrixLP, y: np.ndarray, owner: np.ndarray, other: np.ndarray,
+                     AT: sp.csr_matrix | None = None) -> tuple[float, np.ndarray]:
+    """The bound of the module docstring for duals `y` (non-parcel rows; parcel rows ignored), and the reduced costs
+    c - A^T y of every column (in the model's sense: positive is attractive)."""
+    sign = 1.0 if lp.sense == "max" else -1.0
+    AT = lp.A.T.tocsr() if AT is None else AT
+    y = np.where(other, y, 0.0)
+    # in the maximisation form (c -> sign*c), a row dual must be >= 0 on a binding upper side, <= 0 on a lower
+    ys = sign * y
+    ys = np.where(np.isfinite(lp.row_upper), ys, np.minimum(ys, 0.0))
+    ys = np.where(np.isfinite(lp.row_lower), ys, np.maximum(ys, 0.0))
+    ys = dual_feasible(lp, ys, owner, AT)
+    ys = np.where(np.isfinite(lp.row_upper), ys, np.minimum(ys, 0.0))
+    ys = np.where(np.isfinite(lp.row_lower), ys, np.maximum(ys, 0.0))
+    rows_term = np.where(ys > 0, ys * np.where(np.isfinite(lp.row_upper), lp.row_upper, 0.0),
+                         ys * np.where(np.isfinite(lp.row_lower), lp.row_lower, 0.0)).sum()
+    d = sign * lp.c - AT @ ys
+    parcel = owner >= 0
+    best = np.full(int(owner.max()) + 1 if parcel.any() else 0, -INF)
+    np.maximum.at(best, owner[parcel], d[parcel])
+    free = ~parcel
+    df = d[free]
+    hi, lo = lp.col_upper[free], lp.col_lower[free]
+    with np.errstate(invalid="ignore"):
+        col_term = np.where(df > 0, df * hi, np.where(df < 0, df * lo, 0.0))
+    total = rows_term + best.sum() + col_term.sum() + sign * lp.offset
+    return float(sign * total), d
+
+
+def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None, say: object = None) -> SolveResult:
+    """Column generation for the LP relaxation, its Lagrangian bound, and a plan from the restricted model."""
+    began = time.perf_counter()
+
+    def left() -> float:
+        return options.time_limit - (time.perf_counter() - began)
+
+    rows, owner, other = _structure(lp)
+    if not len(rows):
+        return solve_lp(lp, options)
+    sign = 1.0 if lp.sense == "max" else -1.0
+    A_csc = lp.A.tocsc()
+    AT = lp.A.T.tocsr()
+    fixed_cols = np.flatnonzero(owner < 0)
+    chosen = np.zeros(len(lp.c), dtype=bool)
+    chosen[initial_columns(lp, owner, other)] = True
+    chosen[fixed_cols] = True
+    start_ok = start is not None and is_plan(lp, start)
+    if start_ok:  # a known plan (e.g. a Pareto stage's): its columns are generated, and the answer is no worse
+        chosen[(np.asarray(start) > 0.5) & (owner >= 0)] = True
+    artificial_rows = np.flatnonzero(other)
+    penalty = ARTIFICIAL_COST * max(float(np.abs(lp.c).max()), 1e-6)
+    # an artificial per non-parcel row, in the direction that can restore it: +1 for >= sides, -1 for <= sides
+    art_lo = artificial_rows[np.isfinite(lp.row_lower[artificial_rows])]
+    art_hi = artificial_rows[np.isfinite(lp.row_upper[artificial_rows])]
+    art = sp.csc_matrix((np.r_[np.ones(len(art_lo)), -np.ones(len(art_hi))],
+                         (np.r_[art_lo, art_hi], np.arange(len(art_lo) + len(art_hi)))),
+                        shape=(lp.A.shape[0], len(art_lo) + len(art_hi)))
+    n_art = art.shape[1]
+    cols = np.flatnonzero(chosen)
+    A0 = sp.hstack([A_csc[:, cols], art], format="csc")
+    c0 = np.r_[lp.c[cols], np.full(n_art, -sign * penalty)]
+    restricted = MatrixLP(c=c0, A=A0, row_lower=lp.row_lower, row_upper=lp.row_upper,
+                          col_lower=np.r_[lp.col_lower[cols], np.zeros(n_art)],
+                          col_upper=np.r_[lp.col_upper[cols], np.full(n_art, INF)],
+                          integer=np.zeros(len(c0), dtype=bool), sense=lp.sense, offset=lp.offset)
+    with c_stdout():
+        h = _highs(restricted, options, max(left(), 0.01))
+    h.setOptionValue("solver", "simplex")
+    columns = np.r_[cols, np.full(n_art, -1)]
+    best_bound, best_y = None, None
+    rounds = 0
+    lp_value = None
+    message = ""
+    while True:
+        rounds += 1
+        h.setOptionValue("time_limit", max(left(), 0.01))
+        with c_stdout(to_stderr=options.log_file == "-"):
+            h.run()
+        status = h.modelStatusToString(h.getModelStatus())
+        if status != "Optimal":
+            message = f"restricted LP: {status}"
+            break
+        lp_value = float(h.getInfo().objective_function_value)
+        solution = h.getSolution()
+        y = np.array(solution.row_dual, dtype=float)
+        bound, d = lagrangian_bound(lp, y, owner, other, AT)
+        if best_bound is None or sign * bound < sign * best_bound:
+            best_bound, best_y = bound, y
+        parcel_chosen = chosen & (owner >= 0)
+        have = np.full(len(rows), -INF)
+        np.maximum.at(have, owner[parcel_chosen], d[parcel_chosen])
+        tol = 1e-9 * max(1.0, abs(lp_value))
+        attractive = (owner >= 0) & ~chosen
+        attractive[attractive] = d[attractive] > have[owner[attractive]] + tol
+        close = relative_gap(lp_value, best_bound)
+        if say:
+            say(f"column generation round {rounds}: {int(chosen[owner >= 0].sum()):,} parcel columns, LP "
+                f"{lp_value:.8g}, bound {best_bound:.8g}, {int(attractive.sum()):,} attractive")
+        if not attractive.any() or (close is not None and close <= LP_TOLERANCE) or rounds >= MAX_ROUNDS \
+                or left() <= 0:
+            break
+        new = _best_per_parcel(d, owner, np.flatnonzero(attractive))
+        block = A_csc[:, new]
+        h.addCols(len(new), lp.c[new], lp.col_lower[new], lp.col_upper[new], block.nnz,
+                  block.indptr[:-1].astype(np.int32), block.indices.astype(np.int32), block.data.astype(float))
+        chosen[new] = True
+        columns = np.r_[columns, new]
+    x_restricted = None
+    if lp_value is not None:
+        x_restricted = np.array(h.getSolution().col_value, dtype=float)
+    n_parcel_cols = int(chosen[owner >= 0].sum())
+    notes = (f"column generation: {rounds} rounds, {n_parcel_cols:,} of {int((owner >= 0).sum()):,} parcel columns "
+             f"({n_parcel_cols / max(len(rows), 1):.2f} per parcel); LP {lp_value}, Lagrangian bound {best_bound}")
+    del h
+    if x_restricted is None or best_bound is None:
+        return SolveResult(Status.TIME_LIMIT if left() <= 0 else Status.ERROR, None, None, None, None,
+                           time.perf_counter() - began, message or "column generation ended without an LP optimum",
+                           solver_version=highs_version())
+    # the integer model over the generated columns (no artificials: a plan must meet every row)
+    keep = columns >= 0
+    sub_cols = columns[keep]
+    sub = MatrixLP(c=lp.c[sub_cols], A=A_csc[:, sub_cols].tocsr(), row_lower=lp.row_lower, row_upper=lp.row_upper,
+                   col_lower=lp.col_lower[sub_cols], col_upper=lp.col_upper[sub_cols], integer=lp.integer[sub_cols],
+                   sense=lp.sense, offset=lp.offset)
+    x_lp = x_restricted[keep]
+    artificial_use = float(x_restricted[~keep].sum())
+    plan = None
+    if artificial_use <= 1e-7:
+        reduced = sign * (sub.c - sub.A.T @ best_y) if best_y is not None else np.zeros(len(sub.c))
+        with c_stdout():
+            plan = _repair(sub, x_lp, reduced, options, left)
+    objective = None if plan is None else plan[0]
+    gap = relative_gap(objective, best_bound)
+    x_sub = None if plan is None else plan[1]
+    enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
+    if (x_sub is None or not enough) and left() > 1:
+        more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(left(), 0.01),
+                                              "strategy": "mip" if x_sub is not None else "auto"}), start=x_sub)
+        if more.x is not None and (objective is None or sign * more.objective > sign * objective):
+            objective, x_sub = more.objective, more.x
+    if x_sub is None and start_ok:
+        x_sub = np.asarray(start, dtype=float)[sub_cols]
+    if x_sub is None:
+        return SolveResult(Status.TIME_LIMIT if left() <= 0 else Status.ERROR, None, None, best_bound, None,
+                           time.perf_counter() - began, f"{notes}; no plan over the generated columns",
+                           solver_version=highs_version())
+    x = np.zeros(len(lp.c))
+    x[sub_cols] = x_sub
+    if start_ok and sign * float(lp.c @ start + lp.offset) > sign * float(lp.c @ x + lp.offset):
+        x = np.asarray(start, dtype=float)
+    objective = float(lp.c @ x + lp.offset)
+    gap = relative_gap(objective, best_bound)
+    within = gap is not None and (gap <= options.mip_rel_gap or abs(best_bound - objective) <= options.mip_abs_gap)
+    status = Status.OPTIMAL if within else (Status.TIME_LIMIT if left() <= 0 else Status.FEASIBLE)
+    return SolveResult(status, x, objective, best_bound, gap, time.perf_counter() - began, notes,
+                       solver_version=highs_version())
