@@ -165,6 +165,45 @@ class FeaturesConfig(_Strict):
     relative_targets: dict[str, float] = Field(default_factory=dict, description="feature -> share of its total")
 
 
+class RiskConfig(_Strict):
+    """`[transition.risk]`: how the income floor treats the price and yield scenarios (optiland.transition)."""
+
+    measure: Literal["expected", "robust", "cvar", "icc"] = Field(
+        "expected", description="expected: the floor at average prices; robust: in every scenario; cvar: the "
+                                "conditional value at risk of the shortfall below the floor at most `max_shortfall`; "
+                                "icc: integrated chance constraint, the expected shortfall at most `max_shortfall`")
+    alpha: float = Field(0.9, gt=0, lt=1, description="cvar: the level (the worst 1 - alpha of the scenarios)")
+    max_shortfall: float = Field(0.0, ge=0, description="cvar, icc: yuan per capita per year")
+    scenarios: Path | None = Field(None, description="table: scenario, product, factor[, probability][, year]")
+    sample: int | None = Field(None, ge=1, description="draw this many scenarios around the catalog's figures "
+                                                        "(price_risk.csv), instead of a table")
+    seed: int = Field(0, ge=0, description="seed of the sampled scenarios")
+
+
+class TransitionConfig(_Strict):
+    """`[transition]`: plan the years from today to maturity (optiland.transition)."""
+
+    horizon: int = Field(10, ge=1, le=60, description="years")
+    yearly_budget: float | list[float] | None = Field(
+        None, description="establishment spending per year, yuan (one figure, or one per year)")
+    subsidy_budget: float = Field(0.0, ge=0, description="transition subsidy over the whole horizon, yuan")
+    discount_rate: float = Field(0.04, ge=0, lt=1)
+    phasing: list[float] | None = Field(
+        None, description="the most of each village's final area of an option converted by the end of year 1, 2, "
+                          "...: e.g. [0.2, 0.6, 1.0] (demonstration, promotion, full coverage)")
+    objective: Literal["end", "cumulated", "discounted_income"] = Field(
+        "end", description="end: [objective] at maturity; cumulated: the service index summed over the years; "
+                           "discounted_income: the expected village incomes, discounted")
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+
+    @field_validator("phasing")
+    @classmethod
+    def _rising(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (any(not 0 <= v <= 1 for v in value) or value != sorted(value)):
+            raise ValueError("phasing shares must rise and lie in [0, 1]")
+        return value
+
+
 class Scenario(_Strict):
     """A whole scenario. `base_dir` (the scenario file's folder) resolves relative paths."""
 
@@ -178,6 +217,7 @@ class Scenario(_Strict):
     solver: SolverConfig = Field(default_factory=SolverConfig)
     spatial: SpatialConfig | None = None
     features: FeaturesConfig | None = None
+    transition: TransitionConfig | None = None
     base_dir: Path = Field(default=Path("."), exclude=True)
     source_path: Path | None = Field(default=None, exclude=True)
 
