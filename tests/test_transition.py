@@ -210,8 +210,9 @@ def test_optimum_equals_enumeration_of_every_core_plan() -> None:
     assert check_plan(tp, out.plan) == []
 
 
-SLOWER = pd.concat([SLOW_RETURNS, pd.DataFrame([("livestock", "", "income", 0, 0.0), ("livestock", "", "income", 1, 1.0)],
-                                              columns=SLOW_RETURNS.columns)], ignore_index=True)
+SLOWER = pd.concat([SLOW_RETURNS, pd.DataFrame([("livestock", "", "income", 0, 0.0),
+                                                ("livestock", "", "income", 1, 1.0)], columns=SLOW_RETURNS.columns)],
+                   ignore_index=True)
 """And cattle earn nothing in the year they are bought."""
 
 
