@@ -479,6 +479,67 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
     console.print(f"written to {out} (front.csv, front.png, plans.parquet, run.json)")
 
 
+@app.command()
+def transition(scenario: ScenarioArg, out: OutOpt,
+               horizon: Annotated[int | None, typer.Option(help="years (default: [transition] horizon, 10)")] = None,
+               measure: Annotated[str | None, typer.Option(help="expected | robust | cvar | icc (the floor under "
+                                                                "price risk)")] = None,
+               sample: Annotated[int | None, typer.Option(help="draw N price scenarios around the catalog's "
+                                                              "price_risk.csv")] = None,
+               scenarios: Annotated[Path | None, typer.Option(help="price scenario table (CSV: scenario, product, "
+                                                                   "factor[, probability][, year])")] = None,
+               max_shortfall: Annotated[float | None, typer.Option(help="cvar, icc: yuan per capita per year")
+                                        ] = None,
+               alpha: Annotated[float | None, typer.Option(help="cvar level")] = None,
+               compare: Annotated[bool | None, typer.Option("--compare/--no-compare", help="also solve the "
+                                                            "average-price plan and write robustness.csv (default: "
+                                                            "when the measure is not expected)")] = None,
+               time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
+               gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None) -> None:
+    """Plan the transition years under price risk: write plan.gpkg (with start_year), phasing.csv,
+    village_years.csv, village_risk.csv, years.csv, run.json, income_paths.png, phasing.png and, with --compare,
+    robustness.csv to OUT. Exit 3 if no plan keeps the floors (with the least relaxation that would), 2 on bad input."""
+    from optiland.run import prepare
+    from optiland.transition_output import run_transition, transition_config, write_transition
+
+    try:
+        config = transition_config(prepare(scenario).scenario, horizon=horizon, measure=measure, sample=sample,
+                                   scenarios=scenarios, max_shortfall=max_shortfall, alpha=alpha)
+        both = config.risk.measure != "expected" if compare is None else compare
+        with _elapsed("solving the transition" + (" and the average-price plan" if both else "")):
+            outcome, average, prepared, options = run_transition(scenario, config, compare=both,
+                                                                 time_limit=time_limit, mip_rel_gap=gap)
+        write_transition(outcome, out, average, prepared=prepared, options=options)
+    except InfeasibleError as exc:
+        _fail(exc, 3)
+    except (OptilandError, ValueError) as exc:
+        _fail(exc)
+    from optiland.transition_output import floor_breaks, robustness_table, village_risk_table
+
+    result = outcome.result
+    console.print(f"{config.horizon} years, {len(outcome.tp.prices.names)} price scenarios "
+                  f"({outcome.tp.prices.source}), {config.risk.measure} floor; objective {outcome.objective_name} "
+                  f"{result.objective:,.6g} (bound {result.bound:,.6g}, gap {result.gap or 0:.1e}), "
+                  f"status {result.status.value}")
+    risk = village_risk_table(outcome)
+    table = Table(title="worst year and scenario per village (yuan per capita)")
+    for column in ("village", "floor", "worst_year", "worst_scenario", "worst_income_per_capita", "margin_to_floor"):
+        table.add_column(column, justify="left" if column in ("village", "worst_scenario") else "right")
+    for row in risk.itertuples(index=False):
+        table.add_row(str(row.village), f"{row.floor:,.0f}", str(row.worst_year), str(row.worst_scenario),
+                      f"{row.worst_income_per_capita:,.0f}", f"{row.margin_to_floor:,.0f}")
+    console.print(table)
+    cells = outcome.accounts.income.size
+    console.print(f"(village, year, scenario) cells below the floor: {floor_breaks(outcome)} of {cells}")
+    if average is not None:
+        cost = robustness_table(outcome, average).iloc[0]
+        console.print(f"average-price plan: objective {average.result.objective:,.6g}, {floor_breaks(average)} of "
+                      f"{cells} cells below the floor; cost of robustness {cost['cost_of_robustness']:,.6g} "
+                      f"({cost['relative_cost_of_robustness']:.2%})")
+    console.print("times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in outcome.times.items()))
+    console.print(f"written to {out}")
+
+
 def _parse_steps(text: str | None) -> dict[str, float] | None:
     """NAME=STEP,NAME=STEP into a dict; a clear error naming the bad item."""
     if not text:

@@ -111,6 +111,29 @@ def _per_capita(outcome: TransitionOutcome) -> np.ndarray:
     return outcome.tp.problem.villages["population"].to_numpy(dtype=float)
 
 
+def _worst(income: np.ndarray, tie: float) -> tuple[int, int]:
+    """(year, scenario) of a village's lowest income (years x scenarios); among cells within `tie` yuan of it, the
+    scenario with the lowest mean income over the years, then the earliest year (a robust plan holds many
+    scenarios at the floor exactly)."""
+    low = float(income.min())
+    years, scenarios = np.nonzero(income <= low + tie)
+    mean = income.mean(axis=0)
+    best = np.lexsort((years, mean[scenarios]))[0]
+    return int(years[best]), int(scenarios[best])
+
+
+def _worst_by_year(income: np.ndarray, tie: np.ndarray) -> np.ndarray:
+    """(villages, H) the scenario of each village's lowest income in each year, ties broken as :func:`_worst`."""
+    n_v, H, _ = income.shape
+    out = np.zeros((n_v, H), dtype=np.int64)
+    for v in range(n_v):
+        mean = income[v].mean(axis=0)
+        for t in range(H):
+            candidates = np.flatnonzero(income[v, t] <= income[v, t].min() + tie[v])
+            out[v, t] = candidates[np.argmin(mean[candidates])]
+    return out
+
+
 def village_years_table(outcome: TransitionOutcome) -> pd.DataFrame:
     """One row per village and year: the floor, income per capita at average prices and in the year's worst
     scenario (which one), the shortfall below the floor (worst scenario, and expected over the scenarios), the
@@ -120,7 +143,7 @@ def village_years_table(outcome: TransitionOutcome) -> pd.DataFrame:
     pop = _per_capita(outcome)
     H, n_v = tp.horizon, len(villages)
     floor = villages["floor"].to_numpy(dtype=float)
-    worst = np.argmin(acc.income, axis=2)
+    worst = _worst_by_year(acc.income, FLOOR_TOLERANCE * pop)
     worst_income = np.take_along_axis(acc.income, worst[:, :, None], axis=2)[:, :, 0]
     gap = shortfall(acc)
     expected_gap = np.einsum("vts,s->vt", gap, tp.prices.probability)
@@ -159,8 +182,7 @@ def village_risk_table(outcome: TransitionOutcome) -> pd.DataFrame:
     probability = tp.prices.probability
     rows = []
     for v in range(n_v):
-        flat = int(np.argmin(acc.income[v]))
-        t, s = divmod(flat, S)
+        t, s = _worst(acc.income[v], FLOOR_TOLERANCE * pop[v])
         expected = probability @ gap[v].T
         tail = np.array([cvar(gap[v, year], probability, risk.alpha) for year in range(H)])
         floor = float(villages["floor"].iloc[v])
@@ -262,6 +284,7 @@ def plot_income_paths(outcome: TransitionOutcome, path: Path, compare: Transitio
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     tp, acc = outcome.tp, outcome.accounts
     villages = tp.problem.villages
@@ -277,7 +300,7 @@ def plot_income_paths(outcome: TransitionOutcome, path: Path, compare: Transitio
             ax.axis("off")
             continue
         income = acc.income[v] / pop[v]
-        worst = int(np.argmin(acc.income[v]) % S)
+        worst = _worst(acc.income[v], FLOOR_TOLERANCE * pop[v])[1]
         if S > 1:
             ax.fill_between(years, income.min(axis=1), income.max(axis=1), color="tab:blue", alpha=0.18,
                             linewidth=0, label="price scenarios (min-max)")
@@ -294,6 +317,7 @@ def plot_income_paths(outcome: TransitionOutcome, path: Path, compare: Transitio
             title += f" (worst {tp.prices.names[worst]})"
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3, linewidth=0.5)
         if v % cols == 0:
             ax.set_ylabel("yuan per capita", fontsize=7)
@@ -319,7 +343,8 @@ def plot_phasing(outcome: TransitionOutcome, path: Path) -> None:
     H = tp.horizon
     years = np.arange(1, H + 1)
     option = tp.groups["option"].to_numpy()
-    options = [o for o in dict.fromkeys(option) if plan.establish[option == o].sum() > 0]
+    total = float(plan.establish.sum())
+    options = [o for o in dict.fromkeys(option) if plan.establish[option == o].sum() > TOLERANCE * max(1.0, total)]
     yearly = np.array([plan.establish[option == o].sum(axis=0) for o in options]).reshape(len(options), H)
     colours = plt.get_cmap("tab10")
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -382,6 +407,9 @@ def run_record(outcome: TransitionOutcome, prepared: Prepared, options: SolverOp
                              "gap": compare.result.gap, "model_size": compare.model_size,
                              "times": {k: round(v, 3) for k, v in compare.times.items()},
                              "below_floor": floor_breaks(compare), "notes": list(compare.notes)}
+        first = robustness_table(outcome, compare).iloc[0]
+        record["compare"]["cost_of_robustness"] = float(first["cost_of_robustness"])
+        record["compare"]["relative_cost_of_robustness"] = float(first["relative_cost_of_robustness"])
     return record
 
 
@@ -431,3 +459,51 @@ def write_transition(outcome: TransitionOutcome, out_dir: str | Path, compare: T
                                          encoding="utf-8")
 
     return write_atomically(Path(out_dir), write_into)
+
+
+# --------------------------------------------------------------------------------------------------- running
+def transition_config(scenario: Any, horizon: int | None = None, measure: str | None = None,
+                      sample: int | None = None, scenarios: Path | None = None, max_shortfall: float | None = None,
+                      alpha: float | None = None) -> Any:
+    """The scenario's ``[transition]`` (TransitionConfig defaults without one) with the given overrides, validated.
+    A scenario table given here is taken relative to the working folder (the scenario file's own ``scenarios`` key
+    is relative to the scenario's folder); giving one drops the scenario's ``sample``, and the reverse."""
+    from optiland.scenario import TransitionConfig
+
+    base = scenario.transition if scenario.transition is not None else TransitionConfig()
+    data = base.model_dump(mode="python")
+    risk = data["risk"]
+    if horizon is not None:
+        data["horizon"] = horizon
+    if measure is not None:
+        risk["measure"] = measure
+    if sample is not None:
+        risk["sample"], risk["scenarios"] = sample, None
+    if scenarios is not None:
+        risk["scenarios"], risk["sample"] = Path(scenarios).resolve(), None
+    if max_shortfall is not None:
+        risk["max_shortfall"] = max_shortfall
+    if alpha is not None:
+        risk["alpha"] = alpha
+    return TransitionConfig.model_validate(data)
+
+
+def run_transition(scenario: str | Path, config: Any = None, compare: bool = False, **solver_overrides: Any
+                   ) -> tuple[TransitionOutcome, TransitionOutcome | None, Prepared, SolverOptions]:
+    """Read the scenario, solve its transition (`config`: default the scenario's, see :func:`transition_config`)
+    and, with `compare`, the same transition with measure ``expected`` on the same price scenarios and service
+    normalisation (the average-price plan). Raises InfeasibleError as solve_transition does."""
+    from optiland.run import prepare, solver_options
+    from optiland.transition import build_transition, solve_transition
+
+    prepared = prepare(scenario)
+    config = config if config is not None else transition_config(prepared.scenario)
+    options = solver_options(prepared.scenario, **solver_overrides)
+    tp = build_transition(prepared.problem, config)
+    outcome = solve_transition(tp, options)
+    average = None
+    if compare:
+        flat = config.model_copy(update={"risk": config.risk.model_copy(update={"measure": "expected"})})
+        average = solve_transition(build_transition(prepared.problem, flat, prices=tp.prices), options,
+                                   scales=outcome.es_scale)
+    return outcome, average, prepared, options
