@@ -346,18 +346,26 @@ def build_transition(problem: PlanningProblem, config: TransitionConfig, profile
 
 
 # --------------------------------------------------------------------------------------------------- the model
-def _terms(m: pyo.ConcreteModel, groups: np.ndarray, per_mu: np.ndarray, factor: np.ndarray, t: int) -> list[Any]:
-    """Sum over groups q and years tau <= t of per_mu[q] factor[q, t - tau] E[q, tau], as a term list."""
+def increments(factor: np.ndarray) -> np.ndarray:
+    r"""A profile as steps: :math:`\Delta\rho(a) = \rho(a) - \rho(a-1)`, :math:`\rho(-1) = 0`."""
+    return np.diff(factor, axis=1, prepend=0.0)
+
+
+def _age_terms(m: pyo.ConcreteModel, groups: np.ndarray, by_age: np.ndarray, t: int) -> list[Any]:
+    """Sum over groups q and ages a <= t of by_age[q, a] D[q, t - a], as a term list (zeros skipped)."""
     terms = []
     for q in groups:
-        c = per_mu[q]
-        if c == 0.0:
-            continue
-        for tau in range(t + 1):
-            value = c * factor[q, t - tau]
-            if value != 0.0:
-                terms.append(value * m.establish[int(q), tau])
+        row = by_age[q]
+        for age in np.flatnonzero(row[:t + 1]):
+            terms.append(float(row[age]) * m.established[int(q), t - int(age)])
     return terms
+
+
+def _terms(m: pyo.ConcreteModel, groups: np.ndarray, per_mu: np.ndarray, factor: np.ndarray, t: int) -> list[Any]:
+    r"""The convolution :math:`\sum_q \sum_{\tau \le t} c_q \rho_q(t-\tau) E_{q,\tau}` over `groups`, written
+    with the cumulative areas as :math:`\sum_q \sum_{a \le t} c_q \Delta\rho_q(a) D_{q,t-a}`: one term per
+    step of the profile instead of one per year (a flat profile is the single term :math:`c_q D_{q,t}`)."""
+    return _age_terms(m, groups, per_mu[:, None] * increments(factor), t)
 
 
 def _final_area(m: pyo.ConcreteModel, tp: TransitionProblem) -> list[Any]:
@@ -372,7 +380,10 @@ def _final_area(m: pyo.ConcreteModel, tp: TransitionProblem) -> list[Any]:
 def phasing_variables(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
     r"""Years, phasing areas and the yearly village quantities.
 
-    :math:`E_{q,\tau} \ge 0` mu of group q established in year :math:`\tau`; :math:`b_{v,t} \ge 0` head of cattle
+    :math:`D_{q,t} \ge 0` mu of group q established by the end of year t (cumulative: the area established in
+    year :math:`\tau` is :math:`E_{q,\tau} = D_{q,\tau} - D_{q,\tau-1}`, :math:`D_{q,-1} = 0`; cumulative
+    variables turn every convolution with a profile into one term per step of the profile);
+    :math:`b_{v,t} \ge 0` head of cattle
     bought; :math:`r_{v,t} \ge 0` ranger posts staffed (continuous: planning quantities in the transition; the
     mature herd and posts :math:`h_v, r_v` stay integers as in the core); :math:`\sigma_{v,t} \ge 0` transition
     subsidy (only when the scenario gives a subsidy budget); :math:`z_{v,g,k,t} \ge 0` the income-bearing area of
@@ -381,7 +392,7 @@ def phasing_variables(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
     H = tp.horizon
     m.Y = pyo.RangeSet(0, H - 1)
     m.G = pyo.RangeSet(0, len(tp.groups) - 1)
-    m.establish = pyo.Var(m.G, m.Y, domain=pyo.NonNegativeReals)
+    m.established = pyo.Var(m.G, m.Y, domain=pyo.NonNegativeReals)
     m.herd_bought = pyo.Var(m.V, m.Y, domain=pyo.NonNegativeReals)
     m.posts_staffed = pyo.Var(m.V, m.Y, domain=pyo.NonNegativeReals)
     if tp.config.subsidy_budget > 0:
@@ -403,10 +414,14 @@ def phasing_variables(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
 
 
 def phase_complete(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
-    r"""Every conversion of the plan happens within the horizon, once: :math:`\sum_\tau E_{q,\tau} = A_q(x)`;
-    the herd reaches the plan's size: :math:`\sum_t b_{v,t} = h_v`."""
+    r"""Every conversion of the plan happens within the horizon, once (``phase_complete``):
+    :math:`D_{q,H} = A_q(x)`, and land once converted stays converted (``phase_order``): :math:`D_{q,t-1} \le
+    D_{q,t}`; the herd reaches the plan's size (``herd_complete``): :math:`\sum_t b_{v,t} = h_v`."""
     final = _final_area(m, tp)
-    m.phase_complete = pyo.Constraint(m.G, rule=lambda m, q: pyo.quicksum(m.establish[q, t] for t in m.Y) == final[q])
+    last = tp.horizon - 1
+    m.phase_complete = pyo.Constraint(m.G, rule=lambda m, q: m.established[q, last] == final[q])
+    m.phase_order = pyo.Constraint(m.G, pyo.RangeSet(1, last) if last else pyo.Set(initialize=[]),
+                                   rule=lambda m, q, t: m.established[q, t - 1] <= m.established[q, t])
     m.herd_complete = pyo.Constraint(m.V, rule=lambda m, v: pyo.quicksum(m.herd_bought[v, t] for t in m.Y)
                                      == m.herd[v])
     m._final_area = final
@@ -424,7 +439,7 @@ def phasing_cap(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
 
     def rule(m: pyo.ConcreteModel, v: int, o: str, t: int) -> Any:
         own = np.flatnonzero((village == v) & (option == o))
-        done = pyo.quicksum(m.establish[int(q), tau] for q in own for tau in range(t + 1))
+        done = pyo.quicksum(m.established[int(q), t] for q in own)
         return done <= float(tp.phasing[t]) * pyo.quicksum(m._final_area[int(q)] for q in own)
 
     m.phasing_cap = pyo.Constraint(pyo.Set(initialize=index, dimen=3, ordered=True), rule=rule)
@@ -488,7 +503,8 @@ def yearly_labour(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
     available = p.villages["labour_days"].to_numpy()
     current = tp.groups["current_labour"].to_numpy()
     labour = tp.groups["labour"].to_numpy()
-    ones = np.ones((len(tp.groups), tp.horizon))
+    by_age = labour[:, None] * increments(tp.profile["labour"])  # the option's days by age, less the current use's
+    by_age[:, 0] -= current
 
     def rule(m: pyo.ConcreteModel, v: int, t: int) -> Any:
         rows = m._rows_village[v]
@@ -496,11 +512,9 @@ def yearly_labour(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
         own = m._groups_of_village[v]
         kept = pyo.quicksum(float(days[a]) * m.x[int(a)] for a in rows if days[a])
         waiting = pyo.quicksum(float(current[q]) * m._final_area[int(q)] for q in own if current[q])
-        converted_before = pyo.quicksum(_terms(m, own, current, ones, t))
-        working = pyo.quicksum(_terms(m, own, labour, tp.profile["labour"], t))
+        converted = pyo.quicksum(_age_terms(m, own, by_age, t))
         herd = per_head * pyo.quicksum(m.herd_bought[v, tau] for tau in range(t + 1))
-        return (kept + waiting - converted_before + working + herd - _year_slack(m, "yearly_labour", (v, t))
-                <= float(available[v]))
+        return (kept + waiting + converted + herd - _year_slack(m, "yearly_labour", (v, t)) <= float(available[v]))
 
     m.yearly_labour = pyo.Constraint(m.V, m.Y, rule=rule)
 
@@ -699,10 +713,10 @@ def cumulated_index(m: pyo.ConcreteModel, tp: TransitionProblem, scales: dict[st
         if not weight or not scales.get(service):
             continue
         gain = tp.groups[f"gain_{service}"].to_numpy()
-        # sum over t of the convolution: E[q, tau] counts the services profile's first H - tau ages
-        tail = np.cumsum(tp.profile["services"], axis=1)[:, ::-1]
-        terms = [float(gain[q] * tail[q, tau]) * m.establish[int(q), tau] for q in every for tau in range(tp.horizon)
-                 if gain[q] * tail[q, tau] != 0.0]
+        # summed over the years the steps telescope: D[q, s] counts the profile's factor at age H - 1 - s
+        tail = tp.profile["services"][:, ::-1]
+        terms = [float(gain[q] * tail[q, s]) * m.established[int(q), s] for q in every for s in range(tp.horizon)
+                 if gain[q] * tail[q, s] != 0.0]
         total += float(weight) / float(scales[service]) / tp.horizon * pyo.quicksum(terms)
     return total
 
@@ -750,7 +764,8 @@ def read_plan(m: pyo.ConcreteModel, tp: TransitionProblem, core: Solution) -> Tr
                         dtype=float).reshape(rows, H)
 
     subsidy = grid(m.subsidy, n_v) if hasattr(m, "subsidy") else np.zeros((n_v, H))
-    return TransitionPlan(core=core, establish=np.maximum(grid(m.establish, len(tp.groups)), 0.0),
+    established = grid(m.established, len(tp.groups))
+    return TransitionPlan(core=core, establish=np.maximum(np.diff(established, axis=1, prepend=0.0), 0.0),
                           herd_bought=np.maximum(grid(m.herd_bought, n_v), 0.0),
                           posts_staffed=np.maximum(grid(m.posts_staffed, n_v), 0.0), subsidy=np.maximum(subsidy, 0.0),
                           step_area={k: float(pyo.value(m.step_area[k], exception=False) or 0.0) for k in m.ZY})
