@@ -517,9 +517,13 @@ def transition(scenario: ScenarioArg, out: OutOpt,
     from optiland.transition_output import floor_breaks, robustness_table, village_risk_table
 
     result = outcome.result
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.6g}"
+
     console.print(f"{config.horizon} years, {len(outcome.tp.prices.names)} price scenarios "
                   f"({outcome.tp.prices.source}), {config.risk.measure} floor; objective {outcome.objective_name} "
-                  f"{result.objective:,.6g} (bound {result.bound:,.6g}, gap {result.gap or 0:.1e}), "
+                  f"{number(result.objective)} (bound {number(result.bound)}, gap {result.gap or 0:.1e}), "
                   f"status {result.status.value}")
     risk = village_risk_table(outcome)
     table = Table(title="worst year and scenario per village (yuan per capita)")
@@ -533,7 +537,7 @@ def transition(scenario: ScenarioArg, out: OutOpt,
     console.print(f"(village, year, scenario) cells below the floor: {floor_breaks(outcome)} of {cells}")
     if average is not None:
         cost = robustness_table(outcome, average).iloc[0]
-        console.print(f"average-price plan: objective {average.result.objective:,.6g}, {floor_breaks(average)} of "
+        console.print(f"average-price plan: objective {number(average.result.objective)}, {floor_breaks(average)} of "
                       f"{cells} cells below the floor; cost of robustness {cost['cost_of_robustness']:,.6g} "
                       f"({cost['relative_cost_of_robustness']:.2%})")
     console.print("times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in outcome.times.items()))

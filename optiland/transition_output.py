@@ -43,6 +43,8 @@ FILES = ("plan.gpkg", "phasing.csv", "village_years.csv", "village_risk.csv", "y
 """Always written; ``robustness.csv`` too when a comparison plan is given."""
 TOLERANCE = 1e-6
 """Relative tolerance (of a group's final area) below which an area established counts as none."""
+MAX_PANELS = 48
+"""The most villages income_paths.png shows; with more, those closest to (or furthest below) their floor."""
 
 
 # --------------------------------------------------------------------------------------------------- tables
@@ -289,16 +291,22 @@ def plot_income_paths(outcome: TransitionOutcome, path: Path, compare: Transitio
     tp, acc = outcome.tp, outcome.accounts
     villages = tp.problem.villages
     pop = _per_capita(outcome)
-    n_v, H, S = acc.income.shape
+    n_all, H, S = acc.income.shape
+    shown = np.arange(n_all)
+    if n_all > MAX_PANELS:
+        margin = (acc.income.min(axis=(1, 2)) - acc.need) / pop
+        shown = np.sort(np.argsort(margin, kind="stable")[:MAX_PANELS])
+    n_v = len(shown)
     years = np.arange(1, H + 1)
     cols = min(4, n_v)
     rows = math.ceil(n_v / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.6), squeeze=False, sharex=True)
-    for v in range(rows * cols):
-        ax = axes[v // cols][v % cols]
-        if v >= n_v:
+    for panel in range(rows * cols):
+        ax = axes[panel // cols][panel % cols]
+        if panel >= n_v:
             ax.axis("off")
             continue
+        v = int(shown[panel])
         income = acc.income[v] / pop[v]
         worst = _worst(acc.income[v], FLOOR_TOLERANCE * pop[v])[1]
         if S > 1:
@@ -319,14 +327,15 @@ def plot_income_paths(outcome: TransitionOutcome, path: Path, compare: Transitio
         ax.tick_params(labelsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3, linewidth=0.5)
-        if v % cols == 0:
+        if panel % cols == 0:
             ax.set_ylabel("yuan per capita", fontsize=7)
-        if v // cols == rows - 1 or v + cols >= n_v:
+        if panel + cols >= n_v:
             ax.set_xlabel("year", fontsize=7)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False)
+    subset = f"; the {n_v} of {n_all} villages closest to their floor" if n_v < n_all else ""
     fig.suptitle(f"Income per capita by year against the floor ({tp.risk.measure} floor, {S} price scenario"
-                 f"{'s' if S != 1 else ''})", fontsize=9)
+                 f"{'s' if S != 1 else ''}{subset})", fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     fig.savefig(path, dpi=110)
     plt.close(fig)

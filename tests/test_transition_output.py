@@ -313,3 +313,11 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     assert "error" in result.output and not (tmp_path / "out").exists()
     result = runner.invoke(app, ["transition", str(scenario), "--out", str(tmp_path / "out"), "--measure", "bogus"])
     assert result.exit_code == 2, result.output
+
+
+def test_income_plot_shows_the_villages_closest_to_their_floor_when_there_are_many(
+        solved, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outcome, average, *_ = solved
+    monkeypatch.setattr(transition_output, "MAX_PANELS", 1)
+    transition_output.plot_income_paths(outcome, tmp_path / "paths.png", average)
+    assert (tmp_path / "paths.png").read_bytes().startswith(b"\x89PNG")
