@@ -24,6 +24,7 @@ its true gap is against this bound. A plan is called optimal only when that gap 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,25 +164,41 @@ def lagrangian_bound(lp: MatrixLP, y: np.ndarray, owner: np.ndarray, other: np.n
     return float(sign * total), d
 
 
-def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None, say: object = None) -> SolveResult:
-    """Column generation for the LP relaxation, its Lagrangian bound, and a plan from the restricted model."""
+@dataclass
+class Relaxation:
+    """The LP relaxation by column generation: the restricted LP's optimum and solution, and a valid bound."""
+
+    value: float | None
+    """The restricted LP's optimum (the full LP's when no column is attractive), None if not solved."""
+    bound: float | None
+    """The Lagrangian bound over every column (module docstring): valid for the full model's LP and MIP."""
+    x: np.ndarray | None
+    """The restricted LP's solution as a full-length column vector."""
+    y: np.ndarray | None
+    """The row duals of the restricted LP (HiGHS's signs) that gave the bound."""
+    columns: np.ndarray
+    """The generated columns (full-model positions), non-parcel columns included."""
+    artificial: float
+    """Total value of the artificial columns (0 when the restricted LP is a relaxation of the model)."""
+    note: str
+
+
+def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
+          say: Callable[[str], None] | None = None) -> Relaxation:
+    """Column generation for the LP relaxation of `lp` and its Lagrangian bound (module docstring)."""
     began = time.perf_counter()
 
     def left() -> float:
         return options.time_limit - (time.perf_counter() - began)
 
     rows, owner, other = _structure(lp)
-    if not len(rows):
-        return solve_lp(lp, options)
     sign = 1.0 if lp.sense == "max" else -1.0
     A_csc = lp.A.tocsc()
     AT = lp.A.T.tocsr()
-    fixed_cols = np.flatnonzero(owner < 0)
     chosen = np.zeros(len(lp.c), dtype=bool)
     chosen[initial_columns(lp, owner, other)] = True
-    chosen[fixed_cols] = True
-    start_ok = start is not None and is_plan(lp, start)
-    if start_ok:  # a known plan (e.g. a Pareto stage's): its columns are generated, and the answer is no worse
+    chosen[owner < 0] = True
+    if start is not None:  # a known plan's columns
         chosen[(np.asarray(start) > 0.5) & (owner >= 0)] = True
     artificial_rows = np.flatnonzero(other)
     penalty = ARTIFICIAL_COST * max(float(np.abs(lp.c).max()), 1e-6)
@@ -214,11 +231,10 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
             h.run()
         status = h.modelStatusToString(h.getModelStatus())
         if status != "Optimal":
-            message = f"restricted LP: {status}"
+            message = f"; restricted LP: {status}"
             break
         lp_value = float(h.getInfo().objective_function_value)
-        solution = h.getSolution()
-        y = np.array(solution.row_dual, dtype=float)
+        y = np.array(h.getSolution().row_dual, dtype=float)
         bound, d = lagrangian_bound(lp, y, owner, other, AT)
         if best_bound is None or sign * bound < sign * best_bound:
             best_bound, best_y = bound, y
@@ -230,7 +246,7 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         attractive[attractive] = d[attractive] > have[owner[attractive]] + tol
         close = relative_gap(lp_value, best_bound)
         if say:
-            say(f"column generation round {rounds}: {int(chosen[owner >= 0].sum()):,} parcel columns, LP "
+            say(f"column generation round {rounds}: {int(parcel_chosen.sum()):,} parcel columns, LP "
                 f"{lp_value:.8g}, bound {best_bound:.8g}, {int(attractive.sum()):,} attractive")
         if not attractive.any() or (close is not None and close <= LP_TOLERANCE) or rounds >= MAX_ROUNDS \
                 or left() <= 0:
@@ -241,30 +257,57 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
                   block.indptr[:-1].astype(np.int32), block.indices.astype(np.int32), block.data.astype(float))
         chosen[new] = True
         columns = np.r_[columns, new]
-    x_restricted = None
+    keep = columns >= 0
+    x = artificial = None
     if lp_value is not None:
         x_restricted = np.array(h.getSolution().col_value, dtype=float)
-    n_parcel_cols = int(chosen[owner >= 0].sum())
-    notes = (f"column generation: {rounds} rounds, {n_parcel_cols:,} of {int((owner >= 0).sum()):,} parcel columns "
-             f"({n_parcel_cols / max(len(rows), 1):.2f} per parcel); LP {lp_value}, Lagrangian bound {best_bound}")
+        x = np.zeros(len(lp.c))
+        x[columns[keep]] = x_restricted[keep]
+        artificial = float(x_restricted[~keep].sum())
     del h
-    if x_restricted is None or best_bound is None:
+    n_parcel = int(chosen[owner >= 0].sum())
+    note = (f"column generation: {rounds} rounds, {n_parcel:,} of {int((owner >= 0).sum()):,} parcel columns "
+            f"({n_parcel / max(len(rows), 1):.2f} per parcel); restricted LP {lp_value}, Lagrangian bound "
+            f"{best_bound}{message}")
+    return Relaxation(lp_value, best_bound, x, best_y, columns[keep], INF if artificial is None else artificial,
+                      note)
+
+
+def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
+          say: Callable[[str], None] | None = None) -> SolveResult:
+    """The LP relaxation by column generation (`relax`), then a plan from the model restricted to the generated
+    columns: the repair of optiland.solver, and that model's MIP warm-started from it if the repair is not within
+    the gap. The bound is the Lagrangian bound over every column; the gap is the plan's true gap against it."""
+    began = time.perf_counter()
+
+    def left() -> float:
+        return options.time_limit - (time.perf_counter() - began)
+
+    if not len(partition_rows(lp)):
+        return solve_lp(lp, SolverOptions(**{**options.as_dict(), "strategy": "auto"}), start=start)
+    sign = 1.0 if lp.sense == "max" else -1.0
+    start_ok = start is not None and is_plan(lp, start)
+    relaxation = relax(lp, options, start if start_ok else None, say)
+    if relaxation.value is not None and relaxation.artificial > 1e-7 and left() > 0:
+        # the generated columns cannot meet every row: perhaps no plan exists; the full model says (or finds one)
+        result = solve_lp(lp, SolverOptions(**{**options.as_dict(), "strategy": "auto", "time_limit": left()}),
+                          start=start if start_ok else None)
+        result.message = f"{relaxation.note}; artificial columns left in use, so the full model was solved: " \
+                         f"{result.message}"
+        return result
+    best_bound = relaxation.bound
+    if relaxation.x is None or best_bound is None:
         return SolveResult(Status.TIME_LIMIT if left() <= 0 else Status.ERROR, None, None, None, None,
-                           time.perf_counter() - began, message or "column generation ended without an LP optimum",
-                           solver_version=highs_version())
+                           time.perf_counter() - began, relaxation.note, solver_version=highs_version())
     # the integer model over the generated columns (no artificials: a plan must meet every row)
-    keep = columns >= 0
-    sub_cols = columns[keep]
-    sub = MatrixLP(c=lp.c[sub_cols], A=A_csc[:, sub_cols].tocsr(), row_lower=lp.row_lower, row_upper=lp.row_upper,
+    sub_cols = relaxation.columns
+    A_sub = lp.A.tocsc()[:, sub_cols].tocsr()
+    sub = MatrixLP(c=lp.c[sub_cols], A=A_sub, row_lower=lp.row_lower, row_upper=lp.row_upper,
                    col_lower=lp.col_lower[sub_cols], col_upper=lp.col_upper[sub_cols], integer=lp.integer[sub_cols],
                    sense=lp.sense, offset=lp.offset)
-    x_lp = x_restricted[keep]
-    artificial_use = float(x_restricted[~keep].sum())
-    plan = None
-    if artificial_use <= 1e-7:
-        reduced = sign * (sub.c - sub.A.T @ best_y) if best_y is not None else np.zeros(len(sub.c))
-        with c_stdout():
-            plan = _repair(sub, x_lp, reduced, options, left)
+    reduced = sign * (sub.c - sub.A.T @ relaxation.y)
+    with c_stdout():
+        plan = _repair(sub, relaxation.x[sub_cols], reduced, options, left)
     objective = None if plan is None else plan[0]
     gap = relative_gap(objective, best_bound)
     x_sub = None if plan is None else plan[1]
@@ -278,7 +321,7 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         x_sub = np.asarray(start, dtype=float)[sub_cols]
     if x_sub is None:
         return SolveResult(Status.TIME_LIMIT if left() <= 0 else Status.ERROR, None, None, best_bound, None,
-                           time.perf_counter() - began, f"{notes}; no plan over the generated columns",
+                           time.perf_counter() - began, f"{relaxation.note}; no plan over the generated columns",
                            solver_version=highs_version())
     x = np.zeros(len(lp.c))
     x[sub_cols] = x_sub
@@ -288,5 +331,5 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     gap = relative_gap(objective, best_bound)
     within = gap is not None and (gap <= options.mip_rel_gap or abs(best_bound - objective) <= options.mip_abs_gap)
     status = Status.OPTIMAL if within else (Status.TIME_LIMIT if left() <= 0 else Status.FEASIBLE)
-    return SolveResult(status, x, objective, best_bound, gap, time.perf_counter() - began, notes,
+    return SolveResult(status, x, objective, best_bound, gap, time.perf_counter() - began, relaxation.note,
                        solver_version=highs_version())
