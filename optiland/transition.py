@@ -416,7 +416,8 @@ def phasing_variables(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
 def phase_complete(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
     r"""Every conversion of the plan happens within the horizon, once (``phase_complete``):
     :math:`D_{q,H} = A_q(x)`, and land once converted stays converted (``phase_order``): :math:`D_{q,t-1} \le
-    D_{q,t}`; the herd reaches the plan's size (``herd_complete``): :math:`\sum_t b_{v,t} = h_v`."""
+    D_{q,t}`; the herd reaches the plan's size (``herd_complete``): :math:`\sum_t b_{v,t} = h_v`. The yearly rows
+    then read a group's final area as :math:`D_{q,H}`, not as the sum over its parcels again."""
     final = _final_area(m, tp)
     last = tp.horizon - 1
     m.phase_complete = pyo.Constraint(m.G, rule=lambda m, q: m.established[q, last] == final[q])
@@ -440,7 +441,7 @@ def phasing_cap(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
     def rule(m: pyo.ConcreteModel, v: int, o: str, t: int) -> Any:
         own = np.flatnonzero((village == v) & (option == o))
         done = pyo.quicksum(m.established[int(q), t] for q in own)
-        return done <= float(tp.phasing[t]) * pyo.quicksum(m._final_area[int(q)] for q in own)
+        return done <= float(tp.phasing[t]) * pyo.quicksum(m.established[int(q), tp.horizon - 1] for q in own)
 
     m.phasing_cap = pyo.Constraint(pyo.Set(initialize=index, dimen=3, ordered=True), rule=rule)
 
@@ -511,7 +512,7 @@ def yearly_labour(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
         rows = rows[keep[rows]]
         own = m._groups_of_village[v]
         kept = pyo.quicksum(float(days[a]) * m.x[int(a)] for a in rows if days[a])
-        waiting = pyo.quicksum(float(current[q]) * m._final_area[int(q)] for q in own if current[q])
+        waiting = pyo.quicksum(float(current[q]) * m.established[int(q), tp.horizon - 1] for q in own if current[q])
         converted = pyo.quicksum(_age_terms(m, own, by_age, t))
         herd = per_head * pyo.quicksum(m.herd_bought[v, tau] for tau in range(t + 1))
         return (kept + waiting + converted + herd - _year_slack(m, "yearly_labour", (v, t)) <= float(available[v]))
@@ -565,7 +566,7 @@ def yearly_income(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
             rows = m._rows_village[v]
             rows = rows[keep[rows]]
             value = (pyo.quicksum(float(income_rows[a]) * m.x[int(a)] for a in rows if income_rows[a])
-                     + pyo.quicksum(float(current[q]) * m._final_area[int(q)] for q in own if current[q])
+                     + pyo.quicksum(float(current[q]) * m.established[int(q), tp.horizon - 1] for q in own if current[q])
                      - pyo.quicksum(_terms(m, own, current, ones, t)))
         else:
             mine = own[product[own] == k]
