@@ -134,7 +134,9 @@ def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
             notes.append(f"{service}: no positive gain is reachable (best {result.objective:.4g}); left out")
             continue
         scales[service] = float(result.objective)
-        notes.append(f"G*_{service} = {result.objective:.6g} (bound {result.bound:.6g}, gap {result.gap:.2e})")
+        bound = "none" if result.bound is None else f"{result.bound:.6g}"
+        gap = "unknown" if result.gap is None else f"{result.gap:.2e}"
+        notes.append(f"G*_{service} = {result.objective:.6g} (bound {bound}, gap {gap})")
     return scales, notes
 
 

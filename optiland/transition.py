@@ -566,7 +566,8 @@ def yearly_income(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
             rows = m._rows_village[v]
             rows = rows[keep[rows]]
             value = (pyo.quicksum(float(income_rows[a]) * m.x[int(a)] for a in rows if income_rows[a])
-                     + pyo.quicksum(float(current[q]) * m.established[int(q), tp.horizon - 1] for q in own if current[q])
+                     + pyo.quicksum(float(current[q]) * m.established[int(q), tp.horizon - 1]
+                                    for q in own if current[q])
                      - pyo.quicksum(_terms(m, own, current, ones, t)))
         else:
             mine = own[product[own] == k]
@@ -697,6 +698,12 @@ def add_transition(m: pyo.ConcreteModel, tp: TransitionProblem, elastic: bool = 
     for family in FAMILIES.values():
         family(m, tp)
 
+
+TRANSITION_STRATEGY = "mip"
+"""The solver strategy the transition model takes under "auto": HiGHS's MIP at once. The core's LP-and-repair
+stage does not pay here: on the demo (10 years, 20 scenarios, robust) the LP relaxation alone took 158 s by dual
+simplex (76,136 iterations to clean up after postsolve), while the MIP's own presolve cuts the model from 49,295
+rows to 15,580 and solves the whole MIP to 0.1% in about 40 s."""
 
 TIE_BREAK = 1e-4
 """Weight of the cumulated service index added to the ``end`` objective, so that among plans equally good at
@@ -1110,6 +1117,8 @@ def solve_transition(tp: TransitionProblem, options: SolverOptions, scales: dict
 
     p = tp.problem
     clock = _Clock(options)
+    scales_clock = _Clock(SolverOptions(**{**options.as_dict(), "strategy": "auto"}))
+    scales_clock.deadline = clock.deadline
     start = time.perf_counter()
     backend = PyomoBackend()
     backend.build(p)
@@ -1119,7 +1128,7 @@ def solve_transition(tp: TransitionProblem, options: SolverOptions, scales: dict
     if scales is None:
         scales = {}
         if uses_index:
-            scales, notes = service_scales(backend, p, clock)
+            scales, notes = service_scales(backend, p, scales_clock)
     solve_scales = time.perf_counter() - start - build_core
     m = backend._model()
     start_build = time.perf_counter()
@@ -1131,7 +1140,8 @@ def solve_transition(tp: TransitionProblem, options: SolverOptions, scales: dict
     backend._compiled = None
     build_years = time.perf_counter() - start_build
     solve_start = time.perf_counter()
-    result = backend.solve(clock.options_now())
+    strategy = options.strategy if options.strategy != "auto" else TRANSITION_STRATEGY
+    result = backend.solve(clock.options_now(strategy=strategy))
     if result.status == Status.INFEASIBLE:
         raise _explain(tp, scales, clock.options_now())
     if not result.status.has_plan or result.x is None:
