@@ -699,12 +699,6 @@ def add_transition(m: pyo.ConcreteModel, tp: TransitionProblem, elastic: bool = 
         family(m, tp)
 
 
-TRANSITION_STRATEGY = "mip"
-"""The solver strategy the transition model takes under "auto": HiGHS's MIP at once. The core's LP-and-repair
-stage does not pay here: on the demo (10 years, 20 scenarios, robust) the LP relaxation alone took 158 s by dual
-simplex (76,136 iterations to clean up after postsolve), while the MIP's own presolve cuts the model from 49,295
-rows to 15,580 and solves the whole MIP to 0.1% in about 40 s."""
-
 TIE_BREAK = 1e-4
 """Weight of the cumulated service index added to the ``end`` objective, so that among plans equally good at
 maturity the one whose gains come earlier is chosen (the phasing is otherwise arbitrary and the run not
@@ -1140,8 +1134,7 @@ def solve_transition(tp: TransitionProblem, options: SolverOptions, scales: dict
     backend._compiled = None
     build_years = time.perf_counter() - start_build
     solve_start = time.perf_counter()
-    strategy = options.strategy if options.strategy != "auto" else TRANSITION_STRATEGY
-    result = backend.solve(clock.options_now(strategy=strategy))
+    result = backend.solve(clock.options_now())
     if result.status == Status.INFEASIBLE:
         raise _explain(tp, scales, clock.options_now())
     if not result.status.has_plan or result.x is None:
