@@ -280,7 +280,7 @@ def _group_key(problem: PlanningProblem) -> tuple[pd.DataFrame, np.ndarray]:
                                         "option and variant (per-parcel costs are not supported)", row=str(parcel_id),
                                         column=column)])
         groups[column] = mean
-    groups["forage"] = np.bincount(codes, weights=a["livestock_area"].to_numpy()[converted],
+    groups["feeds_herd"] = np.bincount(codes, weights=a["livestock_area"].to_numpy()[converted],
                                    minlength=len(groups)) > 0
     groups["ranger"] = np.bincount(codes, weights=a["ranger_area"].to_numpy()[converted], minlength=len(groups)) > 0
     return groups, row_group
@@ -455,7 +455,7 @@ def yearly_herd_and_posts(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
     p = tp.problem
     kappa = float(p.params["livestock"]["head_per_mu"])
     mu = float(p.params["rangers"]["mu_per_post"])
-    forage = tp.groups["forage"].to_numpy()
+    forage = tp.groups["feeds_herd"].to_numpy()
     ranger = tp.groups["ranger"].to_numpy()
     ones = np.ones((len(tp.groups), tp.horizon))
 
@@ -918,7 +918,7 @@ def accounts(tp: TransitionProblem, plan: TransitionPlan) -> YearlyAccounts:
     cost = (g["cost"].to_numpy()[:, None] * _convolve(E, tp.profile["cost"])).sum(axis=0) + herd_cost * (
         plan.herd_bought.sum(axis=0))
     kappa = float(livestock["head_per_mu"])
-    feed = kappa * per_village(g["forage"].to_numpy()[:, None] * bearing)
+    feed = kappa * per_village(g["feeds_herd"].to_numpy()[:, None] * bearing)
     guarded = per_village(g["ranger"].to_numpy()[:, None] * done)
     return YearlyAccounts(income=income, expected_income=expected, need=p.floors_total(), parts=parts, labour=labour,
                           cost=cost, transfers=(compensation + wages).sum(axis=0), herd=herd, feed=feed,
