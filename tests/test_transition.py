@@ -342,3 +342,12 @@ def test_karst_catalog_profiles_and_risk_load() -> None:
     assert profiles.factors("fruit", "red_heart_pomelo", "income", 7).tolist()[:6] == [0, 0, 0, 0.3, 0.6, 1.0]
     assert profiles.factors("fruit", "macadamia", "income", 8).tolist()[-1] == 1.0
     assert price_risk(catalog)["fruit"] == pytest.approx(0.35)
+
+
+def test_sandy_land_catalog_profiles_and_risk_load() -> None:
+    from optiland.transition import price_risk
+
+    catalog = load_catalog(region="sandy-land-north")
+    profiles = read_profiles(catalog)
+    assert profiles.factors("replanting", "pinus_sylvestris_mongolica", "income", 12).tolist()[9:] == [0, 1, 1]
+    assert set(price_risk(catalog).index) <= set(catalog.options.index) | {LIVESTOCK, CURRENT}
