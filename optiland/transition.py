@@ -8,10 +8,11 @@ keeps holding for it); the years add *when* each conversion happens and what eve
 **Phasing by groups, not by parcel and year.** A binary per parcel and year would multiply the core's binaries by
 H. Instead the converted allowed rows are grouped by (village, option, variant, harvest, current-use income and
 labour per mu): inside a group every money figure per mu is the same, so only the *area* established each year
-matters, :math:`E_{q,\tau} \ge 0` (mu of group q established in year :math:`\tau`), and the group's final area
+matters, :math:`E_{q,\tau} \ge 0` (mu of group q established in year :math:`\tau`; the model's columns are the
+cumulative :math:`D_{q,t} = \sum_{\tau \le t} E_{q,\tau}`), and the group's final area
 :math:`A_q(x) = \sum_{a \in q} S_a x_a` is linear in the plan. Every yearly quantity is then linear: a figure per
 mu times a profile factor by age :math:`t - \tau` (catalog ``profiles.csv``) summed over the years established.
-On the demo (3,000 parcels, 12 villages) that is 6,148 groups: 61,480 continuous phasing variables for 10 years
+On the demo (3,000 parcels, 12 villages) that is 4,188 groups: 41,880 continuous columns for 10 years
 against 985,000 binaries per parcel and year. Which parcels of a group go first is not decided (they are
 interchangeable in every money figure); ``results`` assigns years to parcels in parcel order for the map.
 Ecosystem services differ between parcels of a group (the soil gain's slope factor), so the *cumulated* service
