@@ -1075,6 +1075,9 @@ def _explain(tp: TransitionProblem, scales: dict[str, float], options: SolverOpt
     backend = PyomoBackend()
     backend.model, backend.problem = m, tp.problem
     result = backend.solve(options)
+    if result.status == Status.TIME_LIMIT and result.x is None:
+        return InfeasibleError("the transition has no plan; the time limit ran out before the elastic model could "
+                               "show which village and year fall short (give more time)")
     if not result.status.has_plan:
         return InfeasibleError("the transition has no plan, and relaxing its yearly floors, budgets and labour does "
                                "not find one either: the steady-state constraints themselves conflict (run "
