@@ -836,4 +836,8 @@ def check_outdir(out_dir: str | Path, tol: float = 1e-6) -> list[Violation]:
     villages = pd.read_csv(out_dir / "villages.csv", encoding="utf-8-sig",
                            dtype={"village": str, "township": str})
     violations = check_plan(prepared.problem, parcels, villages, tol, es_scale=run.get("es_scale"))
+    if "transition" in run:  # a folder of `optiland transition`: the yearly rows too
+        from optiland.transition_output import check_transition_folder
+
+        violations += check_transition_folder(out_dir, prepared, run, parcels, villages)
     return report.sorted() + violations

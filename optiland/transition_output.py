@@ -13,6 +13,9 @@ Files (README, "Transition years and price risk"):
 - ``years.csv``: per year, establishment spending, transfers and subsidy against their budgets;
 - ``robustness.csv`` (with a comparison plan): the objective of the plan and of the average-price plan, the cost
   of robustness, and how many (village, year, scenario) cells each leaves below the floor;
+- ``transition_plan.csv``: the transition's own variables, exactly (:func:`plan_table`), and ``villages.csv``,
+  ``townships.csv`` as ``solve`` writes them for the plan at maturity: ``optiland check DIR`` reads them back and
+  recomputes every core and every yearly row (:func:`check_transition_folder`);
 - ``run.json``: provenance, solver, status, objective, bound, gap, model size, times, notes, the risk measure and
   the price scenarios' source;
 - ``income_paths.png`` and ``phasing.png``.
@@ -32,14 +35,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optiland.errors import OptilandError
-from optiland.results import FLOOR_TOLERANCE, _json, parcel_table, provenance, write_atomically
+from optiland.backend import Solution
+from optiland.errors import InputError, Issue, OptilandError
+from optiland.results import (
+    FLOOR_TOLERANCE,
+    _json,
+    parcel_table,
+    provenance,
+    township_table,
+    village_table,
+    write_atomically,
+)
 from optiland.run import Prepared, RunOutcome, read
 from optiland.solver import SolverOptions
-from optiland.transition import TransitionOutcome, cvar, final_areas, shortfall
+from optiland.transition import (
+    TransitionOutcome,
+    TransitionPlan,
+    TransitionProblem,
+    build_transition,
+    cvar,
+    final_areas,
+    shortfall,
+)
 
-FILES = ("plan.gpkg", "phasing.csv", "village_years.csv", "village_risk.csv", "years.csv", "run.json",
-         "income_paths.png", "phasing.png")
+FILES = ("plan.gpkg", "phasing.csv", "village_years.csv", "village_risk.csv", "years.csv", "transition_plan.csv",
+         "villages.csv", "townships.csv", "run.json", "income_paths.png", "phasing.png")
 """Always written; ``robustness.csv`` too when a comparison plan is given."""
 TOLERANCE = 1e-6
 """Relative tolerance (of a group's final area) below which an area established counts as none."""
@@ -430,6 +450,107 @@ def _prepared(outcome: TransitionOutcome) -> Prepared:
     return Prepared(scenario, catalog, inputs, problem, 0.0)
 
 
+# --------------------------------------------------------------------------------------------------- reading back
+GROUP_KEY = ["village", "option", "variant", "harvest", "current_income", "current_labour"]
+"""What identifies a phasing group in transition_plan.csv (optiland.transition groups by these)."""
+
+
+def plan_table(outcome: TransitionOutcome) -> pd.DataFrame:
+    """The transition's own variables, long and nonzero only: ``established_mu`` (a group's area established that
+    year, keyed by GROUP_KEY), ``herd_bought``, ``posts_staffed``, ``subsidy`` (per village) and ``step_area``
+    (a price-stepped variant's income-bearing area sold in price step ``step``)."""
+    tp, plan = outcome.tp, outcome.plan
+    names = np.asarray(tp.problem.villages["village"], dtype=object)
+    frames = []
+    q, t = np.nonzero(plan.establish > 0)
+    groups = tp.groups.iloc[q]
+    frames.append(pd.DataFrame({"record": "established_mu", "village": names[groups["village"].to_numpy()],
+                                **{k: groups[k].to_numpy() for k in GROUP_KEY[1:]}, "step": pd.NA,
+                                "year": t + 1, "value": plan.establish[q, t]}))
+    for record, values in (("herd_bought", plan.herd_bought), ("posts_staffed", plan.posts_staffed),
+                           ("subsidy", plan.subsidy)):
+        v, t = np.nonzero(values > 0)
+        frames.append(pd.DataFrame({"record": record, "village": names[v], "year": t + 1, "value": values[v, t]}))
+    steps = [(names[v], g.split(".")[0], g.split(".")[1], k, t + 1, area)
+             for (v, g, k, t), area in plan.step_area.items() if area > 0]
+    frames.append(pd.DataFrame(steps, columns=["village", "option", "variant", "step", "year", "value"]).assign(
+        record="step_area"))
+    columns = ["record", *GROUP_KEY, "step", "year", "value"]
+    return pd.concat([f.reindex(columns=columns) for f in frames if len(f)], ignore_index=True).reindex(
+        columns=columns)
+
+
+def read_plan_table(tp: TransitionProblem, table: pd.DataFrame, core: Solution, where: str) -> TransitionPlan:
+    """A TransitionPlan from transition_plan.csv; a row matching no group or village of the problem is an error."""
+    names = list(tp.problem.villages["village"])
+    index = {n: i for i, n in enumerate(names)}
+    H = tp.horizon
+    n_v = len(names)
+    establish = np.zeros((len(tp.groups), H))
+    village_values = {r: np.zeros((n_v, H)) for r in ("herd_bought", "posts_staffed", "subsidy")}
+    keys = tp.groups.assign(village=np.asarray(names, dtype=object)[tp.groups["village"].to_numpy()])
+    lookup = {tuple(row): i for i, row in enumerate(keys[GROUP_KEY].itertuples(index=False, name=None))}
+    steps: dict[tuple[int, str, int, int], float] = {}
+    problems = []
+    for line, row in enumerate(table.itertuples(index=False), start=2):
+        year = int(row.year) - 1
+        if row.village not in index or not 0 <= year < H:
+            problems.append(Issue("unknown village or year outside the horizon", file=where, row=f"line {line}",
+                                  value=f"{row.village} {row.year}"))
+            continue
+        if row.record == "established_mu":
+            key = (row.village, row.option, row.variant, str(row.harvest).lower() == "true",
+                   float(row.current_income), float(row.current_labour))
+            if key not in lookup:
+                problems.append(Issue("no such phasing group in the problem", file=where, row=f"line {line}",
+                                      value=str(key)))
+                continue
+            establish[lookup[key], year] += float(row.value)
+        elif row.record in village_values:
+            village_values[row.record][index[row.village], year] += float(row.value)
+        elif row.record == "step_area":
+            steps[(index[row.village], f"{row.option}.{row.variant}", int(row.step), year)] = float(row.value)
+        else:
+            problems.append(Issue("unknown record", file=where, row=f"line {line}", column="record",
+                                  value=row.record))
+    if problems:
+        raise InputError(problems)
+    return TransitionPlan(core=core, establish=establish, herd_bought=village_values["herd_bought"],
+                          posts_staffed=village_values["posts_staffed"], subsidy=village_values["subsidy"],
+                          step_area=steps)
+
+
+def check_transition_folder(out_dir: Path, prepared: Prepared, run: dict[str, Any], parcels: pd.DataFrame,
+                            villages: pd.DataFrame) -> list[Any]:
+    """Every yearly row of a transition folder, recomputed from transition_plan.csv, the plan at maturity and the
+    recorded [transition] settings (the price scenarios are read or sampled again: same table, same seed)."""
+    from optiland.check import Violation
+    from optiland.scenario import TransitionConfig
+
+    file = out_dir / "transition_plan.csv"
+    if not file.is_file():
+        raise InputError([Issue("results file missing", file=str(file))])
+    tp = build_transition(prepared.problem, TransitionConfig.model_validate(run["transition"]))
+    allowed = prepared.problem.allowed
+    key = pd.MultiIndex.from_arrays([allowed["parcel"].to_numpy(), allowed["option"].to_numpy(),
+                                     allowed["variant"].to_numpy()])
+    parcel_index = pd.Series(np.arange(len(parcels)), index=prepared.problem.parcels["parcel_id"].astype(str))
+    chosen = pd.MultiIndex.from_arrays([parcel_index.reindex(parcels["parcel_id"].astype(str)).to_numpy(),
+                                        parcels["option"].to_numpy(), parcels["variant"].to_numpy()])
+    rows = key.get_indexer(chosen)
+    x = np.zeros(len(allowed))
+    x[rows[rows >= 0]] = 1.0
+    order = pd.Series(np.arange(len(villages)), index=villages["village"].astype(str))
+    position = order.reindex(prepared.problem.villages["village"].astype(str)).to_numpy()
+    core = Solution(x=x, herd=villages["herd"].to_numpy(dtype=float)[position],
+                    posts=villages["ranger_posts"].to_numpy(dtype=float)[position])
+    table = pd.read_csv(file, encoding="utf-8-sig", dtype={"village": str, "option": str, "variant": str})
+    plan = read_plan_table(tp, table, core, str(file))
+    from optiland.transition import check_plan as check_years
+
+    return [Violation(v.family, v.where, str(v), v.amount) for v in check_years(tp, plan)]
+
+
 # --------------------------------------------------------------------------------------------------- writing
 def write_transition(outcome: TransitionOutcome, out_dir: str | Path, compare: TransitionOutcome | None = None, *,
                      prepared: Prepared | None = None, options: SolverOptions | None = None) -> Path:
@@ -447,8 +568,11 @@ def write_transition(outcome: TransitionOutcome, out_dir: str | Path, compare: T
     years = parcel_years(outcome)
     parcels["start_year"] = years["start_year"].to_numpy()
     parcels["end_year"] = years["end_year"].to_numpy()
+    villages = village_table(core)
     tables = {"phasing.csv": phasing_table(outcome), "village_years.csv": village_years_table(outcome),
-              "village_risk.csv": village_risk_table(outcome), "years.csv": years_table(outcome)}
+              "village_risk.csv": village_risk_table(outcome), "years.csv": years_table(outcome),
+              "transition_plan.csv": plan_table(outcome), "villages.csv": villages,
+              "townships.csv": township_table(core, parcels, villages)}
     if compare is not None:
         tables["robustness.csv"] = robustness_table(outcome, compare)
     record = run_record(outcome, prepared, options, compare)

@@ -321,3 +321,21 @@ def test_income_plot_shows_the_villages_closest_to_their_floor_when_there_are_ma
     monkeypatch.setattr(transition_output, "MAX_PANELS", 1)
     transition_output.plot_income_paths(outcome, tmp_path / "paths.png", average)
     assert (tmp_path / "paths.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_check_reads_a_transition_folder_back_and_finds_a_tampered_year(tmp_path: Path) -> None:
+    scenario = _instance(tmp_path / "inst")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["transition", str(scenario), "--out", str(out), "--horizon", "3", "--sample", "4",
+                                 "--measure", "robust", "--no-compare"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["check", str(out)])
+    assert result.exit_code == 0, result.output
+    plan = _csv(out, "transition_plan.csv")
+    established = plan.index[plan["record"] == "established_mu"]
+    assert len(established)
+    plan.loc[established[0], "value"] *= 0.5  # half a group's conversion goes missing
+    plan.to_csv(out / "transition_plan.csv", index=False, encoding="utf-8-sig")
+    result = runner.invoke(app, ["check", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "phase_complete" in " ".join(result.output.split())
