@@ -42,6 +42,7 @@ import pyomo.environ as pyo
 
 from optiland.backend import PyomoBackend, Solution
 from optiland.catalog import Catalog
+from optiland.check import Violation
 from optiland.errors import InfeasibleError, InputError, Issue
 from optiland.formulation import objective_expression
 from optiland.problem import PlanningProblem
@@ -945,17 +946,9 @@ def accounts(tp: TransitionProblem, plan: TransitionPlan) -> YearlyAccounts:
                           guarded=guarded)
 
 
-@dataclass
-class Violation:
-    """One broken transition row: its family, where, and by how much."""
-
-    family: str
-    where: str
-    amount: float
-    unit: str
-
-    def __str__(self) -> str:
-        return f"{self.family} {self.where}: off by {self.amount:,.2f} {self.unit}"
+def _broken(family: str, where: str, amount: float, unit: str) -> Violation:
+    """A broken transition row, as optiland.check reports any broken row: family, key, message, amount."""
+    return Violation(family, where, f"{where}: off by {amount:,.2f} {unit}", float(amount))
 
 
 def check_plan(tp: TransitionProblem, plan: TransitionPlan, tol: float = 1e-6) -> list[Violation]:
@@ -972,39 +965,39 @@ def check_plan(tp: TransitionProblem, plan: TransitionPlan, tol: float = 1e-6) -
     done = plan.establish.sum(axis=1)
     for q in np.flatnonzero(np.abs(done - final) > tol * np.maximum(1.0, final)):
         row = tp.groups.iloc[q]
-        out.append(Violation("phase_complete", f"{names[row.village]} {row.option}.{row.variant}",
+        out.append(_broken("phase_complete", f"{names[row.village]} {row.option}.{row.variant}",
                              float(done[q] - final[q]), "mu"))
     herd_gap = plan.herd_bought.sum(axis=1) - np.asarray(plan.core.herd, dtype=float)
-    out += [Violation("herd_complete", names[v], float(herd_gap[v]), "head")
+    out += [_broken("herd_complete", names[v], float(herd_gap[v]), "head")
             for v in np.flatnonzero(np.abs(herd_gap) > tol * 10)]
     H = tp.horizon
     for v in range(len(names)):
         for t in range(H):
             where = f"{names[v]} year {t + 1}"
             if slack(acc.need[v] - acc.expected_income[v, t], acc.need[v]):
-                out.append(Violation("average_floor", where, float(acc.need[v] - acc.expected_income[v, t]), "yuan"))
+                out.append(_broken("average_floor", where, float(acc.need[v] - acc.expected_income[v, t]), "yuan"))
             if slack(acc.labour[v, t] - float(p.villages["labour_days"].iloc[v]), acc.labour[v, t]):
-                out.append(Violation("yearly_labour", where,
+                out.append(_broken("yearly_labour", where,
                                      float(acc.labour[v, t] - p.villages["labour_days"].iloc[v]), "days"))
             if slack(acc.herd[v, t] - acc.feed[v, t], acc.herd[v, t]):
-                out.append(Violation("herd_feed", where, float(acc.herd[v, t] - acc.feed[v, t]), "head"))
+                out.append(_broken("herd_feed", where, float(acc.herd[v, t] - acc.feed[v, t]), "head"))
             mu = float(p.params["rangers"]["mu_per_post"])
             if slack(mu * plan.posts_staffed[v, t] - acc.guarded[v, t], acc.guarded[v, t]):
-                out.append(Violation("posts_area", where, float(mu * plan.posts_staffed[v, t] - acc.guarded[v, t]),
+                out.append(_broken("posts_area", where, float(mu * plan.posts_staffed[v, t] - acc.guarded[v, t]),
                                      "mu"))
             if slack(plan.posts_staffed[v, t] - float(plan.core.posts[v]), 1.0):
-                out.append(Violation("posts_cap", where, float(plan.posts_staffed[v, t] - plan.core.posts[v]),
+                out.append(_broken("posts_cap", where, float(plan.posts_staffed[v, t] - plan.core.posts[v]),
                                      "posts"))
     out += _risk_violations(tp, acc, names, slack)
     if tp.yearly_budget is not None:
         for t in np.flatnonzero([slack(c - b, b) for c, b in zip(acc.cost, tp.yearly_budget, strict=True)]):
-            out.append(Violation("yearly_budget", f"year {t + 1}", float(acc.cost[t] - tp.yearly_budget[t]), "yuan"))
+            out.append(_broken("yearly_budget", f"year {t + 1}", float(acc.cost[t] - tp.yearly_budget[t]), "yuan"))
     limit = p.params.get("transfer_budget")
     if limit is not None:
         for t in np.flatnonzero([slack(value - limit, limit) for value in acc.transfers]):
-            out.append(Violation("transfer_budget_year", f"year {t + 1}", float(acc.transfers[t] - limit), "yuan"))
+            out.append(_broken("transfer_budget_year", f"year {t + 1}", float(acc.transfers[t] - limit), "yuan"))
     if slack(plan.subsidy.sum() - tp.config.subsidy_budget, tp.config.subsidy_budget):
-        out.append(Violation("subsidy_budget", "horizon", float(plan.subsidy.sum() - tp.config.subsidy_budget),
+        out.append(_broken("subsidy_budget", "horizon", float(plan.subsidy.sum() - tp.config.subsidy_budget),
                              "yuan"))
     if tp.phasing is not None:
         option = tp.groups["option"].to_numpy()
@@ -1015,7 +1008,7 @@ def check_plan(tp: TransitionProblem, plan: TransitionPlan, tol: float = 1e-6) -
             for t in range(H):
                 excess = cumulative[own, t].sum() - tp.phasing[t] * final[own].sum()
                 if slack(excess, final[own].sum()):
-                    out.append(Violation("phasing_cap", f"{names[v]} {o} year {t + 1}", float(excess), "mu"))
+                    out.append(_broken("phasing_cap", f"{names[v]} {o} year {t + 1}", float(excess), "mu"))
     return out
 
 
@@ -1049,16 +1042,16 @@ def _risk_violations(tp: TransitionProblem, acc: YearlyAccounts, names: list[str
             if risk.measure == "robust":
                 worst = int(np.argmax(gap[v, t]))
                 if slack(gap[v, t, worst], acc.need[v]):
-                    out.append(Violation("robust_floor", f"{where} scenario {tp.prices.names[worst]}",
+                    out.append(_broken("robust_floor", f"{where} scenario {tp.prices.names[worst]}",
                                          float(gap[v, t, worst]), "yuan"))
             elif risk.measure == "icc":
                 expected = float(tp.prices.probability @ gap[v, t])
                 if slack(expected - limit, acc.need[v]):
-                    out.append(Violation("icc_floor", where, expected - limit, "yuan"))
+                    out.append(_broken("icc_floor", where, expected - limit, "yuan"))
             elif risk.measure == "cvar":
                 value = cvar(gap[v, t], tp.prices.probability, risk.alpha)
                 if slack(value - limit, acc.need[v]):
-                    out.append(Violation("cvar_floor", where, value - limit, "yuan"))
+                    out.append(_broken("cvar_floor", where, value - limit, "yuan"))
     return out
 
 

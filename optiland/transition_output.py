@@ -524,7 +524,6 @@ def check_transition_folder(out_dir: Path, prepared: Prepared, run: dict[str, An
                             villages: pd.DataFrame) -> list[Any]:
     """Every yearly row of a transition folder, recomputed from transition_plan.csv, the plan at maturity and the
     recorded [transition] settings (the price scenarios are read or sampled again: same table, same seed)."""
-    from optiland.check import Violation
     from optiland.scenario import TransitionConfig
 
     file = out_dir / "transition_plan.csv"
@@ -548,7 +547,7 @@ def check_transition_folder(out_dir: Path, prepared: Prepared, run: dict[str, An
     plan = read_plan_table(tp, table, core, str(file))
     from optiland.transition import check_plan as check_years
 
-    return [Violation(v.family, v.where, str(v), v.amount) for v in check_years(tp, plan)]
+    return check_years(tp, plan)
 
 
 # --------------------------------------------------------------------------------------------------- writing

@@ -99,7 +99,7 @@ def test_steady_state_plan_breaks_the_floor_early_and_the_multi_year_plan_does_n
     tp = build_transition(prepared.problem, TransitionConfig(horizon=6), profiles=_profiles(prepared))
     broken = check_plan(tp, immediate_plan(tp, core.solution))
     assert broken and all(v.family == "average_floor" for v in broken)
-    assert {v.where for v in broken} >= {"V1 year 1"}
+    assert {v.key for v in broken} >= {"V1 year 1"}
     out = solve_transition(tp, _options(prepared), scales=core.es_scale)
     assert check_plan(tp, out.plan) == []
     assert out.accounts.expected_income.min() >= out.accounts.need[0] - 1e-6
