@@ -332,4 +332,4 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     within = gap is not None and (gap <= options.mip_rel_gap or abs(best_bound - objective) <= options.mip_abs_gap)
     status = Status.OPTIMAL if within else (Status.TIME_LIMIT if left() <= 0 else Status.FEASIBLE)
     return SolveResult(status, x, objective, best_bound, gap, time.perf_counter() - began, relaxation.note,
-                       solver_version=highs_version())
+                       solver_version=highs_version(), row_dual=relaxation.y)

@@ -67,19 +67,25 @@ class Shares:
     budget: np.ndarray
     transfer: np.ndarray
     area: np.ndarray
-    """Market areas and price steps follow land."""
+    """Market areas and price steps follow land (unless `market` has a pair's shares)."""
+    market: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    """Shares of a (option, variant) market cap by need."""
 
-    def by_need(self, need: np.ndarray, total: float) -> Shares:
-        """Budget shares that first cover each township's least establishment cost (its need, with NEED_MARGIN), then
-        split what is left by area; where the needs exceed the county budget, shares in proportion to need."""
+    def by_need(self, need: np.ndarray, total: float, resource: str | tuple[str, str] = "budget") -> Shares:
+        """Shares of a resource (budget, or transfer) that first cover each township's least use of it (its need,
+        with NEED_MARGIN), then split what is left as before (budget by area, transfers by population); where the
+        needs exceed the county total, shares in proportion to need."""
         need = need * (1.0 + NEED_MARGIN)
         if need.sum() <= 0 or total <= 0:
             return self
+        rest = self.area if isinstance(resource, tuple) else getattr(self, resource)
         if need.sum() >= total:
-            budget = need / need.sum()
+            split = need / need.sum()
         else:
-            budget = (need + (total - need.sum()) * self.area) / total
-        return Shares(budget=budget, transfer=self.transfer, area=self.area)
+            split = (need + (total - need.sum()) * rest) / total
+        if isinstance(resource, tuple):  # a market pair
+            return Shares(**{**self.__dict__, "market": {**self.market, resource: split}})
+        return Shares(**{**self.__dict__, resource: split})
 
 
 def split_inputs(inputs: Inputs) -> list[tuple[str, Inputs]]:
@@ -120,7 +126,7 @@ def _apply_shares(problem: PlanningProblem, county: dict[str, Any], index: int, 
         problem.params["budget"] = float(params["budget"]) * share.budget[index]
     if params.get("transfer_budget") is not None:
         problem.params["transfer_budget"] = float(params["transfer_budget"]) * share.transfer[index]
-    problem.market = {pair: cap * share.area[index] for pair, cap in market.items()}
+    problem.market = {pair: cap * share.market.get(pair, share.area)[index] for pair, cap in market.items()}
     problem.price_steps = {pair: [(start * share.area[index], factor) for start, factor in s]
                            for pair, s in steps.items()}
 
@@ -157,8 +163,17 @@ def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
 
 def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndarray, np.ndarray] | None:
     """Solve an LP relaxation in this process; (objective, x, row duals), or None if not solved to optimality
-    (in time)."""
+    (in time). With strategy colgen, by column generation (optiland.colgen): the objective is then its Lagrangian
+    bound (valid for the whole relaxation), x and the duals the restricted LP's."""
     from optiland.solver import _highs, c_stdout, set_lp_method
+
+    if options.strategy == "colgen":
+        from optiland import colgen
+
+        relaxation = colgen.relax(lp, options)
+        if relaxation.bound is None or relaxation.x is None or relaxation.artificial > 1e-7:
+            return None
+        return relaxation.bound, relaxation.x, relaxation.y
 
     relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
     with c_stdout():  # HiGHS prints a banner when constructed
@@ -180,9 +195,20 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
     params = problem.params
     out: dict[str, Any] = {"index": task.index, "township": task.township, "build_seconds": backend.build_seconds}
     if task.stage == "need":
+        # the least establishment cost of the township's own targets with every county limit relaxed, and what
+        # that plan uses of each county limit (transfers, market areas): shares that cover these needs keep every
+        # township feasible (for the LP)
         backend.set_objective({"cost": 1.0}, "min")
-        relaxation = _lp_relaxation(backend.matrix(), task.options)
+        lp = backend.matrix()
+        rows = _coupling_rows(backend)
+        free_lower, free_upper = lp.row_lower.copy(), lp.row_upper.copy()
+        free_lower[rows], free_upper[rows] = -INF, INF
+        lp = MatrixLP(**{**lp.__dict__, "row_lower": free_lower, "row_upper": free_upper})
+        relaxation = _lp_relaxation(lp, task.options)
         out["need"] = None if relaxation is None else max(relaxation[0], 0.0)
+        used = None if relaxation is None else lp.A[rows] @ relaxation[1]
+        out["usage"] = None if used is None else {
+            _key(lp.row_names[i]): max(float(u), 0.0) for i, u in zip(rows, used, strict=True)}
     elif task.stage == "scales":
         gains = {}
         each = SolverOptions(**{**task.options.as_dict(), "time_limit": task.options.time_limit / len(problem.services),
@@ -218,10 +244,12 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
             "size": dict(zip(("variables", "constraints", "nonzeros"), lp.shape, strict=True)),
             "binaries": int(lp.integer.sum()),
         })
-        relaxation = _lp_relaxation(lp, task.options)
+        duals = result.row_dual
+        if duals is None:
+            relaxation = _lp_relaxation(lp, task.options)
+            duals = None if relaxation is None else relaxation[2]
         rows = _coupling_rows(backend)
-        out["duals"] = {} if relaxation is None else {
-            _key(lp.row_names[i]): abs(float(relaxation[2][i])) for i in rows}
+        out["duals"] = {} if duals is None else {_key(lp.row_names[i]): abs(float(duals[i])) for i in rows}
     else:
         from optiland.run import objective_terms
 
@@ -256,6 +284,12 @@ def _coupling_rows(backend: Any) -> np.ndarray:
     """Positions of the coupling rows, from the matrix backend's row range per family (no scan of row names)."""
     spans = [backend.ranges[f] for f in COUPLING if f in backend.ranges]
     return np.concatenate([np.arange(a, b) for a, b in spans]) if spans else np.zeros(0, dtype=np.int64)
+
+
+def _pair(key: str) -> tuple[str, str]:
+    """The (option, variant) of a market row key, market['option.variant']."""
+    option, variant = key[len("market['"):-len("']")].split(".", 1)
+    return option, variant
 
 
 def _key(row_name: str) -> str:
@@ -351,6 +385,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     if scenario.constraints.bounds:
         raise OptilandError("the township decomposition does not take objective bounds ([constraints] bounds "
                             "couple every township); solve without --strategy decompose")
+    if options.strategy == "auto":  # townships by column generation of their variants (optiland.colgen)
+        options = SolverOptions(**{**options.as_dict(), "strategy": "colgen"})
     parts = split_inputs(inputs)
     county_probe = build_problem(_township_scenario(scenario, parts[0][0], set(parts[0][1].villages["village"])),
                                  catalog, parts[0][1])
@@ -360,7 +396,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     share = shares(parts, catalog)
     seconds: dict[str, float] = {}
     notes = [f"township decomposition: {len(parts)} townships, county limits shared by area (market, price steps) "
-             "and population (transfer budget)"]
+             "and population (transfer budget)", f"township models solved with strategy {options.strategy}"]
 
     deadline = time.perf_counter() + options.time_limit
     rounds = 1 + max(bound_steps, 0)
@@ -376,10 +412,22 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
                 for i, (name, part) in enumerate(parts)]
 
     budget = county["params"].get("budget")
-    if budget is not None and len(parts) > 1:
+    transfer = county["params"].get("transfer_budget")
+    needs: list[dict[str, Any]] = []
+    if (budget is not None or transfer is not None) and len(parts) > 1:
         start = time.perf_counter()
-        say(f"least establishment cost of {len(parts)} townships")
+        say(f"least establishment cost and transfers of {len(parts)} townships")
         needs = sorted(_run_all(tasks("need"), workers, dask_address), key=lambda n: n["index"])
+        if all(n["usage"] is not None for n in needs):
+            for key, limit in _limits(county).items():
+                if key == "budget" or key.startswith("price_step_width"):
+                    continue
+                need = np.array([n["usage"].get(key, 0.0) for n in needs])
+                resource = "transfer" if key == "transfer_budget" else _pair(key)
+                share = share.by_need(need, limit, resource)
+            notes.append(f"county transfer budget and market caps shared by need: what each township's least-cost "
+                         f"plan (LP) uses, plus {NEED_MARGIN:.0%}, then the rest by population (transfers) or area")
+    if budget is not None and needs:
         if all(n["need"] is not None for n in needs):
             need = np.array([n["need"] for n in needs])
             share = share.by_need(need, float(budget))
@@ -389,6 +437,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
                              "; the needs exceed the budget, so shares are in proportion to need" if over else ""))
         else:
             notes.append("a township's least-cost LP did not finish in its time: the budget is shared by area")
+    if needs:
         seconds["need"] = time.perf_counter() - start
     scales: dict[str, float] = {}
     if county["params"]["objective"] == "ecosystem_services":
@@ -429,6 +478,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         better = best_bound is None or (bound < best_bound if sense == "max" else bound > best_bound)
         if better:
             best_bound, best_prices = bound, dict(prices)
+        if (relative_gap(objective, best_bound) or 0.0) <= options.mip_rel_gap:
+            break  # the plan is proven within the gap asked for
         usage = {k: sum(t["usage"].get(k, 0.0) for t in terms) for k in limits}
         # a projected subgradient step: prices rise where the relaxed townships overuse a limit, fall where not
         scale = step * abs(best_bound - objective) / max(sum((usage[k] - limits[k]) ** 2 for k in limits), 1e-12)

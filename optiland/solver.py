@@ -149,6 +149,8 @@ class SolveResult:
     solver: str = "highs"
     solver_version: str = ""
     nodes: int | None = None
+    row_dual: np.ndarray | None = None
+    """Row duals of the LP relaxation behind the bound, where the strategy keeps them (colgen)."""
 
     def summary(self) -> dict[str, Any]:
         """Plain data for run.json."""

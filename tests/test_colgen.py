@@ -1,0 +1,86 @@
+"""Column generation of variants (optiland.colgen): its Lagrangian bound is valid for any duals and never below the
+monolithic optimum, its plan is no better than that optimum and passes `optiland check`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from optiland import colgen
+from optiland.cli import app
+from optiland.run import prepare, solve_prepared, solver_options
+from optiland.solver import MatrixLP, SolverOptions, _highs, c_stdout
+
+runner = CliRunner()
+EXACT = {"mip_rel_gap": 0.0, "time_limit": 300}
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """360 parcels in 2 townships, 6 villages, with a tight county budget so the coupling rows bind."""
+    base = tmp_path_factory.mktemp("colgen")
+    result = runner.invoke(app, ["generate", "--parcels", "360", "--townships", "2", "--villages", "6", "--seed",
+                                 "7", "--out", str(base / "inst")])
+    assert result.exit_code == 0, result.output
+    scenario = base / "inst" / "scenario.toml"
+    text = scenario.read_text()
+    budget = next(line for line in text.splitlines() if line.startswith("budget ="))
+    scenario.write_text(text.replace(budget, f"budget = {float(budget.split('=')[1]) * 0.3:.0f}"))
+    return scenario
+
+
+def _with_objective(county: Path, objective: str) -> Path:
+    scenario = county.parent / f"scenario-{objective}.toml"
+    scenario.write_text(county.read_text().replace('maximise = "ecosystem_services"', f'maximise = "{objective}"'))
+    return scenario
+
+
+@pytest.mark.parametrize("objective", ["income", "carbon"])
+def test_bound_is_valid_and_plan_no_better_than_the_optimum(county: Path, objective: str) -> None:
+    prepared = prepare(_with_objective(county, objective))
+    exact = solve_prepared(prepared, solver_options(prepared.scenario, **EXACT), "matrix").result
+    generated = solve_prepared(prepared, solver_options(prepared.scenario, strategy="colgen", **EXACT),
+                               "matrix").result
+    tol = 1e-6 * max(1.0, abs(exact.objective))
+    assert generated.objective <= exact.objective + tol
+    assert generated.bound >= exact.objective - tol  # weak duality, over every column
+    assert "column generation" in generated.message
+    assert (generated.status.value == "optimal") == (generated.gap <= 1e-12)
+
+
+def test_lagrangian_bound_holds_for_any_duals(county: Path) -> None:
+    """Weak duality: the bound at arbitrary (even poor) duals is never below the LP relaxation's optimum."""
+    from optiland.matrix import MatrixBackend
+
+    prepared = prepare(_with_objective(county, "income"))
+    backend = MatrixBackend()
+    backend.build(prepared.problem)
+    backend.set_objective({"income": 1.0}, "max")
+    lp = backend.matrix()
+    relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
+    with c_stdout():
+        h = _highs(relaxed, SolverOptions(), 60)
+    h.run()
+    optimum = h.getInfo().objective_function_value
+    rows, owner, other = colgen._structure(lp)
+    assert len(rows) == prepared.problem.n_parcels
+    rng = np.random.default_rng(3)
+    duals = np.array(h.getSolution().row_dual)
+    for y in (duals, duals * 0.5, rng.normal(size=len(duals)) * np.abs(duals).max(), np.zeros(len(duals))):
+        bound, _ = colgen.lagrangian_bound(lp, y, owner, other)
+        assert bound >= optimum - 1e-6 * max(1.0, abs(optimum))
+    assert colgen.lagrangian_bound(lp, duals, owner, other)[0] == pytest.approx(optimum, rel=1e-6)
+
+
+def test_colgen_from_the_command_line_passes_check(county: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["solve", str(county), "--strategy", "colgen", "--backend", "matrix", "--gap",
+                                 "0.001", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["objective"]["bound"] >= run["objective"]["value"]
+    assert runner.invoke(app, ["check", str(out)]).exit_code == 0
