@@ -63,6 +63,8 @@ FILES = ("plan.gpkg", "phasing.csv", "village_years.csv", "village_risk.csv", "y
 """Always written; ``robustness.csv`` too when a comparison plan is given."""
 TOLERANCE = 1e-6
 """Relative tolerance (of a group's final area) below which an area established counts as none."""
+MIN_COMPARE_SECONDS = 1.0
+"""Below this much time left, the average-price comparison is skipped (with a note)."""
 MAX_PANELS = 48
 """The most villages income_paths.png shows; with more, those closest to (or furthest below) their floor."""
 
@@ -624,18 +626,32 @@ def run_transition(scenario: str | Path, config: Any = None, compare: bool = Fal
                    ) -> tuple[TransitionOutcome, TransitionOutcome | None, Prepared, SolverOptions]:
     """Read the scenario, solve its transition (`config`: default the scenario's, see :func:`transition_config`)
     and, with `compare`, the same transition with measure ``expected`` on the same price scenarios and service
-    normalisation (the average-price plan). Raises InfeasibleError as solve_transition does."""
+    normalisation (the average-price plan). Raises InfeasibleError as solve_transition does.
+
+    The time limit holds for the whole run: the comparison gets what the plan left; without time left, or without
+    a plan in it, it is skipped with a note (the plan itself is kept)."""
+    from optiland.errors import InfeasibleError
     from optiland.run import prepare, solver_options
     from optiland.transition import build_transition, solve_transition
 
+    deadline = time.perf_counter()
     prepared = prepare(scenario)
     config = config if config is not None else transition_config(prepared.scenario)
     options = solver_options(prepared.scenario, **solver_overrides)
+    deadline += options.time_limit
     tp = build_transition(prepared.problem, config)
     outcome = solve_transition(tp, options)
     average = None
     if compare:
+        left = deadline - time.perf_counter()
+        if left < MIN_COMPARE_SECONDS:
+            outcome.notes.append(f"average-price plan not solved: {max(left, 0):.1f} s of the time limit left")
+            return outcome, None, prepared, options
         flat = config.model_copy(update={"risk": config.risk.model_copy(update={"measure": "expected"})})
-        average = solve_transition(build_transition(prepared.problem, flat, prices=tp.prices), options,
-                                   scales=outcome.es_scale)
+        limited = SolverOptions(**{**options.as_dict(), "time_limit": left})
+        try:
+            average = solve_transition(build_transition(prepared.problem, flat, prices=tp.prices), limited,
+                                       scales=outcome.es_scale)
+        except InfeasibleError as error:
+            outcome.notes.append(f"average-price plan not found within the {left:.0f} s left: {error}")
     return outcome, average, prepared, options

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from optiland import transition_output
 from optiland.cli import app
+from optiland.scenario import load_scenario
 from optiland.testing import SMALL_CATALOG
 from optiland.transition import cvar, final_areas, shortfall
 from optiland.transition_output import (
@@ -339,3 +340,12 @@ def test_check_reads_a_transition_folder_back_and_finds_a_tampered_year(tmp_path
     result = runner.invoke(app, ["check", str(out)])
     assert result.exit_code == 1, result.output
     assert "phase_complete" in " ".join(result.output.split())
+
+
+def test_the_comparison_gets_only_the_time_left(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario = _instance(tmp_path / "inst")
+    monkeypatch.setattr(transition_output, "MIN_COMPARE_SECONDS", 1e9)  # as if the plan had used the whole limit
+    config = transition_output.transition_config(load_scenario(scenario), horizon=2, sample=3, measure="robust")
+    outcome, average, *_ = transition_output.run_transition(scenario, config, compare=True)
+    assert average is None
+    assert any("average-price plan not solved" in note for note in outcome.notes)
