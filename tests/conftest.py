@@ -68,3 +68,21 @@ def write_instance(folder: Path, parcels: pd.DataFrame = TINY_PARCELS, villages:
 @pytest.fixture
 def tiny_scenario(tmp_path: Path) -> Path:
     return write_instance(tmp_path / "tiny")
+
+
+def generated_county(base: Path, parcels: int, townships: int, villages: int, seed: int,
+                     budget_share: float = 0.3) -> Path:
+    """A generated instance (`optiland generate`) whose county budget is cut to `budget_share` of the generator's,
+    so that the rows coupling the townships bind; returns its scenario path."""
+    from typer.testing import CliRunner
+
+    from optiland.cli import app
+
+    result = CliRunner().invoke(app, ["generate", "--parcels", str(parcels), "--townships", str(townships),
+                                      "--villages", str(villages), "--seed", str(seed), "--out", str(base / "inst")])
+    assert result.exit_code == 0, result.output
+    scenario = base / "inst" / "scenario.toml"
+    text = scenario.read_text()
+    budget = next(line for line in text.splitlines() if line.startswith("budget ="))
+    scenario.write_text(text.replace(budget, f"budget = {float(budget.split('=')[1]) * budget_share:.0f}"))
+    return scenario

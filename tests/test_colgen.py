@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import generated_county
 from typer.testing import CliRunner
 
 from optiland import colgen
@@ -22,15 +23,7 @@ GAP = {"mip_rel_gap": 1e-3, "time_limit": 60}
 @pytest.fixture(scope="module")
 def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """360 parcels in 2 townships, 6 villages, with a tight county budget so the coupling rows bind."""
-    base = tmp_path_factory.mktemp("colgen")
-    result = runner.invoke(app, ["generate", "--parcels", "360", "--townships", "2", "--villages", "6", "--seed",
-                                 "7", "--out", str(base / "inst")])
-    assert result.exit_code == 0, result.output
-    scenario = base / "inst" / "scenario.toml"
-    text = scenario.read_text()
-    budget = next(line for line in text.splitlines() if line.startswith("budget ="))
-    scenario.write_text(text.replace(budget, f"budget = {float(budget.split('=')[1]) * 0.3:.0f}"))
-    return scenario
+    return generated_county(tmp_path_factory.mktemp("colgen"), 360, 2, 6, seed=7)
 
 
 def _with_objective(county: Path, objective: str) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import generated_county
 from typer.testing import CliRunner
 
 from optiland.check import check_outdir
@@ -22,15 +23,7 @@ EXACT = {"mip_rel_gap": 0.0, "time_limit": 300}
 @pytest.fixture(scope="module")
 def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """240 parcels in 3 townships, 6 villages, with a tight county budget so the coupling rows bind."""
-    base = tmp_path_factory.mktemp("county")
-    result = runner.invoke(app, ["generate", "--parcels", "240", "--townships", "3", "--villages", "6", "--seed",
-                                 "11", "--out", str(base / "inst")])
-    assert result.exit_code == 0, result.output
-    scenario = base / "inst" / "scenario.toml"
-    text = scenario.read_text()
-    budget = next(line for line in text.splitlines() if line.startswith("budget ="))
-    scenario.write_text(text.replace(budget, f"budget = {float(budget.split('=')[1]) * 0.3:.0f}"))
-    return scenario
+    return generated_county(tmp_path_factory.mktemp("county"), 240, 3, 6, seed=11)
 
 
 @pytest.mark.parametrize("objective", ["income", "ecosystem_services"])
