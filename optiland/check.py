@@ -42,7 +42,15 @@ import numpy as np
 import pandas as pd
 
 from optiland.errors import InputError, Issue
-from optiland.problem import PlanningProblem, _coefficients, site_rules, variant_table, village_sum
+from optiland.problem import (
+    PlanningProblem,
+    _coefficients,
+    fill_steps,
+    price_schedule,
+    site_rules,
+    variant_table,
+    village_sum,
+)
 
 FAMILIES = (
     "one_use", "red_line", "suitability", "farmland", "income_floor", "transfer_budget", "transfer_share",
@@ -309,27 +317,6 @@ def _village_decisions(problem: PlanningProblem, villages: pd.DataFrame,
 # Price steps
 
 
-def _fill(area: np.ndarray, rates: list[float], widths: list[float], best: bool) -> np.ndarray:
-    """Revenue of `area` put into steps of the given widths, highest-paying first (best) or lowest first."""
-    remaining = np.asarray(area, dtype=float).copy()
-    revenue = np.zeros_like(remaining)
-    for k in sorted(range(len(rates)), key=lambda k: rates[k], reverse=best):
-        take = np.minimum(remaining, widths[k])
-        revenue += rates[k] * take
-        remaining -= take
-    return revenue
-
-
-def _price_schedule(problem: PlanningProblem, option: str, variant: str) -> tuple[list[float], list[float]]:
-    """Yuan per mu and width (mu) of each price step: step 0 from 0 mu at factor 1, the last unbounded."""
-    per_mu = float(problem.catalog.variants.loc[(option, variant), "net_income_per_mu"])
-    steps = problem.price_steps[(option, variant)]
-    starts = [0.0] + [start for start, _ in steps]
-    rates = [per_mu] + [factor * per_mu for _, factor in steps]
-    widths = [starts[k + 1] - starts[k] for k in range(len(steps))] + [np.inf]
-    return rates, widths
-
-
 # ------------------------------------------------------------------------------------------------------------
 # The check
 
@@ -453,10 +440,10 @@ def _price_steps(ctx: _Context) -> tuple[np.ndarray, np.ndarray]:
         area_v = ctx.per_village(ctx.area * (priced & (kind == j)))
         if not area_v.any():
             continue
-        rates, widths = _price_schedule(problem, option, variant)
-        low += _fill(area_v, rates, widths, best=False)
-        high += _fill(area_v, rates, widths, best=True)
-        total_high += float(_fill(np.array([area_v.sum()]), rates, widths, best=True)[0])
+        rates, widths = price_schedule(problem, option, variant)
+        low += fill_steps(area_v, rates, widths, best=False)
+        high += fill_steps(area_v, rates, widths, best=True)
+        total_high += float(fill_steps(np.array([area_v.sum()]), rates, widths, best=True)[0])
         area_priced += area_v
         names.append(f"{option}.{variant}")
         for i in np.flatnonzero(area_v):

@@ -83,6 +83,27 @@ def village_sum(village_idx: np.ndarray, weights: np.ndarray, n_villages: int) -
                        minlength=n_villages).astype(float)
 
 
+def fill_steps(area: np.ndarray, rates: list[float], widths: list[float], best: bool) -> np.ndarray:
+    """Revenue of `area` put into steps of the given widths, highest-paying first (best) or lowest first."""
+    remaining = np.asarray(area, dtype=float).copy()
+    revenue = np.zeros_like(remaining)
+    for k in sorted(range(len(rates)), key=lambda k: rates[k], reverse=best):
+        take = np.minimum(remaining, widths[k])
+        revenue += rates[k] * take
+        remaining -= take
+    return revenue
+
+
+def price_schedule(problem: PlanningProblem, option: str, variant: str) -> tuple[list[float], list[float]]:
+    """Yuan per mu and width (mu) of each price step: step 0 from 0 mu at factor 1, the last unbounded."""
+    per_mu = float(problem.catalog.variants.loc[(option, variant), "net_income_per_mu"])
+    steps = problem.price_steps[(option, variant)]
+    starts = [0.0] + [start for start, _ in steps]
+    rates = [per_mu] + [factor * per_mu for _, factor in steps]
+    widths = [starts[k + 1] - starts[k] for k in range(len(steps))] + [np.inf]
+    return rates, widths
+
+
 def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value)) or value == ""
 

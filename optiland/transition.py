@@ -45,7 +45,7 @@ from optiland.catalog import Catalog
 from optiland.check import Violation
 from optiland.errors import InfeasibleError, InputError, Issue
 from optiland.formulation import objective_expression
-from optiland.problem import PlanningProblem
+from optiland.problem import PlanningProblem, fill_steps, price_schedule
 from optiland.scenario import RiskConfig, TransitionConfig
 from optiland.solver import SolveResult, SolverOptions, Status
 
@@ -551,8 +551,7 @@ def yearly_income(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
     product = g["product"].to_numpy()
     per_head = float(p.params["livestock"]["net_income_per_head"])
     ones = np.ones((len(g), tp.horizon))
-    per_mu = {f"{o}.{v}": float(p.catalog.variants.loc[(o, v), "net_income_per_mu"]) for o, v in p.price_steps}
-    factors = {f"{o}.{v}": [1.0] + [f for _, f in steps] for (o, v), steps in p.price_steps.items()}
+    schedule = {f"{o}.{v}": price_schedule(p, o, v) for o, v in p.price_steps}  # (yuan per mu, width) per step
     pair = (g["option"] + "." + g["variant"]).to_numpy()
     priced = g["priced"].to_numpy()
     step_keys: dict[tuple[int, str, int], list[int]] = {}
@@ -575,8 +574,7 @@ def yearly_income(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
             mine = own[product[own] == k]
             value = pyo.quicksum(_terms(m, mine, income, tp.profile["income"], t))
             for gg in sorted(set(pair[mine[priced[mine]]])):
-                value += pyo.quicksum(factors[gg][j] * per_mu[gg] * m.step_area[v, gg, j, t]
-                                      for j in step_keys[(v, gg, t)])
+                value += pyo.quicksum(schedule[gg][0][j] * m.step_area[v, gg, j, t] for j in step_keys[(v, gg, t)])
         return m.product_income[v, k, t] == value
 
     m.product_income_def = pyo.Constraint(m.V, m.P, m.Y, rule=define)
@@ -590,16 +588,13 @@ def yearly_income(m: pyo.ConcreteModel, tp: TransitionProblem) -> None:
         return pyo.quicksum(m.step_area[v, gg, j, t] for j in step_keys[(v, gg, t)]) == pyo.quicksum(bearing)
 
     m.price_step_link_year = pyo.Constraint(sorted(step_keys), rule=link)
-    widths = {}
-    for (option, variant), steps in p.price_steps.items():
-        starts = [0.0] + [s for s, _ in steps]
-        for k in range(len(steps)):
-            widths[(f"{option}.{variant}", k)] = starts[k + 1] - starts[k]
-    width_index = sorted({(gg, k, t) for (_, gg, k, t) in m.ZY if (gg, k) in widths})
+    sold: dict[tuple[str, int, int], list[int]] = {}  # the villages selling in each (variant, bounded step, year)
+    for (v, gg, k, t) in m.ZY:
+        if np.isfinite(schedule[gg][1][k]):
+            sold.setdefault((gg, k, t), []).append(v)
     m.price_step_width_year = pyo.Constraint(
-        width_index, rule=lambda m, gg, k, t: pyo.quicksum(m.step_area[v, g2, k2, t2] for (v, g2, k2, t2) in m.ZY
-                                                           if g2 == gg and k2 == k and t2 == t)
-        <= float(widths[(gg, k)]))
+        sorted(sold), rule=lambda m, gg, k, t: pyo.quicksum(m.step_area[v, gg, k, t] for v in sold[(gg, k, t)])
+        <= float(schedule[gg][1][k]))
 
     nonland = (p.villages["nonland_income_per_capita"] * p.villages["population"]).to_numpy()
     wage = float(p.params["rangers"]["wage_per_post"])
@@ -858,22 +853,15 @@ def _step_income(tp: TransitionProblem, bearing: np.ndarray) -> np.ndarray:
     p = tp.problem
     g = tp.groups
     out = np.zeros_like(bearing)
-    for (option, variant), steps in p.price_steps.items():
+    for option, variant in p.price_steps:
         mine = np.flatnonzero(g["priced"].to_numpy() & (g["option"].to_numpy() == option)
                               & (g["variant"].to_numpy() == variant))
         if not len(mine):
             continue
-        per_mu = float(p.catalog.variants.loc[(option, variant), "net_income_per_mu"])
-        starts = np.array([0.0] + [s for s, _ in steps])
-        factors = np.array([1.0] + [f for _, f in steps])
-        for t in range(bearing.shape[1]):
-            total = bearing[mine, t].sum()
-            if total <= 0:
-                continue
-            widths = np.diff(np.append(starts, np.inf))
-            filled = np.clip(total - starts, 0, widths)
-            average = float((filled * factors).sum() / total)
-            out[mine, t] = bearing[mine, t] * per_mu * average
+        rates, widths = price_schedule(p, option, variant)
+        total = bearing[mine].sum(axis=0)
+        revenue = fill_steps(total, rates, widths, best=True)  # the steps fill from the best-paying one
+        out[mine] = bearing[mine] * np.divide(revenue, total, out=np.zeros_like(total), where=total > 0)
     return out
 
 
@@ -909,10 +897,9 @@ def accounts(tp: TransitionProblem, plan: TransitionPlan) -> YearlyAccounts:
     for k in range(len(products) - 2):
         product_income[:, k, :] = per_village(option_income * (product == k)[:, None])
     if plan.step_area:
-        per_mu = {f"{o}.{v}": float(p.catalog.variants.loc[(o, v), "net_income_per_mu"]) for o, v in p.price_steps}
-        factors = {f"{o}.{v}": [1.0] + [f for _, f in steps] for (o, v), steps in p.price_steps.items()}
+        rates = {f"{o}.{v}": price_schedule(p, o, v)[0] for o, v in p.price_steps}
         for (v, gg, j, t), area in plan.step_area.items():
-            product_income[v, products.index(gg.split(".")[0]), t] += factors[gg][j] * per_mu[gg] * area
+            product_income[v, products.index(gg.split(".")[0]), t] += rates[gg][j] * area
     livestock = p.params["livestock"]
     herd = np.cumsum(plan.herd_bought, axis=1)
     bought_income = np.zeros((n_v, H))
