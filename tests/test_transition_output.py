@@ -277,13 +277,20 @@ def test_config_overrides_and_defaults(tmp_path: Path) -> None:
     assert config.risk.scenarios == table.resolve() and config.risk.sample is None
 
 
-def test_cli_end_to_end_with_compare(tmp_path: Path) -> None:
-    scenario = _instance(tmp_path / "inst")
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["transition", str(scenario), "--out", str(out), "--horizon", "3", "--sample", "4",
-                                 "--measure", "robust", "--compare"])
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`optiland transition` with a robust floor and the average-price comparison: the folder and the output."""
+    base = tmp_path_factory.mktemp("cli")
+    out = base / "out"
+    result = runner.invoke(app, ["transition", str(_instance(base / "inst")), "--out", str(out), "--horizon", "3",
+                                 "--sample", "4", "--measure", "robust", "--compare"])
     assert result.exit_code == 0, result.output
-    text = " ".join(result.output.split())
+    return out, result.output
+
+
+def test_cli_end_to_end_with_compare(cli_run: tuple[Path, str]) -> None:
+    out, output = cli_run
+    text = " ".join(output.split())
     assert "cost of robustness" in text and "worst year and scenario" in text
     assert (out / "robustness.csv").is_file()
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
@@ -324,12 +331,10 @@ def test_income_plot_shows_the_villages_closest_to_their_floor_when_there_are_ma
     assert (tmp_path / "paths.png").read_bytes().startswith(b"\x89PNG")
 
 
-def test_check_reads_a_transition_folder_back_and_finds_a_tampered_year(tmp_path: Path) -> None:
-    scenario = _instance(tmp_path / "inst")
+def test_check_reads_a_transition_folder_back_and_finds_a_tampered_year(cli_run: tuple[Path, str],
+                                                                        tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = runner.invoke(app, ["transition", str(scenario), "--out", str(out), "--horizon", "3", "--sample", "4",
-                                 "--measure", "robust", "--no-compare"])
-    assert result.exit_code == 0, result.output
+    shutil.copytree(cli_run[0], out)
     result = runner.invoke(app, ["check", str(out)])
     assert result.exit_code == 0, result.output
     plan = _csv(out, "transition_plan.csv")
