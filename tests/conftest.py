@@ -86,3 +86,19 @@ def generated_county(base: Path, parcels: int, townships: int, villages: int, se
     budget = next(line for line in text.splitlines() if line.startswith("budget ="))
     scenario.write_text(text.replace(budget, f"budget = {float(budget.split('=')[1]) * budget_share:.0f}"))
     return scenario
+
+
+def solve_cli(scenario: Path, out: Path, *options: str) -> dict:
+    """`optiland solve SCENARIO --out OUT OPTIONS...`, which must succeed; returns its run.json, whose bound must
+    not fall below its objective."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from optiland.cli import app
+
+    result = CliRunner().invoke(app, ["solve", str(scenario), "--out", str(out), *options])
+    assert result.exit_code == 0, result.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["objective"]["bound"] >= run["objective"]["value"]
+    return run
