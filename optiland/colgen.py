@@ -102,10 +102,6 @@ def initial_columns(lp: MatrixLP, owner: np.ndarray, other: np.ndarray) -> np.nd
     return np.unique(np.concatenate(picks))
 
 
-def _columns_of(lp: MatrixLP, cols: np.ndarray) -> sp.csc_matrix:
-    return lp.A.tocsc()[:, cols] if not sp.isspmatrix_csc(lp.A) else lp.A[:, cols]
-
-
 def dual_feasible(lp: MatrixLP, ys: np.ndarray, owner: np.ndarray, AT: sp.csr_matrix,
                   passes: int = 3) -> np.ndarray:
     """Duals (maximisation form) adjusted so that no non-parcel column (herds, posts, segments, option areas: often
