@@ -396,7 +396,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     share = shares(parts, catalog)
     seconds: dict[str, float] = {}
     notes = [f"township decomposition: {len(parts)} townships, county limits shared to start with by area (market, "
-             "price steps) and population (transfer budget)", f"township models solved with strategy {options.strategy}"]
+             "price steps) and population (transfer budget)",
+             f"township models solved with strategy {options.strategy}"]
 
     deadline = time.perf_counter() + options.time_limit
     rounds = 1 + max(bound_steps, 0)
