@@ -85,12 +85,11 @@ def test_every_year_at_maturity_reproduces_the_core_plan(tiny_scenario: Path) ->
     # nothing holds a conversion back here, so the polished phasing converts everything in year one
     assert out.plan.establish[:, 1:].sum() == pytest.approx(0.0, abs=1e-6)
     assert any("phasing polished" in note for note in out.notes)
-    income = core.prepared.problem.villages  # the mature year's incomes equal the core plan's
     from optiland.run import village_income_parts
 
-    parts = village_income_parts(prepared.problem, out.plan.core)
+    parts = village_income_parts(prepared.problem, out.plan.core)  # the mature year's incomes are the core's
     total = sum(parts.values())
-    assert np.allclose(out.accounts.expected_income[:, -1], total, rtol=1e-6), (income, parts)
+    assert np.allclose(out.accounts.expected_income[:, -1], total, rtol=1e-6), parts
 
 
 def test_steady_state_plan_breaks_the_floor_early_and_the_multi_year_plan_does_not() -> None:
