@@ -1114,8 +1114,6 @@ def solve_transition(tp: TransitionProblem, options: SolverOptions, scales: dict
 
     p = tp.problem
     clock = _Clock(options)
-    scales_clock = _Clock(SolverOptions(**{**options.as_dict(), "strategy": "auto"}))
-    scales_clock.deadline = clock.deadline
     start = time.perf_counter()
     backend = PyomoBackend()
     backend.build(p)
@@ -1125,7 +1123,7 @@ def solve_transition(tp: TransitionProblem, options: SolverOptions, scales: dict
     if scales is None:
         scales = {}
         if uses_index:
-            scales, notes = service_scales(backend, p, scales_clock)
+            scales, notes = service_scales(backend, p, clock)
     solve_scales = time.perf_counter() - start - build_core
     m = backend._model()
     start_build = time.perf_counter()
