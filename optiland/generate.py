@@ -29,6 +29,7 @@ from optiland._paths import models_dir
 from optiland.catalog import Catalog, load_catalog
 from optiland.errors import InputError, Issue
 from optiland.expressions import ExpressionError, evaluate
+from optiland.problem import best_income_per_mu
 
 M2_PER_MU = 10000.0 / 15.0  # 1 mu = 666.67 m2
 JITTER = 0.3  # interior vertices move up to this fraction of a cell in x and in y (< 0.5 keeps quads simple)
@@ -425,14 +426,6 @@ def build_instance(n_parcels: int, n_townships: int, n_villages: int, seed: int,
                             1).astype(np.int64)
     labour_days = np.round(float(spec["working_age_share"]) * population * float(spec["days_per_worker"]), 1)
     nonland = np.round(rng.uniform(*spec["nonland_income"], total_villages), -1)
-    villages = pd.DataFrame({
-        "village": village_ids.astype(str),
-        "township": township_ids.astype(str),
-        "population": population,
-        "households": households,
-        "labour_days": labour_days.astype(float),
-        "nonland_income_per_capita": nonland.astype(float),
-    })
 
     width = max(7, len(str(n)))
     columns: dict[str, object] = {
@@ -452,10 +445,25 @@ def build_instance(n_parcels: int, n_townships: int, n_villages: int, seed: int,
         columns[name] = value.astype(bool) if attribute.get("type") == "bool" else np.round(value.astype(float), 1)
     columns.update(red_line=red_line, basic_farmland=basic_farmland)
     parcels = gpd.GeoDataFrame(columns, geometry=geometry, crs=crs)
+    scenario = _spec(catalog, "scenario")
+
+    if "nonland_income_min" in spec:  # villages whose land earns little live on wages and transfers
+        land_income = np.bincount(village_index, weights=best_income_per_mu(catalog, pd.DataFrame(columns)) * area_mu,
+                                  minlength=total_villages)
+        names.update(income_floor=float(scenario["income_floor"]), land_income_per_capita=land_income / population)
+        least = run(spec["nonland_income_min"], "villages.nonland_income_min")
+        nonland = np.maximum(nonland, np.ceil(np.round(least, 6) / 10.0) * 10.0)
+    villages = pd.DataFrame({
+        "village": village_ids.astype(str),
+        "township": township_ids.astype(str),
+        "population": population,
+        "households": households,
+        "labour_days": labour_days.astype(float),
+        "nonland_income_per_capita": nonland.astype(float),
+    })
 
     total_mu = float(area_mu.sum())
     forest_share = float(area_mu[forest].sum()) / total_mu
-    scenario = _spec(catalog, "scenario")
     constraints = {
         "region": catalog.name,
         "income_floor": scenario["income_floor"],

@@ -179,8 +179,32 @@ def site_rules(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFrame) -> 
     return rules
 
 
-def _parcel_table(inputs: Inputs, catalog: Catalog, villages: pd.DataFrame) -> pd.DataFrame:
-    parcels = pd.DataFrame(inputs.parcels.drop(columns="geometry"))
+def best_income_per_mu(catalog: Catalog, parcels: pd.DataFrame) -> np.ndarray:
+    """Per parcel, the most a mu of it earns under any option its site rules allow: the kept use's income, or a
+    variant's net income (none where a red line forbids harvest) plus its compensation, yuan/mu/yr.
+
+    A reference, not a bound of the model: cattle and ranger wages come on top, and labour, herd feed, market
+    limits and price steps only lower it. `parcels` needs the parcel columns of the data model (no village index).
+    """
+    parcels = _site_columns(pd.DataFrame(parcels), catalog)
+    kinds = variant_table(catalog)
+    uses = catalog.current_uses.reindex(parcels["land_use"])
+    harvest_allowed = ~parcels["red_line"].to_numpy(dtype=bool)
+    best = np.full(len(parcels), -np.inf)
+    for kind, kind_rules in zip(kinds.itertuples(index=False), site_rules(catalog, parcels, kinds), strict=True):
+        if kind.keeps_current_use:
+            value = uses["income_per_mu"].to_numpy(dtype=float)
+        else:
+            harvest = harvest_allowed | bool(kind.red_line_harvest)
+            value = (float(kind.net_income_per_mu) * harvest
+                     + (0.0 if _blank(kind.compensation_per_mu) else float(kind.compensation_per_mu)))
+        allowed = ~np.logical_or.reduce([rule.mask for rule in kind_rules]) if kind_rules else True
+        best = np.where(allowed, np.maximum(best, value), best)
+    return best
+
+
+def _site_columns(parcels: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
+    """The parcel table with the columns the site rules read: cropland (from the current use) and grade."""
     uses = catalog.current_uses
     parcels["cropland"] = uses["cropland"].reindex(parcels["land_use"]).to_numpy()
     attribute = catalog.grade.get("attribute", "bedrock_exposure")
@@ -188,6 +212,11 @@ def _parcel_table(inputs: Inputs, catalog: Catalog, villages: pd.DataFrame) -> p
     applies = parcels[applies_col].to_numpy().astype(bool) if applies_col else np.ones(len(parcels), bool)
     parcels["grade_rank"] = catalog.grade_of(parcels[attribute].to_numpy(dtype=float), applies)
     parcels["grade"] = np.array(catalog.grade_names, dtype=object)[parcels["grade_rank"].to_numpy()]
+    return parcels
+
+
+def _parcel_table(inputs: Inputs, catalog: Catalog, villages: pd.DataFrame) -> pd.DataFrame:
+    parcels = _site_columns(pd.DataFrame(inputs.parcels.drop(columns="geometry")), catalog)
     village_index = pd.Series(np.arange(len(villages)), index=villages["village"])
     if len(villages):
         parcels["village_idx"] = village_index.reindex(parcels["village"]).to_numpy()
