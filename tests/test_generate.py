@@ -157,3 +157,55 @@ def test_villages_and_townships(parcels: gpd.GeoDataFrame, villages: pd.DataFram
     for key in ("village", "township"):  # each village and township is one edge-connected piece
         pieces = frame.dissolve(by=key).geometry
         assert (pieces.geom_type == "Polygon").all(), pieces.geom_type.value_counts()
+
+
+def test_best_income_is_the_allowed_tables_best(instance: Path) -> None:
+    """best_income_per_mu is, per parcel, the largest (income + compensation) per mu over the rows the model allows."""
+    from optiland.problem import best_income_per_mu
+    from optiland.run import prepare
+
+    prepared = prepare(instance)
+    problem = prepared.problem
+    allowed = problem.allowed
+    per_mu = (allowed["income"] + allowed["compensation"]) / allowed["area"]
+    expected = per_mu.groupby(allowed["parcel"]).max().sort_index().to_numpy()
+    got = best_income_per_mu(problem.catalog, pd.DataFrame(prepared.inputs.parcels.drop(columns="geometry")))
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def _red_catalog(keep_rule: bool):
+    """The karst catalog with a red line over 90% of the area: most villages' land then earns only closure
+    compensation, far below what the floor needs."""
+    import copy
+
+    from optiland.catalog import load_catalog
+
+    catalog = copy.deepcopy(load_catalog(region="karst-southwest"))
+    catalog.generate["red_line"]["share"] = 0.9
+    if not keep_rule:
+        del catalog.generate["villages"]["nonland_income_min"]
+    return catalog
+
+
+def test_villages_floor_stays_within_reach() -> None:
+    """nonland_income_min raises the non-land income of villages whose land earns little, and only theirs: with the
+    rule every village's floor is within half its land's best income; without it the same draws leave villages
+    short (so the rule is what keeps them in reach)."""
+    from optiland.generate import build_instance
+    from optiland.problem import best_income_per_mu
+
+    with_rule = build_instance(N_PARCELS, N_TOWNSHIPS, N_VILLAGES, SEED, region=_red_catalog(True))
+    without = build_instance(N_PARCELS, N_TOWNSHIPS, N_VILLAGES, SEED, region=_red_catalog(False))
+    parcels, villages, constraints = with_rule
+    area = parcels.geometry.area.to_numpy() / M2_PER_MU
+    best = best_income_per_mu(_red_catalog(True), pd.DataFrame(parcels.drop(columns="geometry")))
+    land = pd.Series(best * area).groupby(parcels["village"].to_numpy()).sum().reindex(villages["village"])
+    reach = villages["nonland_income_per_capita"].to_numpy() + 0.5 * land.to_numpy() / villages["population"]
+    assert (reach >= constraints["income_floor"] - 1e-6).all()
+    drawn = without[1]["nonland_income_per_capita"].to_numpy()
+    raised = villages["nonland_income_per_capita"].to_numpy() > drawn
+    assert raised.any() and not raised.all()
+    np.testing.assert_array_equal(villages["nonland_income_per_capita"].to_numpy()[~raised], drawn[~raised])
+    short = drawn + 0.5 * land.to_numpy() / villages["population"] < constraints["income_floor"]
+    np.testing.assert_array_equal(short, raised)
+    assert (villages["nonland_income_per_capita"].to_numpy() % 10 == 0).all()
