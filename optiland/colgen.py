@@ -16,7 +16,10 @@ for a maximisation with rows :math:`L \le Ax \le U`,
           + \sum_{j \notin \text{parcels}} \max_{l_j \le x_j \le u_j} (c_j - A_j^\top y) x_j
 
 (the parcels' one-choice rows kept, everything else relaxed), computed over *all* columns, not only the generated
-ones. This is the bound reported; it is valid whatever the restricted model holds. The plan comes from the
+ones. This is the bound reported; it is valid whatever the restricted model holds. When the rounds end with no
+column attractive (and no artificial in use), the restricted LP's duals are dual feasible for the full LP, so its
+optimum is the full LP optimum, as tight a bound as HiGHS's own; the smaller of the two is reported (the Lagrangian
+one is looser where it repairs duals HiGHS left feasible only within its tolerance). The plan comes from the
 restricted model (the repair of optiland.solver, then its MIP warm-started if the repair is not within the gap), so
 its true gap is against this bound. A plan is called optimal only when that gap is within the one asked for.
 """
@@ -219,6 +222,7 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     best_bound, best_y = None, None
     rounds = 0
     lp_value = None
+    converged = False
     message = ""
     while True:
         rounds += 1
@@ -244,8 +248,8 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         if say:
             say(f"column generation round {rounds}: {int(parcel_chosen.sum()):,} parcel columns, LP "
                 f"{lp_value:.8g}, bound {best_bound:.8g}, {int(attractive.sum()):,} attractive")
-        if not attractive.any() or (close is not None and close <= LP_TOLERANCE) or rounds >= MAX_ROUNDS \
-                or left() <= 0:
+        converged = not attractive.any()
+        if converged or (close is not None and close <= LP_TOLERANCE) or rounds >= MAX_ROUNDS or left() <= 0:
             break
         new = _best_per_parcel(d, owner, np.flatnonzero(attractive))
         block = A_csc[:, new]
@@ -260,6 +264,12 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         x = np.zeros(len(lp.c))
         x[columns[keep]] = x_restricted[keep]
         artificial = float(x_restricted[~keep].sum())
+        if converged and artificial <= 1e-7 and (best_bound is None or sign * lp_value < sign * best_bound):
+            # no column is attractive at these duals, so they are dual feasible for the full LP: the restricted
+            # optimum is the full LP optimum, a bound as good as HiGHS's own (the Lagrangian one can be looser
+            # where it repairs dual signs, or infinite where an unbounded column keeps a tolerance-sized price)
+            best_bound, best_y = lp_value, y
+            message += "; bound: the LP optimum (no column attractive)"
     del h
     n_parcel = int(chosen[owner >= 0].sum())
     note = (f"column generation: {rounds} rounds, {n_parcel:,} of {int((owner >= 0).sum()):,} parcel columns "

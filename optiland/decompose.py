@@ -9,9 +9,10 @@ parcel, village or township except a few county rows that couple the townships, 
    :math:`\sum_t b_{r,t} = b_r` (resource-directive decomposition; the share rule is :func:`shares`). Every
    township's own model with its shares is a restriction of the county model, so the union of the township plans
    is a feasible county plan, and its objective is the sum of theirs.
-2. **Normalises** the service index as the county pipeline does: :math:`G^*_s` is the sum over townships of the
-   largest gain of s each reaches with its shares (a feasible county value, hence at most the true :math:`G^*_s`;
-   recorded in run.json). Every objective coefficient is then the county's.
+2. **Normalises** the service index: :math:`G^*_s` is the sum over townships of the largest gain of s each
+   township's LP relaxation reaches with its shares (an LP per service instead of a MIP: an upper bound of the
+   townships' integer gains, close to them since a basic LP solution has few fractional parcels; recorded in
+   run.json). Every objective coefficient is then the county's.
 3. **Bounds** the county optimum by Lagrangian relaxation of the coupling rows, over the townships' LP
    relaxations: for any prices :math:`\lambda \ge 0` on the coupling rows (all of them :math:`\le` rows),
 
@@ -210,19 +211,20 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         out["usage"] = None if used is None else {
             _key(lp.row_names[i]): max(float(u), 0.0) for i, u in zip(rows, used, strict=True)}
     elif task.stage == "scales":
+        # each service's largest gain in the township's LP relaxation: an upper bound of the integer one (close to
+        # it: a basic LP solution has few fractional parcels), for a few seconds of LP instead of a MIP per service
         gains = {}
-        each = SolverOptions(**{**task.options.as_dict(), "time_limit": task.options.time_limit / len(problem.services),
-                                "repair_accept_gap": max(task.options.mip_rel_gap, 1e-3)})
+        seconds = task.options.time_limit / len(problem.services)
+        each = SolverOptions(**{**task.options.as_dict(), "time_limit": seconds})
         for service in problem.services:
             backend.set_objective({service: 1.0}, "max")
-            result = backend.solve(each)
-            if not result.status.has_plan:
-                raise InfeasibleError(f"township {task.township}: no plan while maximising {service} "
-                                      f"({result.message}) with its share of the county limits "
-                                      f"({_shares_text(problem)}); shares follow area and population, so a "
-                                      "township whose villages need more budget than its share fails here: solve "
-                                      "the county whole (--strategy auto) or give township budgets")
-            gains[service] = float(result.objective or 0.0)
+            relaxation = _lp_relaxation(backend.matrix(), each)
+            if relaxation is None:
+                raise InfeasibleError(f"township {task.township}: the LP relaxation maximising {service} has no "
+                                      f"solution within {each.time_limit:.0f} s with its share of the county "
+                                      f"limits ({_shares_text(problem)}): give more time, or solve the township "
+                                      "alone to see whether a village or target cannot be met")
+            gains[service] = float(relaxation[0])
         out["gains"] = gains
     elif task.stage == "plan":
         from optiland.run import objective_terms
@@ -231,7 +233,10 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         backend.set_objective(objective_terms(problem), params["sense"], scale=task.scales, weights=params["weights"])
         lp = backend.matrix()
         result = backend.solve(task.options)
-        if result.status == Status.INFEASIBLE or not result.status.has_plan:
+        if result.status == Status.TIME_LIMIT and result.x is None:
+            raise OptilandError(f"township {task.township}: no plan within its {task.options.time_limit:.0f} s share "
+                                f"of the time limit ({result.message}); give the run more time")
+        if result.status == Status.INFEASIBLE or not result.status.has_plan or result.x is None:
             raise InfeasibleError(f"township {task.township} cannot meet its targets with its shares of the county "
                                   f"limits ({_shares_text(problem)}; {result.message}); solve it alone to see "
                                   "which village and target")
@@ -451,8 +456,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         if not scales:
             raise InfeasibleError("no ecosystem service can gain under these constraints; choose another objective")
         seconds["scales"] = time.perf_counter() - start
-        notes.append("G*_s: the sum over townships of each one's largest gain with its shares (a feasible county "
-                     "value, at most the county's own G*_s)")
+        notes.append("G*_s: the sum over townships of each one's largest gain in its LP relaxation with its shares "
+                     "(an upper bound of the townships' integer gains, so the index stays at most 1)")
     start = time.perf_counter()
     say(f"plans of {len(parts)} townships")
     plans = _run_all(tasks("plan", scales=scales), workers, dask_address)
