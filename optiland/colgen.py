@@ -16,10 +16,10 @@ for a maximisation with rows :math:`L \le Ax \le U`,
           + \sum_{j \notin \text{parcels}} \max_{l_j \le x_j \le u_j} (c_j - A_j^\top y) x_j
 
 (the parcels' one-choice rows kept, everything else relaxed), computed over *all* columns, not only the generated
-ones. This is the bound reported; it is valid whatever the restricted model holds. When the rounds end with no
-column attractive (and no artificial in use), the restricted LP's duals are dual feasible for the full LP, so its
-optimum is the full LP optimum, as tight a bound as HiGHS's own; the smaller of the two is reported (the Lagrangian
-one is looser where it repairs duals HiGHS left feasible only within its tolerance). The plan comes from the
+ones. This is the bound reported; it is valid whatever the restricted model holds. (The restricted LP's optimum
+is not: HiGHS calls an LP optimal once no reduced cost exceeds its tolerance, 1e-7, and the service index's
+coefficients are of that order, so the restricted model is solved with its objective scaled to O(1).) The plan
+comes from the
 restricted model (the repair of optiland.solver, then its MIP warm-started if the repair is not within the gap), so
 its true gap is against this bound. A plan is called optimal only when that gap is within the one asked for.
 """
@@ -210,11 +210,15 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     n_art = art.shape[1]
     cols = np.flatnonzero(chosen)
     A0 = sp.hstack([A_csc[:, cols], art], format="csc")
-    c0 = np.r_[lp.c[cols], np.full(n_art, -sign * penalty)]
+    # HiGHS's optimality tolerances are absolute (1e-7): the objective goes to it scaled by a power of two so that
+    # its largest parcel coefficient is about 1 (exact in floating point), values and duals come back unscaled
+    largest = float(np.abs(lp.c[owner >= 0]).max()) if (owner >= 0).any() else 1.0
+    k = 2.0 ** -round(np.log2(largest)) if largest > 0 else 1.0
+    c0 = k * np.r_[lp.c[cols], np.full(n_art, -sign * penalty)]
     restricted = MatrixLP(c=c0, A=A0, row_lower=lp.row_lower, row_upper=lp.row_upper,
                           col_lower=np.r_[lp.col_lower[cols], np.zeros(n_art)],
                           col_upper=np.r_[lp.col_upper[cols], np.full(n_art, INF)],
-                          integer=np.zeros(len(c0), dtype=bool), sense=lp.sense, offset=lp.offset)
+                          integer=np.zeros(len(c0), dtype=bool), sense=lp.sense, offset=k * lp.offset)
     with c_stdout():
         h = _highs(restricted, options, max(left(), 0.01))
     h.setOptionValue("solver", "simplex")
@@ -222,7 +226,6 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     best_bound, best_y = None, None
     rounds = 0
     lp_value = None
-    converged = False
     message = ""
     while True:
         rounds += 1
@@ -233,8 +236,8 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         if status != "Optimal":
             message = f"; restricted LP: {status}"
             break
-        lp_value = float(h.getInfo().objective_function_value)
-        y = np.array(h.getSolution().row_dual, dtype=float)
+        lp_value = float(h.getInfo().objective_function_value) / k
+        y = np.array(h.getSolution().row_dual, dtype=float) / k
         bound, d = lagrangian_bound(lp, y, owner, other, AT)
         if best_bound is None or sign * bound < sign * best_bound:
             best_bound, best_y = bound, y
@@ -248,12 +251,11 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         if say:
             say(f"column generation round {rounds}: {int(parcel_chosen.sum()):,} parcel columns, LP "
                 f"{lp_value:.8g}, bound {best_bound:.8g}, {int(attractive.sum()):,} attractive")
-        converged = not attractive.any()
-        if converged or (close is not None and close <= LP_TOLERANCE) or rounds >= MAX_ROUNDS or left() <= 0:
+        if not attractive.any() or (close is not None and close <= LP_TOLERANCE) or rounds >= MAX_ROUNDS or left() <= 0:
             break
         new = _best_per_parcel(d, owner, np.flatnonzero(attractive))
         block = A_csc[:, new]
-        h.addCols(len(new), lp.c[new], lp.col_lower[new], lp.col_upper[new], block.nnz,
+        h.addCols(len(new), k * lp.c[new], lp.col_lower[new], lp.col_upper[new], block.nnz,
                   block.indptr[:-1].astype(np.int32), block.indices.astype(np.int32), block.data.astype(float))
         chosen[new] = True
         columns = np.r_[columns, new]
@@ -264,12 +266,6 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         x = np.zeros(len(lp.c))
         x[columns[keep]] = x_restricted[keep]
         artificial = float(x_restricted[~keep].sum())
-        if converged and artificial <= 1e-7 and (best_bound is None or sign * lp_value < sign * best_bound):
-            # no column is attractive at these duals, so they are dual feasible for the full LP: the restricted
-            # optimum is the full LP optimum, a bound as good as HiGHS's own (the Lagrangian one can be looser
-            # where it repairs dual signs, or infinite where an unbounded column keeps a tolerance-sized price)
-            best_bound, best_y = lp_value, y
-            message += "; bound: the LP optimum (no column attractive)"
     del h
     n_parcel = int(chosen[owner >= 0].sum())
     note = (f"column generation: {rounds} rounds, {n_parcel:,} of {int((owner >= 0).sum()):,} parcel columns "

@@ -532,6 +532,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     cap = 2.0 * max(abs(objective), 1e-9) / np.maximum(np.abs(b), 1e-9)  # dearer prices cannot help (lambda.b > 2z)
     n_cuts_per_round = len(plans)
     radius = 1.0
+    history: list[float] = []
     for round_ in range(rounds):
         say(f"Lagrangian bound, round {round_ + 1}")
         terms = _run_all(tasks("bound", scales=scales, prices=prices), workers, dask_address)
@@ -543,6 +544,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         better = best_bound is None or (bound < best_bound if sense == "max" else bound > best_bound)
         if better:
             best_bound, best_prices = bound, dict(prices)
+        history.append(bound)
         radius = min(radius * 2.0, 1.0) if better else radius / 4.0
         if (relative_gap(objective, best_bound) or 0.0) <= options.mip_rel_gap or not keys or round_ + 1 == rounds:
             break  # the plan is proven within the gap asked for
@@ -558,6 +560,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
                               np.minimum(centre + reach, cap), sense)
     seconds["bound"] = time.perf_counter() - start
     gap = relative_gap(objective, best_bound)
+    if history:
+        notes.append("Lagrangian bound by round: " + ", ".join(f"{value:.6g}" for value in history))
     if best_bound is not None:
         priced = ", ".join(f"{k}={v:.3g}" for k, v in best_prices.items() if v) or "all zero"
         notes.append(f"Lagrangian bound {best_bound:.6g} from the townships' LP relaxations, coupling prices: "

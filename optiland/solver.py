@@ -173,6 +173,10 @@ def highs_version() -> str:
     return version("highspy")
 
 
+SMALL_OBJECTIVE = 1e-3
+"""Objectives whose largest coefficient is below this are scaled up inside HiGHS (``user_objective_scale``)."""
+
+
 def _highs(lp: MatrixLP, options: SolverOptions, time_limit: float) -> Any:
     """A Highs object holding the model, with the options set."""
     import highspy
@@ -190,6 +194,12 @@ def _highs(lp: MatrixLP, options: SolverOptions, time_limit: float) -> Any:
     h.setOptionValue("threads", int(options.threads))
     h.setOptionValue("random_seed", int(options.random_seed))
     h.setOptionValue("presolve", options.presolve)
+    largest = float(np.abs(lp.c).max()) if len(lp.c) else 0.0
+    if 0.0 < largest < SMALL_OBJECTIVE:
+        # HiGHS's optimality tolerances are absolute (1e-7) and the service index's coefficients are of that order:
+        # unscaled, an LP is called optimal with improving columns left. HiGHS scales by this power of two inside
+        # and reports values, bounds and duals unscaled.
+        h.setOptionValue("user_objective_scale", int(-round(np.log2(largest))))
     for key, value in options.highs.items():
         h.setOptionValue(key, value)
     # the array form of passModel takes the numpy buffers as they are (filling a HighsLp's fields converts every
