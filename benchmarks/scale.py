@@ -102,7 +102,9 @@ def run(scenario: Path, backend: str, method: str, gap: float, time_limit: float
                 "matrix_s": times.get("matrix"), "solve_s": times.get("solve"), "write_s": times.get("write"),
                 "variables": size.get("variables"), "binaries": size.get("binaries"), "rows": size.get("constraints"),
                 "nonzeros": size.get("nonzeros"), "objective": objective.get("value"),
-                "bound": objective.get("bound"), "gap": objective.get("gap"), "note": ""})
+                "bound": objective.get("bound"), "gap": objective.get("gap"),
+                "note": "; ".join(f"{stage} {seconds:.1f} s" for stage, seconds in times.items()
+                                  if stage not in ("read", "build", "matrix", "solve", "write"))})
     return row
 
 

@@ -78,6 +78,13 @@ def solve(scenario: ScenarioArg, out: OutOpt,
 
     try:
         scenario = with_database(scenario, db, table)
+        if strategy is None and from_front is None:
+            from optiland.run import default_strategy
+
+            strategy = default_strategy(scenario)
+            if strategy == "decompose":
+                console.print("a county-sized instance: solving township by township (--strategy decompose; "
+                              "--strategy auto for one model)")
         if strategy == "decompose":
             from optiland.run import solve_by_township
 

@@ -90,6 +90,36 @@ def solve_by_township(scenario: Scenario | str | Path, workers: int = 2, dask_ad
     return decompose.outcome(scenario, catalog, inputs, read_seconds, options, decomposed)
 
 
+AUTO_DECOMPOSE_PARCELS = 50_000
+"""From this many parcels in two townships or more, `solve` without --strategy goes township by township
+(benchmarks/results/scale.csv: the monolithic model found no plan at 100,000 parcels in 300 s; the decomposition
+proves 0.1% in about 100 s)."""
+
+
+def default_strategy(scenario: Scenario | str | Path) -> str | None:
+    """"decompose" for a county-sized scenario the decomposition can take (file inputs, at least
+    AUTO_DECOMPOSE_PARCELS parcels in two townships or more, no objective bounds, spatial families or transition),
+    else None (the preset's strategy). Reads only the layer's feature count and the village table's townships."""
+    import pandas as pd
+    import pyogrio
+
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    if (scenario.parcels.db or scenario.villages is None or scenario.constraints.bounds or scenario.spatial
+            or scenario.features or scenario.transition):
+        return None
+    from pyogrio.errors import DataLayerError, DataSourceError
+
+    try:
+        info = pyogrio.read_info(scenario.resolve(scenario.parcels.path), layer=scenario.parcels.layer)
+        villages = pd.read_csv(scenario.resolve(scenario.villages.path), encoding=scenario.villages.encoding)
+        townships = villages[scenario.villages.columns.get("township", "township")].nunique()
+    except (OSError, ValueError, KeyError, DataSourceError, DataLayerError):
+        return None  # unreadable here: the read proper reports it with its own error
+    count = int(info["features"])
+    return "decompose" if count >= AUTO_DECOMPOSE_PARCELS and townships >= 2 else None
+
+
 def solver_options(scenario: Scenario, **overrides: Any) -> SolverOptions:
     """The scenario's preset and options, then explicit overrides (e.g. a CLI time limit)."""
     config = scenario.solver.model_dump(exclude_none=True)

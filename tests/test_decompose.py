@@ -80,3 +80,19 @@ def test_budget_shares_cover_each_townships_need_first() -> None:
     scarce = base.by_need(need, 40.0)  # needs exceed the budget: in proportion to need
     assert scarce.budget == pytest.approx(need / need.sum())
     assert (shared.area == area).all() and (shared.transfer == area).all()
+
+
+def test_solve_goes_township_by_township_from_county_size(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --strategy, `solve` picks the decomposition for a county-sized instance of several townships, and
+    only where the decomposition can take the scenario."""
+    from optiland import run as run_module
+    from optiland.scenario import load_scenario
+
+    assert run_module.default_strategy(county) is None  # 240 parcels: one model
+    monkeypatch.setattr(run_module, "AUTO_DECOMPOSE_PARCELS", 200)
+    assert run_module.default_strategy(county) == "decompose"
+    scenario = load_scenario(county)
+    bounded = scenario.with_(**{"constraints.bounds": {"income": [0, None]}})
+    assert run_module.default_strategy(bounded) is None  # objective bounds couple every township
+    monkeypatch.setattr(run_module, "AUTO_DECOMPOSE_PARCELS", 241)
+    assert run_module.default_strategy(county) is None
