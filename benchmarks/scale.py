@@ -92,7 +92,8 @@ def run(scenario: Path, backend: str, method: str, gap: float, time_limit: float
         row: dict[str, object] = {"exit_code": process.returncode, "total_s": round(total, 2),
                                   "peak_mb": round(peak[0])}
         if process.returncode != 0 or not (out / "run.json").exists():
-            row["note"] = (stderr or stdout).strip().splitlines()[-1][:200] if (stderr or stdout) else "failed"
+            text = " ".join((stderr or stdout or "failed").split())  # the command wraps its error over lines
+            row["note"] = text[text.rfind("error:"):][:300] if "error:" in text else text[-300:]
             return row
         record = json.loads((out / "run.json").read_text(encoding="utf-8"))
     times = record.get("times", {})
