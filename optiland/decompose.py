@@ -235,10 +235,11 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
             backend.set_objective({service: 1.0}, "max")
             relaxation = _lp_relaxation(backend.matrix(), each)
             if relaxation is None:
-                raise InfeasibleError(f"township {task.township}: the LP relaxation maximising {service} has no "
-                                      f"solution within {each.time_limit:.0f} s with its share of the county "
-                                      f"limits ({_shares_text(problem)}): give more time, or solve the township "
-                                      "alone to see whether a village or target cannot be met")
+                out["late"] = (f"township {task.township}: the LP relaxation maximising {service} has no solution "
+                               f"within {each.time_limit:.0f} s with its share of the county limits "
+                               f"({_shares_text(problem)}): give more time, or solve the township alone to see "
+                               "whether a village or target cannot be met")
+                return out
             gains[service] = float(relaxation[0])
         out["gains"] = gains
     elif task.stage == "plan":
@@ -249,8 +250,9 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         lp = backend.matrix()
         result = backend.solve(task.options)
         if result.status == Status.TIME_LIMIT and result.x is None:
-            raise OptilandError(f"township {task.township}: no plan within its {task.options.time_limit:.0f} s share "
-                                f"of the time limit ({result.message}); give the run more time")
+            out["late"] = (f"township {task.township}: no plan within its {task.options.time_limit:.0f} s share of "
+                           f"the time limit ({result.message}); give the run more time")
+            return out
         if result.status == Status.INFEASIBLE or not result.status.has_plan or result.x is None:
             raise InfeasibleError(f"township {task.township} cannot meet its targets with its shares of the county "
                                   f"limits ({_shares_text(problem)}; {result.message}); solve it alone to see "
@@ -454,12 +456,14 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     deadline = time.perf_counter() + options.time_limit
     rounds = 1 + max(bound_steps, 0)
 
-    def tasks(stage: str, **extra: Any) -> list[TownshipTask]:
-        """The townships' tasks, each with its fair share of the time this stage may take (STAGE_SHARE of what
-        is left, spread over the townships each worker runs in turn), so the user's time limit holds overall."""
+    def tasks(stage: str, subset: Sequence[int] | None = None, **extra: Any) -> list[TownshipTask]:
+        """The townships' tasks (all, or `subset`), each with its fair share of the time this stage may take
+        (STAGE_SHARE of what is left, spread over the tasks each worker runs in turn), so the user's time limit
+        holds overall."""
+        chosen = range(len(parts)) if subset is None else subset
         left = max(deadline - time.perf_counter(), 0.0)
         stage_seconds = left * STAGE_SHARE[stage] / (rounds if stage == "bound" else 1)
-        per_task = max(stage_seconds * max(workers, 1) / len(parts), 1.0)
+        per_task = max(stage_seconds * max(workers, 1) / len(chosen), 1.0)
         changes: dict[str, Any] = {"time_limit": per_task}
         if stage == "plan":
             # keep a township plan within TOWNSHIP_ACCEPT_GAP of its LP bound: branch and bound on a township's
@@ -468,8 +472,23 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
             changes["repair_accept_gap"] = max(options.repair_accept_gap, options.mip_rel_gap, TOWNSHIP_ACCEPT_GAP)
             changes["highs"] = {**TOWNSHIP_MIP_OPTIONS, **options.highs}
         timed = SolverOptions(**{**options.as_dict(), **changes})
-        return [TownshipTask(i, name, scenario, catalog, part, county, share, timed, stage, **extra)
-                for i, (name, part) in enumerate(parts)]
+        return [TownshipTask(i, parts[i][0], scenario, catalog, parts[i][1], county, share, timed, stage, **extra)
+                for i in chosen]
+
+    def run_stage(stage: str, **extra: Any) -> list[dict[str, Any]]:
+        """A stage over every township; the townships that ran out of their equal share of its time (the larger
+        or harder ones) run again with what the others left of it, and only then is running out an error."""
+        done = {d["index"]: d for d in _run_all(tasks(stage, **extra), workers, dask_address)}
+        late = sorted(i for i, d in done.items() if d.get("late"))
+        if late:
+            say(f"{len(late)} townships again with the time the others left")
+            done.update({d["index"]: d for d in _run_all(tasks(stage, late, **extra), workers, dask_address)})
+            still = [done[i]["late"] for i in late if done[i].get("late")]
+            if still:
+                raise OptilandError(still[0] + (f" (and {len(still) - 1} more townships)" if len(still) > 1 else ""))
+            notes.append(f"{stage}: {len(late)} townships ran out of their equal share of the stage's time and ran "
+                         "again with what the others left")
+        return [done[i] for i in sorted(done)]
 
     budget = county["params"].get("budget")
     transfer = county["params"].get("transfer_budget")
@@ -503,7 +522,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     if county["params"]["objective"] == "ecosystem_services":
         start = time.perf_counter()
         say(f"service scales G*_s over {len(parts)} townships")
-        gains = _run_all(tasks("scales"), workers, dask_address)
+        gains = run_stage("scales")
         services = gains[0]["gains"].keys()
         scales = {s: sum(g["gains"][s] for g in gains) for s in services}
         scales = {s: v for s, v in scales.items() if v > 1e-9}
@@ -514,7 +533,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
                      "(an upper bound of the townships' integer gains, so the index stays at most 1)")
     start = time.perf_counter()
     say(f"plans of {len(parts)} townships")
-    plans = _run_all(tasks("plan", scales=scales), workers, dask_address)
+    plans = run_stage("plan", scales=scales)
     seconds["plans"] = time.perf_counter() - start
     objective = sum(p["objective"] for p in plans)
     sense = county["params"]["sense"]

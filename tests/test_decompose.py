@@ -96,3 +96,34 @@ def test_solve_goes_township_by_township_from_county_size(county: Path, monkeypa
     assert run_module.default_strategy(bounded) is None  # objective bounds couple every township
     monkeypatch.setattr(run_module, "AUTO_DECOMPOSE_PARCELS", 241)
     assert run_module.default_strategy(county) is None
+
+
+def test_a_township_out_of_time_runs_again(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A township that runs out of its equal share of a stage's time runs again with what the others left; one
+    that runs out again stops the run with its own message."""
+    from optiland import decompose
+    from optiland.errors import OptilandError
+
+    real = decompose.run_task
+    calls: list[tuple[str, int, float]] = []
+
+    def first_late(task: decompose.TownshipTask) -> dict:
+        calls.append((task.stage, task.index, task.options.time_limit))
+        if task.stage == "plan" and task.index == 1 and sum(c[:2] == ("plan", 1) for c in calls) == 1:
+            return {"index": task.index, "township": task.township, "late": "township T02: no plan in time"}
+        return real(task)
+
+    monkeypatch.setattr(decompose, "run_task", first_late)
+    outcome = solve_by_township(county, workers=1, mip_rel_gap=0.01, time_limit=120)
+    assert [c for c in calls if c[:2] == ("plan", 1)][1][2] > [c for c in calls if c[:2] == ("plan", 1)][0][2]
+    assert any("plan: 1 townships ran out" in note for note in outcome.notes)
+    assert outcome.result.objective is not None
+
+    def always_late(task: decompose.TownshipTask) -> dict:
+        if task.stage == "plan" and task.index == 1:
+            return {"index": task.index, "township": task.township, "late": "township T02: no plan in time"}
+        return real(task)
+
+    monkeypatch.setattr(decompose, "run_task", always_late)
+    with pytest.raises(OptilandError, match="township T02: no plan in time"):
+        solve_by_township(county, workers=1, mip_rel_gap=0.01, time_limit=120)
