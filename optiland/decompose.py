@@ -10,9 +10,9 @@ parcel, village or township except a few county rows that couple the townships, 
    township's own model with its shares is a restriction of the county model, so the union of the township plans
    is a feasible county plan, and its objective is the sum of theirs.
 2. **Normalises** the service index: :math:`G^*_s` is the sum over townships of the largest gain of s each
-   township's LP relaxation reaches with its shares (an LP per service instead of a MIP: an upper bound of the
-   townships' integer gains, close to them since a basic LP solution has few fractional parcels; recorded in
-   run.json). Every objective coefficient is then the county's.
+   township's LP relaxation reaches with its shares (an LP per service instead of a MIP, solved by column
+   generation as far as the township's time allows; close to the integer gains since a basic LP solution has few
+   fractional parcels; recorded in run.json). Every objective coefficient is then the county's.
 3. **Bounds** the county optimum by Lagrangian relaxation of the coupling rows, over the townships' LP
    relaxations: for any prices :math:`\lambda \ge 0` on the coupling rows (all of them :math:`\le` rows),
 
@@ -177,7 +177,8 @@ def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
     return problem, backend
 
 
-def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndarray, np.ndarray] | None:
+def _lp_relaxation(lp: MatrixLP, options: SolverOptions,
+                   reached: bool = False) -> tuple[float, np.ndarray, np.ndarray] | None:
     """Solve an LP relaxation in this process; (objective, x, row duals), or None if not solved to optimality
     (in time). With strategy colgen, by column generation (optiland.colgen): the objective is then its Lagrangian
     bound (valid for the whole relaxation), x and the duals the restricted LP's."""
@@ -189,7 +190,9 @@ def _lp_relaxation(lp: MatrixLP, options: SolverOptions) -> tuple[float, np.ndar
         relaxation = colgen.relax(lp, options)
         if relaxation.bound is None or relaxation.x is None or relaxation.artificial > 1e-7:
             return None
-        return relaxation.bound, relaxation.x, relaxation.y
+        # reached: the value the generated columns reach (a feasible LP value), not the bound: where the rounds
+        # end on the clock, the Lagrangian bound can still be far above it
+        return relaxation.value if reached else relaxation.bound, relaxation.x, relaxation.y
 
     relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
     with c_stdout():  # HiGHS prints a banner when constructed
@@ -226,14 +229,15 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         out["usage"] = None if used is None else {
             _key(lp.row_names[i]): max(float(u), 0.0) for i, u in zip(rows, used, strict=True)}
     elif task.stage == "scales":
-        # each service's largest gain in the township's LP relaxation: an upper bound of the integer one (close to
-        # it: a basic LP solution has few fractional parcels), for a few seconds of LP instead of a MIP per service
+        # each service's largest gain in the township's LP relaxation (as far as column generation reached in its
+        # time: at 1,000,000 parcels a loose Lagrangian bound of 1e9 made the index vanish), for a few seconds of
+        # LP instead of a MIP per service
         gains = {}
         seconds = task.options.time_limit / len(problem.services)
         each = SolverOptions(**{**task.options.as_dict(), "time_limit": seconds})
         for service in problem.services:
             backend.set_objective({service: 1.0}, "max")
-            relaxation = _lp_relaxation(backend.matrix(), each)
+            relaxation = _lp_relaxation(backend.matrix(), each, reached=True)
             if relaxation is None:
                 out["late"] = (f"township {task.township}: the LP relaxation maximising {service} has no solution "
                                f"within {each.time_limit:.0f} s with its share of the county limits "
@@ -530,7 +534,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
             raise InfeasibleError("no ecosystem service can gain under these constraints; choose another objective")
         seconds["scales"] = time.perf_counter() - start
         notes.append("G*_s: the sum over townships of each one's largest gain in its LP relaxation with its shares "
-                     "(an upper bound of the townships' integer gains, so the index stays at most 1)")
+                     "(as far as column generation reached in the township's time)")
     start = time.perf_counter()
     say(f"plans of {len(parts)} townships")
     plans = run_stage("plan", scales=scales)
