@@ -365,7 +365,7 @@ def _next_prices(cuts: list[tuple[float, np.ndarray]], per_round: int, keys: lis
     objective = np.r_[b, np.ones(n_t)]
     bounds = [(float(lo), float(hi)) for lo, hi in zip(low, high, strict=True)] + [(None, None)] * n_t
     result = linprog(objective, A_ub=np.array(rows), b_ub=np.array(rhs), bounds=bounds, method="highs")
-    lam = result.x[:n_k] if result.status == 0 else low
+    lam = result.x[:n_k] if result.status == 0 else (low + high) / 2.0
     return dict(zip(keys, map(float, lam), strict=True))
 
 
@@ -548,11 +548,14 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         values = np.array([p["duals"].get(key, 0.0) for p in plans])
         prices[key] = float(values @ weights / weights.sum())
     start = time.perf_counter()
-    best_bound, best_prices = None, prices
     cuts: list[tuple[float, np.ndarray]] = []  # per township and round: (c x, usage), the planes under L_t
     keys = list(limits)
     b = np.array([limits[k] for k in keys])
     cap = 2.0 * max(abs(objective), 1e-9) / np.maximum(np.abs(b), 1e-9)  # dearer prices cannot help (lambda.b > 2z)
+    # a township's dual prices its own share, which can bind where the county limit does not (a dual of 0.045 on a
+    # market cap gave a first bound of 7.6e8 against an objective of 0.95 at 100,000 parcels): start within the cap
+    prices = {k: float(min(prices[k], cap[i])) for i, k in enumerate(keys)}
+    best_bound, best_prices = None, prices
     n_cuts_per_round = len(plans)
     radius = 1.0
     history: list[float] = []
@@ -580,7 +583,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         centre = np.array([best_prices[k] for k in keys])
         reach = radius * np.maximum(centre, 0.05 * cap)  # a trust region around the best prices so far
         prices = _next_prices(cuts, n_cuts_per_round, keys, b, np.maximum(centre - reach, 0.0),
-                              np.minimum(centre + reach, cap), sense)
+                              np.maximum(np.minimum(centre + reach, cap), centre), sense)
     seconds["bound"] = time.perf_counter() - start
     gap = relative_gap(objective, best_bound)
     if history:

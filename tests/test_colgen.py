@@ -73,3 +73,45 @@ def test_colgen_from_the_command_line_passes_check(county: Path, tmp_path: Path)
     out = tmp_path / "out"
     solve_cli(county, out, "--strategy", "colgen", "--backend", "matrix", "--gap", "0.001")
     assert runner.invoke(app, ["check", str(out)]).exit_code == 0
+
+
+def _tiny_lp(c: list[float], extra_rows: list[tuple[list[float], float, float]]) -> MatrixLP:
+    """Two parcels of two columns each (one-choice rows), a non-parcel column 4 without an upper bound, and
+    `extra_rows` (coefficients over the five columns, lower, upper)."""
+    import scipy.sparse as sp
+
+    dense = [[1, 1, 0, 0, 0], [0, 0, 1, 1, 0]] + [coefficients for coefficients, _, _ in extra_rows]
+    lower = [1.0, 1.0] + [lo for _, lo, _ in extra_rows]
+    upper = [1.0, 1.0] + [hi for _, _, hi in extra_rows]
+    return MatrixLP(c=np.array(c, dtype=float), A=sp.csr_matrix(np.array(dense, dtype=float)),
+                    row_lower=np.array(lower), row_upper=np.array(upper),
+                    col_lower=np.zeros(5), col_upper=np.array([1, 1, 1, 1, np.inf]),
+                    integer=np.array([True] * 4 + [False]), sense="max")
+
+
+def test_a_reduced_cost_of_rounding_noise_on_an_unbounded_column_keeps_the_bound_finite() -> None:
+    """Column 4 (objective -0.3) sits in two >= rows priced -0.1 and -0.2: its reduced cost is 5.6e-17, rounding
+    noise, and no row can take it (dual_feasible). Taken at face value, times its infinite upper bound, the bound
+    was infinite."""
+    lp = _tiny_lp([1.0, 2.0, 3.0, 1.0, -0.3], [([0, 0, 0, 0, 1], 0.0, np.inf), ([1, 0, 0, 0, 1], 0.0, np.inf)])
+    rows, owner, other = colgen._structure(lp)
+    y = np.array([0.0, 0.0, -0.1, -0.2])
+    assert -0.3 - (y[2] + y[3]) > 0
+    bound, _ = colgen.lagrangian_bound(lp, y, owner, other)
+    assert np.isfinite(bound)
+    assert bound >= 5.0  # the optimum: column 1 (2) and column 2 (3)
+
+
+def test_free_rows_do_not_move_the_bound_and_get_no_dual() -> None:
+    """A row without bounds (a coupling row the decomposition priced out) constrains nothing: column generation
+    gives the same LP value and bound with it as without it, and a zero dual on it."""
+    rows = [([1, 0, 1, 0, -1], -np.inf, 1.0)]
+    free = ([5e3, 7e3, 1e3, 9e3, 0], -np.inf, np.inf)
+    c = [1e-6, 3e-6, 2e-6, 2.5e-6, 0.0]
+    options = SolverOptions(time_limit=30)
+    plain = colgen.relax(_tiny_lp(c, rows), options)
+    with_free = colgen.relax(_tiny_lp(c, [*rows, free]), options)
+    assert with_free.value == pytest.approx(plain.value, rel=1e-9)
+    assert with_free.bound == pytest.approx(plain.bound, rel=1e-9)
+    assert with_free.bound >= with_free.value - 1e-15
+    assert len(with_free.y) == 4 and with_free.y[3] == 0.0
