@@ -249,7 +249,8 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     message = ""
     while True:
         rounds += 1
-        h.setOptionValue("time_limit", max(left(), 0.01))
+        # HiGHS checks time_limit against its run clock, which adds up over the runs of one Highs object
+        h.setOptionValue("time_limit", h.getRunTime() + max(left(), 0.01))
         with c_stdout(to_stderr=options.log_file == "-"):
             h.run()
         status = h.modelStatusToString(h.getModelStatus())

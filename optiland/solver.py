@@ -446,7 +446,8 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
         conn.send(("incumbent", float(lp.c @ x + lp.offset), float(data.mip_dual_bound), x))
 
     def run(h: Any) -> None:
-        h.setOptionValue("time_limit", max(left(), 0.01))
+        # HiGHS checks time_limit against its run clock, which adds up over the runs of one Highs object
+        h.setOptionValue("time_limit", h.getRunTime() + max(left(), 0.01))
         if is_mip:
             h.cbMipImprovingSolution.subscribe(on_improving)
             if incumbent is not None:
