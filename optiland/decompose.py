@@ -238,9 +238,10 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         # time: at 1,000,000 parcels a loose Lagrangian bound of 1e9 made the index vanish), for a few seconds of
         # LP instead of a MIP per service
         gains = {}
-        seconds = task.options.time_limit / len(problem.services)
-        each = SolverOptions(**{**task.options.as_dict(), "time_limit": seconds})
-        for service in problem.services:
+        for position, service in enumerate(problem.services):
+            # an equal share of the time left: what a quick service leaves goes to the slower ones (carbon)
+            seconds = (task.options.time_limit - (time.perf_counter() - start)) / (len(problem.services) - position)
+            each = SolverOptions(**{**task.options.as_dict(), "time_limit": max(seconds, 0.5)})
             backend.set_objective({service: 1.0}, "max")
             relaxation = _lp_relaxation(backend.matrix(), each, reached=True)
             if relaxation is None:

@@ -127,3 +127,18 @@ def test_a_township_out_of_time_runs_again(county: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(decompose, "run_task", always_late)
     with pytest.raises(OptilandError, match="township T02: no plan in time"):
         solve_by_township(county, workers=1, mip_rel_gap=0.01, time_limit=120)
+
+
+def test_bound_rounds_stop_when_the_bound_stalls(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prices that no longer move the bound end the rounds after BOUND_STALL[0] of them, not after all twelve."""
+    from optiland import decompose
+
+    monkeypatch.setattr(decompose, "_next_prices", lambda cuts, per_round, keys, b, low, high, sense:
+                        dict.fromkeys(keys, 0.0))  # the same prices every round: the same bound
+    outcome = solve_by_township(county, workers=1, mip_rel_gap=0.0, time_limit=300)
+    history = next(note for note in outcome.notes if note.startswith("Lagrangian bound by round"))
+    stall = decompose.BOUND_STALL[0]
+    rounds = len(history.split(":")[1].split(","))
+    # the duals' prices, then zero prices: `stall` rounds without gain follow, counting the second if it gained nothing
+    assert rounds in (1 + stall, 2 + stall)
+    assert any(note.startswith(f"bound rounds stopped after {rounds}:") for note in outcome.notes)
