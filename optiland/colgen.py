@@ -297,7 +297,7 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
 
 
 def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
-          say: Callable[[str], None] | None = None) -> SolveResult:
+          say: Callable[[str], None] | None = None, columns: np.ndarray | None = None) -> SolveResult:
     """The LP relaxation by column generation (`relax`), then a plan from the model restricted to the generated
     columns: the repair of optiland.solver, and that model's MIP warm-started from it if the repair is not within
     the gap. The bound is the Lagrangian bound over every column; the gap is the plan's true gap against it."""
@@ -310,7 +310,14 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         return solve_lp(lp, SolverOptions(**{**options.as_dict(), "strategy": "auto"}), start=start)
     sign = 1.0 if lp.sense == "max" else -1.0
     start_ok = start is not None and is_plan(lp, start)
-    relaxation = relax(lp, options, start if start_ok else None, say)
+    hint = None
+    if start_ok or columns is not None:
+        hint = np.zeros(len(lp.c))
+        if columns is not None:
+            hint[np.asarray(columns, dtype=np.int64)] = 1.0
+        if start_ok:
+            hint[np.asarray(start) > 0.5] = 1.0
+    relaxation = relax(lp, options, hint, say)
     if relaxation.value is not None and relaxation.artificial > 1e-7 and left() > 0:
         # the generated columns cannot meet every row: perhaps no plan exists; the full model says (or finds one)
         result = solve_lp(lp, SolverOptions(**{**options.as_dict(), "strategy": "auto", "time_limit": left()}),

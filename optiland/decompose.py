@@ -167,6 +167,9 @@ class TownshipTask:
     stage: str  # "scales" | "plan" | "bound"
     scales: dict[str, float] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
+    columns: np.ndarray | None = None
+    """Columns (township model positions) the township's LPs of the stage before used: column generation starts
+    with them too."""
 
 
 def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
@@ -182,17 +185,18 @@ def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
     return problem, backend
 
 
-def _lp_relaxation(lp: MatrixLP, options: SolverOptions,
-                   reached: bool = False) -> tuple[float, np.ndarray, np.ndarray] | None:
+def _lp_relaxation(lp: MatrixLP, options: SolverOptions, reached: bool = False,
+                   start: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray] | None:
     """Solve an LP relaxation in this process; (objective, x, row duals), or None if not solved to optimality
     (in time). With strategy colgen, by column generation (optiland.colgen): the objective is then its Lagrangian
-    bound (valid for the whole relaxation), x and the duals the restricted LP's."""
+    bound (valid for the whole relaxation), x and the duals the restricted LP's, and `start` (a 0/1 vector) marks
+    columns its restricted model starts with besides its own picks."""
     from optiland.solver import _highs, c_stdout, set_lp_method
 
     if options.strategy == "colgen":
         from optiland import colgen
 
-        relaxation = colgen.relax(lp, options)
+        relaxation = colgen.relax(lp, options, start)
         if relaxation.bound is None or relaxation.x is None or relaxation.artificial > 1e-7:
             return None
         # reached: the value the generated columns reach (a feasible LP value), not the bound: where the rounds
@@ -238,12 +242,13 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         # time: at 1,000,000 parcels a loose Lagrangian bound of 1e9 made the index vanish), for a few seconds of
         # LP instead of a MIP per service
         gains = {}
+        previous = used = None
         for position, service in enumerate(problem.services):
             # an equal share of the time left: what a quick service leaves goes to the slower ones (carbon)
             seconds = (task.options.time_limit - (time.perf_counter() - start)) / (len(problem.services) - position)
             each = SolverOptions(**{**task.options.as_dict(), "time_limit": max(seconds, 0.5)})
             backend.set_objective({service: 1.0}, "max")
-            relaxation = _lp_relaxation(backend.matrix(), each, reached=True)
+            relaxation = _lp_relaxation(backend.matrix(), each, reached=True, start=previous)
             if relaxation is None:
                 out["late"] = (f"township {task.township}: the LP relaxation maximising {service} has no solution "
                                f"within {each.time_limit:.0f} s with its share of the county limits "
@@ -251,14 +256,20 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
                                "whether a village or target cannot be met")
                 return out
             gains[service] = float(relaxation[0])
+            # the next service starts from this one's support: a feasible start that skips most of the rounds with
+            # artificials in use (100,000 parcels: the stage in 51 s against 79 s)
+            previous = (relaxation[1] > 1e-9).astype(float)
+            used = previous if used is None else np.maximum(used, previous)
         out["gains"] = gains
+        out["columns"] = np.flatnonzero(used)  # every service's LP support: where the plan's LP starts
     elif task.stage == "plan":
         from optiland.run import objective_terms
 
         backend.es_scale = task.scales
         backend.set_objective(objective_terms(problem), params["sense"], scale=task.scales, weights=params["weights"])
         lp = backend.matrix()
-        result = backend.solve(task.options)
+        # column generation starts from the services' LP supports too (100,000 parcels: the stage in 21 s, not 41 s)
+        result = backend.solve(task.options, columns=task.columns)
         if result.status == Status.TIME_LIMIT and result.x is None:
             out["late"] = (f"township {task.township}: no plan within its {task.options.time_limit:.0f} s share of "
                            f"the time limit ({result.message}); give the run more time")
@@ -465,6 +476,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
 
     deadline = time.perf_counter() + options.time_limit
     rounds = 1 + max(bound_steps, 0)
+    start_columns: dict[int, np.ndarray] = {}  # per township, the columns its LPs of the stage before used
 
     def tasks(stage: str, subset: Sequence[int] | None = None, **extra: Any) -> list[TownshipTask]:
         """The townships' tasks (all, or `subset`), each with its fair share of the time this stage may take
@@ -482,8 +494,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
             changes["repair_accept_gap"] = max(options.repair_accept_gap, options.mip_rel_gap, TOWNSHIP_ACCEPT_GAP)
             changes["highs"] = {**TOWNSHIP_MIP_OPTIONS, **options.highs}
         timed = SolverOptions(**{**options.as_dict(), **changes})
-        return [TownshipTask(i, parts[i][0], scenario, catalog, parts[i][1], county, share, timed, stage, **extra)
-                for i in chosen]
+        return [TownshipTask(i, parts[i][0], scenario, catalog, parts[i][1], county, share, timed, stage, **extra,
+                             columns=start_columns.get(i)) for i in chosen]
 
     def run_stage(stage: str, **extra: Any) -> list[dict[str, Any]]:
         """A stage over every township; the townships that ran out of their equal share of its time (the larger
@@ -533,6 +545,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         start = time.perf_counter()
         say(f"service scales G*_s over {len(parts)} townships")
         gains = run_stage("scales")
+        start_columns = {g["index"]: g["columns"] for g in gains}
         services = gains[0]["gains"].keys()
         scales = {s: sum(g["gains"][s] for g in gains) for s in services}
         scales = {s: v for s, v in scales.items() if v > 1e-9}
@@ -545,6 +558,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     say(f"plans of {len(parts)} townships")
     plans = run_stage("plan", scales=scales)
     seconds["plans"] = time.perf_counter() - start
+    start_columns = {}
     objective = sum(p["objective"] for p in plans)
     sense = county["params"]["sense"]
     limits = _limits(county)

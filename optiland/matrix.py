@@ -849,8 +849,9 @@ class MatrixBackend:
                 return name
         return None
 
-    def solve(self, options: SolverOptions) -> SolveResult:
-        """Hand the matrix to optiland.solver.solve_lp."""
+    def solve(self, options: SolverOptions, columns: np.ndarray | None = None) -> SolveResult:
+        """Hand the matrix to optiland.solver.solve_lp (`columns`: where column generation starts, besides its
+        own picks)."""
         bad = self.infeasible_constant()
         if bad is not None:
             return SolveResult(Status.INFEASIBLE, None, None, None, None, 0.0,
@@ -858,7 +859,7 @@ class MatrixBackend:
                                solver_version=highs_version())
         lp = self.matrix()
         self.last_lp = lp
-        result = solve_lp(lp, options)
+        result = solve_lp(lp, options, columns=columns)
         self._x = None if result.x is None else np.asarray(result.x, dtype=float)
         return result
 

@@ -567,11 +567,13 @@ class _Progress:
         return self.final is not None
 
 
-def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None) -> SolveResult:
+def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
+             columns: np.ndarray | None = None) -> SolveResult:
     """Solve; keep the time limit whatever HiGHS does, reporting the best plan and bound so far.
 
     `start`: a plan to begin from (used only if it satisfies every row, bound and integrality): the answer is never
-    worse than it, even when the time limit ends the search before HiGHS finds one of its own.
+    worse than it, even when the time limit ends the search before HiGHS finds one of its own. `columns`: with
+    strategy colgen, columns its restricted model starts with besides its own picks (an earlier, related LP's).
 
     Models up to IN_PROCESS_COLUMNS columns are solved in this process; larger ones in a forked child process
     watched by the parent, which kills it at the time limit (HiGHS does not check its limit everywhere, e.g. in
@@ -579,7 +581,7 @@ def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = No
     if options.strategy == "colgen" and lp.integer.any():
         from optiland import colgen
 
-        return colgen.solve(lp, options, start=start)
+        return colgen.solve(lp, options, start=start, columns=columns)
     if len(lp.c) <= IN_PROCESS_COLUMNS:
         return _solve_here(lp, options, start)
     context = mp.get_context("fork")

@@ -115,3 +115,25 @@ def test_free_rows_do_not_move_the_bound_and_get_no_dual() -> None:
     assert with_free.bound == pytest.approx(plain.bound, rel=1e-9)
     assert with_free.bound >= with_free.value - 1e-15
     assert len(with_free.y) == 4 and with_free.y[3] == 0.0
+
+
+def test_columns_given_to_start_with_are_kept_and_change_no_value(county: Path) -> None:
+    """The decomposition hands each LP the columns the township's earlier LPs used: they join the restricted model,
+    and the LP optimum is the same with them as without."""
+    from optiland.matrix import MatrixBackend
+
+    prepared = prepare(_with_objective(county, "carbon"))
+    backend = MatrixBackend()
+    backend.build(prepared.problem)
+    backend.set_objective({"carbon": 1.0}, "max")
+    lp = backend.matrix()
+    rows, owner, other = colgen._structure(lp)
+    options = SolverOptions(time_limit=60)
+    plain = colgen.relax(lp, options)
+    hint = np.zeros(len(lp.c))
+    picked = np.flatnonzero(owner >= 0)[::7]
+    hint[picked] = 1.0
+    hinted = colgen.relax(lp, options, hint)
+    assert set(picked) <= set(hinted.columns.tolist())
+    assert hinted.value == pytest.approx(plain.value, rel=1e-7)
+    assert hinted.bound >= hinted.value - 1e-7 * abs(hinted.value)
