@@ -7,7 +7,8 @@ Each instance is made once with `optiland generate` (the demo's karst catalog, t
 per ~10,000 parcels and a village per ~250) and cached in benchmarks/instances/ (not in git). Each run is a fresh
 `optiland solve --out` in a subprocess, so its times are the command's own (read, build, matrix hand-over, solve,
 write from run.json) and its peak memory is the largest resident set of the process tree, sampled every 0.2 s from
-/proc. Rows are appended to benchmarks/results/scale.csv; the table printed at the end is the one in the README.
+/proc. Rows are appended to benchmarks/results/scale.csv (each run's run.json goes to benchmarks/results/runs/); the
+table printed at the end is the one in the README.
 The Pyomo backend is run only up to 100,000 parcels (its build alone is minutes and ~8 GB beyond that).
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 INSTANCES = ROOT / "benchmarks" / "instances"
 RESULTS = ROOT / "benchmarks" / "results" / "scale.csv"
+RUNS = ROOT / "benchmarks" / "results" / "runs"
 OPTILAND = [sys.executable, "-m", "optiland.cli"]
 COLUMNS = ["date", "parcels", "backend", "method", "gap_asked", "time_limit", "exit_code", "status", "read_s",
            "build_s", "matrix_s", "solve_s", "write_s", "total_s", "peak_mb", "variables", "binaries", "rows",
@@ -96,6 +98,10 @@ def run(scenario: Path, backend: str, method: str, gap: float, time_limit: float
             row["note"] = text[text.rfind("error:"):][:300] if "error:" in text else text[-300:]
             return row
         record = json.loads((out / "run.json").read_text(encoding="utf-8"))
+        # the whole record (notes: every township's objective, gap and seconds) beside the table, for later study
+        RUNS.mkdir(parents=True, exist_ok=True)
+        (RUNS / f"{time.strftime('%Y%m%d-%H%M')}-{scenario.parent.name}-{backend}-{method}.json").write_text(
+            json.dumps(record, indent=1, ensure_ascii=False), encoding="utf-8")
     times = record.get("times", {})
     size = record.get("model_size", {})
     objective = record.get("objective", {})
