@@ -343,7 +343,8 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     x_sub = None if plan is None else plan[1]
     enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
     if (x_sub is None or not enough) and left() > 1:
-        more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(left(), 0.01),
+        polish = left() if x_sub is None or options.polish_seconds is None else min(left(), options.polish_seconds)
+        more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(polish, 0.01),
                                               "strategy": "mip" if x_sub is not None else "auto"}), start=x_sub)
         if more.x is not None and (objective is None or sign * more.objective > sign * objective):
             objective, x_sub = more.objective, more.x

@@ -73,6 +73,9 @@ class SolverOptions:
     strategy: str = "auto"
     repair_parcels: int = 400
     repair_accept_gap: float = 0.0
+    polish_seconds: float | None = None
+    """With strategy colgen: the most the MIP over the generated columns may run once the repair has a plan (None:
+    the rest of the time limit)."""
     lp_method: str = "auto"
     """How the LP relaxations of the auto strategy are solved: simplex, ipm (interior point, then crossover to a
     basic solution: few fractional parcels either way), or auto (ipm from IPM_COLUMNS columns up)."""

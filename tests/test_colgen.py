@@ -137,3 +137,33 @@ def test_columns_given_to_start_with_are_kept_and_change_no_value(county: Path) 
     assert set(picked) <= set(hinted.columns.tolist())
     assert hinted.value == pytest.approx(plain.value, rel=1e-7)
     assert hinted.bound >= hinted.value - 1e-7 * abs(hinted.value)
+
+
+def test_polish_seconds_caps_the_mip_after_a_repair_plan(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the repair has a plan, the MIP over the generated columns runs at most polish_seconds."""
+    from optiland.matrix import MatrixBackend
+
+    prepared = prepare(_with_objective(county, "income"))
+    backend = MatrixBackend()
+    backend.build(prepared.problem)
+    backend.set_objective({"income": 1.0}, "max")
+    lp = backend.matrix()
+    limits: list[float] = []
+    real = colgen.solve_lp
+
+    def recording(sub: MatrixLP, options: SolverOptions, start: np.ndarray | None = None) -> object:
+        limits.append(options.time_limit)
+        return real(sub, options, start)
+
+    real_repair = colgen._repair
+
+    def quick_repair(sub: MatrixLP, x: np.ndarray, reduced: np.ndarray, options: SolverOptions, left: object) -> object:
+        return real_repair(sub, x, reduced, SolverOptions(**{**options.as_dict(), "mip_rel_gap": 0.05}), left)
+
+    monkeypatch.setattr(colgen, "solve_lp", recording)
+    monkeypatch.setattr(colgen, "_repair", quick_repair)  # a plan short of the zero gap asked for, at once
+    options = SolverOptions(strategy="colgen", mip_rel_gap=0.0, repair_accept_gap=0.0, time_limit=60,
+                            polish_seconds=0.5)
+    result = colgen.solve(lp, options)
+    assert result.x is not None
+    assert limits and max(limits) <= 0.5
