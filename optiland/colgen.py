@@ -18,10 +18,12 @@ for a maximisation with rows :math:`L \le Ax \le U`,
 (the parcels' one-choice rows kept, everything else relaxed), computed over *all* columns, not only the generated
 ones. This is the bound reported; it is valid whatever the restricted model holds. (The restricted LP's optimum
 is not: HiGHS calls an LP optimal once no reduced cost exceeds its tolerance, 1e-7, and the service index's
-coefficients are of that order, so the restricted model is solved with its objective scaled to O(1).) The plan
-comes from the
-restricted model (the repair of optiland.solver, then its MIP warm-started if the repair is not within the gap), so
-its true gap is against this bound. A plan is called optimal only when that gap is within the one asked for.
+coefficients are of that order, so the restricted model is solved with its objective scaled to O(1).) A non-parcel
+column's reduced cost within rounding error of its terms (``ROUNDING``) counts as zero (times an infinite upper
+bound it would make the bound infinite), and rows without bounds are left out of the restricted model (their duals
+are noise). The plan comes from the restricted model (the repair of optiland.solver, then its MIP warm-started if
+the repair is not within the gap, for at most ``polish_seconds`` if set), so its true gap is against this bound.
+A plan is called optimal only when that gap is within the one asked for.
 """
 
 from __future__ import annotations
