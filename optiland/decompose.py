@@ -256,8 +256,8 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         # the service that gains on the largest share of columns last: cold, its LP was the slowest (carbon, on
         # 87% of the columns against 56-68%; four townships of the 100,000-parcel instance: 5-10 s against 5-16 s
         # for the four LPs), and it starts from the others' supports
-        positive = {service: float((lp.c > 0).mean()) for service, lp in lps.items()}
-        order = sorted(problem.services, key=lambda service: positive[service] == max(positive.values()))
+        last = max(lps, key=lambda service: float((lps[service].c > 0).mean()))
+        order = [service for service in problem.services if service != last] + [last]
         for position, service in enumerate(order):
             # an equal share of the time left: what a quick service leaves goes to the slower ones
             seconds = (task.options.time_limit - (time.perf_counter() - start)) / (len(order) - position)
@@ -271,7 +271,7 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
                 return out
             gains[service] = float(relaxation[0])
             # the next service starts from this one's support: a feasible start that skips most of the rounds with
-            # artificials in use (100,000 parcels: the stage in 51 s against 79 s)
+            # artificials in use (by hand, 100,000 parcels: the stage in 51 s against 79 s)
             previous = (relaxation[1] > 1e-9).astype(float)
             used = previous if used is None else np.maximum(used, previous)
         out["gains"] = {service: gains[service] for service in problem.services}
@@ -282,7 +282,7 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         backend.es_scale = task.scales
         backend.set_objective(objective_terms(problem), params["sense"], scale=task.scales, weights=params["weights"])
         lp = backend.matrix()
-        # column generation starts from the services' LP supports too (100,000 parcels: the stage in 21 s, not 41 s)
+        # column generation starts from the services' LP supports too (by hand, 100,000 parcels: 21 s, not 41 s)
         result = backend.solve(task.options, columns=task.columns)
         if result.status == Status.TIME_LIMIT and result.x is None:
             out["late"] = (f"township {task.township}: no plan within its {task.options.time_limit:.0f} s share of "
@@ -490,12 +490,11 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
 
     deadline = time.perf_counter() + options.time_limit
     rounds = 1 + max(bound_steps, 0)
-    start_columns: dict[int, np.ndarray] = {}  # per township, the columns its LPs of the stage before used
-
-    def tasks(stage: str, subset: Sequence[int] | None = None, **extra: Any) -> list[TownshipTask]:
+    def tasks(stage: str, subset: Sequence[int] | None = None, columns: dict[int, np.ndarray] | None = None,
+              **extra: Any) -> list[TownshipTask]:
         """The townships' tasks (all, or `subset`), each with its fair share of the time this stage may take
         (STAGE_SHARE of what is left, spread over the tasks each worker runs in turn), so the user's time limit
-        holds overall."""
+        holds overall; `columns`: per township, where its column generation starts."""
         chosen = range(len(parts)) if subset is None else subset
         left = max(deadline - time.perf_counter(), 0.0)
         stage_seconds = left * STAGE_SHARE[stage] / (rounds if stage == "bound" else 1)
@@ -511,16 +510,16 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
                 else options.polish_seconds
         timed = SolverOptions(**{**options.as_dict(), **changes})
         return [TownshipTask(i, parts[i][0], scenario, catalog, parts[i][1], county, share, timed, stage, **extra,
-                             columns=start_columns.get(i)) for i in chosen]
+                             columns=(columns or {}).get(i)) for i in chosen]
 
-    def run_stage(stage: str, **extra: Any) -> list[dict[str, Any]]:
+    def run_stage(stage: str, columns: dict[int, np.ndarray] | None = None, **extra: Any) -> list[dict[str, Any]]:
         """A stage over every township; the townships that ran out of their equal share of its time (the larger
         or harder ones) run again with what the others left of it, and only then is running out an error."""
-        done = {d["index"]: d for d in _run_all(tasks(stage, **extra), workers, dask_address)}
+        done = {d["index"]: d for d in _run_all(tasks(stage, None, columns, **extra), workers, dask_address)}
         late = sorted(i for i, d in done.items() if d.get("late"))
         if late:
             say(f"{len(late)} townships again with the time the others left")
-            done.update({d["index"]: d for d in _run_all(tasks(stage, late, **extra), workers, dask_address)})
+            done.update({d["index"]: d for d in _run_all(tasks(stage, late, columns, **extra), workers, dask_address)})
             still = [done[i]["late"] for i in late if done[i].get("late")]
             if still:
                 raise OptilandError(still[0] + (f" (and {len(still) - 1} more townships)" if len(still) > 1 else ""))
@@ -557,11 +556,12 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     if needs:
         seconds["need"] = time.perf_counter() - start
     scales: dict[str, float] = {}
+    services_columns: dict[int, np.ndarray] = {}  # per township, the columns its service LPs used
     if county["params"]["objective"] == "ecosystem_services":
         start = time.perf_counter()
         say(f"service scales G*_s over {len(parts)} townships")
         gains = run_stage("scales")
-        start_columns = {g["index"]: g["columns"] for g in gains}
+        services_columns = {g["index"]: g["columns"] for g in gains}
         services = gains[0]["gains"].keys()
         scales = {s: sum(g["gains"][s] for g in gains) for s in services}
         scales = {s: v for s, v in scales.items() if v > 1e-9}
@@ -572,9 +572,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
                      "(as far as column generation reached in the township's time)")
     start = time.perf_counter()
     say(f"plans of {len(parts)} townships")
-    plans = run_stage("plan", scales=scales)
+    plans = run_stage("plan", services_columns, scales=scales)
     seconds["plans"] = time.perf_counter() - start
-    start_columns = {}
     objective = sum(p["objective"] for p in plans)
     sense = county["params"]["sense"]
     limits = _limits(county)
