@@ -129,7 +129,7 @@ def main() -> None:
     new = not RESULTS.exists()
     rows = []
     with RESULTS.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, lineterminator="\n")
         if new:
             writer.writeheader()
         for parcels in args.parcels:

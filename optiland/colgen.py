@@ -366,4 +366,3 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     status = Status.OPTIMAL if within else (Status.TIME_LIMIT if left() <= 0 else Status.FEASIBLE)
     return SolveResult(status, x, objective, best_bound, gap, time.perf_counter() - began, relaxation.note,
                        solver_version=highs_version(), row_dual=relaxation.y)
-
