@@ -124,7 +124,8 @@ def dual_feasible(lp: MatrixLP, ys: np.ndarray, owner: np.ndarray, AT: sp.csr_ma
     sign = 1.0 if lp.sense == "max" else -1.0
     for _ in range(passes):
         d = sign * lp.c[free] - A_free @ ys
-        bad = np.flatnonzero(d > 0)
+        # a column with an upper bound can keep a positive reduced cost: it enters the bound at that bound
+        bad = np.flatnonzero((d > 0) & ~np.isfinite(lp.col_upper[free]))
         if not len(bad):
             break
         for k in bad:
@@ -138,10 +139,12 @@ def dual_feasible(lp: MatrixLP, ys: np.ndarray, owner: np.ndarray, AT: sp.csr_ma
     return ys
 
 
-def lagrangian_bound(lp: MatrixLP, y: np.ndarray, owner: np.ndarray, other: np.ndarray,
-                     AT: sp.csr_matrix | None = None) -> tuple[float, np.ndarray]:
-    """The bound of the module docstring for duals `y` (non-parcel rows; parcel rows ignored), and the reduced costs
-    c - A^T y of every column (in the model's sense: positive is attractive)."""
+def lagrangian_terms(lp: MatrixLP, y: np.ndarray, owner: np.ndarray, other: np.ndarray,
+                     AT: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The terms of the bound of the module docstring for duals `y` (HiGHS's signs; parcel rows ignored), in the
+    maximisation form: (each row's term, each parcel's best reduced cost, each column's term (0 on parcel columns),
+    the duals used: signs clipped to the rows' senses and repaired by `dual_feasible`). The bound is
+    sign * (their sums + sign * offset)."""
     sign = 1.0 if lp.sense == "max" else -1.0
     AT = lp.A.T.tocsr() if AT is None else AT
     y = np.where(other, y, 0.0)
@@ -153,7 +156,7 @@ def lagrangian_bound(lp: MatrixLP, y: np.ndarray, owner: np.ndarray, other: np.n
     ys = np.where(np.isfinite(lp.row_upper), ys, np.minimum(ys, 0.0))
     ys = np.where(np.isfinite(lp.row_lower), ys, np.maximum(ys, 0.0))
     rows_term = np.where(ys > 0, ys * np.where(np.isfinite(lp.row_upper), lp.row_upper, 0.0),
-                         ys * np.where(np.isfinite(lp.row_lower), lp.row_lower, 0.0)).sum()
+                         ys * np.where(np.isfinite(lp.row_lower), lp.row_lower, 0.0))
     d = sign * lp.c - AT @ ys
     parcel = owner >= 0
     best = np.full(int(owner.max()) + 1 if parcel.any() else 0, -INF)
@@ -165,10 +168,21 @@ def lagrangian_bound(lp: MatrixLP, y: np.ndarray, owner: np.ndarray, other: np.n
     noise = ROUNDING * (np.abs(lp.c[free]) + abs(AT[free]) @ np.abs(ys))
     df = np.where(np.abs(df) <= noise, 0.0, df)
     hi, lo = lp.col_upper[free], lp.col_lower[free]
+    col_term = np.zeros(len(lp.c))
     with np.errstate(invalid="ignore"):
-        col_term = np.where(df > 0, df * hi, np.where(df < 0, df * lo, 0.0))
-    total = rows_term + best.sum() + col_term.sum() + sign * lp.offset
-    return float(sign * total), d
+        col_term[free] = np.where(df > 0, df * hi, np.where(df < 0, df * lo, 0.0))
+    return rows_term, best, col_term, ys
+
+
+def lagrangian_bound(lp: MatrixLP, y: np.ndarray, owner: np.ndarray, other: np.ndarray,
+                     AT: sp.csr_matrix | None = None) -> tuple[float, np.ndarray]:
+    """The bound of the module docstring for duals `y` (non-parcel rows; parcel rows ignored), and the reduced costs
+    c - A^T y of every column (in the model's sense: positive is attractive)."""
+    sign = 1.0 if lp.sense == "max" else -1.0
+    AT = lp.A.T.tocsr() if AT is None else AT
+    rows_term, best, col_term, ys = lagrangian_terms(lp, y, owner, other, AT)
+    total = rows_term.sum() + best.sum() + col_term.sum() + sign * lp.offset
+    return float(sign * total), sign * lp.c - AT @ ys
 
 
 @dataclass
@@ -191,8 +205,9 @@ class Relaxation:
 
 
 def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
-          say: Callable[[str], None] | None = None) -> Relaxation:
-    """Column generation for the LP relaxation of `lp` and its Lagrangian bound (module docstring)."""
+          say: Callable[[str], None] | None = None, tolerance: float = LP_TOLERANCE) -> Relaxation:
+    """Column generation for the LP relaxation of `lp` and its Lagrangian bound (module docstring); the rounds stop
+    once no column is attractive or the bound is within `tolerance` of the restricted LP (relative)."""
     bounded = np.isfinite(lp.row_lower) | np.isfinite(lp.row_upper)
     if not bounded.all():
         # a free row (a coupling row the caller priced out) constrains nothing, but HiGHS leaves it a dual of the
@@ -201,7 +216,7 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         inner = relax(MatrixLP(**{**lp.__dict__, "A": lp.A.tocsr()[bounded], "row_lower": lp.row_lower[bounded],
                                   "row_upper": lp.row_upper[bounded],
                                   "row_names": [n for n, b in zip(lp.row_names, bounded, strict=False) if b]}),
-                      options, start, say)
+                      options, start, say, tolerance)
         y = None
         if inner.y is not None:
             y = np.zeros(len(bounded))
@@ -235,6 +250,11 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     # HiGHS's optimality tolerances are absolute (1e-7): the objective goes to it scaled by a power of two so that
     # its largest parcel coefficient is about 1 (exact in floating point), values and duals come back unscaled
     largest = float(np.abs(lp.c[owner >= 0]).max()) if (owner >= 0).any() else 1.0
+    # the size of a plan's objective (each parcel at its largest coefficient), for the attractiveness tolerance: not
+    # the restricted LP's value, which artificial columns in use can make huge
+    most = np.zeros(len(rows))
+    np.maximum.at(most, owner[owner >= 0], np.abs(lp.c[owner >= 0]))
+    magnitude = float(most.sum())
     k = 2.0 ** -round(np.log2(largest)) if largest > 0 else 1.0
     c0 = k * np.r_[lp.c[cols], np.full(n_art, -sign * penalty)]
     restricted = MatrixLP(c=c0, A=A0, row_lower=lp.row_lower, row_upper=lp.row_upper,
@@ -267,14 +287,14 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         parcel_chosen = chosen & (owner >= 0)
         have = np.full(len(rows), -INF)
         np.maximum.at(have, owner[parcel_chosen], d[parcel_chosen])
-        tol = 1e-9 * max(1.0, abs(lp_value))
+        tol = 1e-9 * max(1.0, magnitude)
         attractive = (owner >= 0) & ~chosen
         attractive[attractive] = d[attractive] > have[owner[attractive]] + tol
         close = relative_gap(lp_value, best_bound)
         if say:
             say(f"column generation round {rounds}: {int(parcel_chosen.sum()):,} parcel columns, LP "
                 f"{lp_value:.8g}, bound {best_bound:.8g}, {int(attractive.sum()):,} attractive")
-        if not attractive.any() or (close is not None and close <= LP_TOLERANCE) or rounds >= MAX_ROUNDS or left() <= 0:
+        if not attractive.any() or (close is not None and close <= tolerance) or rounds >= MAX_ROUNDS or left() <= 0:
             break
         new = _best_per_parcel(d, owner, np.flatnonzero(attractive))
         block = A_csc[:, new]
@@ -366,3 +386,130 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     status = Status.OPTIMAL if within else (Status.TIME_LIMIT if left() <= 0 else Status.FEASIBLE)
     return SolveResult(status, x, objective, best_bound, gap, time.perf_counter() - began, relaxation.note,
                        solver_version=highs_version(), row_dual=relaxation.y)
+
+
+BRANCHED_PER_BLOCK = 2
+"""General integers of a block (a village: its herd and ranger posts) that `integer_bound` branches on; the
+branches of all blocks are solved together, 2**BRANCHED_PER_BLOCK LPs in all."""
+
+
+def blocks(lp: MatrixLP, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's blocks, from a group (village) per parcel column: (block of each column, -1 where it links blocks;
+    block of each row, -1 where it links blocks). A non-parcel column joins a block when every row holding it that
+    holds grouped columns holds only that block's (a village's herd, posts, price segments); a row is local when
+    all its columns are in one block."""
+    A = lp.A.tocsr()
+    entry_row = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+    block = np.asarray(group, dtype=np.int64).copy()
+
+    def row_span(block: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        g = block[A.indices]
+        known = g >= 0
+        low = np.full(A.shape[0], np.iinfo(np.int64).max)
+        high = np.full(A.shape[0], -1)
+        np.minimum.at(low, entry_row[known], g[known])
+        np.maximum.at(high, entry_row[known], g[known])
+        unknown = np.bincount(entry_row[~known], minlength=A.shape[0])
+        return low, high, unknown
+
+    low, high, _ = row_span(block)
+    single = high >= 0
+    single &= low == high
+    loose = (block[A.indices] < 0) & single[entry_row]
+    col_low = np.full(len(block), np.iinfo(np.int64).max)
+    col_high = np.full(len(block), -1)
+    np.minimum.at(col_low, A.indices[loose], low[entry_row[loose]])
+    np.maximum.at(col_high, A.indices[loose], low[entry_row[loose]])
+    joins = (block < 0) & (col_high >= 0) & (col_low == col_high)
+    block[joins] = col_low[joins]
+    low, high, unknown = row_span(block)
+    row_block = np.where((high >= 0) & (low == high) & (unknown == 0), low, -1)
+    return block, row_block
+
+
+def integer_bound(lp: MatrixLP, relaxation: Relaxation, group: np.ndarray, options: SolverOptions,
+                  say: Callable[[str], None] | None = None) -> tuple[float | None, str]:
+    r"""A bound of the MIP tighter than the LP's, from the integrality of the few general integers per block.
+
+    With the duals :math:`y` of the LP relaxation, price the rows that link blocks (villages): the rest of the
+    model splits into blocks :math:`b` (a village's parcels, herd and ranger posts), and for any such prices
+
+    .. math:: z^* \le \mathrm{const}(y) + \sum_b z_b, \qquad
+              z_b = \max \{ (c - A_{\mathrm{link}}^\top y)\, x_b : x_b \in X_b \},
+
+    where :math:`X_b` keeps the block's own rows and its integrality. Each :math:`z_b` is bounded by branching on
+    its fractional general integers (:math:`h \le \lfloor h^* \rfloor` or :math:`h \ge \lceil h^* \rceil`, at most
+    BRANCHED_PER_BLOCK of them): :math:`z_b \le \max_{\text{branches}} \bar z_b(\text{branch})`, each branch's LP
+    bounded by its own Lagrangian bound over every column (`relax`), and never above the LP's own term. All blocks'
+    branches are solved together (their LPs separate), so 2**BRANCHED_PER_BLOCK column generations in all. Where
+    the LP's herds and posts are integral nothing changes; where rounding them costs, the bound drops by that cost.
+    `group`: the block (village) of each parcel column, -1 elsewhere. Returns (bound or None, a note)."""
+    began = time.perf_counter()
+    if relaxation.y is None or relaxation.x is None:
+        return None, "no LP duals to branch from"
+    sign = 1.0 if lp.sense == "max" else -1.0
+    _, owner, other = _structure(lp)
+    AT = lp.A.T.tocsr()
+    rows_term, _, col_term, ys = lagrangian_terms(lp, relaxation.y, owner, other, AT)
+    col_block, row_block = blocks(lp, group)
+    linking = row_block < 0
+    cols = np.flatnonzero(col_block >= 0)
+    local = np.flatnonzero(~linking)
+    priced = sign * lp.c - AT @ np.where(linking, ys, 0.0)  # maximisation form, the linking rows priced
+    constant = float(rows_term[linking].sum() + col_term[col_block < 0].sum()) + sign * lp.offset
+    sep = MatrixLP(c=sign * priced[cols], A=lp.A.tocsr()[local][:, cols], row_lower=lp.row_lower[local],
+                   row_upper=lp.row_upper[local], col_lower=lp.col_lower[cols], col_upper=lp.col_upper[cols],
+                   integer=lp.integer[cols], sense=lp.sense)
+    block_of_col, block_of_row = col_block[cols], row_block[local]
+    n_blocks = int(block_of_col.max()) + 1 if len(cols) else 0
+    _, sep_owner, sep_other = _structure(sep)
+    parcel_block = np.zeros(int(sep_owner.max()) + 1 if (sep_owner >= 0).any() else 0, dtype=np.int64)
+    parcel_block[sep_owner[sep_owner >= 0]] = block_of_col[sep_owner >= 0]
+    sep_AT = sep.A.T.tocsr()
+
+    def per_block(model: MatrixLP, y: np.ndarray) -> np.ndarray:
+        rows_b, best_b, cols_b, _ = lagrangian_terms(model, y, sep_owner, sep_other, sep_AT)
+        return (np.bincount(block_of_row, rows_b, n_blocks) + np.bincount(parcel_block, best_b, n_blocks)
+                + np.bincount(block_of_col, cols_b, n_blocks))
+
+    unbranched = per_block(sep, relaxation.y[local])
+    x = relaxation.x[cols]
+    binary = sep.integer & (sep.col_lower == 0) & (sep.col_upper == 1)
+    fractional = np.flatnonzero(sep.integer & ~binary & (np.abs(x - np.rint(x)) > 1e-6))
+    lp_bound = sign * (constant + unbranched.sum())
+    if not len(fractional):
+        return lp_bound, "the LP's general integers are integral: nothing to branch on"
+    order = np.lexsort((fractional, block_of_col[fractional]))
+    fractional = fractional[order]
+    first = np.r_[True, block_of_col[fractional][1:] != block_of_col[fractional][:-1]]
+    rank = np.arange(len(fractional)) - np.maximum.accumulate(np.where(first, np.arange(len(fractional)), 0))
+    fractional, rank = fractional[rank < BRANCHED_PER_BLOCK], rank[rank < BRANCHED_PER_BLOCK]
+    depth = np.bincount(block_of_col[fractional], minlength=n_blocks)
+    n_combos = 2 ** int(depth.max())
+    start = np.zeros(len(cols))
+    start[np.flatnonzero(np.isin(cols, relaxation.columns))] = 1.0
+    values = np.empty((n_combos, n_blocks))
+    for combo in range(n_combos):
+        up = ((combo >> rank) & 1).astype(bool)
+        lower, upper = sep.col_lower.copy(), sep.col_upper.copy()
+        upper[fractional[~up]] = np.floor(x[fractional[~up]])
+        lower[fractional[up]] = np.ceil(x[fractional[up]])
+        branch = MatrixLP(**{**sep.__dict__, "col_lower": lower, "col_upper": upper})
+        left = options.time_limit - (time.perf_counter() - began)
+        solved = relax(branch, SolverOptions(**{**options.as_dict(), "time_limit": max(left / (n_combos - combo),
+                                                                                         0.01)}), start, tolerance=0.0)
+        if solved.y is None:
+            return lp_bound, f"branch {combo + 1} of {n_combos} not solved in time"
+        values[combo] = per_block(branch, solved.y)
+        if say:
+            say(f"integer bound, branch {combo + 1} of {n_combos}: {solved.note}")
+    branched = np.full(n_blocks, -INF)
+    for pattern in range(n_combos):
+        for k in np.unique(depth):
+            on = depth == k
+            same = [m for m in range(n_combos) if m & ((1 << k) - 1) == pattern & ((1 << k) - 1)]
+            branched[on] = np.maximum(branched[on], values[same][:, on].min(axis=0))
+    bound = sign * (constant + np.minimum(unbranched, branched).sum())
+    return bound, (f"integer bound: {len(fractional)} fractional herds/posts in {int((depth > 0).sum())} of "
+                   f"{n_blocks} blocks, {n_combos} branch LPs, {time.perf_counter() - began:.1f} s: "
+                   f"{bound:.8g} against the LP's {lp_bound:.8g}")
