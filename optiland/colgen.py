@@ -319,10 +319,13 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
 
 
 def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
-          say: Callable[[str], None] | None = None, columns: np.ndarray | None = None) -> SolveResult:
+          say: Callable[[str], None] | None = None, columns: np.ndarray | None = None,
+          villages: np.ndarray | None = None) -> SolveResult:
     """The LP relaxation by column generation (`relax`), then a plan from the model restricted to the generated
     columns: the repair of optiland.solver, and that model's MIP warm-started from it if the repair is not within
-    the gap. The bound is the Lagrangian bound over every column; the gap is the plan's true gap against it."""
+    the gap. The bound is the Lagrangian bound over every column, tightened by `integer_bound` when the repair is
+    not within the gap and `villages` (the village of each parcel column, -1 elsewhere) is given; the gap is the
+    plan's true gap against it."""
     began = time.perf_counter()
 
     def left() -> float:
@@ -364,6 +367,15 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     gap = relative_gap(objective, best_bound)
     x_sub = None if plan is None else plan[1]
     enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
+    note = relaxation.note
+    if x_sub is not None and not enough and villages is not None and left() > 1:
+        # most of what separates a repaired plan from the LP's bound is the villages' whole herds and posts
+        tighter, said = integer_bound(lp, relaxation, villages,
+                                       SolverOptions(**{**options.as_dict(), "time_limit": left()}))
+        if tighter is not None and sign * tighter < sign * best_bound:
+            best_bound, note = tighter, f"{note}; {said}"
+            gap = relative_gap(objective, best_bound)
+            enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
     if (x_sub is None or not enough) and left() > 1:
         polish = left() if x_sub is None or options.polish_seconds is None else min(left(), options.polish_seconds)
         more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(polish, 0.01),
@@ -384,7 +396,7 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     gap = relative_gap(objective, best_bound)
     within = gap is not None and (gap <= options.mip_rel_gap or abs(best_bound - objective) <= options.mip_abs_gap)
     status = Status.OPTIMAL if within else (Status.TIME_LIMIT if left() <= 0 else Status.FEASIBLE)
-    return SolveResult(status, x, objective, best_bound, gap, time.perf_counter() - began, relaxation.note,
+    return SolveResult(status, x, objective, best_bound, gap, time.perf_counter() - began, note,
                        solver_version=highs_version(), row_dual=relaxation.y)
 
 

@@ -528,7 +528,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         """The townships' tasks (all, or `subset`), each with its fair share of the time this stage may take
         (STAGE_SHARE of what is left, spread over the tasks each worker runs in turn), so the user's time limit
         holds overall; `columns`: per township, where its column generation starts."""
-        chosen = range(len(parts)) if subset is None else subset
+        # the largest townships first: the workers then end the stage together (longest processing time first)
+        chosen = sorted(range(len(parts)) if subset is None else subset, key=lambda i: -len(parts[i][1].parcels))
         left = max(deadline - time.perf_counter(), 0.0)
         stage_seconds = left * STAGE_SHARE[stage] / (rounds if stage == "bound" else 1)
         per_task = max(stage_seconds * max(workers, 1) / len(chosen), 1.0)

@@ -859,7 +859,11 @@ class MatrixBackend:
                                solver_version=highs_version())
         lp = self.matrix()
         self.last_lp = lp
-        result = solve_lp(lp, options, columns=columns)
+        villages = None
+        if options.strategy == "colgen" and self.problem is not None:  # blocks of colgen's integer bound
+            villages = np.full(len(lp.c), -1, dtype=np.int64)
+            villages[:self.n_x] = self.problem.allowed["village"].to_numpy()
+        result = solve_lp(lp, options, columns=columns, villages=villages)
         self._x = None if result.x is None else np.asarray(result.x, dtype=float)
         return result
 

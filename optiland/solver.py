@@ -571,12 +571,13 @@ class _Progress:
 
 
 def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
-             columns: np.ndarray | None = None) -> SolveResult:
+             columns: np.ndarray | None = None, villages: np.ndarray | None = None) -> SolveResult:
     """Solve; keep the time limit whatever HiGHS does, reporting the best plan and bound so far.
 
     `start`: a plan to begin from (used only if it satisfies every row, bound and integrality): the answer is never
     worse than it, even when the time limit ends the search before HiGHS finds one of its own. `columns`: with
-    strategy colgen, columns its restricted model starts with besides its own picks (an earlier, related LP's).
+    strategy colgen, columns its restricted model starts with besides its own picks (an earlier, related LP's);
+    `villages`: with strategy colgen, the village of each parcel column (-1 elsewhere), for its integer bound.
 
     Models up to IN_PROCESS_COLUMNS columns are solved in this process; larger ones in a forked child process
     watched by the parent, which kills it at the time limit (HiGHS does not check its limit everywhere, e.g. in
@@ -584,7 +585,7 @@ def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = No
     if options.strategy == "colgen" and lp.integer.any():
         from optiland import colgen
 
-        return colgen.solve(lp, options, start=start, columns=columns)
+        return colgen.solve(lp, options, start=start, columns=columns, villages=villages)
     if len(lp.c) <= IN_PROCESS_COLUMNS:
         return _solve_here(lp, options, start)
     context = mp.get_context("fork")

@@ -242,3 +242,26 @@ def test_integer_bound_is_valid_and_tighter_than_the_lp(tmp_path: Path) -> None:
     tol = 1e-7 * abs(optimum)
     assert optimum - tol <= bound < relaxation.bound - tol, note
     assert relaxation.bound - bound >= 0.5 * (relaxation.bound - optimum), note
+
+
+def test_colgen_solve_reports_the_integer_bound_when_the_repair_is_short(tmp_path: Path) -> None:
+    """The matrix backend hands colgen the villages: with a gap of 0 asked, the repaired plan is short of the LP's
+    bound, and the bound reported is the integer bound (below the LP's, never below the optimum)."""
+    from optiland.matrix import MatrixBackend
+
+    prepared = prepare(_with_objective(generated_county(tmp_path, 120, 1, 4, seed=7), "income"))
+    lp, _ = _matrix(prepared, {"income": 1.0})
+    with c_stdout():
+        h = _highs(lp, SolverOptions(mip_rel_gap=0.0), 120)
+    h.run()
+    optimum = h.getInfo().objective_function_value
+    options = SolverOptions(strategy="colgen", mip_rel_gap=0.0, time_limit=60)
+    plain = colgen.solve(lp, options)
+    backend = MatrixBackend()
+    backend.build(prepared.problem)
+    backend.set_objective({"income": 1.0}, "max")
+    result = backend.solve(options)
+    assert "integer bound" in result.message
+    tol = 1e-7 * abs(optimum)
+    assert optimum - tol <= result.bound < plain.bound - tol
+    assert result.objective <= optimum + tol
