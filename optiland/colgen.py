@@ -377,16 +377,31 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
             gap = relative_gap(objective, best_bound)
             enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
     if (x_sub is None or not enough) and left() > 1:
-        polish = left() if x_sub is None or options.polish_seconds is None else min(left(), options.polish_seconds)
+        # without a plan, the MIP over the generated columns gets half the time left and the whole model the rest
+        polish = left() / 2 if x_sub is None else left() if options.polish_seconds is None \
+            else min(left(), options.polish_seconds)
         more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(polish, 0.01),
                                               "strategy": "mip" if x_sub is not None else "auto"}), start=x_sub)
         if more.x is not None and (objective is None or sign * more.objective > sign * objective):
             objective, x_sub = more.objective, more.x
     if x_sub is None and start_ok:
         x_sub = np.asarray(start, dtype=float)[sub_cols]
+    if x_sub is None and left() > 1:
+        # whole herds and posts can need variants the LP never priced in (1,000,000 parcels, township T029: neither
+        # the repair nor the MIP over the generated columns found a plan): the whole model, LP and repair afresh
+        result = solve_lp(lp, SolverOptions(**{**options.as_dict(), "strategy": "auto", "time_limit": left()}))
+        if result.x is not None:
+            bound = best_bound if result.bound is None else (min(best_bound, result.bound) if sign > 0
+                                                             else max(best_bound, result.bound))
+            gap = relative_gap(result.objective, bound)
+            within = gap is not None and (gap <= options.mip_rel_gap or abs(bound - result.objective)
+                                          <= options.mip_abs_gap)
+            return SolveResult(Status.OPTIMAL if within else result.status, result.x, result.objective, bound, gap,
+                               time.perf_counter() - began, f"{note}; no plan over the generated columns, so the "
+                               f"whole model was solved: {result.message}", solver_version=highs_version())
     if x_sub is None:
         return SolveResult(Status.TIME_LIMIT if left() <= 0 else Status.ERROR, None, None, best_bound, None,
-                           time.perf_counter() - began, f"{relaxation.note}; no plan over the generated columns",
+                           time.perf_counter() - began, f"{note}; no plan over the generated columns",
                            solver_version=highs_version())
     x = np.zeros(len(lp.c))
     x[sub_cols] = x_sub

@@ -265,3 +265,32 @@ def test_colgen_solve_reports_the_integer_bound_when_the_repair_is_short(tmp_pat
     tol = 1e-7 * abs(optimum)
     assert optimum - tol <= result.bound < plain.bound - tol
     assert result.objective <= optimum + tol
+
+
+def test_no_plan_over_the_generated_columns_falls_back_to_the_whole_model(
+        county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When neither the repair nor the MIP over the generated columns finds a plan, the whole model is solved: the
+    answer is a plan of the whole model, and its bound is still valid."""
+    from optiland.solver import is_plan
+
+    prepared = prepare(_with_objective(county, "income"))
+    lp, _ = _matrix(prepared, {"income": 1.0})
+    real = colgen.solve_lp
+    sizes: list[int] = []
+
+    def restricted_finds_nothing(model: MatrixLP, options: SolverOptions, *args: object, **kwargs: object) -> object:
+        sizes.append(len(model.c))
+        if len(model.c) < len(lp.c):
+            from optiland.solver import SolveResult, Status
+
+            return SolveResult(Status.TIME_LIMIT, None, None, None, None, 0.0, "nothing found")
+        return real(model, options, *args, **kwargs)
+
+    monkeypatch.setattr(colgen, "_repair", lambda *args, **kwargs: None)
+    monkeypatch.setattr(colgen, "solve_lp", restricted_finds_nothing)
+    result = colgen.solve(lp, SolverOptions(strategy="colgen", mip_rel_gap=1e-3, time_limit=60))
+    assert sizes[-1] == len(lp.c) and min(sizes) < len(lp.c)
+    assert "whole model was solved" in result.message
+    assert is_plan(lp, result.x)
+    incumbent = real(lp, SolverOptions(mip_rel_gap=1e-3, time_limit=20)).objective  # at most the optimum
+    assert result.bound >= incumbent - 1e-6 * abs(incumbent)

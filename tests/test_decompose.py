@@ -142,3 +142,25 @@ def test_bound_rounds_stop_when_the_bound_stalls(county: Path, monkeypatch: pyte
     # the duals' prices, then zero prices: `stall` rounds without gain follow, counting the second if it gained nothing
     assert rounds in (1 + stall, 2 + stall)
     assert any(note.startswith(f"bound rounds stopped after {rounds}:") for note in outcome.notes)
+
+
+def test_a_township_without_a_plan_found_runs_again_instead_of_being_called_infeasible(
+        county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A township whose solve ends with no plan and no proof that none exists (1,000,000 parcels, township T029:
+    "cannot meet its targets" was raised) is late: it runs again with the time the others left."""
+    from optiland.matrix import MatrixBackend
+    from optiland.solver import SolveResult, Status
+
+    real = MatrixBackend.solve
+    failed: list[int] = []
+
+    def first_fails(self: MatrixBackend, options: object, columns: object = None) -> SolveResult:
+        if not failed and self.problem.villages["township"].iloc[0] == "T02":
+            failed.append(1)
+            return SolveResult(Status.ERROR, None, None, None, None, 0.0, "no plan over the generated columns")
+        return real(self, options, columns)
+
+    monkeypatch.setattr(MatrixBackend, "solve", first_fails)
+    outcome = solve_by_township(county, workers=1, mip_rel_gap=0.01, time_limit=120)
+    assert failed and outcome.result.objective is not None
+    assert any("plan: 1 townships ran out" in note for note in outcome.notes)
