@@ -367,6 +367,18 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     gap = relative_gap(objective, best_bound)
     x_sub = None if plan is None else plan[1]
     enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
+    if x_sub is None and left() > 1:
+        # the repair from the column generation's LP found no plan (1,000,000 parcels: 3 of 100 townships): the
+        # generated columns' own LP and repair, any plan they give kept (by hand, townships T005 and T090: a plan
+        # after 3 s, where the MIP that followed it ran to 28 s); at most half the time left, the whole model has
+        # the rest
+        more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(left() / 2, 0.01),
+                                              "strategy": "auto", "repair_accept_gap": 1.0,
+                                              "mip_rel_gap": max(options.mip_rel_gap, options.repair_accept_gap)}))
+        if more.x is not None:
+            objective, x_sub = more.objective, more.x
+            gap = relative_gap(objective, best_bound)
+            enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
     note = relaxation.note
     if x_sub is not None and not enough and villages is not None and left() > 1:
         # most of what separates a repaired plan from the LP's bound is the villages' whole herds and posts
@@ -376,20 +388,19 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
             best_bound, note = tighter, f"{note}; {said}"
             gap = relative_gap(objective, best_bound)
             enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
-    if (x_sub is None or not enough) and left() > 1:
-        # without a plan, the MIP over the generated columns gets half the time left and the whole model the rest
-        polish = left() / 2 if x_sub is None else left() if options.polish_seconds is None \
-            else min(left(), options.polish_seconds)
+    if x_sub is not None and not enough and left() > 1:
+        polish = left() if options.polish_seconds is None else min(left(), options.polish_seconds)
         more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(polish, 0.01),
-                                              "strategy": "mip" if x_sub is not None else "auto"}), start=x_sub)
-        if more.x is not None and (objective is None or sign * more.objective > sign * objective):
+                                              "strategy": "mip"}), start=x_sub)
+        if more.x is not None and sign * more.objective > sign * objective:
             objective, x_sub = more.objective, more.x
     if x_sub is None and start_ok:
         x_sub = np.asarray(start, dtype=float)[sub_cols]
     if x_sub is None and left() > 1:
         # whole herds and posts can need variants the LP never priced in (1,000,000 parcels, township T029: neither
         # the repair nor the MIP over the generated columns found a plan): the whole model, LP and repair afresh
-        result = solve_lp(lp, SolverOptions(**{**options.as_dict(), "strategy": "auto", "time_limit": left()}))
+        result = solve_lp(lp, SolverOptions(**{**options.as_dict(), "strategy": "auto", "time_limit": left(),
+                                               "repair_accept_gap": 1.0}))
         if result.x is not None:
             bound = best_bound if result.bound is None else (min(best_bound, result.bound) if sign > 0
                                                              else max(best_bound, result.bound))
