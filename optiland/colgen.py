@@ -364,9 +364,13 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     with c_stdout():
         plan = _repair(sub, relaxation.x[sub_cols], reduced, options, left)
     objective = None if plan is None else plan[0]
-    gap = relative_gap(objective, best_bound)
     x_sub = None if plan is None else plan[1]
-    enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
+
+    def enough() -> bool:
+        """The plan so far is within the gap asked for, or the repair's accept gap, of the best bound."""
+        gap = relative_gap(objective, best_bound)
+        return gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
+
     if x_sub is None and left() > 1:
         # the repair from the column generation's LP found no plan (1,000,000 parcels: 3 of 100 townships): the
         # generated columns' own LP and repair, any plan they give kept (by hand, townships T005 and T090: a plan
@@ -377,18 +381,14 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
                                               "mip_rel_gap": max(options.mip_rel_gap, options.repair_accept_gap)}))
         if more.x is not None:
             objective, x_sub = more.objective, more.x
-            gap = relative_gap(objective, best_bound)
-            enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
     note = relaxation.note
-    if x_sub is not None and not enough and villages is not None and left() > 1:
+    if x_sub is not None and not enough() and villages is not None and left() > 1:
         # most of what separates a repaired plan from the LP's bound is the villages' whole herds and posts
         tighter, said = integer_bound(lp, relaxation, villages,
                                        SolverOptions(**{**options.as_dict(), "time_limit": left()}))
         if tighter is not None and sign * tighter < sign * best_bound:
             best_bound, note = tighter, f"{note}; {said}"
-            gap = relative_gap(objective, best_bound)
-            enough = gap is not None and gap <= max(options.mip_rel_gap, options.repair_accept_gap)
-    if x_sub is not None and not enough and left() > 1:
+    if x_sub is not None and not enough() and left() > 1:
         polish = left() if options.polish_seconds is None else min(left(), options.polish_seconds)
         more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(polish, 0.01),
                                               "strategy": "mip"}), start=x_sub)
@@ -402,8 +402,7 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         result = solve_lp(lp, SolverOptions(**{**options.as_dict(), "strategy": "auto", "time_limit": left(),
                                                "repair_accept_gap": 1.0}))
         if result.x is not None:
-            bound = best_bound if result.bound is None else (min(best_bound, result.bound) if sign > 0
-                                                             else max(best_bound, result.bound))
+            bound = best_bound if result.bound is None or sign * result.bound >= sign * best_bound else result.bound
             gap = relative_gap(result.objective, bound)
             within = gap is not None and (gap <= options.mip_rel_gap or abs(bound - result.objective)
                                           <= options.mip_abs_gap)

@@ -354,9 +354,7 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         relaxed = MatrixLP(**{**lp.__dict__, "c": c, "row_lower": row_lower, "row_upper": row_upper})
         # L_t(lambda) of the township's MIP, bounded tighter than by its LP: branching on the villages' fractional
         # herds and ranger posts (colgen.integer_bound)
-        villages = np.full(len(lp.c), -1, dtype=np.int64)
-        villages[:len(problem.allowed)] = problem.allowed["village"].to_numpy()
-        relaxation = _lp_relaxation(relaxed, task.options, villages=villages)
+        relaxation = _lp_relaxation(relaxed, task.options, villages=backend.column_villages())
         out["bound_term"] = None if relaxation is None else relaxation[0]
         x = np.zeros(len(lp.c)) if relaxation is None else relaxation[1]
         out["usage"] = dict(zip(keys, map(float, lp.A[rows] @ x), strict=True))

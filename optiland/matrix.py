@@ -859,10 +859,7 @@ class MatrixBackend:
                                solver_version=highs_version())
         lp = self.matrix()
         self.last_lp = lp
-        villages = None
-        if options.strategy == "colgen" and self.problem is not None:  # blocks of colgen's integer bound
-            villages = np.full(len(lp.c), -1, dtype=np.int64)
-            villages[:self.n_x] = self.problem.allowed["village"].to_numpy()
+        villages = self.column_villages() if options.strategy == "colgen" else None  # colgen's integer bound
         result = solve_lp(lp, options, columns=columns, villages=villages)
         self._x = None if result.x is None else np.asarray(result.x, dtype=float)
         return result
@@ -871,6 +868,13 @@ class MatrixBackend:
         """The plan of a result (or of the last solve when `result` is None)."""
         x = self._x if result is None or result.x is None else np.asarray(result.x, dtype=float)
         return self.solution_of(x)
+
+    def column_villages(self) -> np.ndarray:
+        """The village of each column: its allowed row's for a parcel column, -1 for every other column (the blocks
+        of colgen.integer_bound)."""
+        villages = np.full(len(self.col_lower), -1, dtype=np.int64)  # elastic slack columns included
+        villages[:self.n_x] = self.problem.allowed["village"].to_numpy()
+        return villages
 
     def solution_of(self, x: np.ndarray | None) -> Solution:
         """A plan from a column vector (its first columns are this model's; None: all zero)."""
