@@ -4,7 +4,8 @@ Most of a parcel's ~33 (option, variant) columns are never attractive. The LP re
 whose binaries are partitioned by one-choice rows, ``solver.partition_rows``: one row per parcel) is solved over a
 *restricted* set of columns: per parcel the best by the objective and the least and most using the model's
 ``<=`` and ``>=`` rows, plus every non-parcel column (herds, ranger posts, price segments, option areas) and an
-artificial column per non-parcel row, priced high, so the restricted LP is always feasible. HiGHS solves it (warm
+artificial column per non-parcel row, priced (``ARTIFICIAL_COSTS``: low while the rounds run, high before they
+may end with one in use), so the restricted LP is always feasible. HiGHS solves it (warm
 started after each round); with its row duals :math:`y`, every column of every parcel is priced, and per parcel the
 best attractive one is added. The rounds end when none is attractive (the restricted LP optimum is then the full
 LP optimum) or its bound is within ``LP_TOLERANCE``.
@@ -55,8 +56,13 @@ LP_TOLERANCE = 2e-5
 """Relative distance between the restricted LP optimum and the Lagrangian bound at which the rounds stop."""
 ADD_PER_PARCEL = 1
 """Columns added per parcel and round (the most attractive)."""
-ARTIFICIAL_COST = 1e4
-"""Objective penalty (relative to the largest objective coefficient) of the artificial columns."""
+ARTIFICIAL_COSTS = (10.0, 1e4)
+"""Objective penalties (relative to the largest objective coefficient, per unit of a row's violation) of the
+artificial columns: the first while the rounds run, the next whenever the rounds would end with an artificial in
+use (a penalty below some row's dual: the restricted LP then prefers the violation). A penalty of 1e4 from the
+start made the duals of rows whose artificial is basic at zero 1e4 times too dear, the pricing picked columns for
+them, and the rounds re-solved large changes: township T03 of the 100,000-parcel instance, its four service LPs
+(G*_s) 15.2 s at 1e4, 9.0 s at 1e3, 6.3 s at 10 (its carbon LP 11.7 s against 3.2 s; measured by hand)."""
 MAX_ROUNDS = 60
 ROUNDING = 1e-12
 """Relative size (against |c_j| + |A_j|.|y|) below which a non-parcel column's reduced cost is rounding noise."""
@@ -237,7 +243,8 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     if start is not None:  # a known plan's columns
         chosen[(np.asarray(start) > 0.5) & (owner >= 0)] = True
     artificial_rows = np.flatnonzero(other)
-    penalty = ARTIFICIAL_COST * max(float(np.abs(lp.c).max()), 1e-6)
+    scale_c = max(float(np.abs(lp.c).max()), 1e-6)
+    level = 0
     # an artificial per non-parcel row, in the direction that can restore it: +1 for >= sides, -1 for <= sides
     art_lo = artificial_rows[np.isfinite(lp.row_lower[artificial_rows])]
     art_hi = artificial_rows[np.isfinite(lp.row_upper[artificial_rows])]
@@ -256,7 +263,7 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     np.maximum.at(most, owner[owner >= 0], np.abs(lp.c[owner >= 0]))
     magnitude = float(most.sum())
     k = 2.0 ** -round(np.log2(largest)) if largest > 0 else 1.0
-    c0 = k * np.r_[lp.c[cols], np.full(n_art, -sign * penalty)]
+    c0 = k * np.r_[lp.c[cols], np.full(n_art, -sign * ARTIFICIAL_COSTS[level] * scale_c)]
     restricted = MatrixLP(c=c0, A=A0, row_lower=lp.row_lower, row_upper=lp.row_upper,
                           col_lower=np.r_[lp.col_lower[cols], np.zeros(n_art)],
                           col_upper=np.r_[lp.col_upper[cols], np.full(n_art, INF)],
@@ -294,8 +301,18 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         if say:
             say(f"column generation round {rounds}: {int(parcel_chosen.sum()):,} parcel columns, LP "
                 f"{lp_value:.8g}, bound {best_bound:.8g}, {int(attractive.sum()):,} attractive")
-        if not attractive.any() or (close is not None and close <= tolerance) or rounds >= MAX_ROUNDS or left() <= 0:
+        if rounds >= MAX_ROUNDS or left() <= 0:
             break
+        if not attractive.any() or (close is not None and close <= tolerance):
+            in_use = float(np.array(h.getSolution().col_value)[columns < 0].sum())
+            if in_use <= 1e-7 or level + 1 == len(ARTIFICIAL_COSTS):
+                break
+            # an artificial in use: perhaps only because it is cheap; dearer, and the rounds go on
+            level += 1
+            art_index = np.flatnonzero(columns < 0).astype(np.int32)
+            h.changeColsCost(len(art_index), art_index,
+                             np.full(len(art_index), -sign * k * ARTIFICIAL_COSTS[level] * scale_c))
+            continue
         new = _best_per_parcel(d, owner, np.flatnonzero(attractive))
         block = A_csc[:, new]
         h.addCols(len(new), k * lp.c[new], lp.col_lower[new], lp.col_upper[new], block.nnz,
