@@ -337,6 +337,9 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
             duals = None if relaxation is None else relaxation[2]
         rows = _coupling_rows(backend)
         out["duals"] = {} if duals is None else {_key(lp.row_names[i]): abs(float(duals[i])) for i in rows}
+        # where the bound's column generation starts: the services' supports and the plan's columns
+        chosen = np.flatnonzero(np.asarray(result.x) > 0.5)
+        out["columns"] = chosen if task.columns is None else np.union1d(task.columns, chosen)
     else:
         from optiland.run import objective_terms
 
@@ -354,7 +357,11 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         relaxed = MatrixLP(**{**lp.__dict__, "c": c, "row_lower": row_lower, "row_upper": row_upper})
         # L_t(lambda) of the township's MIP, bounded tighter than by its LP: branching on the villages' fractional
         # herds and ranger posts (colgen.integer_bound)
-        relaxation = _lp_relaxation(relaxed, task.options, villages=backend.column_villages())
+        start = None
+        if task.columns is not None:
+            start = np.zeros(len(lp.c))
+            start[task.columns] = 1.0
+        relaxation = _lp_relaxation(relaxed, task.options, start=start, villages=backend.column_villages())
         out["bound_term"] = None if relaxation is None else relaxation[0]
         x = np.zeros(len(lp.c)) if relaxation is None else relaxation[1]
         out["usage"] = dict(zip(keys, map(float, lp.A[rows] @ x), strict=True))
@@ -608,6 +615,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     say(f"plans of {len(parts)} townships")
     plans = run_stage("plan", services_columns, scales=scales)
     seconds["plans"] = time.perf_counter() - start
+    plan_columns = {p["index"]: p["columns"] for p in plans}
     objective = sum(p["objective"] for p in plans)
     sense = county["params"]["sense"]
     limits = _limits(county)
@@ -631,7 +639,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     stalled = 0
     for round_ in range(rounds):
         say(f"Lagrangian bound, round {round_ + 1}")
-        terms = _run_all(tasks("bound", scales=scales, prices=prices), workers, dask_address)
+        terms = _run_all(tasks("bound", columns=plan_columns, scales=scales, prices=prices), workers, dask_address)
         if any(t["bound_term"] is None for t in terms):
             notes.append(f"bound round {round_ + 1}: a township's LP relaxation did not finish in its time")
             break
