@@ -49,6 +49,27 @@ def test_repair_frees_fractional_parcels() -> None:
     assert list(lower) == [1, 0, 0, 0, 0, 1] and list(upper) == [1, 0, 1, 1, 0, 1]
 
 
+def test_a_repair_that_cannot_meet_a_row_frees_that_rows_parcels() -> None:
+    """Three parcels choose a herb (a) or not (b); the herbs' area (1, 1, 0.5) must be exactly 1.5 (a market cap
+    and a floor). The LP takes parcel 1 whole and half of parcel 2 (value 4); fixing parcels 1 and 3 as the LP chose
+    them leaves an area of 1 or 2, so the repair MIP is infeasible. The rows it cannot meet free their parcels, and
+    the repair finds the integer optimum: parcels 1 and 3 (3.1)."""
+    area = np.array([1.0, 0.0, 1.0, 0.0, 0.5, 0.0])
+    A = sp.vstack([sp.kron(sp.eye(3), np.ones((1, 2))), sp.csr_matrix(area), sp.csr_matrix(2 * area)]).tocsr()
+    lp = MatrixLP(c=np.array([3.0, 0.0, 2.0, 0.0, 0.1, 0.0]), A=A, row_lower=np.r_[np.ones(3), -np.inf, 3.0],
+                  row_upper=np.r_[np.ones(3), 1.5, np.inf], col_lower=np.zeros(6), col_upper=np.ones(6),
+                  integer=np.ones(6, bool), sense="max")
+    x_lp = np.array([1.0, 0.0, 0.5, 0.5, 0.0, 1.0])
+    options = SolverOptions(repair_parcels=0, time_limit=30)
+    lower, upper, freed = repair_bounds(lp, x_lp, np.zeros(6), 0)
+    assert freed == 1 and solver._solve_fixed(lp, lower, upper, options, 30, integer=True) is None
+    repaired = solver._repair(lp, x_lp, np.zeros(6), options, lambda: 30.0)
+    assert repaired is not None
+    objective, x = repaired
+    assert objective == pytest.approx(3.1)
+    assert np.allclose(x, [1, 0, 0, 1, 1, 0])
+
+
 def test_infeasible_reported() -> None:
     lp = assignment_lp(n=4, k=2)
     lp.row_upper[4] = -1.0  # budget below zero
