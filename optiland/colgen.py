@@ -54,8 +54,6 @@ from optiland.solver import (
 
 LP_TOLERANCE = 2e-5
 """Relative distance between the restricted LP optimum and the Lagrangian bound at which the rounds stop."""
-ADD_PER_PARCEL = 1
-"""Columns added per parcel and round (the most attractive)."""
 ARTIFICIAL_COSTS = (10.0, 1e4)
 """Objective penalties (relative to the largest objective coefficient, per unit of a row's violation) of the
 artificial columns: the first while the rounds run, the next whenever the rounds would end with an artificial in

@@ -223,6 +223,24 @@ def test_integer_bound_holds_against_enumeration(instance: str, objective: str) 
     assert sign * optimum - tol <= sign * bound <= sign * relaxation.bound + tol, note
 
 
+def test_an_artificial_in_use_because_it_is_cheap_is_priced_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two parcels choose a (objective 1) or b (objective 0, 0.01 of a row that needs 0.01): the row's dual is 100,
+    above the first artificial penalty (10 x the largest coefficient, 0.1 for the 0.01 needed), so the restricted
+    LP prefers the violation. The rounds end only once the penalty is dear enough: the LP optimum 1 (one parcel
+    at b), no artificial in use. With the first penalty alone the violation stays."""
+    import scipy.sparse as sp
+
+    A = sp.csr_matrix(np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.01, 0.0, 0.01]]))
+    lp = MatrixLP(c=np.array([1.0, 0.0, 1.0, 0.0]), A=A, row_lower=np.array([1.0, 1.0, 0.01]),
+                  row_upper=np.array([1.0, 1.0, np.inf]), col_lower=np.zeros(4), col_upper=np.ones(4),
+                  integer=np.ones(4, dtype=bool), sense="max")
+    relaxation = colgen.relax(lp, SolverOptions(time_limit=30))
+    assert relaxation.artificial <= 1e-9
+    assert relaxation.value == pytest.approx(1.0) and relaxation.bound == pytest.approx(1.0)
+    monkeypatch.setattr(colgen, "ARTIFICIAL_COSTS", colgen.ARTIFICIAL_COSTS[:1])
+    assert colgen.relax(lp, SolverOptions(time_limit=30)).artificial > 1e-3
+
+
 def test_integer_bound_is_valid_and_tighter_than_the_lp(tmp_path: Path) -> None:
     """On 120 parcels in 4 villages whose LP relaxations have fractional herds or ranger posts (eight generated
     instances, those whose MIP HiGHS proves in about a second): HiGHS's proven optimum <= the integer bound <= the
