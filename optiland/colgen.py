@@ -87,8 +87,19 @@ def _structure(lp: MatrixLP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _best_per_parcel(score: np.ndarray, owner: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """For each parcel the column of `cols` (parcel columns) with the largest score."""
-    order = np.lexsort((-score[cols], owner[cols]))
+    """For each parcel the column of `cols` (parcel columns) with the largest score (the first of `cols` on a tie),
+    in the order of the parcels."""
+    group = owner[cols]
+    if len(cols) and np.all(group[1:] >= group[:-1]):
+        # each parcel's columns side by side (the models' column order): a pass instead of a sort (township T05's
+        # four G*_s LPs spent 0.50 of 4.8 s sorting)
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        values = score[cols]
+        best = np.maximum.reduceat(values, starts)
+        hits = np.flatnonzero(values == np.repeat(best, np.diff(np.r_[starts, len(cols)])))
+        first = np.r_[True, group[hits][1:] != group[hits][:-1]]
+        return cols[hits[first]]
+    order = np.lexsort((-score[cols], group))
     ranked = cols[order]
     first = np.r_[True, owner[ranked][1:] != owner[ranked][:-1]]
     return ranked[first]

@@ -223,6 +223,24 @@ def test_integer_bound_holds_against_enumeration(instance: str, objective: str) 
     assert sign * optimum - tol <= sign * bound <= sign * relaxation.bound + tol, note
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_best_per_parcel_takes_the_first_of_the_largest_whatever_the_order(seed: int) -> None:
+    """The pass over side-by-side parcels and the sort for any order pick the same column per parcel: the largest
+    score, the first in `cols` on a tie (scores drawn from a few values, so ties are common)."""
+    rng = np.random.default_rng(seed)
+    owner = np.sort(rng.integers(0, 40, 400))
+    score = rng.integers(0, 4, 400).astype(float)
+    cols = np.flatnonzero(rng.random(400) < 0.7)
+    expected = [next(j for j in cols[owner[cols] == p] if score[j] == score[cols[owner[cols] == p]].max())
+                for p in np.unique(owner[cols])]
+    assert list(colgen._best_per_parcel(score, owner, cols)) == expected
+    shuffled = owner.copy()
+    rng.shuffle(shuffled)  # parcels' columns apart: the sort
+    expected = [next(j for j in cols[shuffled[cols] == p] if score[j] == score[cols[shuffled[cols] == p]].max())
+                for p in np.unique(shuffled[cols])]
+    assert list(colgen._best_per_parcel(score, shuffled, cols)) == expected
+
+
 def test_an_artificial_in_use_because_it_is_cheap_is_priced_out(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two parcels choose a (objective 1) or b (objective 0, 0.01 of a row that needs 0.01): the row's dual is 100,
     above the first artificial penalty (10 x the largest coefficient, 0.1 for the 0.01 needed), so the restricted
