@@ -47,6 +47,7 @@ from optiland.solver import (
     c_stdout,
     highs_version,
     is_plan,
+    parcel_columns,
     partition_rows,
     relative_gap,
     solve_lp,
@@ -78,9 +79,7 @@ class Restricted:
 def _structure(lp: MatrixLP) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(parcel rows, parcel of each column or -1, mask of non-parcel rows)."""
     rows = partition_rows(lp)
-    owner = np.full(len(lp.c), -1, dtype=np.int64)
-    sub = lp.A.tocsr()[rows]
-    owner[sub.indices] = np.repeat(np.arange(len(rows)), np.diff(sub.indptr))
+    _, _, owner = parcel_columns(lp, rows)
     other = np.ones(lp.A.shape[0], dtype=bool)
     other[rows] = False
     return rows, owner, other

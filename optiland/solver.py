@@ -244,18 +244,26 @@ def partition_rows(lp: MatrixLP) -> np.ndarray:
     return np.flatnonzero(all_ones & (lp.row_lower == 1.0) & (lp.row_upper == 1.0))
 
 
-def _parcels(lp: MatrixLP, rows: np.ndarray, x_lp: np.ndarray, reduced_cost: np.ndarray | None,
-             tol: float) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """The one-choice rows `rows` as a CSR matrix, the parcel (position in `rows`) of each of its entries, and each
-    parcel's regret: the smallest |reduced cost| among its columns the LP did not choose (0 without reduced costs)."""
+def parcel_columns(lp: MatrixLP, rows: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """The one-choice rows `rows` as a CSR matrix, the parcel (position in `rows`) of each of its entries, and the
+    parcel of every column of `lp` (-1 for a column in none of them: herds, posts, segments)."""
     csr = sp.csr_matrix(lp.A)[rows]
     row_of = np.repeat(np.arange(len(rows)), np.diff(csr.indptr))
-    regret = np.zeros(len(rows))
-    if reduced_cost is not None:
-        unchosen = x_lp[csr.indices] < tol
-        regret = np.full(len(rows), np.inf)
-        np.minimum.at(regret, row_of[unchosen], np.abs(reduced_cost[csr.indices[unchosen]]))
-    return csr, row_of, regret
+    owner = np.full(lp.A.shape[1], -1, dtype=np.int64)
+    owner[csr.indices] = row_of
+    return csr, row_of, owner
+
+
+def _regret(x_lp: np.ndarray, reduced_cost: np.ndarray | None, partition: sp.csr_matrix, row_of: np.ndarray,
+            tol: float) -> np.ndarray:
+    """Each parcel's regret: the smallest |reduced cost| among its columns the LP did not choose (0 without reduced
+    costs)."""
+    if reduced_cost is None:
+        return np.zeros(partition.shape[0])
+    unchosen = x_lp[partition.indices] < tol
+    regret = np.full(partition.shape[0], np.inf)
+    np.minimum.at(regret, row_of[unchosen], np.abs(reduced_cost[partition.indices[unchosen]]))
+    return regret
 
 
 def repair_bounds(lp: MatrixLP, x_lp: np.ndarray, reduced_cost: np.ndarray | None = None, n_free: int = 0,
@@ -270,11 +278,12 @@ def repair_bounds(lp: MatrixLP, x_lp: np.ndarray, reduced_cost: np.ndarray | Non
     rows = partition_rows(lp)
     if not len(rows):
         return lower, upper, 0
-    csr, row_of, regret = _parcels(lp, rows, x_lp, reduced_cost, tol)
+    csr, row_of, owner = parcel_columns(lp, rows)
+    regret = _regret(x_lp, reduced_cost, csr, row_of, tol)
     fractional = (x_lp > tol) & (x_lp < 1 - tol)
     free = np.zeros(len(rows), dtype=bool)
     np.logical_or.at(free, row_of, fractional[csr.indices])
-    free |= _rows_beside_fractional_integers(lp, x_lp, csr, row_of, regret, tol)
+    free |= _rows_beside_fractional_integers(lp, x_lp, owner, regret, tol)
     if reduced_cost is not None and n_free > 0:
         order = np.argsort(regret, kind="stable")
         free[order[:n_free]] = True
@@ -294,8 +303,8 @@ FREE_PER_BROKEN_ROW = 25
 usually make up for a head of cattle or a ranger post; 25 leave the repair room)."""
 
 
-def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, partition: sp.csr_matrix, row_of: np.ndarray,
-                                     regret: np.ndarray, tol: float) -> np.ndarray:
+def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, owner: np.ndarray, regret: np.ndarray,
+                                     tol: float) -> np.ndarray:
     """One-choice rows to free because rounding the general integers (a village's herd, ranger posts) breaks a local
     row: with every fractional integer rounded down, each row whose activity leaves its bounds (typically the
     village's income floor) gets its FREE_PER_BROKEN_ROW parcels of smallest regret freed; without them the repair
@@ -318,9 +327,7 @@ def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, partition: 
     per_row = np.add.reduceat(binary[local.indices].astype(np.int64), local.indptr[:-1]) * (np.diff(local.indptr) > 0)
     local = local[np.flatnonzero(per_row <= LOCAL_ROW_BINARIES)].tocoo()
     keep = binary[local.col]
-    partition_of_column = np.full(len(lp.c), -1, dtype=np.int64)
-    partition_of_column[partition.indices] = row_of
-    pairs = np.unique(np.stack([local.row[keep], partition_of_column[local.col[keep]]], axis=1), axis=0)
+    pairs = np.unique(np.stack([local.row[keep], owner[local.col[keep]]], axis=1), axis=0)
     pairs = pairs[pairs[:, 1] >= 0]
     if not len(pairs):
         return free
@@ -351,21 +358,17 @@ BLOCKING_SECONDS = 10.0
 """The most the elastic repair that finds the rows a failed repair cannot meet (`_blocking_rows`) may take."""
 
 
-def _blocking_rows(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: SolverOptions,
+def _blocking_rows(lp: MatrixLP, parcel_rows: np.ndarray, lower: np.ndarray, upper: np.ndarray, options: SolverOptions,
                    seconds: float) -> np.ndarray:
     r"""The rows a repair MIP (bounds `lower`, `upper`) cannot meet: those an elastic copy of it violates, every
     row but the one-choice rows given slacks :math:`s^+_r, s^-_r \ge 0` and the total violation
     :math:`\sum_r (s^+_r + s^-_r) / \max_j |a_{rj}|` minimised (each row's violation in units of its largest
-    coefficient). Empty if the elastic MIP finds nothing in `seconds`."""
-    rows = partition_rows(lp)
-    other = np.setdiff1d(np.arange(lp.A.shape[0]), rows)
+    coefficient; `parcel_rows`: the one-choice rows). Empty if the elastic MIP finds nothing in `seconds`."""
+    other = np.setdiff1d(np.arange(lp.A.shape[0]), parcel_rows)
     m = len(other)
     slack = sp.csr_matrix((np.r_[np.ones(m), -np.ones(m)], (np.r_[other, other], np.arange(2 * m))),
                           shape=(lp.A.shape[0], 2 * m))
-    csr = sp.csr_matrix(lp.A)
-    size = np.zeros(lp.A.shape[0])
-    np.maximum.at(size, np.repeat(np.arange(lp.A.shape[0]), np.diff(csr.indptr)), np.abs(csr.data))
-    size = size[other]
+    size = abs(sp.csr_matrix(lp.A)[other]).max(axis=1).toarray().ravel()
     weight = 1.0 / np.maximum(size, 1e-12)
     elastic = MatrixLP(c=np.r_[np.zeros(len(lp.c)), weight, weight], A=sp.hstack([lp.A, slack], format="csr"),
                        row_lower=lp.row_lower, row_upper=lp.row_upper,
@@ -380,21 +383,22 @@ def _blocking_rows(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: 
     return other[(s[:m] + s[m:]) * weight > 1e-9]
 
 
-def _free_rows_of(lp: MatrixLP, rows: np.ndarray, lower: np.ndarray, upper: np.ndarray, base: MatrixLP,
-                  x_lp: np.ndarray, reduced_cost: np.ndarray, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """`lower`, `upper` with parcels of `rows` freed to `base`'s bounds: in each row, the parcels whose fixed choice
-    has a coefficient in it (they can make room in it) and the FREE_PER_BROKEN_ROW others cheapest to change (they
-    can add to it). Freeing every parcel of a market row (3,722 columns) made one township's repair 18 s."""
-    partition, row_of, regret = _parcels(lp, partition_rows(lp), x_lp, reduced_cost, tol)
-    parcel_of = np.full(len(lp.c), -1, dtype=np.int64)
-    parcel_of[partition.indices] = row_of
-    fixed_on = (lower == upper) & (lower > 0.5) & (parcel_of >= 0)
+def _free_rows_of(lp: MatrixLP, parcel_rows: np.ndarray, blocking: np.ndarray, lower: np.ndarray,
+                  upper: np.ndarray, base: MatrixLP, x_lp: np.ndarray, reduced_cost: np.ndarray,
+                  tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """`lower`, `upper` with parcels of the rows `blocking` freed to `base`'s bounds: in each row, the parcels whose
+    fixed choice has a coefficient in it (they can make room in it) and the FREE_PER_BROKEN_ROW others cheapest to
+    change (they can add to it). Freeing every parcel of a market row (3,722 columns) made one township's repair
+    18 s. `parcel_rows`: the one-choice rows."""
+    partition, row_of, owner = parcel_columns(lp, parcel_rows)
+    regret = _regret(x_lp, reduced_cost, partition, row_of, tol)
+    fixed_on = (lower == upper) & (lower > 0.5) & (owner >= 0)
     csr = sp.csr_matrix(lp.A)
     freed = np.zeros(partition.shape[0], dtype=bool)
-    for r in rows:
+    for r in blocking:
         cols = csr.indices[csr.indptr[r]:csr.indptr[r + 1]]
-        parcels = np.unique(parcel_of[cols])
-        users = np.unique(parcel_of[cols[fixed_on[cols]]])
+        parcels = np.unique(owner[cols])
+        users = np.unique(owner[cols[fixed_on[cols]]])
         others = np.setdiff1d(parcels[parcels >= 0], users)
         freed[users] = True
         freed[others[np.argsort(regret[others], kind="stable")[:FREE_PER_BROKEN_ROW]]] = True
@@ -413,7 +417,8 @@ def _repair(lp: MatrixLP, x_lp: np.ndarray, dual_lp: np.ndarray, options: Solver
     ranger posts, needs room elsewhere), dive: fix the general integers (rounded, then rounded down), re-solve the
     LP over the parcels, and repair again. The best plan found is returned."""
     general = lp.integer & ~((lp.col_lower == 0) & (lp.col_upper == 1))
-    n_free = int(min(options.repair_parcels, len(partition_rows(lp))))
+    parcel_rows = partition_rows(lp)
+    n_free = int(min(options.repair_parcels, len(parcel_rows)))
     attempts: list[np.ndarray | None] = [None, np.rint(x_lp[general]), np.floor(x_lp[general] + 1e-9)]
     best: tuple[float, np.ndarray] | None = None
     for fixed in attempts:
@@ -432,10 +437,11 @@ def _repair(lp: MatrixLP, x_lp: np.ndarray, dual_lp: np.ndarray, options: Solver
         repair_lower, repair_upper, _ = repair_bounds(base, x_start, dual, n_free)
         solved = _solve_fixed(lp, repair_lower, repair_upper, options, left(), integer=True)
         if solved is None and fixed is None and left() > 0:
-            blocking = _blocking_rows(lp, repair_lower, repair_upper, options, min(BLOCKING_SECONDS, left() / 4))
+            blocking = _blocking_rows(lp, parcel_rows, repair_lower, repair_upper, options,
+                                      min(BLOCKING_SECONDS, left() / 4))
             if len(blocking):
-                wider_lower, wider_upper = _free_rows_of(lp, blocking, repair_lower, repair_upper, base, x_start,
-                                                         dual)
+                wider_lower, wider_upper = _free_rows_of(lp, parcel_rows, blocking, repair_lower, repair_upper,
+                                                         base, x_start, dual)
                 solved = _solve_fixed(lp, wider_lower, wider_upper, options, left(), integer=True)
         if solved is not None:
             objective = float(lp.c @ solved[0] + lp.offset)
