@@ -1,10 +1,12 @@
-"""Shared boundaries from geometry (optiland.adjacency) on parcel layers made by `optiland generate`: time and memory.
+"""Shared boundaries from geometry (optiland.model.adjacency) on parcel layers made by `optiland generate`: time and
+memory.
 
     flock /tmp/optiland-heavy.lock .venv/bin/python benchmarks/adjacency.py LAYER.gpkg [LAYER.gpkg ...]
         [--methods segments rings] [--out benchmarks/results/adjacency.csv]
 
 Each (layer, method) runs in its own process so that its peak memory is its own: `read_s` (pyogrio, geometry only),
-`adjacency_s` (optiland.adjacency.boundary_indices with `method`: segments matched by sorting, or rings intersected
+`adjacency_s` (optiland.model.adjacency.boundary_indices with `method`: segments matched by sorting, or rings
+intersected
 pair by pair),
 `cache_write_s` and `cache_read_s` (the parquet table beside the layer), `peak_mb` (peak resident memory of the
 process), `rss_after_read_mb`, the number of shared boundaries and outer edges, and the candidate pairs per parcel.
@@ -45,7 +47,7 @@ def measure(layer: Path, method: str) -> dict[str, object]:
     import pandas as pd
     import pyogrio
 
-    from optiland.adjacency import boundary_indices
+    from optiland.model.adjacency import boundary_indices
 
     start = time.perf_counter()
     frame = pyogrio.read_dataframe(layer, columns=["parcel_id"])

@@ -6,7 +6,7 @@ catalog, the full core model: every family the generated scenario switches on, o
         [--backends matrix pyomo] [--pyomo-max 100000] [--instances DIR] [--out benchmarks/results/build.csv]
 
 Each (instance, backend) runs in its own process, one at a time, so that peak memory is that run's. Per run:
-`read_s` (scenario, parcels and the allowed set: optiland.run.prepare), `build_s` (Backend.build), `matrix_s`
+`read_s` (scenario, parcels and the allowed set: optiland.pipeline.run.prepare), `build_s` (Backend.build), `matrix_s`
 (Backend.matrix: Pyomo's compile, or the matrix backend's assembly), `build_handover_s` (their sum: build to MatrixLP
 ready), `highs_pass_s` (the MatrixLP copied into a highspy.Highs object with passModel, where measured), peak
 resident memory of the process (`peak_mb`) and during build and hand-over (`build_peak_mb`, sampled every 20 ms), and
@@ -73,9 +73,9 @@ def _available_mb() -> float:
 
 def measure_one(scenario: Path, backend_name: str, highs_pass: bool) -> dict[str, object]:
     """One run in this process: prepare, build, hand over (and optionally pass to HiGHS); the figures as a dict."""
-    from optiland.backend import make_backend
-    from optiland.run import prepare
-    from optiland.solver import SolverOptions, _highs
+    from optiland.mip.solver import SolverOptions, _highs
+    from optiland.model.backend import make_backend
+    from optiland.pipeline.run import prepare
 
     start = time.perf_counter()
     prepared = prepare(scenario)

@@ -1,4 +1,4 @@
-"""How to solve the LP relaxation of a large model (the choice behind optiland.solver.IPM_COLUMNS).
+"""How to solve the LP relaxation of a large model (the choice behind optiland.mip.solver.IPM_COLUMNS).
 
     .venv/bin/python -m benchmarks.lp_methods [--parcels 10000]   (from the repository root)
 
@@ -16,9 +16,9 @@ import time
 import numpy as np
 
 from benchmarks.scale import RESULTS, instance
-from optiland.backend import make_backend
-from optiland.run import prepare
-from optiland.solver import MatrixLP, SolverOptions, _highs, c_stdout, partition_rows
+from optiland.mip.solver import MatrixLP, SolverOptions, _highs, c_stdout, partition_rows
+from optiland.model.backend import make_backend
+from optiland.pipeline.run import prepare
 
 CSV = RESULTS.parent / "lp_methods.csv"
 METHODS = {"simplex": {"solver": "simplex"}, "ipm+crossover": {"solver": "ipm", "run_crossover": "on"},

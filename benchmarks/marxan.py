@@ -5,9 +5,11 @@ to proven optimality (gap 0) and to a 1% gap, with times, objective, bound and M
         [--input ../shared/data/marxan-sample/input.dat]
         [--gaps 0 0.01] [--time-limit 3600] [--threads 2] [--out benchmarks/results/marxan.csv]
 
-Per gap: `import_s` (read input.dat and its tables, write the instance), `read_s` (optiland.run.prepare), `build_s`
+Per gap: `import_s` (read input.dat and its tables, write the instance), `read_s` (optiland.pipeline.run.prepare),
+`build_s`
 (the Pyomo model), `solve_s` (HiGHS, hand-over included), the objective (cost + BLM x boundary), HiGHS's bound and
-gap, the score terms recomputed from the plan (optiland.marxan.score_terms: cost, BLM x boundary, SPF x shortfall,
+gap, the score terms recomputed from the plan (optiland.analysis.marxan.score_terms: cost, BLM x boundary, SPF x
+shortfall,
 cost-threshold penalty), the model size and the variables the boundary linearisation added. The CSV is rewritten
 whole (written beside, then renamed).
 """
@@ -23,9 +25,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from optiland.backend import PyomoBackend
-from optiland.marxan import _meta, read_marxan, score_terms, write_instance
-from optiland.run import objective_terms, prepare, solver_options
+from optiland.analysis.marxan import _meta, read_marxan, score_terms, write_instance
+from optiland.model.backend import PyomoBackend
+from optiland.pipeline.run import objective_terms, prepare, solver_options
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ["gap_setting", "status", "objective", "bound", "gap", "cost", "blm_x_boundary", "boundary_length",

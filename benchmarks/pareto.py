@@ -1,4 +1,5 @@
-"""Exact Pareto fronts: optiland.pareto against pyaugmecon on bi-objective 0-1 knapsacks; the demo's per-point times.
+"""Exact Pareto fronts: optiland.analysis.pareto against pyaugmecon on bi-objective 0-1 knapsacks; the demo's
+per-point times.
 
     .venv/bin/python benchmarks/pareto.py [--pyaugmecon-python PATH] [--sizes 20,40,60,80] [--variants mip,auto]
                                           [--profile] [--demo]
@@ -27,7 +28,7 @@ Times are of the front computation alone: from the Pyomo model (built beforehand
 ``front()`` call and pyaugmecon's ``PyAugmecon(...)`` + ``solve()``. Solves count the payoff table too.
 `--variants mip,preimport,inprocess` (`--profile`: all four) adds ``optiland_preimport_s`` (highspy imported in
 the parent before the first solve) and ``optiland_inprocess_s`` (HiGHS in the benchmark's own process: a FrontModel
-whose solve calls highspy directly), which isolate the cost of optiland.solver's child process per solve.
+whose solve calls highspy directly), which isolate the cost of optiland.mip.solver's child process per solve.
 
 `--demo`: instances/huanjiang-demo with objectives ecosystem_services,income at the `fast` preset (1% gap), a few
 points, each solve limited (--time-limit): the model built once (``run_front``: per-point solve time) against a
@@ -53,10 +54,10 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from optiland.backend import load_values, make_backend
-from optiland.pareto import PyomoFrontModel, front, run_front
-from optiland.run import prepare
-from optiland.solver import SolveResult, SolverOptions, Status, load_preset
+from optiland.analysis.pareto import PyomoFrontModel, front, run_front
+from optiland.mip.solver import SolveResult, SolverOptions, Status, load_preset
+from optiland.model.backend import load_values, make_backend
+from optiland.pipeline.run import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -128,7 +129,7 @@ class InProcessFrontModel(PyomoFrontModel):
 
     def solve(self, options: SolverOptions) -> SolveResult:
         """One HiGHS run on the current matrix, branch and bound at once."""
-        from optiland.solver import _highs
+        from optiland.mip.solver import _highs
 
         self.solves += 1
         start = time.perf_counter()

@@ -13,8 +13,8 @@ import resource
 import time
 from pathlib import Path
 
-from optiland.results import make_plan
-from optiland.run import prepare, solve_prepared, solver_options
+from optiland.pipeline.results import make_plan
+from optiland.pipeline.run import prepare, solve_prepared, solver_options
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from optiland.sweep import factorial, sweep, wide
+from optiland.analysis.sweep import factorial, sweep, wide
 
 ROOT = Path(__file__).resolve().parent.parent
 

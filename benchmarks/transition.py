@@ -19,9 +19,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from optiland.run import prepare, solver_options
-from optiland.scenario import RiskConfig, TransitionConfig
-from optiland.transition import build_transition, check_plan, shortfall, solve_transition
+from optiland.analysis.transition import build_transition, check_plan, shortfall, solve_transition
+from optiland.io.scenario import RiskConfig, TransitionConfig
+from optiland.pipeline.run import prepare, solver_options
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "transition.csv"

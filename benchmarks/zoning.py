@@ -1,4 +1,4 @@
-"""Zoning alone (optiland.zoning) on synthetic plans of 100,000 and 1,000,000 parcels: time and peak memory.
+"""Zoning alone (optiland.views.zoning) on synthetic plans of 100,000 and 1,000,000 parcels: time and peak memory.
 
     flock /tmp/optiland-heavy.lock .venv/bin/python benchmarks/zoning.py INSTANCE_DIR [INSTANCE_DIR ...]
         [--mmu 15] [--out benchmarks/results/zoning.csv]
@@ -7,7 +7,7 @@ INSTANCE_DIR is a folder written by `optiland generate`. Its parcels get options
 (red line: closure; basic farmland: keep; elsewhere the village's leading option with probability 0.6, else any
 option at random), and are written as a plan folder (plan.gpkg, run.json). Each plan is then zoned in its own process,
 so that `peak_mb` (peak resident memory) is its own: `read_s`, `rules_s`, `adjacency_s`, `merge_s`, `dissolve_s`,
-`statistics_s`, `write_s` (zones.gpkg), `map_s` (zones.png) and `total_s` (wall clock of optiland.zoning.zone).
+`statistics_s`, `write_s` (zones.gpkg), `map_s` (zones.png) and `total_s` (wall clock of optiland.views.zoning.zone).
 With `--db postgresql://...` a second process writes the plan's parcels to a PostGIS table (`db_write_parcels_s`),
 reads them back with their SRID (`db_read_parcels_s`), zones the plan and writes the zone tables in one transaction
 (`db_write_zones_s`), with its own `db_peak_mb`; the tables (zoning_bench_*) are dropped afterwards.
@@ -28,7 +28,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from optiland.zoning import synthetic_plan
+from optiland.views.zoning import synthetic_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = ["parcels", "townships", "patches", "merge_rounds", "parcels_merged", "patches_below_mmu", "mmu_mu",
@@ -40,7 +40,7 @@ DB_PREFIX = "zoning_bench_"
 
 def child(plan: str, out: str, mmu: float) -> None:
     """Zone one plan in this process and print its record as JSON, with the peak memory."""
-    from optiland.zoning import zone
+    from optiland.views.zoning import zone
 
     start = time.perf_counter()
     zoning = zone(plan, out, mmu_mu=mmu)
@@ -56,8 +56,8 @@ def db_child(plan: str, out: str, mmu: float, db: str) -> None:
     import psycopg
     import pyogrio
 
-    from optiland.postgis import read_parcel_table, write_tables
-    from optiland.zoning import zone
+    from optiland.io.postgis import read_parcel_table, write_tables
+    from optiland.views.zoning import zone
 
     parcels = pyogrio.read_dataframe(Path(plan) / "plan.gpkg", layer="parcels", use_arrow=True)
     start = time.perf_counter()

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optiland.scenario import load_scenario
-from optiland.sweep import DEFAULT_METRICS, one_at_a_time, sweep, wide
+from optiland.analysis.sweep import DEFAULT_METRICS, one_at_a_time, sweep, wide
+from optiland.io.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "instances" / "huanjiang-demo" / "scenario.toml"

@@ -74,21 +74,21 @@ def solve(scenario: ScenarioArg, out: OutOpt,
           table: Annotated[str | None, typer.Option("--table", help=TABLE_HELP)] = None,
           prefix: Annotated[str, typer.Option(help="with --db: prefix of the plan's table names")] = "") -> None:
     """Solve a scenario and write plan.gpkg, villages.csv, townships.csv and run.json to OUT."""
-    from optiland.postgis import with_database
-    from optiland.results import make_plan
-    from optiland.run import prepare, solve_prepared, solver_options
+    from optiland.io.postgis import with_database
+    from optiland.pipeline.results import make_plan
+    from optiland.pipeline.run import prepare, solve_prepared, solver_options
 
     try:
         scenario = with_database(scenario, db, table)
         if strategy is None and from_front is None:
-            from optiland.run import default_strategy
+            from optiland.pipeline.run import default_strategy
 
             strategy = default_strategy(scenario)
             if strategy == "decompose":
                 console.print("a county-sized instance: solving township by township (--strategy decompose; "
                               "--strategy auto for one model)")
         if strategy == "decompose":
-            from optiland.run import solve_by_township
+            from optiland.pipeline.run import solve_by_township
 
             with _elapsed("township decomposition") as status:
                 outcome = solve_by_township(scenario, workers=workers, dask_address=dask,
@@ -101,7 +101,7 @@ def solve(scenario: ScenarioArg, out: OutOpt,
                                      strategy=strategy, log_file="-" if verbose else None)
             with _elapsed("solving"):
                 if from_front is not None:
-                    from optiland.pareto import outcome_from_front
+                    from optiland.analysis.pareto import outcome_from_front
 
                     outcome, point = outcome_from_front(prepared, from_front, pick, options)
                 else:
@@ -110,7 +110,7 @@ def solve(scenario: ScenarioArg, out: OutOpt,
         if from_front is not None:
             plan.run["front"] = point
         if db:  # the database first (one transaction), then the folder: a failure writes neither
-            from optiland.postgis import without_password, write_plan_tables
+            from optiland.io.postgis import without_password, write_plan_tables
 
             write_plan_tables(without_password(db), plan, prefix=prefix)
         plan.write(out)
@@ -121,7 +121,7 @@ def solve(scenario: ScenarioArg, out: OutOpt,
     print_summary(plan)
     console.print(f"written to {out}")
     if report:
-        from optiland.report import write_report
+        from optiland.views.report import write_report
 
         try:
             folder = write_report(out, lang=lang, front_dir=from_front)
@@ -160,8 +160,8 @@ def validate(scenario: ScenarioArg,
              db: Annotated[str | None, typer.Option("--db", help=DB_HELP)] = None,
              table: Annotated[str | None, typer.Option("--table", help=TABLE_HELP)] = None) -> None:
     """Check the scenario, catalog and inputs without solving."""
-    from optiland.postgis import with_database
-    from optiland.run import prepare
+    from optiland.io.postgis import with_database
+    from optiland.pipeline.run import prepare
 
     try:
         prepared = prepare(with_database(scenario, db, table))
@@ -176,8 +176,8 @@ def validate(scenario: ScenarioArg,
 @app.command()
 def check(out_dir: Annotated[Path, typer.Argument(help="a folder written by solve")]) -> None:
     """Recompute every constraint from the results, scenario and catalog (no solver); non-zero exit on violations."""
+    from optiland.analysis.marxan import score_outdir
     from optiland.check import check_outdir
-    from optiland.marxan import score_outdir
 
     try:
         violations = check_outdir(out_dir)
@@ -205,8 +205,8 @@ def import_marxan(input_dat: Annotated[Path, typer.Argument(help="Marxan input.d
                   out: OutOpt) -> None:
     """Write a Marxan input set as an optiland instance (scenario.toml: minimum cost + BLM x boundary, every
     target met)."""
-    from optiland.marxan import read_marxan, totals, write_instance
-    from optiland.results import write_atomically
+    from optiland.analysis.marxan import read_marxan, totals, write_instance
+    from optiland.pipeline.results import write_atomically
 
     try:
         data = read_marxan(input_dat)
@@ -229,7 +229,7 @@ def import_marxan_solution(
         instance: Annotated[Path, typer.Option("--instance", help="the folder `optiland import marxan` wrote")],
         out: OutOpt) -> None:
     """Write a Marxan solution as an optiland plan folder (for `optiland check`) and print its score terms."""
-    from optiland.marxan import solution_plan
+    from optiland.analysis.marxan import solution_plan
 
     try:
         score = solution_plan(instance, solution, out)
@@ -250,8 +250,8 @@ def calibrate_blm(scenario: ScenarioArg, out: OutOpt,
                   gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None) -> None:
     """Cohon's boundary penalty (prioritizr's calibrate_cohon_penalty) and a weight sweep: calibration.json,
     sweep.csv and sweep.png (objective against boundary) in OUT."""
-    from optiland.calibrate import calibrate, write_calibration
-    from optiland.results import write_atomically
+    from optiland.analysis.calibrate import calibrate, write_calibration
+    from optiland.pipeline.results import write_atomically
 
     try:
         given = [float(w) for w in weights.split(",")] if weights else None
@@ -273,8 +273,8 @@ def calibrate_blm(scenario: ScenarioArg, out: OutOpt,
 @app.command()
 def explain(scenario: ScenarioArg, parcel_id: Annotated[str, typer.Argument(help="parcel id")]) -> None:
     """List each option and variant for one parcel and why it is allowed or not."""
-    from optiland.problem import explain as explain_parcel
-    from optiland.run import prepare
+    from optiland.model.problem import explain as explain_parcel
+    from optiland.pipeline.run import prepare
 
     try:
         prepared = prepare(scenario)
@@ -314,8 +314,8 @@ def zone_command(
                                                "from PGPASSWORD or .pgpass), in one transaction")] = None,
         prefix: Annotated[str, typer.Option(help="with --db: table name prefix")] = "") -> None:
     """Ecological-space zones of a plan: DIR/zones.gpkg (zones, zone_stats, parcel_zones), zones.png, zoning.json."""
-    from optiland.postgis import redact
-    from optiland.zoning import zone
+    from optiland.io.postgis import redact
+    from optiland.views.zoning import zone
 
     try:
         zoning = zone(plan_dir, out, mmu_mu=mmu, rules=rules, lang=lang, db=db, prefix=prefix)
@@ -347,8 +347,8 @@ def generate(parcels: Annotated[int, typer.Option(help="number of parcels")],
              region: Annotated[str | None, typer.Option(help="region catalog whose [generate] table is drawn "
                                                              "(default: models/defaults.toml)")] = None) -> None:
     """Write a synthetic instance (parcels.gpkg, villages.csv, scenario.toml) to OUT."""
-    from optiland.generate import generate_instance
-    from optiland.results import write_atomically
+    from optiland.analysis.generate import generate_instance
+    from optiland.pipeline.results import write_atomically
 
     if out.exists() and any(out.iterdir()):
         _fail(OptilandError(f"{out} exists and is not empty"))
@@ -381,8 +381,8 @@ def sweep_command(
 
     Exit 1 if any run failed (each is recorded with its error), 2 on bad input.
     """
-    from optiland.sweep import FAILED, connect, load_design
-    from optiland.sweep import sweep as run_sweep
+    from optiland.analysis.sweep import FAILED, connect, load_design
+    from optiland.analysis.sweep import sweep as run_sweep
 
     client = None
     try:
@@ -442,8 +442,8 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
     """Pareto front by AUGMECON2: write front.csv, front.png, plans.parquet and run.json to OUT."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from optiland.pareto import run_front, write_front
-    from optiland.run import prepare, solver_options
+    from optiland.analysis.pareto import run_front, write_front
+    from optiland.pipeline.run import prepare, solver_options
 
     names = [name.strip() for name in objectives.split(",") if name.strip()]
     try:
@@ -508,8 +508,8 @@ def transition(scenario: ScenarioArg, out: OutOpt,
     """Plan the transition years under price risk: write plan.gpkg (with start_year), phasing.csv,
     village_years.csv, village_risk.csv, years.csv, run.json, income_paths.png, phasing.png and, with --compare,
     robustness.csv to OUT. Exit 3 if no plan keeps the floors (with the least relaxation that would), 2 on bad input."""
-    from optiland.run import prepare
-    from optiland.transition_output import run_transition, transition_config, write_transition
+    from optiland.pipeline.run import prepare
+    from optiland.views.transition_output import run_transition, transition_config, write_transition
 
     try:
         config = transition_config(prepare(scenario).scenario, horizon=horizon, measure=measure, sample=sample,
@@ -523,7 +523,7 @@ def transition(scenario: ScenarioArg, out: OutOpt,
         _fail(exc, 3)
     except (OptilandError, ValueError) as exc:
         _fail(exc)
-    from optiland.transition_output import floor_breaks, robustness_table, village_risk_table
+    from optiland.views.transition_output import floor_breaks, robustness_table, village_risk_table
 
     result = outcome.result
 
@@ -576,7 +576,7 @@ def report_command(out_dir: Annotated[Path, typer.Argument(help="a folder writte
                                                               "(default: the one solve --from-front recorded)")
                                     ] = None) -> None:
     """Write OUT_DIR/report/: a county overview and one page per township (HTML and Markdown, maps and charts)."""
-    from optiland.report import write_report
+    from optiland.views.report import write_report
 
     try:
         folder = write_report(out_dir, lang=lang, front_dir=front)
@@ -592,8 +592,8 @@ def catalog_show(region: Annotated[str | None, typer.Argument(help="region name 
                  table: Annotated[str | None, typer.Option(help="options|variants|current_uses|market|rules")] = None,
                  ) -> None:
     """Print a catalog: options, variants with their figures and sources, current uses, site rules."""
-    from optiland.catalog import load_catalog
-    from optiland.generate import default_region
+    from optiland.analysis.generate import default_region
+    from optiland.io.catalog import load_catalog
 
     try:
         region = region or default_region()

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from optiland.inputs import M2_PER_MU, Inputs
-from optiland.scenario import Scenario
+from optiland.io.inputs import M2_PER_MU, Inputs
+from optiland.io.scenario import Scenario
 
 SMALL_CATALOG = Path(__file__).resolve().parent.parent / "tests" / "data" / "catalog-small"
 

@@ -3,7 +3,7 @@
 Every plan is enumerated: one allowed row per parcel (``problem.allowed`` grouped by parcel) and, per village,
 every herd in ``0..floor(head_per_mu x forage area)`` and every number of ranger posts in
 ``0..min(households x max_posts_per_household, floor(closure area / mu_per_post))``. Each plan is checked in
-plain numpy against the families of ``optiland.formulation`` (vectorised over the assignments), and the best
+plain numpy against the families of ``optiland.model.formulation`` (vectorised over the assignments), and the best
 feasible value of each objective is kept. Only the coefficients of the allowed rows (income, cost, labour,
 area, gains...) come from the problem; no Pyomo model, matrix or solver is involved.
 
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from optiland.catalog import load_catalog
-from optiland.problem import PlanningProblem, build_problem
-from optiland.run import SCALE_FLOOR, SCALE_GAP, Prepared, RunOutcome, solve_prepared, solver_options
+from optiland.io.catalog import load_catalog
+from optiland.model.problem import PlanningProblem, build_problem
+from optiland.pipeline.run import SCALE_FLOOR, SCALE_GAP, Prepared, RunOutcome, solve_prepared, solver_options
 from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
 
 TOL = 1e-6
@@ -392,7 +392,7 @@ def expected(problem: PlanningProblem, scales: dict[str, float] | None = None,
 
 def scales_agree(found: dict[str, float], enumerated: dict[str, float]) -> bool:
     """A run's G*_s against the enumerated ones: the same services, each at most its true maximum and within the
-    gap the pipeline accepts for them (optiland.run.SCALE_GAP)."""
+    gap the pipeline accepts for them (optiland.pipeline.run.SCALE_GAP)."""
     return found.keys() == enumerated.keys() and all(
         enumerated[s] * (1 - SCALE_GAP) - 1e-9 <= found[s] <= enumerated[s] * (1 + 1e-6) + 1e-9 for s in found)
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from optiland.cli import app
 from optiland.errors import InputError
-from optiland.run import prepare
+from optiland.pipeline.run import prepare
 from tests.conftest import TINY_PARCELS, TINY_SCENARIO, TINY_VILLAGES, write_instance
 
 runner = CliRunner()

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from optiland.catalog import load_catalog
 from optiland.check import check, check_plan
 from optiland.errors import InfeasibleError
-from optiland.results import make_plan
+from optiland.io.catalog import load_catalog
+from optiland.pipeline.results import make_plan
 from optiland.testing import make_inputs, make_scenario
 from tests.bruteforce import (
     agrees,
@@ -285,8 +285,8 @@ def test_reported_objective_is_that_of_the_plan() -> None:
 def test_updated_model_equals_a_fresh_build() -> None:
     """A built model given another scenario's targets (floor, budgets, caps, cover, market) is the model a fresh
     build makes: the same matrix, bounds and objective."""
-    from optiland.backend import PyomoBackend
-    from optiland.problem import build_problem
+    from optiland.model.backend import PyomoBackend
+    from optiland.model.problem import build_problem
 
     constraints = {"income_floor": 3000, "transfer_budget": 9000, "budget": 60000, "diversity_cap": 0.8,
                    "forest_cover_min": 0.2, "max_transfer_share": 0.9, "market": {"herbs.paris": 12}}

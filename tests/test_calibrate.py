@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from optiland.calibrate import calibrate
+from optiland.analysis.calibrate import calibrate
 from optiland.cli import app
 from optiland.testing import SMALL_CATALOG
 from tests.test_spatial import GROUPS, MIXED, enumerate_plans, grid_inputs, penalty_by_hand, prepare_grid

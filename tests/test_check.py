@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from optiland.catalog import load_catalog
 from optiland.check import FAMILIES, Violation, check, check_outdir, check_plan
 from optiland.errors import InputError
-from optiland.problem import PlanningProblem, build_problem
-from optiland.results import make_plan
-from optiland.run import Prepared, RunOutcome, solve, solve_prepared, solver_options
+from optiland.io.catalog import load_catalog
+from optiland.model.problem import PlanningProblem, build_problem
+from optiland.pipeline.results import make_plan
+from optiland.pipeline.run import Prepared, RunOutcome, solve, solve_prepared, solver_options
 from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
 
 # Eight parcels, two villages in two townships, chosen so that the income-maximising plan uses a price step

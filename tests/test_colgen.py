@@ -1,4 +1,4 @@
-"""Column generation of variants (optiland.colgen): its Lagrangian bound is valid for any duals and never below the
+"""Column generation of variants (optiland.mip.colgen): its Lagrangian bound is valid for any duals and never below the
 monolithic optimum, its plan is no better than that optimum and passes `optiland check`."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import pytest
 from conftest import generated_county, solve_cli
 from typer.testing import CliRunner
 
-from optiland import colgen
 from optiland.cli import app
-from optiland.run import prepare, solve_prepared, solver_options
-from optiland.solver import MatrixLP, SolverOptions, _highs, c_stdout
+from optiland.mip import colgen
+from optiland.mip.solver import MatrixLP, SolverOptions, _highs, c_stdout
+from optiland.pipeline.run import prepare, solve_prepared, solver_options
 
 runner = CliRunner()
 GAP = {"mip_rel_gap": 1e-3, "time_limit": 60}
@@ -47,7 +47,7 @@ def test_bound_is_valid_and_plan_no_better_than_the_optimum(county: Path, object
 
 def test_lagrangian_bound_holds_for_any_duals(county: Path) -> None:
     """Weak duality: the bound at arbitrary (even poor) duals is never below the LP relaxation's optimum."""
-    from optiland.matrix import MatrixBackend
+    from optiland.model.matrix import MatrixBackend
 
     prepared = prepare(_with_objective(county, "income"))
     backend = MatrixBackend()
@@ -131,7 +131,7 @@ def test_free_rows_do_not_move_the_bound_and_get_no_dual(monkeypatch: pytest.Mon
 def test_columns_given_to_start_with_are_kept_and_change_no_value(county: Path) -> None:
     """The decomposition hands each LP the columns the township's earlier LPs used: they join the restricted model,
     and the LP optimum is the same with them as without."""
-    from optiland.matrix import MatrixBackend
+    from optiland.model.matrix import MatrixBackend
 
     prepared = prepare(_with_objective(county, "carbon"))
     backend = MatrixBackend()
@@ -152,7 +152,7 @@ def test_columns_given_to_start_with_are_kept_and_change_no_value(county: Path) 
 
 def test_polish_seconds_caps_the_mip_after_a_repair_plan(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Once the repair has a plan, the MIP over the generated columns runs at most polish_seconds."""
-    from optiland.matrix import MatrixBackend
+    from optiland.model.matrix import MatrixBackend
 
     prepared = prepare(_with_objective(county, "income"))
     backend = MatrixBackend()
@@ -193,7 +193,7 @@ def test_a_column_with_an_upper_bound_keeps_its_positive_reduced_cost() -> None:
 
 def _matrix(prepared: object, objective: dict[str, float], sense: str = "max") -> tuple[MatrixLP, np.ndarray]:
     """The matrix model of a prepared instance for `objective`, and the village of each parcel column."""
-    from optiland.matrix import MatrixBackend
+    from optiland.model.matrix import MatrixBackend
 
     backend = MatrixBackend()
     backend.build(prepared.problem)
@@ -294,7 +294,7 @@ def test_colgen_solve_reports_the_integer_bound_when_the_repair_is_short(tmp_pat
     """The matrix backend hands colgen the villages: with a gap of 0 asked, the repaired plan is short of the LP's
     bound, and the bound reported is the integer bound (below the LP's, never below the optimum). Seed 2: one of
     the instances of the test above where the branches close the gap (99%)."""
-    from optiland.matrix import MatrixBackend
+    from optiland.model.matrix import MatrixBackend
 
     prepared = prepare(_with_objective(generated_county(tmp_path, 120, 1, 4, seed=2), "income"))
     lp, _ = _matrix(prepared, {"income": 1.0})
@@ -318,7 +318,7 @@ def test_no_plan_over_the_generated_columns_falls_back_to_the_whole_model(
         county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When neither the repair nor the MIP over the generated columns finds a plan, the whole model is solved: the
     answer is a plan of the whole model, and its bound is still valid."""
-    from optiland.solver import is_plan
+    from optiland.mip.solver import is_plan
 
     prepared = prepare(_with_objective(county, "income"))
     lp, _ = _matrix(prepared, {"income": 1.0})
@@ -328,7 +328,7 @@ def test_no_plan_over_the_generated_columns_falls_back_to_the_whole_model(
     def restricted_finds_nothing(model: MatrixLP, options: SolverOptions, *args: object, **kwargs: object) -> object:
         sizes.append(len(model.c))
         if len(model.c) < len(lp.c):
-            from optiland.solver import SolveResult, Status
+            from optiland.mip.solver import SolveResult, Status
 
             return SolveResult(Status.TIME_LIMIT, None, None, None, None, 0.0, "nothing found")
         return real(model, options, *args, **kwargs)
@@ -348,7 +348,7 @@ def test_a_failed_repair_takes_the_generated_columns_own_repair_before_any_long_
     """When the repair from column generation's LP finds no plan, the generated columns are solved afresh (their
     own LP and repair, any plan kept) before a MIP polishes it for at most polish_seconds: at 1,000,000 parcels
     that MIP otherwise ran to the end of the township's time (28 s instead of 3)."""
-    from optiland.solver import is_plan
+    from optiland.mip.solver import is_plan
 
     prepared = prepare(_with_objective(county, "income"))
     lp, _ = _matrix(prepared, {"income": 1.0})

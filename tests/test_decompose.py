@@ -1,4 +1,4 @@
-"""Township decomposition (optiland.decompose): the county plan holds every county row (optiland check), its
+"""Township decomposition (optiland.pipeline.decompose): the county plan holds every county row (optiland check), its
 Lagrangian bound is valid (never below the monolithic optimum of the same objective), and the plan is no better
 than that optimum."""
 
@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from optiland.check import check_outdir
 from optiland.cli import app
-from optiland.results import make_plan
-from optiland.run import prepare, solve_by_township, solve_prepared, solver_options
+from optiland.pipeline.results import make_plan
+from optiland.pipeline.run import prepare, solve_by_township, solve_prepared, solver_options
 
 runner = CliRunner()
 EXACT = {"mip_rel_gap": 0.0, "time_limit": 300}
@@ -40,8 +40,8 @@ def test_bound_is_valid_and_plan_feasible(county: Path, objective: str, tmp_path
     prepared = prepare(scenario)
     options = solver_options(prepared.scenario, **EXACT)
     if objective == "ecosystem_services":
-        from optiland.backend import make_backend
-        from optiland.run import objective_terms
+        from optiland.model.backend import make_backend
+        from optiland.pipeline.run import objective_terms
 
         backend = make_backend("pyomo", prepared.problem)
         backend.build(prepared.problem)
@@ -69,7 +69,7 @@ def test_decompose_from_the_command_line_on_two_processes(county: Path, tmp_path
 
 
 def test_budget_shares_cover_each_townships_need_first() -> None:
-    from optiland.decompose import NEED_MARGIN, Shares
+    from optiland.pipeline.decompose import NEED_MARGIN, Shares
 
     area = np.array([0.5, 0.3, 0.2])
     base = Shares(budget=area, transfer=area, area=area)
@@ -85,8 +85,8 @@ def test_budget_shares_cover_each_townships_need_first() -> None:
 def test_solve_goes_township_by_township_from_county_size(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --strategy, `solve` picks the decomposition for a county-sized instance of several townships, and
     only where the decomposition can take the scenario."""
-    from optiland import run as run_module
-    from optiland.scenario import load_scenario
+    from optiland.io.scenario import load_scenario
+    from optiland.pipeline import run as run_module
 
     assert run_module.default_strategy(county) is None  # 240 parcels: one model
     monkeypatch.setattr(run_module, "AUTO_DECOMPOSE_PARCELS", 200)
@@ -101,8 +101,8 @@ def test_solve_goes_township_by_township_from_county_size(county: Path, monkeypa
 def test_a_township_out_of_time_runs_again(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A township that runs out of its equal share of a stage's time runs again with what the others left; one
     that runs out again stops the run with its own message."""
-    from optiland import decompose
     from optiland.errors import OptilandError
+    from optiland.pipeline import decompose
 
     real = decompose.run_task
     calls: list[tuple[str, int, float]] = []
@@ -131,7 +131,7 @@ def test_a_township_out_of_time_runs_again(county: Path, monkeypatch: pytest.Mon
 
 def test_bound_rounds_stop_when_the_bound_stalls(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Prices that no longer move the bound end the rounds after BOUND_STALL[0] of them, not after all twelve."""
-    from optiland import decompose
+    from optiland.pipeline import decompose
 
     monkeypatch.setattr(decompose, "_next_prices", lambda cuts, per_round, keys, b, low, high, sense:
                         dict.fromkeys(keys, 0.0))  # the same prices every round: the same bound
@@ -148,8 +148,8 @@ def test_a_township_without_a_plan_found_runs_again_instead_of_being_called_infe
         county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A township whose solve ends with no plan and no proof that none exists (1,000,000 parcels, township T029:
     "cannot meet its targets" was raised) is late: it runs again with the time the others left."""
-    from optiland.matrix import MatrixBackend
-    from optiland.solver import SolveResult, Status
+    from optiland.mip.solver import SolveResult, Status
+    from optiland.model.matrix import MatrixBackend
 
     real = MatrixBackend.solve
     failed: list[int] = []

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from optiland.generate import generate_instance
+from optiland.analysis.generate import generate_instance
 
 N_PARCELS, N_TOWNSHIPS, N_VILLAGES, SEED = 400, 2, 6, 7
 CODES = {"0101", "0102", "0103", "0201", "0301", "0305", "0307", "0401", "0404", "1207"}
@@ -161,8 +161,8 @@ def test_villages_and_townships(parcels: gpd.GeoDataFrame, villages: pd.DataFram
 
 def test_best_income_is_the_allowed_tables_best(instance: Path) -> None:
     """best_income_per_mu is, per parcel, the largest (income + compensation) per mu over the rows the model allows."""
-    from optiland.problem import best_income_per_mu
-    from optiland.run import prepare
+    from optiland.model.problem import best_income_per_mu
+    from optiland.pipeline.run import prepare
 
     prepared = prepare(instance)
     problem = prepared.problem
@@ -178,7 +178,7 @@ def _red_catalog(keep_rule: bool):
     compensation, far below what the floor needs."""
     import copy
 
-    from optiland.catalog import load_catalog
+    from optiland.io.catalog import load_catalog
 
     catalog = copy.deepcopy(load_catalog(region="karst-southwest"))
     catalog.generate["red_line"]["share"] = 0.9
@@ -191,8 +191,8 @@ def test_villages_floor_stays_within_reach() -> None:
     """nonland_income_min raises the non-land income of villages whose land earns little, and only theirs: with the
     rule every village's floor is within half its land's best income; without it the same draws leave villages
     short (so the rule is what keeps them in reach)."""
-    from optiland.generate import build_instance
-    from optiland.problem import best_income_per_mu
+    from optiland.analysis.generate import build_instance
+    from optiland.model.problem import best_income_per_mu
 
     with_rule = build_instance(N_PARCELS, N_TOWNSHIPS, N_VILLAGES, SEED, region=_red_catalog(True))
     without = build_instance(N_PARCELS, N_TOWNSHIPS, N_VILLAGES, SEED, region=_red_catalog(False))

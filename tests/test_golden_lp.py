@@ -3,7 +3,7 @@
 A 4-parcel, 2-village instance on the small catalog with every constraint family active is written as an LP file by
 Pyomo (symbolic labels) after setting the income objective; the rows of each family are compared with
 tests/golden/<family>.lp. Regenerate with ``OPTILAND_UPDATE_GOLDEN=1 pytest tests/test_golden_lp.py``, then read
-every changed file and check it by hand against optiland/formulation.py before committing it.
+every changed file and check it by hand against optiland/model/formulation.py before committing it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from optiland.backend import PyomoBackend
+from optiland.model.backend import PyomoBackend
 from tests.bruteforce import parcels_table, prepare_tiny, villages_table
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -8,7 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 
-from optiland.run import prepare
+from optiland.pipeline.run import prepare
 from tests.conftest import TINY_PARCELS, TINY_SCENARIO, write_instance
 
 

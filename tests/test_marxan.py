@@ -15,10 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from optiland.check import check_outdir
-from optiland.cli import app
-from optiland.errors import InputError
-from optiland.marxan import (
+from optiland.analysis.marxan import (
     _penalties,
     assemble,
     read_features,
@@ -27,7 +24,10 @@ from optiland.marxan import (
     score_outdir,
     write_instance,
 )
-from optiland.run import prepare, solve_prepared, solver_options
+from optiland.check import check_outdir
+from optiland.cli import app
+from optiland.errors import InputError
+from optiland.pipeline.run import prepare, solve_prepared, solver_options
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLE = DATA / "marxan-sample"

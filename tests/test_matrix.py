@@ -1,5 +1,6 @@
-"""The matrix backend (optiland.matrix) builds the same model as the Pyomo reference (optiland.formulation compiled by
-optiland.backend.compile_model): the same columns, the same rows with the same coefficients and bounds, the same
+"""The matrix backend (optiland.model.matrix) builds the same model as the Pyomo reference
+(optiland.model.formulation compiled by
+optiland.model.backend.compile_model): the same columns, the same rows with the same coefficients and bounds, the same
 objective, matched by name (rows and columns may come in another order), and so the same optimum; `update` gives the
 model a fresh build gives; and a Pareto front is the same on both backends.
 
@@ -17,15 +18,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from optiland.backend import AUTO_MATRIX_ROWS, PyomoBackend, make_backend
+from optiland.analysis.generate import generate_instance
+from optiland.analysis.pareto import LandUseFrontModel, front
 from optiland.errors import InputError
-from optiland.formulation import target_values
-from optiland.generate import generate_instance
-from optiland.matrix import MatrixBackend, Names
-from optiland.pareto import LandUseFrontModel, front
-from optiland.problem import PlanningProblem, build_problem
-from optiland.run import Prepared, prepare, solve_prepared, solver_options
-from optiland.solver import MatrixLP, SolverOptions, Status
+from optiland.mip.solver import MatrixLP, SolverOptions, Status
+from optiland.model.backend import AUTO_MATRIX_ROWS, PyomoBackend, make_backend
+from optiland.model.formulation import target_values
+from optiland.model.matrix import MatrixBackend, Names
+from optiland.model.problem import PlanningProblem, build_problem
+from optiland.pipeline.run import Prepared, prepare, solve_prepared, solver_options
 from tests.bruteforce import prepare_tiny
 from tests.test_bruteforce import ALL_ACTIVE, TWO, TWO_VILLAGES
 from tests.test_golden_lp import CONSTRAINTS as GOLDEN_CONSTRAINTS
@@ -304,7 +305,7 @@ def test_cli_backend_option() -> None:
 
 def elastic_pair(problem: PlanningProblem) -> tuple[MatrixLP, MatrixLP]:
     """The elastic model of `problem` with diagnose's objective, from Pyomo and as matrices."""
-    from optiland.diagnose import _weights
+    from optiland.pipeline.diagnose import _weights
 
     lps = []
     for backend in (PyomoBackend(), MatrixBackend()):
@@ -337,7 +338,7 @@ def test_elastic_forest_row_without_forest_options() -> None:
 
 
 def test_diagnosis_same_on_both_backends() -> None:
-    from optiland.diagnose import diagnose
+    from optiland.pipeline.diagnose import diagnose
 
     prepared = prepare_tiny(TWO, TWO_VILLAGES, "income", {"income_floor": 9000, "budget": 1000}, OVERRIDES)
     found = [diagnose(prepared.problem, EXACT, name) for name in ("pyomo", "matrix")]

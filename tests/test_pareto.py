@@ -1,4 +1,5 @@
-"""Pareto fronts (optiland.pareto): textbook multi-objective programs with fronts known or enumerated by brute force,
+"""Pareto fronts (optiland.analysis.pareto): textbook multi-objective programs with fronts known or enumerated by
+brute force,
 the land-use adapter against the enumeration of every plan of tiny instances (tests/bruteforce.py), the solves the
 bypass, early exit and flag array save, and the `pareto` and `solve --from-front` commands end to end.
 """
@@ -15,9 +16,9 @@ import pyomo.environ as pyo
 import pytest
 from typer.testing import CliRunner
 
+from optiland.analysis.pareto import Front, front, knee_and_ideal
 from optiland.cli import app
-from optiland.pareto import Front, front, knee_and_ideal
-from optiland.solver import SolverOptions
+from optiland.mip.solver import SolverOptions
 from tests.bruteforce import prepare_tiny, scan
 from tests.test_bruteforce import ALL_ACTIVE, INSTANCES, OVERRIDES
 
@@ -286,7 +287,7 @@ def test_land_use_index_and_cost_front() -> None:
     weights = {"carbon": 0.4, "soil": 0.3, "water": 0.2, "habitat": 0.1}
     prepared = prepare_tiny(parcels, villages, "ecosystem_services", ALL_ACTIVE, OVERRIDES, weights)
     result = front(prepared.problem, ["ecosystem_services", "cost"], steps={"cost": 1.0}, options=EXACT)
-    from optiland.pareto import LandUseFrontModel  # the scales, as the adapter finds them
+    from optiland.analysis.pareto import LandUseFrontModel  # the scales, as the adapter finds them
 
     scales = LandUseFrontModel(prepared.problem, ["ecosystem_services", "cost"], EXACT).es_scale
     enumerated = scan(prepared.problem, es_scale=scales,

@@ -15,12 +15,12 @@ import pyogrio
 import pytest
 from typer.testing import CliRunner
 
+from optiland.analysis.generate import generate_instance
 from optiland.cli import app
 from optiland.errors import OptilandError
-from optiland.generate import generate_instance
-from optiland.postgis import read_parcel_table, redact, without_password, write_tables
-from optiland.run import prepare
-from optiland.zoning import zone
+from optiland.io.postgis import read_parcel_table, redact, without_password, write_tables
+from optiland.pipeline.run import prepare
+from optiland.views.zoning import zone
 
 DB = os.environ.get("OPTILAND_TEST_DB", "")
 
@@ -85,7 +85,7 @@ def test_parcels_round_trip_with_srid_and_index(instance: Path, names: tuple[str
     assert any("USING gist" in definition for (definition,) in indexes)
     # the scenario read from the table validates to the same parcels as from its file
     from_file = prepare(instance / "scenario.toml").inputs.parcels
-    from optiland.postgis import with_database
+    from optiland.io.postgis import with_database
 
     from_db = prepare(with_database(instance / "scenario.toml", DB, f"{schema}.parcels")).inputs.parcels
     pd.testing.assert_frame_equal(from_db.drop(columns="geometry"), from_file.drop(columns="geometry"))
@@ -143,7 +143,7 @@ def test_solve_and_zone_through_the_database(instance: Path, names: tuple[str, s
 def test_a_write_failing_half_way_leaves_the_database_as_it_was(instance: Path, names: tuple[str, str],
                                                                  tmp_path: Path) -> None:
     schema, _ = names
-    from optiland.zoning import synthetic_plan
+    from optiland.views.zoning import synthetic_plan
 
     synthetic_plan(instance, tmp_path / "plan")
     _sql(f"CREATE TABLE {schema}.zones (marker text)")

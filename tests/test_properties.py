@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from optiland.check import check_plan
 from optiland.errors import InfeasibleError
-from optiland.results import make_plan
+from optiland.pipeline.results import make_plan
 from tests.bruteforce import (
     agrees,
     expected,

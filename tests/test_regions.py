@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from optiland.catalog import load_catalog
+from optiland.analysis.generate import build_instance, generate_instance
+from optiland.analysis.pareto import payoff_table
 from optiland.cli import app
 from optiland.errors import InputError
-from optiland.expressions import ExpressionError, evaluate
-from optiland.generate import build_instance, generate_instance
-from optiland.pareto import payoff_table
-from optiland.run import prepare
-from optiland.solver import SolveResult, SolverOptions, Status
+from optiland.io.catalog import load_catalog
+from optiland.io.expressions import ExpressionError, evaluate
+from optiland.mip.solver import SolveResult, SolverOptions, Status
+from optiland.pipeline.run import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"

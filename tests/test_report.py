@@ -18,16 +18,16 @@ from conftest import write_instance
 from PIL import Image
 from typer.testing import CliRunner
 
-from optiland import report as report_module
-from optiland.catalog import load_catalog
 from optiland.cli import app
 from optiland.errors import InputError, OptilandError
-from optiland.problem import build_problem
-from optiland.report import binding_constraints, find_cjk_font, industry_income, load_strings, write_report
-from optiland.results import make_plan
-from optiland.run import Prepared, solve_prepared, solver_options
-from optiland.scenario import Scenario
+from optiland.io.catalog import load_catalog
+from optiland.io.scenario import Scenario
+from optiland.model.problem import build_problem
+from optiland.pipeline.results import make_plan
+from optiland.pipeline.run import Prepared, solve_prepared, solver_options
 from optiland.testing import SMALL_CATALOG, make_inputs
+from optiland.views import report as report_module
+from optiland.views.report import binding_constraints, find_cjk_font, industry_income, load_strings, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")

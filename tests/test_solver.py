@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import optiland.solver as solver
-from optiland.solver import MatrixLP, SolverOptions, Status, partition_rows, repair_bounds, solve_lp
+import optiland.mip.solver as solver
+from optiland.mip.solver import MatrixLP, SolverOptions, Status, partition_rows, repair_bounds, solve_lp
 
 
 def assignment_lp(n: int = 12, k: int = 4, seed: int = 0) -> MatrixLP:

@@ -3,7 +3,7 @@
 Adjacency is checked on hand-drawn grids and irregular polygons (T-junctions, corner-only contacts, holes) and
 against a pair-by-pair shapely loop on random Voronoi cells. The penalised optimum is compared with an independent
 enumeration of every plan of tiny grid instances, whose boundaries are written down by hand (not computed by
-optiland.adjacency) and whose penalty is summed edge by edge.
+optiland.model.adjacency) and whose penalty is summed edge by edge.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ import pandas as pd
 import pytest
 import shapely
 
-from optiland.adjacency import boundary_arrays, boundary_indices, cached_boundary_table, read_boundary_table
-from optiland.backend import make_backend
-from optiland.catalog import load_catalog
+from optiland.analysis.generate import build_instance
 from optiland.check import check, check_plan
 from optiland.errors import InfeasibleError, InputError
-from optiland.generate import build_instance
-from optiland.inputs import M2_PER_MU, Inputs
-from optiland.problem import build_problem
-from optiland.run import Prepared, solve_prepared, solver_options
-from optiland.scenario import load_scenario
-from optiland.spatial import neighbourhoods
+from optiland.io.catalog import load_catalog
+from optiland.io.inputs import M2_PER_MU, Inputs
+from optiland.io.scenario import load_scenario
+from optiland.model.adjacency import boundary_arrays, boundary_indices, cached_boundary_table, read_boundary_table
+from optiland.model.backend import make_backend
+from optiland.model.problem import build_problem
+from optiland.model.spatial import neighbourhoods
+from optiland.pipeline.run import Prepared, solve_prepared, solver_options
 from optiland.testing import SMALL_CATALOG, make_scenario
 from tests.bruteforce import Best, parcels_table, plan_tables, villages_table
 
@@ -150,7 +150,7 @@ def grid_inputs(parcels: pd.DataFrame, columns: int) -> Inputs:
 
 
 def grid_edges(n: int, columns: int) -> list[tuple[int, int]]:
-    """Rook neighbours of a row-by-row grid, written out independently of optiland.adjacency."""
+    """Rook neighbours of a row-by-row grid, written out independently of optiland.model.adjacency."""
     edges = []
     for p in range(n):
         if (p + 1) % columns and p + 1 < n:
@@ -348,7 +348,7 @@ def test_without_spatial_sections_the_model_is_unchanged_and_matrix_refuses_spat
     with pytest.raises(InputError, match="matrix backend"):
         make_backend("matrix", spatial.problem)
     assert make_backend("auto", spatial.problem).name == "pyomo"
-    from optiland.matrix import MatrixBackend
+    from optiland.model.matrix import MatrixBackend
 
     with pytest.raises(ValueError, match="matrix backend"):
         MatrixBackend().build(spatial.problem)

@@ -14,11 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 import optiland
-import optiland.run as run
-import optiland.sweep as sw
+import optiland.analysis.sweep as sw
+import optiland.pipeline.run as run
 from optiland.cli import app
 from optiland.errors import InputError, OptilandError
-from optiland.scenario import load_scenario
+from optiland.io.scenario import load_scenario
 from tests.conftest import write_instance
 
 runner = CliRunner()
@@ -229,7 +229,7 @@ def test_built_model_is_reused_when_only_targets_change(tiny: Path) -> None:
 
 def test_latin_hypercube_sweep_ranks_by_spearman(tiny: Path, tmp_path: Path) -> None:
     design = sw.latin_hypercube({FLOOR: (3000, 5000), "constraints.budget": (40000, 80000)}, n=5, seed=2)
-    results = optiland.sweep(tiny, design, executor="serial", out_dir=tmp_path / "lhs", progress=False,
+    results = optiland.analysis.sweep(tiny, design, executor="serial", out_dir=tmp_path / "lhs", progress=False,
                              metrics=("income", _fruit_area))
     assert set(results["metric"]) == {"income", "fruit_area_mu"}
     ranking = pd.read_csv(tmp_path / "lhs" / "ranking.csv", encoding="utf-8-sig")

@@ -1,4 +1,4 @@
-"""The transition model (optiland.transition): the years, the floors on the way, price risk.
+"""The transition model (optiland.analysis.transition): the years, the floors on the way, price risk.
 
 Every plan is checked by `check_plan`, which recomputes every yearly quantity with numpy from the plan alone.
 """
@@ -15,15 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optiland.backend import PyomoBackend
-from optiland.catalog import load_catalog
-from optiland.errors import InfeasibleError, InputError
-from optiland.formulation import build_model
-from optiland.problem import build_problem
-from optiland.run import Prepared, solve_prepared, solver_options
-from optiland.scenario import RiskConfig, TransitionConfig
-from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
-from optiland.transition import (
+from optiland.analysis.transition import (
     CURRENT,
     LIVESTOCK,
     PriceScenarios,
@@ -38,6 +30,14 @@ from optiland.transition import (
     solve_transition,
     transition_objective,
 )
+from optiland.errors import InfeasibleError, InputError
+from optiland.io.catalog import load_catalog
+from optiland.io.scenario import RiskConfig, TransitionConfig
+from optiland.model.backend import PyomoBackend
+from optiland.model.formulation import build_model
+from optiland.model.problem import build_problem
+from optiland.pipeline.run import Prepared, solve_prepared, solver_options
+from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
 
 SLOW_RETURNS = pd.DataFrame(
     [("fruit", "", "income", 0, 0.0), ("fruit", "", "income", 3, 1.0),
@@ -73,7 +73,7 @@ def _options(prepared: Prepared):
 def test_every_year_at_maturity_reproduces_the_core_plan(tiny_scenario: Path) -> None:
     """Flat profiles (no profiles.csv in the test catalog): the years add nothing, so the optimum is the core's, and
     the core plan converted in year one keeps every yearly row."""
-    from optiland.run import prepare
+    from optiland.pipeline.run import prepare
 
     prepared = prepare(tiny_scenario)
     core = solve_prepared(prepared, _options(prepared))
@@ -85,7 +85,7 @@ def test_every_year_at_maturity_reproduces_the_core_plan(tiny_scenario: Path) ->
     # nothing holds a conversion back here, so the polished phasing converts everything in year one
     assert out.plan.establish[:, 1:].sum() == pytest.approx(0.0, abs=1e-6)
     assert any("phasing polished" in note for note in out.notes)
-    from optiland.run import village_income_parts
+    from optiland.pipeline.run import village_income_parts
 
     parts = village_income_parts(prepared.problem, out.plan.core)  # the mature year's incomes are the core's
     total = sum(parts.values())
@@ -337,7 +337,7 @@ def test_risk_measure_without_scenarios_is_refused() -> None:
 
 
 def test_karst_catalog_profiles_and_risk_load() -> None:
-    from optiland.transition import price_risk
+    from optiland.analysis.transition import price_risk
 
     catalog = load_catalog(region="karst-southwest")
     profiles = read_profiles(catalog)
@@ -347,7 +347,7 @@ def test_karst_catalog_profiles_and_risk_load() -> None:
 
 
 def test_sandy_land_catalog_profiles_and_risk_load() -> None:
-    from optiland.transition import price_risk
+    from optiland.analysis.transition import price_risk
 
     catalog = load_catalog(region="sandy-land-north")
     profiles = read_profiles(catalog)

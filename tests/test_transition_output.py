@@ -1,4 +1,4 @@
-"""The transition outputs (optiland.transition_output) and `optiland transition`, on a tiny instance whose catalog
+"""The transition outputs (optiland.views.transition_output) and `optiland transition`, on a tiny instance whose catalog
 has slow returns (profiles.csv) and price risk (price_risk.csv)."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import pytest
 from conftest import TINY_SCENARIO, write_instance
 from typer.testing import CliRunner
 
-from optiland import transition_output
+from optiland.analysis.transition import cvar, final_areas, shortfall
 from optiland.cli import app
-from optiland.scenario import load_scenario
+from optiland.io.scenario import load_scenario
 from optiland.testing import SMALL_CATALOG
-from optiland.transition import cvar, final_areas, shortfall
-from optiland.transition_output import (
+from optiland.views import transition_output
+from optiland.views.transition_output import (
     FILES,
     floor_breaks,
     parcel_years,
@@ -185,9 +185,9 @@ def test_start_year_fills_a_group_in_parcel_order() -> None:
     parcel order, P1 and P3 straddle two years."""
     from test_transition import _instance
 
-    from optiland.backend import Solution
-    from optiland.scenario import TransitionConfig
-    from optiland.transition import TransitionPlan, build_transition
+    from optiland.analysis.transition import TransitionPlan, build_transition
+    from optiland.io.scenario import TransitionConfig
+    from optiland.model.backend import Solution
 
     prepared = _instance(n=5)
     allowed = prepared.problem.allowed
@@ -266,7 +266,7 @@ def test_the_folder_is_untouched_when_writing_fails(solved, tmp_path: Path, monk
 
 
 def test_config_overrides_and_defaults(tmp_path: Path) -> None:
-    from optiland.run import prepare
+    from optiland.pipeline.run import prepare
 
     plain = prepare(write_instance(tmp_path / "plain")).scenario
     config = transition_config(plain)

@@ -14,11 +14,11 @@ import shapely
 from typer.testing import CliRunner
 
 from optiland._paths import models_dir
-from optiland.adjacency import boundary_indices
+from optiland.analysis.generate import generate_instance
 from optiland.cli import app
 from optiland.errors import InputError
-from optiland.generate import generate_instance
-from optiland.zoning import load_zone_rules, synthetic_plan, zone, zone_parcels
+from optiland.model.adjacency import boundary_indices
+from optiland.views.zoning import load_zone_rules, synthetic_plan, zone, zone_parcels
 
 RULES = models_dir() / "karst-southwest"
 MMU = 20.0

@@ -1,0 +1,397 @@
+"""Region catalogs: the options, variants, current uses, site rules and coefficients, read from `models/<region>/`.
+
+The format is documented in docs/data-model.md. Money is converted to the catalog's price year with its deflators when
+loaded; overrides from the scenario are applied by dotted key (``variants.fruit.orah.net_income_per_mu``).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optiland._paths import models_dir
+from optiland.errors import InputError, Issue
+
+_BOOL_COLUMNS = {
+    "options": ["keeps_current_use", "red_line_allowed", "red_line_harvest", "forest_type", "ranger_area", "livestock",
+                "diversity_capped"],
+    "current_uses": ["forest_type", "cropland"],
+}
+_MONEY = {
+    "current_uses": ["income_per_mu"],
+    "variants": ["establishment_cost_per_mu", "net_income_per_mu"],
+}
+_LIVESTOCK_MONEY = ["net_income_per_head", "purchase_cost_per_head", "shed_cost_per_head"]
+NEVER = "never"
+
+
+@dataclass
+class Catalog:
+    """A loaded, validated region catalog (all money in yuan of `price_year`)."""
+
+    path: Path
+    region: dict[str, Any]
+    defaults: dict[str, Any]
+    services: dict[str, dict[str, Any]]
+    grade: dict[str, Any]
+    site_attributes: dict[str, dict[str, Any]]
+    """Parcel columns the site rules read beyond the core ones, by name: type (float or bool), unit, min, max,
+    default (a missing column takes it; no default: the column is required)."""
+    adaptation: dict[str, str]
+    livestock: dict[str, Any]
+    rangers: dict[str, Any]
+    deflators: dict[int, float]
+    current_uses: pd.DataFrame
+    options: pd.DataFrame
+    variants: pd.DataFrame
+    market: pd.DataFrame
+    price_steps: pd.DataFrame
+    overrides: dict[str, Any] = field(default_factory=dict)
+    digest: str = ""
+    generate: dict[str, Any] = field(default_factory=dict)
+    """``[generate]``: distributions of the synthetic instances of this region (optiland.analysis.generate)."""
+
+    @property
+    def name(self) -> str:
+        """The region's name."""
+        return str(self.region.get("name", self.path.name))
+
+    @property
+    def version(self) -> str:
+        """The catalog version with a content hash, so that run.json pins exactly which figures were used."""
+        return f"{self.region.get('version', '0')}+{self.digest[:12]}"
+
+    @property
+    def service_names(self) -> list[str]:
+        """Ecosystem services, in catalog order."""
+        return list(self.services)
+
+    @property
+    def grade_names(self) -> list[str]:
+        """Grade bands from least to most degraded."""
+        return [band["name"] for band in self.grade["bands"]]
+
+    @property
+    def keep_option(self) -> str:
+        """The option that keeps the current use."""
+        return str(self.options.index[self.options["keeps_current_use"]][0])
+
+    def grade_of(self, values: np.ndarray, applies: np.ndarray) -> np.ndarray:
+        """Grade index per parcel: half-open bands [lower, next lower); band 0 where it does not apply."""
+        lowers = np.array([band["lower"] for band in self.grade["bands"]], dtype=float)
+        index = np.searchsorted(lowers, values, side="right") - 1
+        return np.where(applies, np.clip(index, 0, len(lowers) - 1), 0)
+
+    def grade_rank(self, name: str | None) -> int:
+        """Rank of a grade name; blank means any grade; 'never' means none (-1)."""
+        if name is None or (isinstance(name, float) and np.isnan(name)) or name == "":
+            return len(self.grade_names) - 1
+        if name == NEVER:
+            return -1
+        return self.grade_names.index(name)
+
+
+def _read_csv(path: Path, index: list[str] | str, dtype: dict[str, Any] | None = None) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputError([Issue("catalog table missing", file=str(path))])
+    frame = pd.read_csv(path, dtype=dtype, keep_default_na=True, encoding="utf-8-sig")
+    missing = [c for c in ([index] if isinstance(index, str) else index) if c not in frame.columns]
+    if missing:
+        raise InputError([Issue("missing column", file=str(path), column=c) for c in missing])
+    return frame.set_index(index)
+
+
+def _to_bool(frame: pd.DataFrame, columns: list[str], file: Path) -> None:
+    mapping = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+    for column in columns:
+        if column not in frame.columns:
+            raise InputError([Issue("missing column", file=str(file), column=column)])
+        text = frame[column].astype(str).str.strip().str.lower()
+        bad = ~text.isin(list(mapping))
+        if bad.any():
+            row = frame.index[bad.to_numpy()][0]
+            raise InputError([Issue("not a boolean (true/false)", file=str(file), row=str(row), column=column,
+                                      value=frame.loc[row, column])])
+        frame[column] = text.map(mapping).astype(bool)
+
+
+def resolve_catalog_path(region: str | None, path: Path | None) -> Path:
+    """The catalog folder named by a region name (under models/) or a path."""
+    if path is not None:
+        return path
+    known = sorted(p.name for p in models_dir().iterdir() if (p / "catalog.toml").is_file())
+    if not region:
+        raise InputError([Issue(f"no catalog: set [catalog] region (one of {', '.join(known)}) or path",
+                                column="catalog.region")])
+    name = region
+    folder = models_dir() / name
+    if not folder.is_dir():
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(known)}"
+        raise InputError([Issue(f"unknown region{hint}", column="catalog.region", value=name)])
+    return folder
+
+
+def load_catalog(folder: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                 region: str | None = None) -> Catalog:
+    """Load a catalog folder (or a region name), convert money to its price year and apply overrides."""
+    folder = resolve_catalog_path(region, Path(folder) if folder else None)
+    meta_path = folder / "catalog.toml"
+    if not meta_path.is_file():
+        raise InputError([Issue("catalog.toml missing", file=str(meta_path))])
+    meta = tomllib.loads(meta_path.read_text(encoding="utf-8"))
+    digest = hashlib.sha256()
+    for file in sorted(folder.glob("*")):
+        if file.suffix in {".toml", ".csv"}:
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+
+    current_uses = _read_csv(folder / "current_uses.csv", "code", dtype={"code": str})
+    options = _read_csv(folder / "options.csv", "option")
+    variants = _read_csv(folder / "variants.csv", ["option", "variant"])
+    market = _read_csv(folder / "market.csv", ["option", "variant"]) if (folder / "market.csv").is_file() else (
+        pd.DataFrame(columns=["option", "variant", "max_area_mu"]).set_index(["option", "variant"]))
+    steps_file = folder / "price_steps.csv"
+    price_steps = pd.read_csv(steps_file) if steps_file.is_file() else pd.DataFrame(
+        columns=["option", "variant", "from_area_mu", "income_factor"])
+    _to_bool(options, _BOOL_COLUMNS["options"], folder / "options.csv")
+    _to_bool(current_uses, _BOOL_COLUMNS["current_uses"], folder / "current_uses.csv")
+
+    catalog = Catalog(
+        path=folder,
+        region=meta.get("region", {}),
+        defaults=meta.get("defaults", {}),
+        services=meta.get("services", {}),
+        grade=meta.get("grade", {}),
+        site_attributes=_site_attributes(meta),
+        adaptation={k: v for k, v in meta.get("adaptation", {}).items() if not k.endswith("source")},
+        livestock=meta.get("livestock", {}),
+        rangers=meta.get("rangers", {}),
+        deflators={int(d["year"]): float(d["factor"]) for d in meta.get("deflators", [])},
+        current_uses=current_uses,
+        options=options,
+        variants=variants,
+        market=market,
+        price_steps=price_steps,
+        digest=digest.hexdigest(),
+        generate=meta.get("generate", {}),
+    )
+    _deflate(catalog)
+    if overrides:
+        apply_overrides(catalog, overrides)
+        catalog.digest = hashlib.sha256((catalog.digest + repr(sorted(overrides.items()))).encode()).hexdigest()
+    validate_catalog(catalog)
+    return catalog
+
+
+def _site_attributes(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``[site.attributes]``; a catalog without it declares only the grade's attribute (float) and applies_where
+    (bool)."""
+    declared = meta.get("site", {}).get("attributes")
+    if declared is not None:
+        return {name: dict(spec) for name, spec in declared.items()}
+    grade = meta.get("grade", {})
+    attributes: dict[str, dict[str, Any]] = {}
+    if grade.get("attribute"):
+        attributes[grade["attribute"]] = {"type": "float"}
+    if grade.get("applies_where"):
+        attributes[grade["applies_where"]] = {"type": "bool"}
+    return attributes
+
+
+def _deflator(catalog: Catalog, year: Any, where: str) -> float:
+    target = int(catalog.region.get("price_year", 2020))
+    if year is None or (isinstance(year, float) and np.isnan(year)) or int(year) == target:
+        return 1.0
+    if int(year) not in catalog.deflators:
+        raise InputError([Issue(f"no deflator for price year {int(year)} (add a [[deflators]] entry)",
+                                  file=str(catalog.path / "catalog.toml"), row=where)])
+    return catalog.deflators[int(year)]
+
+
+def _deflate(catalog: Catalog) -> None:
+    for table_name, columns in _MONEY.items():
+        table: pd.DataFrame = getattr(catalog, table_name)
+        if "price_year" not in table.columns:
+            continue
+        factors = np.array([_deflator(catalog, y, f"{table_name} {idx}") for idx, y in table["price_year"].items()])
+        for column in columns:
+            table[column] = table[column].astype(float) * factors
+    factor = _deflator(catalog, catalog.livestock.get("price_year"), "livestock")
+    for key in _LIVESTOCK_MONEY:
+        if key in catalog.livestock:
+            catalog.livestock[key] = float(catalog.livestock[key]) * factor
+
+
+def _unknown(kind: str, name: str, known: list[str], key: str) -> InputError:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return InputError([Issue(f"unknown {kind} in override{hint}", column=key, value=name)])
+
+
+def _new_value(old: Any, value: Any, key: str) -> Any:
+    """An override is a number/string, or a table {scale = f} multiplying the current figure."""
+    if isinstance(value, dict):
+        if set(value) != {"scale"}:
+            raise InputError([Issue("an override table takes only 'scale'", column=key, value=value)])
+        return float(old) * float(value["scale"])
+    return copy.deepcopy(value)
+
+
+def apply_overrides(catalog: Catalog, overrides: dict[str, Any]) -> None:
+    """Apply scenario overrides in place. Keys (``*`` matches every name at its level):
+
+    - ``variants.<option>.<variant>.<column>``, ``options.<option>.<column>``, ``current_uses.<code>.<column>``;
+    - ``market.<option>.<variant>`` (max area in mu);
+    - ``livestock.<key>``, ``rangers.<key>``, ``defaults.<key>``, ``adaptation.<class>``.
+    """
+    for key, value in overrides.items():
+        parts = key.split(".")
+        table = parts[0]
+        if table in {"livestock", "rangers", "defaults", "adaptation"} and len(parts) == 2:
+            target = getattr(catalog, table)
+            if parts[1] not in target:
+                raise _unknown(f"{table} key", parts[1], list(target), key)
+            target[parts[1]] = _new_value(target[parts[1]], value, key)
+        elif table == "variants" and len(parts) == 4:
+            _override_rows(catalog.variants, (parts[1], parts[2]), parts[3], value, key, "variant")
+        elif table == "options" and len(parts) == 3:
+            _override_rows(catalog.options, parts[1], parts[2], value, key, "option")
+        elif table == "current_uses" and len(parts) == 3:
+            _override_rows(catalog.current_uses, parts[1], parts[2], value, key, "land-survey code")
+        elif table == "market" and len(parts) in (3, 4):
+            pair = (parts[1], parts[2])
+            if pair not in catalog.variants.index:
+                raise _unknown("option.variant", f"{parts[1]}.{parts[2]}",
+                               [f"{o}.{v}" for o, v in catalog.variants.index], key)
+            catalog.market.loc[pair, "max_area_mu"] = float(value)
+            if "source" in catalog.market.columns:
+                catalog.market.loc[pair, "source"] = "scenario override"
+        else:
+            raise InputError([Issue("unknown override key; see catalog.apply_overrides for the forms", column=key)])
+
+
+def _override_rows(frame: pd.DataFrame, selector: Any, column: str, value: Any, key: str, kind: str) -> None:
+    if column not in frame.columns:
+        raise _unknown("column", column, list(frame.columns), key)
+    if isinstance(selector, tuple):
+        option, variant = selector
+        options = frame.index.get_level_values(0)
+        variants = frame.index.get_level_values(1)
+        if option != "*" and option not in set(options):
+            raise _unknown("option", option, sorted(set(options)), key)
+        mask = (options == option) | (option == "*")
+        if variant != "*":
+            if variant not in set(variants[mask]):
+                raise _unknown(kind, variant, sorted(set(variants[mask])), key)
+            mask &= variants == variant
+    else:
+        if selector != "*" and selector not in frame.index:
+            raise _unknown(kind, selector, [str(i) for i in frame.index], key)
+        mask = (frame.index == selector) | (selector == "*")
+    rows = frame.index[np.asarray(mask)]
+    for row in rows:
+        frame.loc[row, column] = _new_value(frame.loc[row, column], value, key)
+
+
+CORE_PARCEL_COLUMNS = ("parcel_id", "village", "land_use", "slope_deg", "red_line", "basic_farmland")
+SITE_TYPES = ("float", "bool")
+
+
+def _validate_site_attributes(catalog: Catalog, problems: list[Issue]) -> None:
+    """Declared site attributes: known types, ordered ranges, no clash with core columns; the grade reads them."""
+    file = str(catalog.path / "catalog.toml")
+    for name, spec in catalog.site_attributes.items():
+        where = f"site.attributes.{name}"
+        if name in CORE_PARCEL_COLUMNS:
+            problems.append(Issue("a core parcel column cannot be redeclared", file=file, column=where, value=name))
+        if spec.get("type") not in SITE_TYPES:
+            problems.append(Issue(f"type must be one of {', '.join(SITE_TYPES)}", file=file, column=f"{where}.type",
+                                  value=spec.get("type")))
+        low, high = spec.get("min", -np.inf), spec.get("max", np.inf)
+        if not float(low) <= float(high):
+            problems.append(Issue("min above max", file=file, column=where, value=[low, high]))
+    attribute = catalog.grade.get("attribute")
+    if attribute is not None and catalog.site_attributes.get(attribute, {}).get("type") != "float":
+        problems.append(Issue("the grade's attribute must be a declared float site attribute", file=file,
+                              column="grade.attribute", value=attribute))
+    applies = catalog.grade.get("applies_where")
+    if applies is not None and catalog.site_attributes.get(applies, {}).get("type") != "bool":
+        problems.append(Issue("applies_where must be a declared bool site attribute", file=file,
+                              column="grade.applies_where", value=applies))
+
+
+def validate_catalog(catalog: Catalog) -> None:
+    """Check the catalog is self-consistent; every problem is named."""
+    problems: list[Issue] = []
+    file = str(catalog.path)
+    bands = catalog.grade.get("bands", [])
+    if not bands or float(bands[0]["lower"]) != 0.0:
+        problems.append(Issue("grade bands must start at 0", file=file, column="grade.bands"))
+    lowers = [float(b["lower"]) for b in bands]
+    if any(b <= a for a, b in zip(lowers, lowers[1:], strict=False)):
+        problems.append(Issue("grade bands must rise strictly (half-open, no gaps)", file=file, column="grade.bands",
+                                value=lowers))
+    _validate_site_attributes(catalog, problems)
+    if "excluded_where" in catalog.options.columns:
+        for option, zone in catalog.options["excluded_where"].dropna().items():
+            if catalog.site_attributes.get(zone, {}).get("type") != "bool":
+                problems.append(Issue("excluded_where must name a declared bool site attribute", file=file,
+                                      row=str(option), column="excluded_where", value=zone))
+    names = catalog.grade_names
+    for cls, grade in catalog.adaptation.items():
+        if grade != NEVER and grade not in names:
+            problems.append(Issue(f"unknown grade; known: {names + [NEVER]}", file=file, column=f"adaptation.{cls}",
+                                    value=grade))
+    keep = catalog.options.index[catalog.options["keeps_current_use"]]
+    if len(keep) != 1:
+        problems.append(Issue("exactly one option must keep the current use", file=file, column="keeps_current_use",
+                                value=list(keep)))
+    for option, grade in catalog.options["max_grade"].items():
+        if isinstance(grade, str) and grade not in names:
+            problems.append(Issue("unknown grade", file=file, row=str(option), column="max_grade", value=grade))
+    known_options = set(catalog.options.index)
+    for option, variant in catalog.variants.index:
+        if option not in known_options:
+            problems.append(Issue("variant of an unknown option", file=file, row=f"{option}.{variant}",
+                                    column="option", value=option))
+    classes = catalog.variants.get("adaptation_class", pd.Series(dtype=object)).dropna()
+    for (option, variant), cls in classes.items():
+        if cls not in catalog.adaptation:
+            problems.append(Issue(f"unknown adaptation class; known: {sorted(catalog.adaptation)}", file=file,
+                                    row=f"{option}.{variant}", column="adaptation_class", value=cls))
+    numeric = ["establishment_cost_per_mu", "net_income_per_mu", "labour_days_per_mu", *catalog.service_names]
+    for column in numeric:
+        if column not in catalog.variants.columns:
+            problems.append(Issue("missing column", file=file, column=f"variants.{column}"))
+            continue
+        values = pd.to_numeric(catalog.variants[column], errors="coerce")
+        for row in catalog.variants.index[values.isna().to_numpy()]:
+            problems.append(Issue("not a number", file=file, row=".".join(row), column=column,
+                                    value=catalog.variants.loc[row, column]))
+        catalog.variants[column] = values.astype(float)
+    for column in ["income_per_mu", "labour_days_per_mu", *catalog.service_names]:
+        if column not in catalog.current_uses.columns:
+            problems.append(Issue("missing column", file=file, column=f"current_uses.{column}"))
+        else:
+            catalog.current_uses[column] = pd.to_numeric(catalog.current_uses[column], errors="coerce").astype(float)
+    for (option, variant) in catalog.market.index:
+        if (option, variant) not in catalog.variants.index:
+            problems.append(Issue("market limit for an unknown variant", file=file, row=f"{option}.{variant}"))
+    for key in ("head_per_mu", "net_income_per_head", "purchase_cost_per_head", "shed_cost_per_head",
+                "labour_days_per_head"):
+        if key not in catalog.livestock:
+            problems.append(Issue("missing livestock figure", file=file, column=f"livestock.{key}"))
+    for key in ("mu_per_post", "wage_per_post"):
+        if key not in catalog.rangers:
+            problems.append(Issue("missing ranger figure", file=file, column=f"rangers.{key}"))
+    if problems:
+        raise InputError(problems)

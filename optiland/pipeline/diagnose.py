@@ -1,0 +1,109 @@
+"""Explain an infeasible scenario: which villages cannot reach their floor and by how much, which limit binds.
+
+The elastic model gives every target and limit (income floors, labour, budgets, forest cover, market limits) a
+nonnegative slack and minimises the total relative violation; the slacks of the plan that comes closest are reported.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from optiland.errors import InfeasibleError
+from optiland.mip.solver import SolverOptions
+from optiland.model.backend import make_backend
+from optiland.model.problem import PlanningProblem
+
+_LABELS = {
+    "income_floor": "income floor",
+    "labour": "labour available",
+    "transfer_budget": "transfer (ecological-compensation) budget",
+    "budget": "establishment budget",
+    "township_budget": "township establishment budget",
+    "forest_cover": "forest-cover floor",
+    "market": "market limit",
+    "feature_target": "feature target",
+}
+
+
+def _weights(problem: PlanningProblem, keys: list[tuple[str, object]]) -> dict[tuple[str, object], float]:
+    """Violations are measured relative to their target, so that no unit dominates."""
+    villages = problem.villages
+    need = problem.floors_total()
+    params = problem.params
+    weights = {}
+    for family, key in keys:
+        if family == "income_floor":
+            scale = need[key]
+        elif family == "labour":
+            scale = villages["labour_days"].iloc[key]
+        elif family == "transfer_budget":
+            scale = params.get("transfer_budget") or 1.0
+        elif family == "budget":
+            scale = params.get("budget") or 1.0
+        elif family == "township_budget":
+            scale = params["township_budgets"][problem.townships["township"].iloc[key]]
+        elif family == "forest_cover":
+            scale = (params.get("forest_cover_min") or 0.0) * problem.townships["area_mu"].iloc[key]
+        elif family == "feature_target":
+            scale = problem.spatial.targets[key] if problem.spatial is not None else 1.0
+        else:
+            scale = problem.market.get(tuple(str(key).split(".")), 1.0)  # type: ignore[arg-type]
+        weights[(family, key)] = 1.0 / max(float(scale), 1.0)
+    return weights
+
+
+def diagnose(problem: PlanningProblem, options: SolverOptions, backend_name: str = "auto") -> InfeasibleError:
+    """Solve the elastic model (on `backend_name`: pyomo, matrix, or auto by size) and return an InfeasibleError
+    whose message names every shortfall."""
+    backend = make_backend(backend_name, problem)
+    backend.build(problem, elastic=True)
+    keys = backend.slack_keys
+    backend.set_elastic_objective(_weights(problem, keys))
+    result = backend.solve(options)
+    if not result.status.has_plan:
+        hint = ("no allowed option changes what that constraint bounds" if "trivially infeasible" in result.message
+                else "check the site rules: some parcel may have no allowed option")
+        return InfeasibleError(f"the scenario is infeasible and the elastic diagnosis failed too ({result.message}); "
+                               f"{hint}")
+    slacks = backend.solution(result).slacks
+    rows = []
+    villages = problem.villages
+    for (family, key), value in slacks.items():
+        if value <= 1e-6:
+            continue
+        row = {"family": family, "key": key, "violation": value}
+        if family == "income_floor":
+            population = float(villages["population"].iloc[key])
+            floor = float(villages["floor"].iloc[key])
+            row.update(village=villages["village"].iloc[key], floor=floor,
+                       best_per_capita=floor - value / population, short_per_capita=value / population)
+            text = (f"village {villages['village'].iloc[key]} cannot reach its floor of {floor:,.0f} yuan per "
+                    f"person: at best {floor - value / population:,.0f} (short by {value / population:,.0f} per "
+                    f"person, {value:,.0f} yuan in all)")
+        elif family == "labour":
+            text = (f"village {villages['village'].iloc[key]} needs {value:,.0f} labour days more than its "
+                    f"{villages['labour_days'].iloc[key]:,.0f} available")
+        elif family == "forest_cover":
+            text = (f"township {problem.townships['township'].iloc[key]} falls {value:,.1f} mu short of its "
+                    f"forest-cover floor")
+        elif family == "township_budget":
+            text = (f"township {problem.townships['township'].iloc[key]} needs {value:,.0f} yuan more than its "
+                    "establishment budget")
+        elif family == "market":
+            text = f"the market limit of {key} is exceeded by {value:,.1f} mu"
+        elif family == "feature_target":
+            target = problem.spatial.targets[key] if problem.spatial is not None else float("nan")
+            text = f"feature {key} falls {value:,.6g} short of its target {target:,.6g}"
+        else:
+            text = f"the {_LABELS[family]} is exceeded by {value:,.0f} yuan"
+        row["text"] = text
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        message = ("the scenario is infeasible, yet every target can be met with zero slack: an objective bound "
+                   "([constraints.bounds]) or a ranger/cattle integrality limit is what cannot be met")
+    else:
+        lines = [f"  - {t}" for t in table["text"]]
+        message = ("the scenario is infeasible. In the plan that comes closest (least total relative shortfall):\n"
+                   + "\n".join(lines))
+    return InfeasibleError(message, table)

@@ -1,0 +1,291 @@
+"""The solve pipeline: read, build, normalise the service index, solve, explain infeasibility, collect results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optiland.errors import InfeasibleError
+from optiland.io.catalog import Catalog, load_catalog
+from optiland.io.inputs import Inputs, read_inputs
+from optiland.io.scenario import Scenario, load_scenario
+from optiland.mip.solver import MatrixLP, SolveResult, SolverOptions, Status, load_preset
+from optiland.model.backend import Backend, Solution, make_backend
+from optiland.model.problem import PlanningProblem, build_problem, village_sum
+from optiland.pipeline.outcome import Prepared, RunOutcome, objective_terms  # noqa: F401  (re-exported)
+
+SCALE_FLOOR = 1e-9
+SCALE_TIME_SHARE = 0.1
+"""The most of the time limit one G*_s normalisation may take (four services: 40% at most)."""
+SCALE_GAP = 1e-3
+"""Relative gap within which G*_s, the normalisation of a service in the index, is accepted."""
+
+
+def read(scenario: Scenario | str | Path) -> tuple[Scenario, Catalog, Inputs]:
+    """Load the scenario (if a path), its catalog with overrides, and the inputs (no problem derived yet)."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    config = scenario.catalog
+    path = scenario.resolve(config.path) if config.path else None
+    catalog = load_catalog(path, overrides=config.overrides, region=config.region)
+    return scenario, catalog, read_inputs(scenario, catalog)
+
+
+def prepare(scenario: Scenario | str | Path) -> Prepared:
+    """Load the scenario (if a path), its catalog with overrides, and the inputs; derive the problem."""
+    start = time.perf_counter()
+    scenario, catalog, inputs = read(scenario)
+    problem = build_problem(scenario, catalog, inputs)
+    return Prepared(scenario, catalog, inputs, problem, time.perf_counter() - start)
+
+
+def solve_by_township(scenario: Scenario | str | Path, workers: int = 2, dask_address: str | None = None,
+                      progress: Any = None, **solver_overrides: Any) -> RunOutcome:
+    """Read, then solve township by township (optiland.pipeline.decompose): for counties and regions too large for one
+    model. The county problem is never built whole; the plan, its Lagrangian bound and true gap come back as a
+    RunOutcome."""
+    from optiland.pipeline import decompose
+
+    start = time.perf_counter()
+    scenario, catalog, inputs = read(scenario)
+    read_seconds = time.perf_counter() - start
+    options = solver_options(scenario, **solver_overrides)
+    decomposed = decompose.solve_by_township(scenario, catalog, inputs, options, workers=workers,
+                                             dask_address=dask_address, progress=progress)
+    return decompose.outcome(scenario, catalog, inputs, read_seconds, options, decomposed)
+
+
+AUTO_DECOMPOSE_PARCELS = 50_000
+"""From this many parcels in two townships or more, `solve` without --strategy goes township by township
+(benchmarks/results/scale.csv: the monolithic model found no plan at 100,000 parcels in 300 s; the decomposition
+proves 0.1% in about 100 s)."""
+
+
+def default_strategy(scenario: Scenario | str | Path) -> str | None:
+    """"decompose" for a county-sized scenario the decomposition can take (file inputs, at least
+    AUTO_DECOMPOSE_PARCELS parcels in two townships or more, no objective bounds, spatial families or transition),
+    else None (the preset's strategy). Reads only the layer's feature count and the village table's townships."""
+    import pandas as pd
+    import pyogrio
+
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    if (scenario.parcels.db or scenario.villages is None or scenario.constraints.bounds or scenario.spatial
+            or scenario.features or scenario.transition):
+        return None
+    from pyogrio.errors import DataLayerError, DataSourceError
+
+    try:
+        info = pyogrio.read_info(scenario.resolve(scenario.parcels.path), layer=scenario.parcels.layer)
+        villages = pd.read_csv(scenario.resolve(scenario.villages.path), encoding=scenario.villages.encoding)
+        townships = villages[scenario.villages.columns.get("township", "township")].nunique()
+    except (OSError, ValueError, KeyError, DataSourceError, DataLayerError):
+        return None  # unreadable here: the read proper reports it with its own error
+    count = int(info["features"])
+    return "decompose" if count >= AUTO_DECOMPOSE_PARCELS and townships >= 2 else None
+
+
+def solver_options(scenario: Scenario, **overrides: Any) -> SolverOptions:
+    """The scenario's preset and options, then explicit overrides (e.g. a CLI time limit)."""
+    config = scenario.solver.model_dump(exclude_none=True)
+    config.update({k: v for k, v in overrides.items() if v is not None})
+    return load_preset(config.pop("preset", "default"), config)
+
+
+class _Clock:
+    """Wall-clock budget shared by the solves of one run, so the user's time limit holds for the whole solve."""
+
+    def __init__(self, options: SolverOptions) -> None:
+        self.options = options
+        self.deadline = time.perf_counter() + options.time_limit
+
+    def options_now(self, share: float = 1.0, **changes: Any) -> SolverOptions:
+        """The options for the next solve: the time left, or at most `share` of the whole limit."""
+        remaining = max(self.deadline - time.perf_counter(), 0.01)
+        limit = min(remaining, max(share * self.options.time_limit, 0.01))
+        return SolverOptions(**{**self.options.as_dict(), "time_limit": limit, **changes})
+
+
+def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) -> tuple[dict[str, float], list[str]]:
+    r"""G_s^*, the largest gain of each weighted service reachable alone under the same constraints.
+
+    Each is solved to within 0.1% of its bound (the LP-and-repair plan is accepted when it is that close; otherwise
+    branch and bound continues) or for at most SCALE_TIME_SHARE of the time limit, so that the scenario's own
+    objective keeps most of the time; the value, bound and gap are recorded in the notes. A service whose best gain is
+    not positive cannot be normalised; it is left out of the index with a note.
+    """
+    scales: dict[str, float] = {}
+    notes: list[str] = []
+    for service, weight in problem.params["weights"].items():
+        if not weight:
+            continue
+        backend.set_objective({service: 1.0}, "max")
+        result = backend.solve(clock.options_now(SCALE_TIME_SHARE, repair_accept_gap=SCALE_GAP))
+        if result.status == Status.INFEASIBLE:
+            raise _infeasible(problem, clock)
+        if not result.status.has_plan or result.objective is None:
+            raise InfeasibleError(f"no plan found while normalising {service}: {result.message}")
+        if result.objective <= SCALE_FLOOR:
+            notes.append(f"{service}: no positive gain is reachable (best {result.objective:.4g}); left out")
+            continue
+        scales[service] = float(result.objective)
+        bound = "none" if result.bound is None else f"{result.bound:.6g}"
+        gap = "unknown" if result.gap is None else f"{result.gap:.2e}"
+        notes.append(f"G*_{service} = {result.objective:.6g} (bound {bound}, gap {gap})")
+    return scales, notes
+
+
+def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str = "auto",
+                   reuse: Backend | None = None) -> RunOutcome:
+    """Build, normalise (for the service index), solve; raise InfeasibleError with a diagnosis if no plan exists."""
+    problem = prepared.problem
+    if reuse is not None and reuse.update(problem):
+        backend, build_seconds = reuse, 0.0
+    else:
+        backend = make_backend(backend_name, problem)
+        backend.build(problem)
+        build_seconds = backend.build_seconds
+    matrix_before = backend.matrix_seconds
+    clock = _Clock(options)
+    params = problem.params
+    name, sense = params["objective"], params["sense"]
+    notes: list[str] = []
+    solve_start = time.perf_counter()
+    scales: dict[str, float] = {}
+    if name == "ecosystem_services":
+        scales, notes = service_scales(backend, problem, clock)
+        if not scales:
+            raise InfeasibleError("no ecosystem service can gain under these constraints; choose another objective")
+        backend.es_scale = scales
+    es_bound = params["bounds"].get("ecosystem_services")
+    if es_bound is not None:
+        if not scales:
+            scales, more = service_scales(backend, problem, clock)
+            notes += more
+            backend.es_scale = scales
+        backend.set_bound("ecosystem_services", *es_bound)
+    backend.set_objective(objective_terms(problem), sense, scale=scales, weights=params["weights"])
+    result = backend.solve(clock.options_now())
+    if result.status == Status.INFEASIBLE:
+        raise _infeasible(problem, clock)
+    if not result.status.has_plan or result.x is None:
+        raise InfeasibleError(f"no plan: {result.message}")
+    if problem.spatial is not None and problem.spatial.caps:
+        result, more = _lazy_neighbourhood_caps(backend, problem, result, clock)
+        notes += more
+    matrix_seconds = backend.matrix_seconds - matrix_before
+    solve_seconds = time.perf_counter() - solve_start - matrix_seconds
+    lp = backend.last_lp or backend.matrix()
+    n_cols, n_rows, nnz = lp.shape
+    notes.append("binding: " + (", ".join(binding_rows(lp, result.x)) or "none"))
+    spatial_size = getattr(getattr(backend, "model", None), "_boundary_size", None) or {}
+    if problem.spatial is not None:
+        notes += problem.spatial.notes
+    return RunOutcome(
+        prepared=prepared, solution=backend.solution(result), result=result, options=options,
+        backend=backend.name, es_scale=scales,
+        times={"read": prepared.read_seconds, "build": build_seconds, "matrix": matrix_seconds,
+               "solve": solve_seconds},
+        model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows,
+                    "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels,
+                    **{f"boundary_{k}": v for k, v in spatial_size.items()}},
+        notes=notes, model=backend)
+
+
+def _lazy_neighbourhood_caps(backend: Backend, problem: PlanningProblem, result: SolveResult,
+                             clock: _Clock) -> tuple[SolveResult, list[str]]:
+    """Add the neighbourhood-cap rows the plan breaks and solve again, until it breaks none
+    (optiland.model.formulation.neighbourhood_caps)."""
+    from optiland.model.formulation import add_neighbourhood_caps
+
+    spatial = problem.spatial
+    assert spatial is not None
+    model = getattr(backend, "model", None)
+    if model is None or not hasattr(model, "neighbourhood_cap"):
+        raise InfeasibleError("neighbourhood caps need the Pyomo backend")
+    rounds = 0
+    while True:
+        rows = backend.solution(result).chosen_rows()
+        broken = [(k, cell, group) for k, cap in enumerate(spatial.caps)
+                  for cell, group, _ in cap.excess(problem.allowed, rows, problem.n_parcels)]
+        if not broken:
+            break
+        add_neighbourhood_caps(model, problem, broken)
+        rounds += 1
+        result = backend.solve(clock.options_now())
+        if result.status == Status.INFEASIBLE:
+            raise InfeasibleError(f"the neighbourhood caps cannot all hold ({len(model._cap_keys)} cells capped "
+                                  f"after {rounds} rounds)")
+        if not result.status.has_plan or result.x is None:
+            raise InfeasibleError(f"no plan under the neighbourhood caps: {result.message}")
+    possible = sum(len(np.unique(cap.cell)) * len(cap.groups_of_rows(problem.allowed)[1]) for cap in spatial.caps)
+    return result, [f"neighbourhood caps: {len(model._cap_keys)} rows added lazily in {rounds} rounds "
+                    f"(of {possible:,} cell-group pairs)"]
+
+
+_DEFINITIONS = ("one_use", "option_area_def", "price_step_link", "objective")
+"""Row families that hold with equality by definition, so that 'binding' says nothing about them."""
+
+
+def binding_rows(lp: MatrixLP, x: np.ndarray, tol: float = 1e-6) -> list[str]:
+    """Constraint rows at their bound in a plan (what limits it), grouped per family with a count beyond three."""
+    activity = lp.A @ x
+    scale = np.maximum(1.0, np.abs(np.where(np.isfinite(lp.row_upper), lp.row_upper, lp.row_lower)))
+    at_upper = np.isfinite(lp.row_upper) & (np.abs(activity - lp.row_upper) <= tol * scale)
+    at_lower = np.isfinite(lp.row_lower) & (np.abs(activity - lp.row_lower) <= tol * scale)
+    engaged = abs(lp.A) @ np.abs(x) > tol  # a row whose every term is zero binds trivially
+    names: dict[str, list[str]] = {}
+    for i in np.flatnonzero((at_upper | at_lower) & engaged):
+        name = lp.row_names[i] if lp.row_names else str(i)
+        family = name.split("[")[0].rstrip("<=>")
+        if family.startswith(_DEFINITIONS) or lp.row_lower[i] == lp.row_upper[i]:
+            continue
+        names.setdefault(family, []).append(name.rstrip("<=>"))
+    out = []
+    for family, rows in names.items():
+        out.append(", ".join(rows) if len(rows) <= 3 else f"{family} ({len(rows)} rows)")
+    return out
+
+
+def _infeasible(problem: PlanningProblem, clock: _Clock) -> InfeasibleError:
+    """Explain an infeasible scenario from an elastic version of the model (slack on every target and limit)."""
+    from optiland.pipeline.diagnose import diagnose
+
+    return diagnose(problem, clock.options_now())
+
+
+def solve(scenario: Scenario | str | Path, *, backend: str = "auto", **solver_overrides: Any) -> RunOutcome:
+    """Solve a scenario (object or path) end to end."""
+    prepared = prepare(scenario)
+    options = solver_options(prepared.scenario, **solver_overrides)
+    return solve_prepared(prepared, options, backend)
+
+
+def village_income_parts(problem: PlanningProblem, solution: Solution) -> dict[str, np.ndarray]:
+    """Income by source per village (yuan/yr) for a plan, computed from the problem's coefficients."""
+    allowed = problem.allowed
+    chosen = solution.x > 0.5
+    nv = len(problem.villages)
+    village = allowed["village"].to_numpy()
+    priced = np.zeros(len(allowed), dtype=bool)
+    for option, variant in problem.price_steps:
+        priced |= ((allowed["option"].to_numpy() == option) & (allowed["variant"].to_numpy() == variant)
+                   & allowed["harvest"].to_numpy())
+    land = village_sum(village, allowed["income"].to_numpy() * chosen * ~priced, nv)
+    for (v, pair, k), area in solution.segments.items():
+        option, variant = pair.split(".")
+        per_mu = float(problem.catalog.variants.loc[(option, variant), "net_income_per_mu"])
+        factor = 1.0 if k == 0 else problem.price_steps[(option, variant)][k - 1][1]
+        land[v] += factor * per_mu * area
+    livestock = problem.params["livestock"]
+    rangers = problem.params["rangers"]
+    return {
+        "nonland": (problem.villages["nonland_income_per_capita"] * problem.villages["population"]).to_numpy(),
+        "land": land,
+        "cattle": float(livestock["net_income_per_head"]) * solution.herd,
+        "compensation": village_sum(village, allowed["compensation"].to_numpy() * chosen, nv),
+        "wages": float(rangers["wage_per_post"]) * solution.posts,
+    }
