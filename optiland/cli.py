@@ -442,8 +442,9 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
     """Pareto front by AUGMECON2: write front.csv, front.png, plans.parquet and run.json to OUT."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from optiland.analysis.pareto import run_front, write_front
+    from optiland.analysis.pareto import run_front
     from optiland.pipeline.run import prepare, solver_options
+    from optiland.views.front_output import write_front
 
     names = [name.strip() for name in objectives.split(",") if name.strip()]
     try:

@@ -1,0 +1,652 @@
+r"""The generic front engine: exact Pareto fronts by AUGMECON2, with AUGMECON-R's flag array for three objectives.
+
+The generator talks to a small protocol (:class:`FrontModel`: build once; change objective and bounds; solve; read),
+so the same code serves any Pyomo model whose objectives are named expressions (:class:`PyomoFrontModel`) and the
+land-use model of a PlanningProblem (:class:`LandUseFrontModel`).
+
+Method. Every objective is turned into a maximised one, :math:`g_k = f_k` (max) or :math:`-f_k` (min).
+
+1. Payoff table by lexicographic optimisation: for each k, maximise :math:`g_k`, bound it at its optimum (less the
+   solver's gap), then maximise the others in turn, each bounded once optimised. The diagonal is the ideal point;
+   the column minima are the nadir estimate. For two objectives that estimate is exact; for three it may be wrong
+   (Isermann & Steuer 1988), so by default the lower end of each constrained range is the minimum of :math:`g_k`
+   over the feasible set (``ranges="safe"``), which is never above the true nadir.
+2. AUGMECON2 (Mavrotas & Florios 2013, Appl. Math. Comput. 219:9652-9669): for the grid points
+   :math:`e_k = lb_k + i_k\,\mathrm{step}_k` of objectives 2..p solve
+
+   .. math:: \max\ g_1 + \varepsilon \sum_{k\ge2} 10^{-(k-2)}\, s_k / r_k
+             \quad \text{s.t.}\quad g_k - s_k = e_k,\ s_k \ge 0,
+
+   with :math:`r_k` the range of objective k. The first infeasible point of the innermost loop ends it (every
+   tighter point is infeasible too), and the bypass jumps over :math:`\lfloor s_2 / \mathrm{step}_2 \rfloor` grid
+   points, which would return the same solution.
+3. For three objectives, AUGMECON-R (Nikas, Fountoulakis, Forouli & Doukas 2020, Oper. Res. Int. J. 22:1291-1332):
+   a flag array over the whole grid. A solution with slacks :math:`(s_2, s_3)` also solves every grid point in the
+   box :math:`[i_2, i_2 + b_2] \times [i_3, i_3 + b_3]`, :math:`b_k = \lfloor s_k/\mathrm{step}_k \rfloor`; an
+   infeasible point makes every point it dominates infeasible. Both are flagged and skipped, in outer loops too.
+4. Duplicates are merged and only nondominated points kept.
+
+Refinement (two objectives, representation mode): extra epsilon solves in the middle of the neighbouring pair of
+points where the front is sparse and bends most.
+
+Cheap alternatives, labelled as such in the result and the plot: ``method="weighted-sum"`` gives supported points
+only (the dichotomic scheme of Aneja & Nair 1979, Manag. Sci. 25:73-78, finds every vertex of the front's convex
+hull with two objectives; a weight lattice with three), and ``method="lexicographic"`` one lexicographic optimum per
+order of the objectives (the extreme points).
+
+Exact mode: with ``steps`` (the resolution of integer-valued objectives, e.g. 1 yuan) the grid has one point per
+unit and the front is the complete nondominated set; ``max_points`` caps the number of solves and the result says
+when it cut the front (``Front.capped``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from optiland.analysis.front_model import FrontModel, PyomoFrontModel
+from optiland.errors import InfeasibleError, OptilandError
+from optiland.mip.solver import SolveResult, SolverOptions, Status
+
+AUGMENT = 1e-3
+"""epsilon of the slack-augmented objective (Mavrotas 2009 suggests 1e-3 to 1e-6)."""
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): stage is "payoff" or "grid"; grid points done (solved or skipped) of total."""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The front
+
+
+@dataclass
+class Front:
+    """A Pareto front: one row per nondominated point, each point's plan, the payoff table and two picks.
+
+    `table`: point (id), each objective (its own units and sense), eps_<name> (the grid point solved), status, gap,
+    solve_seconds, found_by ("grid", "refine", "weights w1/w2", "lexicographic a > b"); with two objectives also
+    `marginal_rate`, the change of the second objective per unit of the
+    first between a point and its neighbour with the next smaller first objective. `payoff`: row k is the
+    lexicographic optimum of objective k. `knee`: the point farthest from the line (plane) through the extreme
+    points, after normalising each objective to [0, 1] over the front; `ideal`: the point nearest to the ideal
+    point in the same normalisation.
+    """
+
+    table: pd.DataFrame
+    solutions: dict[int, Any]
+    payoff: pd.DataFrame
+    names: list[str]
+    senses: dict[str, str]
+    method: str
+    knee: int | None = None
+    ideal: int | None = None
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    steps: dict[str, float] = field(default_factory=dict)
+    grid_points: int = 0
+    solves: int = 0
+    payoff_solves: int = 0
+    skipped: int = 0
+    infeasible_solves: int = 0
+    capped: bool = False
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def point(self, pick: str | int) -> pd.Series:
+        """A row of the table by id, or 'knee' / 'ideal'."""
+        if pick in ("knee", "ideal"):
+            chosen = self.knee if pick == "knee" else self.ideal
+            if chosen is None:
+                raise KeyError(f"the front has no {pick} point")
+            pick = chosen
+        rows = self.table[self.table["point"] == int(pick)]
+        if rows.empty:
+            raise KeyError(f"no point {pick} on the front (points: {', '.join(map(str, self.table['point']))})")
+        return rows.iloc[0]
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data for run.json."""
+        return {"objectives": self.names, "senses": self.senses, "method": self.method, "knee": self.knee,
+                "ideal": self.ideal, "ranges": {k: list(v) for k, v in self.ranges.items()}, "steps": self.steps,
+                "grid_points": self.grid_points, "solves": self.solves, "payoff_solves": self.payoff_solves,
+                "grid_points_skipped": self.skipped,
+                "infeasible_solves": self.infeasible_solves, "capped": self.capped, "seconds": round(self.seconds, 3),
+                "payoff": {str(k): {c: float(v) for c, v in row.items()} for k, row in self.payoff.iterrows()},
+                "notes": self.notes}
+
+
+def _tolerance(value: float) -> float:
+    """How far below a value found its lexicographic bound goes: the solver's feasibility tolerance."""
+    return 1e-7 * max(1.0, abs(value))
+
+
+def _solve(model: FrontModel, options: SolverOptions,
+           strict: bool = True) -> tuple[SolveResult, dict[str, float] | None]:
+    """Solve; the plan's objective values, or None when there is no plan (an error if `strict` and not infeasible)."""
+    result = model.solve(options)
+    if result.status == Status.INFEASIBLE:
+        return result, None
+    if not result.status.has_plan:
+        if strict:
+            raise OptilandError(f"the solver found no plan: {result.message}")
+        return result, None
+    if result.status == Status.TIME_LIMIT and getattr(model, "x", True) is None:  # the limit came before any plan
+        return result, None
+    return result, model.values()
+
+
+def payoff_table(model: FrontModel, options: SolverOptions) -> tuple[pd.DataFrame, int]:
+    """Lexicographic payoff table: row k optimises objective k, then (bounded there) the others in turn."""
+    names = model.names
+    sign = {k: 1.0 if model.senses[k] == "max" else -1.0 for k in names}
+    rows = {}
+    solves = 0
+    for i, first in enumerate(names):
+        order = names[i:] + names[:i]
+        for k in names:
+            model.set_epsilon(k, None)
+            model.set_bound(k, None)
+        values: dict[str, float] | None = None
+        for k in order:
+            model.set_objective({k: 1.0})
+            previous = values
+            result, values = _solve(model, options)
+            solves += 1
+            if values is None and previous is not None and result.status == Status.TIME_LIMIT:
+                # the previous stage's plan meets every bound so far: the row keeps it, not refined in k
+                values = previous
+                if isinstance(getattr(model, "notes", None), list):
+                    model.notes.append(f"payoff row {first}: the time limit ended the search for a better {k} "
+                                       f"before any plan, so the row keeps the plan optimising {order[0]} "
+                                       "(its value may lie below the true lexicographic optimum)")
+            if values is None:
+                raise InfeasibleError(f"no feasible plan while optimising {k} ({result.message})")
+            g = sign[k] * values[k]
+            model.set_bound(k, g - _tolerance(g))
+        rows[first] = values
+    for k in names:
+        model.set_bound(k, None)
+    table = pd.DataFrame.from_dict(rows, orient="index")[names]
+    table.index.name = "optimised"
+    return table, solves
+
+
+def _nondominated(g: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    """Positions of the rows of g (maximised) that no other row dominates, one per group of equal rows."""
+    keep: list[int] = []
+    for i in range(len(g)):
+        dup = any(np.all(np.abs(g[i] - g[j]) <= tol) for j in keep)
+        if dup:
+            continue
+        dominated = False
+        for j in range(len(g)):
+            if j != i and np.all(g[j] >= g[i] - tol) and np.any(g[j] > g[i] + tol):
+                dominated = True
+                break
+        if not dominated:
+            keep.append(i)
+    return np.array(keep, dtype=int)
+
+
+def _normalised(values: np.ndarray) -> np.ndarray:
+    """Each column scaled to [0, 1] over the rows, 1 the best (values in maximised form)."""
+    low, high = values.min(axis=0), values.max(axis=0)
+    span = np.where(high - low > 0, high - low, 1.0)
+    return np.where(high - low > 0, (values - low) / span, 1.0)
+
+
+def knee_and_ideal(g: np.ndarray) -> tuple[int | None, int | None]:
+    """Row positions of the knee (largest normalised distance beyond the line or plane through the extreme points)
+    and of the ideal pick (smallest normalised distance to the ideal point), for values in maximised form."""
+    if len(g) == 0:
+        return None, None
+    u = _normalised(g)
+    ideal = int(np.argmin(np.linalg.norm(1.0 - u, axis=1)))
+    if len(g) < 3:
+        return ideal, ideal
+    p = u.shape[1]
+    extremes = u[[int(np.argmax(u[:, k])) for k in range(p)]]
+    if p == 2:
+        a, b = extremes
+        direction = b - a
+        normal = np.array([-direction[1], direction[0]])
+    else:
+        a = extremes[0]
+        normal = np.cross(extremes[1] - a, extremes[2] - a)
+    length = np.linalg.norm(normal)
+    if length < 1e-12:  # extremes coincide or are collinear: fall back on the ideal pick
+        return ideal, ideal
+    normal = normal / length
+    if normal @ (np.ones(p) - a) < 0:  # point the normal towards the ideal point
+        normal = -normal
+    distance = (u - a) @ normal
+    if distance.max() <= 1e-9:  # a straight (flat) front has no knee: the ideal pick stands in
+        return ideal, ideal
+    return int(np.argmax(distance)), ideal
+
+
+METHODS = ("augmecon2", "augmecon-r", "augmecon2-classic", "weighted-sum", "lexicographic")
+"""Front methods. The AUGMECON ones give the (representative or, with steps, complete) nondominated set; the last
+two are cheap alternatives: weighted-sum gives supported points only (the corners of the front's convex hull), and
+lexicographic only the extreme points, one per order of the objectives."""
+
+
+@dataclass
+class _Found:
+    """A plan found on the way: its objectives in maximised form, their values, how it was found."""
+
+    g: np.ndarray
+    values: dict[str, float]
+    result: SolveResult
+    seconds: float
+    decision: Any
+    epsilon: tuple[float, ...] | None
+    found_by: str
+
+
+def _timed_solve(model: FrontModel, options: SolverOptions, sign: np.ndarray, names: list[str],
+                 found_by: str, epsilon: tuple[float, ...] | None = None) -> tuple[SolveResult, _Found | None]:
+    """Solve once; the plan as a _Found, or None without one."""
+    t0 = time.perf_counter()
+    result, values = _solve(model, options, strict=False)
+    if values is None:
+        return result, None
+    g = sign * np.array([values[k] for k in names])
+    return result, _Found(g, values, result, time.perf_counter() - t0, model.decision(), epsilon, found_by)
+
+
+def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = None,
+          senses: Mapping[str, str] | None = None, method: str = "augmecon2", points: int | Mapping[str, int] = 25,
+          options: SolverOptions | None = None, *, steps: Mapping[str, float] | None = None,
+          max_points: int = 10_000, ranges: str | None = None, augment: float = AUGMENT, refine: int = 0,
+          progress: Progress | None = None) -> Front:
+    """The Pareto front of two or three objectives.
+
+    `model`: a :class:`FrontModel` or a Pyomo ConcreteModel (with `objectives` a dict name -> expression and `senses`
+    name -> "max" | "min"; the first objective is the one optimised, the others are constrained). For a
+    PlanningProblem use optiland.analysis.pareto.front (the land-use adapter).
+
+    `method`: "augmecon2" (with three objectives it keeps AUGMECON-R's flag array; "augmecon-r" is the same),
+    "augmecon2-classic" (the bypass in the innermost loop only, for comparison), "weighted-sum" (supported points
+    only: with two objectives the dichotomic scheme of Aneja & Nair 1979, which finds every supported extreme point
+    within `points` solves; with three, weights on a simplex lattice of about `points` weight vectors) or
+    "lexicographic" (one lexicographic optimum per order of the objectives: the front's extreme points only).
+
+    AUGMECON options: `points`, grid points per constrained objective (representation mode); `steps`, the grid step
+    per constrained objective (exact mode: the resolution of an integer-valued objective gives the complete
+    nondominated set); `max_points` caps the solves on the grid; `ranges`: "payoff" (the payoff table's nadir;
+    default with two objectives, where it is exact) or "safe" (the minimum over the feasible set; default with
+    three); `refine` (two objectives, representation mode): up to this many more solves, each at the middle of the
+    neighbouring pair of points where the front bends most (the longest normalised segment, weighted by the turning
+    angle at its ends).
+    """
+    start = time.perf_counter()
+    options = options or SolverOptions()
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    if isinstance(model, pyo.ConcreteModel):
+        if not isinstance(objectives, Mapping) or senses is None:
+            raise ValueError("a Pyomo model needs objectives (name -> expression) and senses (name -> max|min)")
+        model = PyomoFrontModel(model, objectives, senses)
+    names = list(model.names)
+    p = len(names)
+    unknown = sorted(set(steps or {}) - set(names[1:]))
+    if unknown:
+        raise ValueError(f"steps for {', '.join(unknown)}: steps are for the constrained objectives "
+                         f"({', '.join(names[1:])})")
+    if refine and (p != 2 or steps or method not in ("augmecon2", "augmecon-r", "augmecon2-classic")):
+        raise ValueError("refine works with two objectives, an AUGMECON method and no steps (exact mode is complete)")
+    sign = np.array([1.0 if model.senses[k] == "max" else -1.0 for k in names])
+    notes = list(getattr(model, "notes", []))
+    if progress:
+        progress("payoff", 0, 1)
+    found: list[_Found] = []
+    stats: dict[str, Any] = {"grid_points": 0, "solves": 0, "infeasible": 0, "capped": False}
+    if method == "lexicographic":
+        found, solves, payoff = _lexicographic_points(model, names, sign, options)
+        payoff_solves = 0
+        stats["solves"] = solves
+    else:
+        payoff, payoff_solves = payoff_table(model, options)
+        notes += [n for n in getattr(model, "notes", []) if n not in notes]
+    g_payoff = payoff.to_numpy() * sign
+    ideal = np.diag(g_payoff).copy()
+    nadir = g_payoff.min(axis=0)
+    if method == "lexicographic":
+        notes.append("lexicographic mode: one lexicographic optimum per order of the objectives, so only the "
+                     "front's extreme points; use augmecon2 for the points between them")
+    elif method == "weighted-sum":
+        found, solves = _weighted_sum_points(model, names, sign, g_payoff, ideal, nadir, options,
+                                             int(points if not isinstance(points, Mapping) else max(points.values())),
+                                             progress)
+        stats["solves"] = solves
+        notes.append("weighted-sum mode: supported points only (optima of a weighted sum, the corners of the "
+                     "front's convex hull); nondominated points in its dents are missed: use augmecon2 for them")
+        if options.mip_rel_gap > 0:
+            notes.append(f"weighted-sum mode at a MIP gap of {options.mip_rel_gap:g}: a point may be off its weight's "
+                         "optimum by that much")
+    else:
+        ranges = ranges or ("payoff" if p == 2 else "safe")
+        nadir = _constrained_ranges(model, names, sign, nadir, ranges, options, notes)
+        payoff_solves += (p - 1) if ranges == "safe" else 0
+        found, stats = _augmecon(model, names, sign, ideal, nadir, method, points, steps, max_points, augment,
+                                 options, progress, notes)
+        if stats["capped"]:
+            notes.append(f"the cap of {max_points} grid solves cut the front: it may miss points")
+        if refine:
+            more, solves = _refine(model, names, sign, ideal, nadir, found, refine, options, progress)
+            found += more
+            stats["solves"] += solves
+            notes.append(f"refinement: {solves} more solves where the front bends, {len(more)} new plans")
+    for k in names:
+        model.set_epsilon(k, None)
+        model.set_bound(k, None)
+    table, solutions = _front_table(found, names, sign, ideal, nadir, model.senses)
+    knee = ideal_pick = None
+    if len(table):
+        g_table = table[names].to_numpy(dtype=float) * sign
+        k_pos, i_pos = knee_and_ideal(g_table)
+        knee = int(table["point"].iloc[k_pos]) if k_pos is not None else None
+        ideal_pick = int(table["point"].iloc[i_pos]) if i_pos is not None else None
+    if progress:
+        progress("grid", 1, 1)
+    grid_steps = stats.get("steps", {})
+    return Front(table=table, solutions=solutions, payoff=payoff, names=names, senses=dict(model.senses),
+                 method=method, knee=knee, ideal=ideal_pick,
+                 ranges={k: (float(nadir[i] * sign[i]), float(ideal[i] * sign[i])) for i, k in enumerate(names)},
+                 steps={k: float(v) for k, v in grid_steps.items()}, grid_points=int(stats["grid_points"]),
+                 solves=int(stats["solves"]), payoff_solves=payoff_solves,
+                 skipped=max(int(stats["grid_points"]) - int(stats.get("grid_solves", 0)), 0),
+                 infeasible_solves=int(stats["infeasible"]), capped=bool(stats["capped"]),
+                 seconds=time.perf_counter() - start, notes=notes)
+
+
+def _constrained_ranges(model: FrontModel, names: list[str], sign: np.ndarray, nadir: np.ndarray, ranges: str,
+                        options: SolverOptions, notes: list[str]) -> np.ndarray:
+    """The lower end of each constrained objective's range (maximised form): the payoff nadir, or safely below."""
+    nadir = nadir.copy()
+    p = len(names)
+    if ranges == "safe":
+        for k in range(1, p):
+            model.set_objective({names[k]: -1.0})
+            result, values = _solve(model, options)
+            low = sign[k] * values[names[k]]  # type: ignore[index]
+            if result.bound is not None and np.isfinite(result.bound):
+                low = min(low, -float(result.bound))  # the bound of max -g_k: no plan has g_k below it
+            nadir[k] = min(nadir[k], low)
+        if p > 2:
+            notes.append("three objectives: the payoff table's nadir is only an estimate, so each constrained range "
+                         "starts at the objective's minimum over the feasible set (safe, possibly wide)")
+    elif ranges != "payoff":
+        raise ValueError(f"unknown ranges {ranges!r}; known: payoff, safe")
+    elif p > 2:
+        notes.append("three objectives with ranges='payoff': the payoff table's nadir is an estimate, and points "
+                     "beyond it are missed")
+    return nadir
+
+
+def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.ndarray, nadir: np.ndarray,
+              method: str, points: int | Mapping[str, int], steps: Mapping[str, float] | None, max_points: int,
+              augment: float, options: SolverOptions, progress: Progress | None,
+              notes: list[str]) -> tuple[list[_Found], dict]:
+    """AUGMECON2 over the grid of the constrained objectives 2..p, with AUGMECON-R's flag array (module docstring)."""
+    p = len(names)
+    grid_steps, counts = {}, []
+    for k in range(1, p):
+        span = max(ideal[k] - nadir[k], 0.0)
+        if steps and names[k] in steps:
+            step = float(steps[names[k]])
+            n = int(math.floor(span / step + 1e-9)) + 1
+        else:
+            n = int(points[names[k]] if isinstance(points, Mapping) else points)
+            step = span / (n - 1) if n > 1 and span > 0 else max(span, 1.0)
+            n = n if span > 0 else 1
+        grid_steps[names[k]] = step
+        counts.append(n)
+    total = int(np.prod(counts))
+    span_of = {names[k]: max(ideal[k] - nadir[k], 1e-12) for k in range(1, p)}
+    slack_weights = {names[k]: augment * 10.0 ** -(k - 1) / span_of[names[k]] for k in range(1, p)}
+    model.set_objective({names[0]: 1.0}, slack_weights)
+    for k in names:
+        model.set_bound(k, None)
+
+    flags = np.zeros(counts, dtype=np.int64)  # 0 unsolved, -1 infeasible, > 0 solved: jump this far (innermost)
+    use_flags = method != "augmecon2-classic" or p == 2
+    found: list[_Found] = []
+    grid_solves = infeasible = done = 0
+    capped = False
+    outer = [range(c) for c in counts[1:]][::-1]  # outer loops, outermost first (objective p ... 3)
+    for rest in itertools.product(*outer):
+        index_outer = tuple(reversed(rest))  # indices of objectives 3..p
+        if use_flags and p > 2 and flags[(0, *index_outer)] == -1:
+            done += counts[0]
+            continue
+        for j, k in enumerate(range(2, p)):
+            model.set_epsilon(names[k], nadir[k] + index_outer[j] * grid_steps[names[k]])
+        i = 0
+        while i < counts[0]:
+            cell = (i, *index_outer)
+            if use_flags and flags[cell] == -1:
+                done += counts[0] - i
+                break
+            if use_flags and flags[cell] > 0:
+                done += int(flags[cell])
+                i += int(flags[cell])
+                continue
+            if grid_solves >= max_points:
+                capped = True
+                break
+            e = tuple([nadir[1] + i * grid_steps[names[1]]] + [nadir[k] + index_outer[j] * grid_steps[names[k]]
+                                                               for j, k in enumerate(range(2, p))])
+            model.set_epsilon(names[1], e[0])
+            result, point = _timed_solve(model, options, sign, names, "grid", e)
+            grid_solves += 1
+            if point is None and result.status != Status.INFEASIBLE:  # no plan in time: go on with the next point
+                notes.append(f"grid point {tuple(float(v) for v in e)}: no plan ({result.message})")
+                done += 1
+                i += 1
+                continue
+            if point is None:  # early exit: every point at least as tight is infeasible
+                infeasible += 1
+                flags[tuple(slice(c, None) for c in cell)] = -1
+                done += counts[0] - i
+                break
+            jumps = [int(math.floor((point.g[k] - e[k - 1]) / grid_steps[names[k]] + 1e-9))
+                     if grid_steps[names[k]] > 0 else 0 for k in range(1, p)]
+            jumps = [max(b, 0) for b in jumps]
+            found.append(point)
+            if use_flags:
+                box = tuple(slice(c, min(c + b + 1, n)) for c, b, n in zip(cell, jumps, counts, strict=True))
+                end = min(i + jumps[0] + 1, counts[0])
+                block = flags[box]
+                positions = np.arange(box[0].start, box[0].stop).reshape((-1,) + (1,) * (p - 2))
+                flags[box] = np.where(block < 0, block, np.maximum(block, end - positions))
+            done += jumps[0] + 1
+            i += jumps[0] + 1
+            if progress:
+                progress("grid", min(done, total), total)
+        if capped:
+            break
+    stats = {"grid_points": total, "solves": grid_solves, "grid_solves": grid_solves, "infeasible": infeasible,
+             "capped": capped, "steps": grid_steps}
+    return found, stats
+
+
+def _refine(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.ndarray, nadir: np.ndarray,
+            found: list[_Found], budget: int, options: SolverOptions,
+            progress: Progress | None) -> tuple[list[_Found], int]:
+    """Up to `budget` more epsilon solves (two objectives), each in the middle of the segment of the current front
+    with the largest score: its normalised length times (1 + the turning angles at its ends), so that solves go
+    where the front is both sparse and bending. The epsilon rows and augmented objective of the grid stay."""
+    span = np.where(ideal - nadir > 0, ideal - nadir, 1.0)
+    tol = np.array([1e-7 * max(1.0, abs(ideal[k]), abs(nadir[k])) for k in range(2)])
+    more: list[_Found] = []
+    tried: set[tuple[float, float]] = set()
+    solves = 0
+    for _ in range(budget):
+        everything = found + more
+        g_all = np.array([f.g for f in everything]).reshape(-1, 2)
+        keep = _nondominated(g_all, tol) if len(g_all) else np.array([], dtype=int)
+        g = g_all[keep]
+        g = g[np.argsort(g[:, 1])]
+        if len(g) < 2:
+            break
+        u = (g - nadir) / span
+        segments = np.diff(u, axis=0)
+        length = np.linalg.norm(segments, axis=1)
+        turning = np.zeros(len(g))
+        for j in range(1, len(g) - 1):
+            a, b = segments[j - 1], segments[j]
+            denominator = np.linalg.norm(a) * np.linalg.norm(b)
+            if denominator > 0:
+                turning[j] = math.acos(float(np.clip(a @ b / denominator, -1.0, 1.0)))
+        score = length * (1.0 + turning[:-1] + turning[1:])
+        for j in np.argsort(-score):
+            key = (round(float(g[j, 1]), 9), round(float(g[j + 1, 1]), 9))
+            if key not in tried and g[j + 1, 1] - g[j, 1] > 2 * tol[1]:
+                break
+        else:
+            break
+        tried.add(key)
+        e = float((g[j, 1] + g[j + 1, 1]) / 2)
+        model.set_epsilon(names[1], e)
+        result, point = _timed_solve(model, options, sign, names, "refine", (e,))
+        solves += 1
+        if point is not None:
+            more.append(point)
+        if progress:
+            progress("refine", solves, budget)
+    return more, solves
+
+
+def _lexicographic_points(model: FrontModel, names: list[str], sign: np.ndarray,
+                          options: SolverOptions) -> tuple[list[_Found], int, pd.DataFrame]:
+    """One lexicographic optimum per order of the objectives, and the payoff table (the rows of the orders that
+    rotate the objectives, as :func:`payoff_table` solves them)."""
+    found: list[_Found] = []
+    solves = 0
+    rotations = {tuple(names[i:] + names[:i]) for i in range(len(names))}
+    rows: dict[str, dict[str, float]] = {}
+    for order in itertools.permutations(names):
+        label = "lexicographic " + " > ".join(order)
+        for k in names:
+            model.set_epsilon(k, None)
+            model.set_bound(k, None)
+        point = None
+        for k in order:
+            model.set_objective({k: 1.0})
+            result, point = _timed_solve(model, options, sign, names, label)
+            solves += 1
+            if point is None:
+                raise InfeasibleError(f"no feasible plan while optimising {k} ({result.message})")
+            g = point.g[names.index(k)]
+            model.set_bound(k, g - _tolerance(g))
+        found.append(point)  # type: ignore[arg-type]
+        if order in rotations:
+            rows[order[0]] = point.values  # type: ignore[union-attr]
+    payoff = pd.DataFrame.from_dict({k: rows[k] for k in names}, orient="index")[names]
+    payoff.index.name = "optimised"
+    return found, solves, payoff
+
+
+def _weighted_sum_points(model: FrontModel, names: list[str], sign: np.ndarray, g_payoff: np.ndarray,
+                         ideal: np.ndarray, nadir: np.ndarray, options: SolverOptions, budget: int,
+                         progress: Progress | None) -> tuple[list[_Found], int]:
+    """Supported points by weighted sums. Two objectives: Aneja & Nair's (1979) dichotomic scheme, from the two
+    lexicographic extremes: for neighbours a, b maximise w.g with w normal to the segment ab; a point beyond the
+    segment is new and splits it, none proves the segment a face of the hull. Three objectives: a simplex lattice
+    of weights on the normalised objectives (no weight exactly zero, so no weakly dominated point is returned)."""
+    for k in names:
+        model.set_epsilon(k, None)
+        model.set_bound(k, None)
+    p = len(names)
+    found: list[_Found] = []
+    solves = 0
+
+    def solve_weights(w: np.ndarray, label: str) -> _Found | None:
+        nonlocal solves
+        model.set_objective({k: float(w[i]) for i, k in enumerate(names)})
+        result, point = _timed_solve(model, options, sign, names, label)
+        solves += 1
+        if point is None and result.status == Status.INFEASIBLE:
+            raise InfeasibleError(f"no feasible plan for weights {label} ({result.message})")
+        if progress:
+            progress("weights", solves, budget)
+        return point
+
+    span = np.where(ideal - nadir > 0, ideal - nadir, 1.0)
+    if p == 2:
+        # the extremes, each as the lexicographic optimum (a tiny weight on the other objective breaks ties)
+        extremes = []
+        for k in range(2):
+            w = np.full(2, 1e-6) / span
+            w[k] = 1.0 / span[k]
+            point = solve_weights(w / w.sum(), f"weights {w[0] / w.sum():.6g}/{w[1] / w.sum():.6g}")
+            if point is not None:
+                extremes.append(point)
+        found += extremes
+        if len(extremes) < 2:
+            return found, solves
+        stack = [(extremes[0], extremes[1])]  # (a, b): a has the larger g1
+        while stack and solves < budget:
+            a, b = stack.pop()
+            w = np.array([b.g[1] - a.g[1], a.g[0] - b.g[0]])
+            if w.min() <= 0 or not np.isfinite(w).all():
+                continue
+            w = w / w.sum()
+            point = solve_weights(w, f"weights {w[0]:.6g}/{w[1]:.6g}")
+            if point is None:
+                continue
+            tol = 1e-9 * max(1.0, abs(float(w @ a.g))) + 1e-9
+            if float(w @ point.g) > float(w @ a.g) + tol:
+                found.append(point)
+                stack += [(point, b), (a, point)]
+        return found, solves
+    divisions = 1
+    while (divisions + 1) * (divisions + 2) // 2 < budget:
+        divisions += 1
+    for combo in itertools.product(range(divisions + 1), repeat=p - 1):
+        if sum(combo) > divisions:
+            continue
+        lam = np.array([*combo, divisions - sum(combo)], dtype=float) / divisions
+        lam = np.maximum(lam, 1e-4)
+        w = lam / span
+        w = w / w.sum()
+        point = solve_weights(w, "weights " + "/".join(f"{v:.4g}" for v in lam / lam.sum()))
+        if point is not None:
+            found.append(point)
+    return found, solves
+
+
+def _front_table(found: list[_Found], names: list[str], sign: np.ndarray, ideal: np.ndarray, nadir: np.ndarray,
+                 senses: Mapping[str, str]) -> tuple[pd.DataFrame, dict[int, Any]]:
+    """Merge duplicates, drop dominated points, and tabulate (with marginal rates for two objectives)."""
+    p = len(names)
+    tol = np.array([1e-7 * max(1.0, abs(ideal[k]), abs(nadir[k])) for k in range(p)])
+    g_all = np.array([f.g for f in found]).reshape(-1, p)
+    keep = _nondominated(g_all, tol) if len(found) else np.array([], dtype=int)
+    rows, solutions = [], {}
+    for point, position in enumerate(keep, start=1):
+        f = found[position]
+        row: dict[str, Any] = {"point": point, **f.values}
+        for j, k in enumerate(names[1:]):
+            row[f"eps_{k}"] = float(sign[j + 1] * f.epsilon[j]) if f.epsilon and j < len(f.epsilon) else np.nan
+        row.update({"status": f.result.status.value, "gap": f.result.gap, "solve_seconds": round(f.seconds, 4),
+                    "found_by": f.found_by})
+        rows.append(row)
+        solutions[point] = f.decision
+    columns = ["point", *names, *[f"eps_{k}" for k in names[1:]], "status", "gap", "solve_seconds", "found_by"]
+    table = pd.DataFrame(rows, columns=columns)
+    if len(table):
+        table = table.sort_values(names[0], ascending=senses[names[0]] == "max", kind="stable")
+        table = table.reset_index(drop=True)
+    if p == 2 and len(table):
+        table["marginal_rate"] = table[names[1]].diff() / table[names[0]].diff()
+    return table, solutions

@@ -1,0 +1,197 @@
+"""What the front engine talks to: the :class:`FrontModel` protocol and its adapter for any Pyomo model.
+
+The engine (optiland.analysis.front_engine) only sets objectives, epsilon rows and bounds, solves and reads values;
+:class:`PyomoFrontModel` compiles a Pyomo model once and changes only vectors between solves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+import pyomo.environ as pyo
+
+from optiland.mip.solver import INF, MatrixLP, SolveResult, SolverOptions, solve_lp
+from optiland.model.backend import compile_model, load_values
+
+# ------------------------------------------------------------------------------------------------------------
+# The protocol and its Pyomo adapters
+
+
+class FrontModel(Protocol):
+    """What the generator needs: objectives g_k (maximised form), their epsilon rows and bounds, solve, read."""
+
+    names: list[str]
+    senses: dict[str, str]
+
+    def set_objective(self, weights: Mapping[str, float], slack_weights: Mapping[str, float] | None = None) -> None:
+        """Maximise sum_k weights[k] g_k + sum_k slack_weights[k] s_k (g_k = f_k, or -f_k for a minimised one)."""
+
+    def set_epsilon(self, name: str, value: float | None) -> None:
+        """Impose g_name - s_name = value with s_name >= 0 (None: lift it)."""
+
+    def set_bound(self, name: str, lower: float | None) -> None:
+        """Impose g_name >= lower (None: lift it)."""
+
+    def solve(self, options: SolverOptions) -> SolveResult:
+        """Solve the current model."""
+
+    def values(self) -> dict[str, float]:
+        """Each objective f_k (its own sense) of the last plan found."""
+
+    def decision(self) -> Any:
+        """The last plan found, in the form to keep with the front point."""
+
+
+class PyomoFrontModel:
+    """Adapter for any Pyomo ConcreteModel with objectives given as named expressions.
+
+    A block ``_pareto`` is added once: a free variable f_k defined by ``f_k == expression_k``, a slack s_k >= 0 and
+    an epsilon row ``sigma_k f_k - s_k == e`` per objective (sigma = -1 for a minimised one). The model is compiled
+    once with Pyomo's standard-form compiler (as PyomoBackend does, optiland.model.backend.compile_model); afterwards
+    only
+    the objective vector, the right-hand sides of the epsilon rows (free when lifted) and the bounds of f change,
+    so no point rebuilds or recompiles the model. :meth:`remove` deletes the block again.
+    """
+
+    def __init__(self, model: pyo.ConcreteModel, objectives: Mapping[str, Any], senses: Mapping[str, str]) -> None:
+        if not 2 <= len(objectives) <= 3:
+            raise ValueError("give two or three objectives")
+        unknown = set(senses) ^ set(objectives)
+        if unknown:
+            raise ValueError(f"senses and objectives name different things: {sorted(unknown)}")
+        for name, sense in senses.items():
+            if sense not in ("max", "min"):
+                raise ValueError(f"sense of {name!r} must be 'max' or 'min', not {sense!r}")
+        self.model = model
+        self.names = list(objectives)
+        self.senses = dict(senses)
+        self.sign = {k: 1.0 if senses[k] == "max" else -1.0 for k in self.names}
+        start = time.perf_counter()
+        if hasattr(model, "_pareto"):
+            model.del_component("_pareto")
+        block = pyo.Block()
+        model.add_component("_pareto", block)
+        block.K = pyo.Set(initialize=self.names, ordered=True)
+        block.f = pyo.Var(block.K, domain=pyo.Reals)
+        block.s = pyo.Var(block.K, domain=pyo.NonNegativeReals)
+        block.define = pyo.Constraint(block.K, rule=lambda b, k: b.f[k] == objectives[k])
+        block.eps = pyo.Constraint(block.K, rule=lambda b, k: self.sign[k] * b.f[k] - b.s[k] == 0)
+        block.objective = pyo.Objective(expr=pyo.quicksum(block.f[k] for k in block.K), sense=pyo.maximize)
+        others = [o for o in model.component_data_objects(pyo.Objective, active=True) if o is not block.objective]
+        for o in others:
+            o.deactivate()
+        try:
+            self.lp, info = compile_model(model)
+        finally:
+            for o in others:
+                o.activate()
+        self.columns = info.columns
+        self.compile_seconds = time.perf_counter() - start
+        column = {id(v): j for j, v in enumerate(info.columns)}
+        row = {id(r.constraint): i for i, r in enumerate(info.rows)}
+        self._locate({k: column[id(block.f[k])] for k in self.names}, {k: column[id(block.s[k])] for k in self.names},
+                     {k: row[id(block.eps[k])] for k in self.names}, {k: row[id(block.define[k])] for k in self.names})
+
+    def _locate(self, f: dict[str, int], s: dict[str, int], eps: dict[str, int], define: dict[str, int]) -> None:
+        """Record where the block's columns (f_k, s_k) and rows (eps_k, define_k) are in self.lp; start with
+        every epsilon row lifted, no objective and no plan."""
+        self._f, self._s, self._eps, self._define = f, s, eps, define
+        A = self.lp.A.tocsr()
+        # the epsilon row as compiled is lambda (sigma f - s): lambda from the slack's coefficient
+        self._eps_scale = {k: -float(A[self._eps[k], self._s[k]]) for k in self.names}
+        self._define_rows = A[[self._define[k] for k in self.names]]
+        self.row_lower = self.lp.row_lower.copy()
+        self.row_upper = self.lp.row_upper.copy()
+        for k in self.names:
+            self.row_lower[self._eps[k]], self.row_upper[self._eps[k]] = -INF, INF
+        self.col_lower = self.lp.col_lower.copy()
+        self.col_upper = self.lp.col_upper.copy()
+        self.c = np.zeros(len(self.columns))
+        self.x: np.ndarray | None = None
+        self.last_plan: np.ndarray | None = None
+        self.solves = 0
+
+    def set_objective(self, weights: Mapping[str, float], slack_weights: Mapping[str, float] | None = None) -> None:
+        """Maximise sum_k weights[k] g_k + sum_k slack_weights[k] s_k."""
+        self.c = np.zeros(len(self.columns))
+        for k, w in weights.items():
+            self.c[self._f[k]] += self.sign[k] * float(w)
+        for k, w in (slack_weights or {}).items():
+            self.c[self._s[k]] += float(w)
+
+    def set_epsilon(self, name: str, value: float | None) -> None:
+        """g_name - s_name = value (None: the row is lifted)."""
+        i = self._eps[name]
+        if value is None:
+            self.row_lower[i], self.row_upper[i] = -INF, INF
+        else:
+            self.row_lower[i] = self.row_upper[i] = self._eps_scale[name] * float(value)
+
+    def set_bound(self, name: str, lower: float | None) -> None:
+        """g_name >= lower, as a bound on f_name (None: lifted)."""
+        j = self._f[name]
+        self.col_lower[j], self.col_upper[j] = self.lp.col_lower[j], self.lp.col_upper[j]
+        if lower is not None:
+            if self.sign[name] > 0:
+                self.col_lower[j] = float(lower)
+            else:
+                self.col_upper[j] = -float(lower)
+
+    def matrix(self) -> MatrixLP:
+        """The current model: the compiled matrix with this objective, these right-hand sides and bounds."""
+        return MatrixLP(**{**self.lp.__dict__, "c": self.c, "sense": "max", "offset": 0.0,
+                           "row_lower": self.row_lower.copy(), "row_upper": self.row_upper.copy(),
+                           "col_lower": self.col_lower.copy(), "col_upper": self.col_upper.copy()})
+
+    def solve(self, options: SolverOptions) -> SolveResult:
+        """Solve with optiland.mip.solver.solve_lp, starting from the last plan found where it still holds (the
+        previous stage of a lexicographic row always does: its bound keeps it feasible)."""
+        self.solves += 1
+        result = solve_lp(self.matrix(), options, start=self._start())
+        self.x = None
+        if result.x is not None:
+            x = np.asarray(result.x, dtype=float).copy()
+            x[self.lp.integer] = np.rint(x[self.lp.integer])
+            self.x = self.last_plan = x
+            if self.model is not None:  # a Pyomo model (not the matrix backend's copy): load the values into it
+                load_values(self.columns, x)
+        return result
+
+    def _start(self) -> np.ndarray | None:
+        """The last plan found, its epsilon slacks set for the current right-hand sides (solve_lp checks it)."""
+        if self.last_plan is None:
+            return None
+        x = self.last_plan.copy()
+        for k in self.names:
+            i = self._eps[k]
+            if np.isfinite(self.row_lower[i]):  # eps row: lambda (sigma f - s) = rhs
+                x[self._s[k]] = self.sign[k] * x[self._f[k]] - self.row_lower[i] / self._eps_scale[k]
+        return x
+
+    def values(self) -> dict[str, float]:
+        """f_k of the last plan, computed from its (integer-rounded) columns through the defining rows."""
+        if self.x is None:
+            raise RuntimeError("no plan: solve first")
+        product = self._define_rows @ self.x
+        out = {}
+        for i, k in enumerate(self.names):
+            row, j = self._define[k], self._f[k]
+            coef = float(self._define_rows[i, j])
+            rest = product[i] - coef * self.x[j]
+            out[k] = float((self.lp.row_upper[row] - rest) / coef)
+        return out
+
+    def decision(self) -> Any:
+        """The values of the model's own columns (every variable but the block's)."""
+        if self.x is None:
+            return None
+        own = [j for j, v in enumerate(self.columns) if v.parent_block() is not self.model._pareto]
+        return {self.columns[j].name: float(self.x[j]) for j in own}
+
+    def remove(self) -> None:
+        """Delete the block this adapter added to the model."""
+        if hasattr(self.model, "_pareto"):
+            self.model.del_component("_pareto")
