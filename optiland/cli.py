@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
@@ -107,6 +107,7 @@ def solve(scenario: ScenarioArg, out: OutOpt,
                 else:
                     outcome = solve_prepared(prepared, options, backend)
         plan = make_plan(outcome)
+        _add_marxan_score(plan, outcome.prepared)
         if from_front is not None:
             plan.run["front"] = point
         if db:  # the database first (one transaction), then the folder: a failure writes neither
@@ -130,22 +131,45 @@ def solve(scenario: ScenarioArg, out: OutOpt,
         console.print(f"report written to {folder / 'index.html'}")
 
 
+def _add_marxan_score(plan: object, prepared: object) -> None:
+    """Marxan's score terms of the plan in run.json (``marxan_score``) when the scenario is a Marxan import."""
+    from optiland.analysis.marxan import _meta, score_terms
+
+    scenario = prepared.scenario  # type: ignore[attr-defined]
+    meta = _meta(scenario.base_dir)
+    if meta is None:
+        return
+    problem = prepared.problem  # type: ignore[attr-defined]
+    parcels: pd.DataFrame = plan.parcels  # type: ignore[attr-defined]
+    option = pd.Series(parcels["option"].to_numpy(), index=parcels["parcel_id"].astype(str))
+    zone = option.reindex(problem.parcels["parcel_id"].astype(str)).to_numpy()
+    plan.run["marxan_score"] = score_terms(problem, zone, meta)  # type: ignore[attr-defined]
+
+
 def print_summary(plan: object) -> None:
-    """Area by option per township, villages at or below their floor, objective, bound, gap, times."""
+    """Area by option per township and villages at or below their floor (for a Marxan import: units per zone and
+    Marxan's score terms instead), objective, bound, gap, times."""
     run = plan.run  # type: ignore[attr-defined]
     parcels: pd.DataFrame = plan.parcels  # type: ignore[attr-defined]
     villages: pd.DataFrame = plan.villages  # type: ignore[attr-defined]
-    areas = parcels.pivot_table(index="township", columns="option", values="area_mu", aggfunc="sum", fill_value=0)
-    table = Table(title="area by option (mu)")
-    table.add_column("township")
-    for option in areas.columns:
-        table.add_column(str(option), justify="right")
-    for township, row in areas.iterrows():
-        table.add_row(str(township), *[f"{v:,.0f}" for v in row])
-    console.print(table)
-    low = villages[villages["at_or_below_floor"]]
-    console.print(f"villages at or below their floor: {len(low)} of {len(villages)}"
-                  + (f" ({', '.join(low['village'])})" if len(low) else ""))
+    if "marxan_score" in run:
+        score = run["marxan_score"]
+        counts = parcels["option"].value_counts()
+        console.print("planning units by zone: " + ", ".join(f"{zone} {n:,}" for zone, n in counts.items()))
+        console.print(_marxan_line(score))
+    else:
+        areas = parcels.pivot_table(index="township", columns="option", values="area_mu", aggfunc="sum",
+                                    fill_value=0)
+        table = Table(title="area by option (mu)")
+        table.add_column("township")
+        for option in areas.columns:
+            table.add_column(str(option), justify="right")
+        for township, row in areas.iterrows():
+            table.add_row(str(township), *[f"{v:,.0f}" for v in row])
+        console.print(table)
+        low = villages[villages["at_or_below_floor"]]
+        console.print(f"villages at or below their floor: {len(low)} of {len(villages)}"
+                      + (f" ({', '.join(low['village'])})" if len(low) else ""))
     objective = run["objective"]
     gap = objective["gap"]
     console.print(f"objective {objective['name']} ({objective['sense']}): {objective['value']:.6g}; "
@@ -189,9 +213,7 @@ def check(out_dir: Annotated[Path, typer.Argument(help="a folder written by solv
         score = None
         err.print(f"Marxan score not computed: {exc}", highlight=False)
     if score is not None:
-        console.print("Marxan score: " + ", ".join(f"{k} {score[k]:,.6g}" for k in (
-            "cost", "blm_x_boundary", "spf_x_shortfall", "cost_threshold_penalty", "score"))
-            + f" (boundary {score['boundary_length']:,.6g}, targets missed {score['targets_missed']})")
+        console.print(_marxan_line(score))
     if violations:
         for v in violations:
             err.print(f"[red]{v.family}[/] {v.key}: {v.message}", highlight=False)
@@ -235,9 +257,16 @@ def import_marxan_solution(
         score = solution_plan(instance, solution, out)
     except OptilandError as exc:
         _fail(exc)
-    console.print("Marxan score: " + ", ".join(f"{k} {score[k]:,.6g}" for k in (
-        "cost", "blm_x_boundary", "spf_x_shortfall", "cost_threshold_penalty", "score")))
+    console.print(_marxan_line(score))
     console.print(f"plan written to {out} (check it: optiland check {out})")
+
+
+def _marxan_line(score: dict[str, Any]) -> str:
+    """Marxan's score terms in one line, with the boundary length itself and the targets missed."""
+    return ("Marxan score: " + ", ".join(f"{k} {score[k]:,.6g}" for k in (
+        "cost", "blm_x_boundary", "spf_x_shortfall", "cost_threshold_penalty", "score"))
+        + f" (boundary {score['boundary_length']:,.6g}, targets missed {score['targets_missed']}, "
+          f"penalties by Marxan's {score['penalty_routine']} routine)")
 
 
 @app.command("calibrate-blm")

@@ -8,7 +8,9 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,14 +22,17 @@ from optiland.analysis.marxan import (
     assemble,
     read_features,
     read_marxan,
+    read_solution,
     read_table,
     score_outdir,
+    solution_plan,
     write_instance,
 )
 from optiland.check import check_outdir
 from optiland.cli import app
 from optiland.errors import InputError
 from optiland.pipeline.run import prepare, solve_prepared, solver_options
+from optiland.violations import FEATURE_TARGET_TOLERANCE
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SAMPLE = DATA / "marxan-sample"
@@ -249,3 +254,159 @@ def test_base_penalty_follows_marxans_greedy() -> None:
     # cost beats every ratio seen so far (none: a meeting unit does not set it)
     assert _penalties(amounts, cost, np.array([True, False, False]), np.array([5.5])) == pytest.approx([11.0])
     assert _penalties(amounts[:2], cost[:2], np.array([True, False]), np.array([5.5])) == pytest.approx([3.0])
+
+
+def _tiny_standard(folder: Path, sporder: bool, target_a: str = "5", solution: str = "1\n2\n") -> dict[str, Any]:
+    """A six-unit standard Marxan set in the sample's format (input.dat, input/pu.dat, spec.dat, puvspr.dat and,
+    with `sporder`, the MATRIXSPORDERNAME file), imported and a solution (SAVERUN 1: bare ids) read back: its score."""
+    (folder / "input").mkdir(parents=True)
+    (folder / "input" / "pu.dat").write_text("id,cost,status\n1,10,2\n2,40,2\n3,4,0\n4,6,0\n5,9,3\n6,5,0\n")
+    (folder / "input" / "spec.dat").write_text(f"id,target,spf,name\n1,{target_a},1,A\n2,12,2,B\n")
+    matrix = "species,pu,amount\n1,1,2\n1,3,1\n1,4,3\n1,5,8\n2,2,5\n2,6,4\n"
+    (folder / "input" / "puvspr.dat").write_text(matrix)
+    lines = ["BLM 0", "INPUTDIR input", "SPECNAME spec.dat", "PUNAME pu.dat", "PUVSPRNAME puvspr.dat",
+             "MATRIXSPORDERNAME puvspr_sporder.dat"]
+    (folder / "input.dat").write_text("\n".join(lines) + "\n")
+    if sporder:
+        (folder / "input" / "puvspr_sporder.dat").write_text(matrix)
+    data = read_marxan(folder / "input.dat")
+    write_instance(data, folder / "inst")
+    (folder / "output_r00001.dat").write_text(solution)
+    return {"data": data, "score": solution_plan(folder / "inst", folder / "output_r00001.dat", folder / "plan")}
+
+
+def test_sporder_file_switches_to_marxans_optimise_penalties(tmp_path: Path) -> None:
+    """Marxan 4.0.6 with a MATRIXSPORDERNAME file (computePenaltiesOptimise) and without (computePenalties).
+
+    Units (id: cost, status, amounts): 1: 10, locked in, A 2; 2: 40, locked in, B 5; 3: 4, free, A 1; 4: 6, free,
+    A 3; 5: 9, locked out, A 8; 6: 5, free, B 4. Targets A 5 (SPF 1), B 12 (SPF 2), BLM 0. The plan selects the
+    two units locked in: cost 50, A holds 2 (short 3 of 5), B holds 5 (short 7 of 12).
+
+    Base penalty A, without the sporder file: every unit locked in counts, 10 + 40 = 50, A 2 held; Marxan's scan
+    in unit order: unit 3 (1 < 3 still needed) sets the best ratio, unit 4 (3 >= 3) meets the rest and is taken:
+    50 + 6 = 56. With it: only unit 1 counts (it holds A), 10, then unit 4: 16 (unit 5 is locked out).
+    Base penalty B, without: 50, B 5 held, unit 6 added (55, B 9), no unit left: 55 x 12 / 9 = 73.33; with: unit 2
+    only, 40, unit 6: 45, x 12 / 9 = 60.
+    Shortfall term: 1 x 56 x 3/5 + 2 x 73.33 x 7/12 = 33.6 + 85.56 = 119.16 without; 1 x 16 x 3/5 + 2 x 60 x 7/12
+    = 9.6 + 70 = 79.6 with.
+    """
+    without = _tiny_standard(tmp_path / "without", sporder=False)
+    assert without["data"].penalty_routine == "standard"
+    assert any("missing" in note and "computePenalties" in note for note in without["data"].notes)
+    score = without["score"]
+    assert score["penalty_routine"] == "standard" and score["cost"] == pytest.approx(50)
+    assert score["shortfall"] == pytest.approx({"A": 3.0, "B": 7.0}) and score["targets_missed"] == 2
+    assert score["spf_x_shortfall"] == pytest.approx(56 * 3 / 5 + 2 * (55 * 12 / 9) * 7 / 12)
+
+    with_file = _tiny_standard(tmp_path / "with", sporder=True)
+    assert with_file["data"].penalty_routine == "optimise"
+    score = with_file["score"]
+    assert score["penalty_routine"] == "optimise" and score["cost"] == pytest.approx(50)
+    assert score["spf_x_shortfall"] == pytest.approx(16 * 3 / 5 + 2 * (45 * 12 / 9) * 7 / 12)
+    assert score["score"] == pytest.approx(50 + 79.6)
+
+
+def test_sporder_file_with_an_unknown_unit_is_named(tmp_path: Path) -> None:
+    shutil.copytree(SAMPLE, tmp_path / "sample")
+    rows = pd.read_csv(SAMPLE / "input" / "puvspr.dat").sort_values(["species", "pu"])
+    rows.to_csv(tmp_path / "sample" / "input" / "puvspr_sporder.dat", index=False)
+    data = read_marxan(tmp_path / "sample" / "input.dat")
+    assert data.penalty_routine == "optimise" and len(data.sporder) == len(rows)
+    rows.iloc[:3].assign(pu=[3, 999999, 30]).to_csv(tmp_path / "sample" / "input" / "puvspr_sporder.dat",
+                                                    index=False)
+    with pytest.raises(InputError) as caught:
+        read_marxan(tmp_path / "sample" / "input.dat")
+    assert "puvspr_sporder.dat" in str(caught.value) and "999999" in str(caught.value) and "line 3" in str(
+        caught.value)
+
+
+def test_one_tolerance_for_a_missed_target_in_check_and_score(tmp_path: Path) -> None:
+    """The plan (units 1, 2 and 4 of `_tiny_standard`) holds exactly 5 of feature A. A target 1e-6 above that is
+    missed by the score and fails the check (the check once allowed 1e-6 relative, i.e. 5e-6, and passed it); a
+    target 1e-10 above it, within FEATURE_TARGET_TOLERANCE, is met in both."""
+    short = _tiny_standard(tmp_path / "short", sporder=False, target_a="5.000001", solution="1\n2\n4\n")
+    assert short["score"]["targets_missed"] == 2  # A by 1e-6, B by 7
+    assert short["score"]["shortfall"]["A"] == pytest.approx(1e-6)
+    failed = {v.key for v in check_outdir(tmp_path / "short" / "plan") if v.family == "feature_target"}
+    assert failed == {"A", "B"}
+    met = _tiny_standard(tmp_path / "met", sporder=False, target_a="5.0000000001", solution="1\n2\n4\n")
+    assert met["score"]["targets_missed"] == 1
+    assert {v.key for v in check_outdir(tmp_path / "met" / "plan") if v.family == "feature_target"} == {"B"}
+    assert FEATURE_TARGET_TOLERANCE == 1e-9
+
+
+def _sample_plan_ids() -> tuple[pd.DataFrame, set[int]]:
+    pu = pd.read_csv(SAMPLE / "input" / "pu.dat")
+    chosen = set(pu.loc[(pu["status"] == 2) | ((pu["status"] < 2) & (pu["id"] % 3 == 0)), "id"])
+    return pu, chosen
+
+
+@pytest.mark.parametrize("blm", ["0", "1"])
+def test_boundary_length_is_the_boundary_itself_at_any_blm(tmp_path: Path, blm: str) -> None:
+    """The boundary of a plan counted from bound.dat by hand: each shared edge with exactly one end selected, and
+    each outer edge (id1 = id2) of a selected unit; at BLM 0 Marxan still reports it."""
+    shutil.copytree(SAMPLE, tmp_path / "sample")
+    text = (SAMPLE / "input.dat").read_text().replace("BLM 1\n", f"BLM {blm}\n")
+    (tmp_path / "sample" / "input.dat").write_text(text)
+    write_instance(read_marxan(tmp_path / "sample" / "input.dat"), tmp_path / "inst")
+    pu, chosen = _sample_plan_ids()
+    (tmp_path / "best.csv").write_text("PUID,SOLUTION\n" + "".join(
+        f"{u},{int(u in chosen)}\n" for u in pu["id"]))
+    score = solution_plan(tmp_path / "inst", tmp_path / "best.csv", tmp_path / "plan")
+    bound = pd.read_csv(SAMPLE / "input" / "bound.dat", sep="\t")
+    one = bound["id1"].isin(chosen).to_numpy()
+    two = bound["id2"].isin(chosen).to_numpy()
+    outer = (bound["id1"] == bound["id2"]).to_numpy()
+    expected = bound["boundary"].to_numpy()[(outer & one) | (~outer & (one != two))].sum()
+    assert expected > 0
+    assert score["boundary_length"] == pytest.approx(expected, rel=1e-12)
+    assert score["blm_x_boundary"] == pytest.approx(float(blm) * expected, rel=1e-12)
+
+
+def test_marxan_solution_formats_saverun_1_2_3(tmp_path: Path) -> None:
+    """One plan in Marxan 4.0.6's three solution formats (output.cpp, writeSolution) reads back the same; the
+    headerless one also as selected ids alone."""
+    data = read_marxan(SAMPLE / "input.dat")
+    pu, chosen = _sample_plan_ids()
+    order = pu["id"].to_numpy()[::-1]  # Marxan writes the units last to first
+    files = {
+        "saverun3.csv": "PUID,SOLUTION\n" + "".join(f"{u},{int(u in chosen)}\n" for u in order),
+        "saverun2.txt": '"planning_unit","solution"\n' + "".join(f"{u},{int(u in chosen)}\n" for u in order),
+        "saverun1.dat": "".join(f"{u}\n" if u in chosen else f"{u},0\n" for u in order),
+        "selected.dat": "".join(f"{u}\n" for u in sorted(chosen)),
+    }
+    ids = data.units["id"].to_numpy()
+    expected = np.array(["selected" if int(u) in chosen else "available" for u in ids], dtype=object)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        zone = read_solution(tmp_path / name, ["available", "selected"], ["0", "1"], ids)
+        assert (zone == expected).all(), name
+    (tmp_path / "bad.dat").write_text("3\n30,0\n424242\n")
+    with pytest.raises(InputError) as caught:
+        read_solution(tmp_path / "bad.dat", ["available", "selected"], ["0", "1"], ids)
+    assert "line 3" in str(caught.value) and "424242" in str(caught.value)
+    (tmp_path / "bad.csv").write_text("PUID,SOLUTION\n3,1\n30,2\n")
+    with pytest.raises(InputError) as caught:
+        read_solution(tmp_path / "bad.csv", ["available", "selected"], ["0", "1"], ids)
+    assert "line 3" in str(caught.value) and "zone" in str(caught.value)
+
+
+def test_marxan_solve_prints_marxans_terms_without_land_use_table_or_crs_warning(tmp_path: Path) -> None:
+    files = _tiny_zones(tmp_path / "marxan" / "input")
+    lines = ["BLM 0.7", "INPUTDIR input"] + [f"{key} {files[kind].name}" for kind, key in (
+        ("zones", "ZONESNAME"), ("costs", "COSTSNAME"), ("pu", "PUNAME"), ("zonecost", "ZONECOSTNAME"),
+        ("spec", "SPECNAME"), ("puvspr", "PUVSPRNAME"), ("bound", "BOUNDNAME"))]
+    (tmp_path / "marxan" / "input.dat").write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", "marxan", str(tmp_path / "marxan" / "input.dat"), "--out",
+                                 str(tmp_path / "inst")])
+    assert result.exit_code == 0, result.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # pyogrio's "'crs' was not provided" would fail the solve
+        result = runner.invoke(app, ["solve", str(tmp_path / "inst" / "scenario.toml"), "--out",
+                                     str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "area by option" not in result.output and "villages at or below" not in result.output
+    assert "Marxan score" in result.output and "planning units by zone" in result.output
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["marxan_score"]["score"] == pytest.approx(run["objective"]["value"], rel=1e-9)

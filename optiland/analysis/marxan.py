@@ -2,9 +2,18 @@
 
 `read_marxan(input.dat)` reads the parameter file and the tables it names (pu, spec, puvspr, bound; for Marxan with
 Zones also zones, costs, zonecost, zonecontrib, zonetarget, zonebound, pulock, puzone). Tables may be comma-, tab-
-or space-separated, with spaces after the separators; ``fpf`` is read as ``spf``. A file it names but does not need
-(MATRIXSPORDERNAME, an ordering of puvspr for Marxan's own speed) is ignored. Every bad value is an error naming the
-file, the line, the column and the value.
+or space-separated, with spaces after the separators; ``fpf`` is read as ``spf``. Every bad value is an error naming
+the file, the line, the column and the value.
+
+MATRIXSPORDERNAME (standard Marxan): Marxan 4.0.6 reads that file (species, pu, amount) and then computes its base
+penalties by its routine ``computePenaltiesOptimise`` instead of ``computePenalties`` (marxan.cpp, executeMarxan;
+computation.cpp). The two differ where units are locked in: ``computePenalties`` starts every feature's penalty
+from the cost of *every* unit locked in (status 2), ``computePenaltiesOptimise`` only from those the sporder file lists
+for the feature, and takes the amounts from that file. `read_marxan` reads the file when it is there (its ids checked)
+and the score follows Marxan's choice (``marxan.json`` ``penalty_routine``: ``optimise`` or ``standard``). When
+input.dat names a file that is missing, Marxan 4.0.6 stops ("PU v Species file ... not found"); the import goes on
+with the standard routine, Marxan's without that line, and says so in its notes. Marxan with Zones 4 does not read
+the file (its loader is commented out), so there it is ignored, with a note.
 
 `write_instance(data, DIR)` writes an instance without villages and without geometry (README, "Marxan"):
 ``units.csv`` (one parcel per planning unit, area_mu = 1: Marxan units carry no area), a generated catalog whose
@@ -41,8 +50,11 @@ import pandas as pd
 
 from optiland.errors import InputError, Issue
 from optiland.model.problem import _coefficients, variant_table
+from optiland.violations import FEATURE_TARGET_TOLERANCE
 
 AVAILABLE, SELECTED = "available", "selected"
+SPORDER_FILE = "sporder.csv"
+"""The instance's copy of the MATRIXSPORDERNAME table (feature name, parcel_id, amount)."""
 LAND_USE = "marxan"
 _FILE_KEYS = {"pu": "PUNAME", "spec": "SPECNAME", "puvspr": "PUVSPRNAME", "bound": "BOUNDNAME",
               "zones": "ZONESNAME", "costs": "COSTSNAME", "zonecost": "ZONECOSTNAME", "zonecontrib": "ZONECONTRIBNAME",
@@ -75,6 +87,14 @@ class MarxanData:
     zone_weights: dict[tuple[str, str], float] = field(default_factory=dict)
     locks: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["parcel_id", "option", "lock"]))
     notes: list[str] = field(default_factory=list)
+    sporder: pd.DataFrame | None = None
+    """The MATRIXSPORDERNAME table (species, pu, amount) when read: Marxan's base penalties then come from
+    computePenaltiesOptimise (module docstring)."""
+
+    @property
+    def penalty_routine(self) -> str:
+        """Marxan 4.0.6's routine for the base penalties: ``optimise`` with a sporder table, else ``standard``."""
+        return "optimise" if self.sporder is not None else "standard"
 
     @property
     def blm(self) -> float:
@@ -139,9 +159,11 @@ def read_table(path: Path, required: tuple[str, ...], numeric: tuple[str, ...] =
     return table
 
 
-def _unknown(table: pd.DataFrame, column: str, known: Any, file: Path, what: str) -> list[Issue]:
+def _unknown(table: pd.DataFrame, column: str, known: Any, file: Path, what: str, first: int = 2) -> list[Issue]:
+    """Issues for values of `column` not in `known` (`first`: the file line of the table's first row)."""
     bad = ~table[column].isin(list(known))
-    return [Issue(f"unknown {what}", file=str(file), row=f"line {i + 2}", column=column, value=table[column].iloc[i])
+    return [Issue(f"unknown {what}", file=str(file), row=f"line {i + first}", column=column,
+                  value=table[column].iloc[i])
             for i in np.flatnonzero(bad.to_numpy())[:20]]
 
 
@@ -178,10 +200,30 @@ def read_marxan(input_dat: str | Path) -> MarxanData:
         if kind not in files:
             raise InputError([Issue(f"input.dat names no {kind} file", file=str(input_dat),
                                     column=_FILE_KEYS[kind])])
-    notes = []
+    data = assemble(input_dat, params, files, [])
     if "MATRIXSPORDERNAME" in params:
-        notes.append(f"MATRIXSPORDERNAME {params['MATRIXSPORDERNAME']} ignored (an ordering of puvspr only)")
-    return assemble(input_dat, params, files, notes)
+        _sporder(data, folder / params["MATRIXSPORDERNAME"], zoned="zones" in files)
+    return data
+
+
+def _sporder(data: MarxanData, path: Path, zoned: bool) -> None:
+    """Read the MATRIXSPORDERNAME table into `data.sporder` (standard Marxan), or note why it is not used."""
+    if zoned:
+        data.notes.append(f"MATRIXSPORDERNAME {path.name} ignored: Marxan with Zones 4 does not read it")
+        return
+    if not path.is_file():
+        data.notes.append(f"MATRIXSPORDERNAME names {path}, which is missing: Marxan 4.0.6 stops there ('PU v Species "
+                          f"file not found'); scores use its standard penalty routine (computePenalties), as "
+                          f"Marxan without that line")
+        return
+    table = read_table(path, ("species", "pu", "amount"), numeric=("amount",), ids=("species", "pu"))
+    problems = _unknown(table, "pu", data.units["id"], path, "planning unit")
+    problems += _unknown(table, "species", data.features["id"], path, "feature")
+    if problems:
+        raise InputError(problems)
+    data.sporder = table[["species", "pu", "amount"]]
+    data.notes.append(f"MATRIXSPORDERNAME {path.name} read: base penalties as Marxan 4.0.6's computePenaltiesOptimise "
+                      f"(only the units locked in that hold the feature count)")
 
 
 def assemble(source: Path, params: dict[str, str], files: dict[str, Path], notes: list[str]) -> MarxanData:
@@ -402,6 +444,9 @@ def write_instance(data: MarxanData, folder: Path) -> Path:
             credited[derived] = {z: 1.0 for z, share in credited.get(feature, {}).items() if share > 0}
             targets[derived] = float(count)
     features.to_csv(folder / "features.csv", index=False)
+    if data.sporder is not None:
+        pd.DataFrame({"feature": data.sporder["species"].map(name_of), "parcel_id": data.sporder["pu"],
+                      "amount": data.sporder["amount"]}).to_csv(folder / SPORDER_FILE, index=False)
     weights = {f"{a}|{b}": w for (a, b), w in data.zone_weights.items() if a <= b}
     weights.update({f"{z}|outside": data.zone_weights.get((z, data.zones[0]), 0.0) for z in data.zones})
     lines = [
@@ -422,7 +467,8 @@ def write_instance(data: MarxanData, folder: Path) -> Path:
     meta = {"source": str(data.source), "parameters": data.params, "zones": data.zones, "zone_ids": data.zone_ids,
             "features": [{"id": r.id, "name": r.name, "target": float(r.target), "spf": float(r.spf),
                           "total": float(r.total)} for r in data.features.itertuples(index=False)],
-            "zone_targets": data.zone_targets, "notes": data.notes}
+            "zone_targets": data.zone_targets, "notes": data.notes, "penalty_routine": data.penalty_routine,
+            "sporder": SPORDER_FILE if data.sporder is not None else None}
     (folder / "marxan.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
     return folder / "scenario.toml"
 
@@ -443,19 +489,29 @@ DELTA = 1e-14
 """Marxan's stand-in for a zero cost in its greedy penalty (its ``delta``)."""
 
 
-def _penalties(amounts: np.ndarray, cost: np.ndarray, locked_in: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Marxan's base penalty per feature, as its computePenalties: the cost of the units locked in, then units added
-    greedily until the target is met, each step taking the cheapest unit that meets the rest of the target alone,
-    else the unit of most amount per cost (in unit order, as Marxan scans them); a unit's cost is its cost plus
-    BLM x its whole boundary (`cost`). A target the units cannot reach scales the penalty by target / reachable."""
+def _penalties(amounts: np.ndarray, cost: np.ndarray, locked_in: np.ndarray, targets: np.ndarray,
+               locked_out: np.ndarray | None = None, holding: np.ndarray | None = None) -> np.ndarray:
+    """Marxan's base penalty per feature: the cost of units locked in, then units added greedily until the target
+    is met, each step taking the cheapest unit that meets the rest of the target alone, else the unit of most amount
+    per cost (in unit order, as Marxan scans them); a unit's cost is its cost plus BLM x its whole boundary (`cost`).
+    A target the units cannot reach scales the penalty by target / reachable. Units locked out are never added.
+
+    `holding` None: Marxan's computePenalties, where *every* unit locked in adds its cost and its amount.
+    `holding` (units x features, the units the sporder file lists for each feature, `amounts` its amounts): Marxan's
+    computePenaltiesOptimise, where only the units locked in that hold the feature count, and only those listed are
+    added."""
     out = np.zeros(len(targets))
+    n = len(cost)
+    banned = locked_in | (locked_out if locked_out is not None else np.zeros(n, dtype=bool))
     for f, target in enumerate(targets):
         if target <= 0:
             continue
         amount = amounts[:, f]
-        held = float(amount[locked_in].sum())
-        penalty = float(cost[locked_in].sum())  # every unit locked in counts, as in Marxan
-        free = [int(j) for j in np.flatnonzero((amount > 0) & ~locked_in)]
+        counted = locked_in if holding is None else locked_in & holding[:, f]
+        listed = amount > 0 if holding is None else holding[:, f] & (amount > 0)
+        held = float(amount[counted].sum())
+        penalty = float(cost[counted].sum())
+        free = [int(j) for j in np.flatnonzero(listed & ~banned)]
         used: set[int] = set()
         while held < target:
             best, best_cost, best_ratio, meets = -1, 0.0, 0.0, False
@@ -478,13 +534,32 @@ def _penalties(amounts: np.ndarray, cost: np.ndarray, locked_in: np.ndarray, tar
     return out
 
 
+def _sporder_matrix(meta: dict[str, Any], parcel_ids: np.ndarray, features: list[str]) -> tuple[np.ndarray,
+                                                                                                   np.ndarray]:
+    """The instance's sporder table as (amounts, holding) matrices over parcels x features."""
+    table = pd.read_csv(Path(meta["folder"]) / meta["sporder"], dtype={"parcel_id": str, "feature": str})
+    row = pd.Series(np.arange(len(parcel_ids)), index=pd.Index(parcel_ids.astype(str))).reindex(
+        table["parcel_id"]).to_numpy()
+    column = pd.Series(np.arange(len(features)), index=pd.Index(features)).reindex(table["feature"]).to_numpy()
+    keep = ~(np.isnan(row) | np.isnan(column))
+    amounts = np.zeros((len(parcel_ids), len(features)))
+    holding = np.zeros((len(parcel_ids), len(features)), dtype=bool)
+    r, c = row[keep].astype(np.int64), column[keep].astype(np.int64)
+    amounts[r, c] = table["amount"].to_numpy(dtype=float)[keep]
+    holding[r, c] = True
+    return amounts, holding
+
+
 def score_terms(problem: Any, zone_of_parcel: np.ndarray, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Marxan's score of a plan (the zone, i.e. option, of every parcel): cost, BLM x boundary, SPF x shortfall
-    penalty, the cost-threshold penalty, their sum, and the shortfall of each feature target.
+    penalty, the cost-threshold penalty, their sum, the boundary length itself (also at BLM 0, as Marxan reports
+    it), and the shortfall of each feature target.
 
     The shortfall term is Marxan's: sum over features of SPF x base penalty x (shortfall / target), the base
-    penalty as `_penalties`; the threshold term is (cost - COSTTHRESH) x THRESHPEN1 x exp(THRESHPEN2) when the cost
-    exceeds a positive COSTTHRESH (Marxan's at the end of annealing). Without marxan.json every SPF is 0.
+    penalty as `_penalties`, by the routine Marxan 4.0.6 takes (``meta['penalty_routine']``, module docstring);
+    the threshold term is (cost - COSTTHRESH) x THRESHPEN1 x exp(THRESHPEN2) when the cost exceeds a positive
+    COSTTHRESH (Marxan's at the end of annealing). Without marxan.json every SPF is 0. A target counts as missed
+    when the shortfall exceeds FEATURE_TARGET_TOLERANCE x max(1, target), the tolerance of `optiland check`.
     """
     spatial = problem.spatial
     allowed = problem.allowed
@@ -509,7 +584,8 @@ def score_terms(problem: Any, zone_of_parcel: np.ndarray, meta: dict[str, Any] |
         unit_cost[barred] = extra
     cost = float(unit_cost.sum())
     group = spatial.group_index(zone_of_parcel) if spatial is not None else np.zeros(problem.n_parcels, int)
-    boundary = spatial.penalty_of(group) if spatial is not None and spatial.blm > 0 else 0.0
+    blm = spatial.blm if spatial is not None else 0.0
+    length = spatial.boundary_of(group) if spatial is not None else 0.0
     names = spatial.features if spatial is not None else []
     plan = pd.DataFrame({"parcel": np.arange(problem.n_parcels), "option": zone_of_parcel})
     held = spatial.row_amounts(plan).sum(axis=1) if spatial is not None else np.zeros(0)
@@ -519,17 +595,22 @@ def score_terms(problem: Any, zone_of_parcel: np.ndarray, meta: dict[str, Any] |
     spf_of = {f["name"]: f["spf"] for f in (meta or {}).get("features", [])}
     spf = np.array([spf_of.get(f.split("@")[0], 0.0) for f in names])
     penalty_term = 0.0
+    routine = (meta or {}).get("penalty_routine", "standard")
     if spf.any() and shortfall.any():
         by_row = spatial.row_amounts(allowed).T
         best_amounts = np.zeros((problem.n_parcels, len(names)))
         np.maximum.at(best_amounts, parcel, by_row)
         keep = allowed["option"].to_numpy() == problem.catalog.keep_option
         locked_in = np.bincount(parcel, keep, problem.n_parcels) == 0  # Marxan's status 2: 'available' is barred
+        locked_out = np.bincount(parcel, ~keep, problem.n_parcels) == 0  # status 3: only 'available'
         best_cost = np.zeros(problem.n_parcels)
         np.maximum.at(best_cost, parcel, allowed["cost"].to_numpy())
         touching = np.bincount(spatial.edge_left, spatial.edge_length, problem.n_parcels) + np.bincount(
             spatial.edge_right, spatial.edge_length, problem.n_parcels) + spatial.outer_length
-        base = _penalties(best_amounts, best_cost + spatial.blm * touching, locked_in, targets)
+        holding = None
+        if routine == "optimise":
+            best_amounts, holding = _sporder_matrix(meta or {}, problem.parcels["parcel_id"].to_numpy(), names)
+        base = _penalties(best_amounts, best_cost + blm * touching, locked_in, targets, locked_out, holding)
         penalty_term = float((spf * base * np.where(targets > 0, shortfall / np.where(targets > 0, targets, 1), 0)
                               ).sum())
     threshold = float(params.get("COSTTHRESH", 0) or 0)
@@ -537,25 +618,61 @@ def score_terms(problem: Any, zone_of_parcel: np.ndarray, meta: dict[str, Any] |
     if threshold > 0 and cost > threshold:
         threshold_term = (cost - threshold) * float(params.get("THRESHPEN1", 0)) * math.exp(
             float(params.get("THRESHPEN2", 0)))
-    blm = spatial.blm if spatial is not None else 0.0
-    return {"cost": cost, "boundary_length": boundary / blm if blm else 0.0, "blm_x_boundary": boundary,
+    missed = shortfall > FEATURE_TARGET_TOLERANCE * np.maximum(1.0, np.abs(targets))
+    return {"cost": cost, "boundary_length": length, "blm_x_boundary": blm * length,
             "spf_x_shortfall": penalty_term, "cost_threshold_penalty": threshold_term,
-            "score": cost + boundary + penalty_term + threshold_term,
-            "targets_missed": int((shortfall > 1e-9 * np.maximum(1.0, targets)).sum()),
+            "score": cost + blm * length + penalty_term + threshold_term,
+            "targets_missed": int(missed.sum()), "penalty_routine": routine,
             "shortfall": {f: float(s) for f, s in zip(names, shortfall, strict=True) if s > 0}}
 
 
 def read_solution(path: Path, data_zones: list[str], zone_ids: list[str], unit_ids: np.ndarray) -> np.ndarray:
-    """A Marxan solution file (planning_unit/PUID and solution/zone, CSV or tab/space separated) as the zone name of
-    every unit; standard Marxan's 0/1 become available/selected. Units it does not list are errors."""
-    table = read_table(path, ("pu", "zone"), ids=("pu", "zone"))
-    problems = _unknown(table, "pu", set(map(str, unit_ids)), path, "planning unit")
+    """A Marxan solution file as the zone name of every unit; standard Marxan's 0/1 become available/selected.
+
+    Marxan 4.0.6 writes three formats (output.cpp, writeSolution; SAVERUN / SAVEBEST): 3, ``.csv`` with the header
+    ``PUID,SOLUTION`` (SOLUTION: BESTFIELDNAME); 2, ``.txt`` with the header ``"planning_unit","solution"``; 1,
+    ``.dat`` without a header, a selected unit as its bare id and an unselected one as ``id,0``. Marxan with Zones
+    writes ``planning_unit,zone``. With a header every unit must be listed; without one (standard Marxan only), a
+    bare id is selected and a unit not listed is not."""
+    if not path.is_file():
+        raise InputError([Issue("Marxan solution file not found", file=str(path))])
+    lines = [line.strip() for line in path.read_text(encoding="utf-8-sig", errors="replace").splitlines()]
+    lines = [line for line in lines if line]
+    fields = [re.split(r"\s*[,\t ]\s*", line.replace('"', "")) for line in lines]
     codes = zone_ids if zone_ids else [str(i) for i in range(len(data_zones))]
-    problems += _unknown(table, "zone", codes, path, f"zone (known: {', '.join(codes)})")
+    zone = dict(zip(codes, data_zones, strict=True))
+    headerless = bool(fields) and _is_number(fields[0][0])
+    if headerless:
+        if len(data_zones) != 2:
+            raise InputError([Issue("a solution file without a header (Marxan's SAVERUN 1) is read for standard "
+                                    "Marxan only; Marxan with Zones writes planning_unit,zone", file=str(path))])
+        problems = [Issue("one or two fields (id, or id and solution)", file=str(path), row=f"line {i + 1}",
+                          value=lines[i]) for i, f in enumerate(fields) if len(f) > 2][:20]
+        table = pd.DataFrame({"pu": [_id(f[0]) for f in fields],
+                              "zone": [_id(f[1]) if len(f) > 1 else codes[1] for f in fields]})
+        first_line = 1
+    else:
+        header = [_ALIASES.get(c.lower(), c.lower()) for c in fields[0]] if fields else []
+        if len(header) != 2 or header[0] != "pu":
+            raise InputError([Issue("a solution file has two columns, the unit id (PUID or planning_unit) and its "
+                                    f"solution or zone (has {', '.join(header) or 'none'})", file=str(path))])
+        problems = [Issue("two fields (unit id and solution)", file=str(path), row=f"line {i + 1}", value=lines[i])
+                    for i, f in enumerate(fields) if i > 0 and len(f) != 2][:20]
+        table = pd.DataFrame({"pu": [_id(f[0]) for f in fields[1:]],
+                              "zone": [_id(f[1]) if len(f) > 1 else "" for f in fields[1:]]})
+        first_line = 2
     if problems:
         raise InputError(problems)
-    zone = dict(zip(codes, data_zones, strict=True))
+    problems = _unknown(table, "pu", set(map(str, unit_ids)), path, "planning unit", first_line)
+    problems += _unknown(table, "zone", codes, path, f"zone (known: {', '.join(codes)})", first_line)
+    duplicated = table["pu"].duplicated().to_numpy()
+    problems += [Issue("planning unit listed twice", file=str(path), row=f"line {i + first_line}", column="pu",
+                       value=table["pu"].iloc[i]) for i in np.flatnonzero(duplicated)[:20]]
+    if problems:
+        raise InputError(problems)
     given = dict(zip(table["pu"], table["zone"].map(zone), strict=True))
+    if headerless:
+        return np.array([given.get(str(u), data_zones[0]) for u in unit_ids], dtype=object)
     missing = [u for u in map(str, unit_ids) if u not in given]
     if missing:
         raise InputError([Issue("planning unit missing from the solution", file=str(path), row=u, column="pu")
@@ -563,13 +680,33 @@ def read_solution(path: Path, data_zones: list[str], zone_ids: list[str], unit_i
     return np.array([given[str(u)] for u in unit_ids], dtype=object)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _id(text: str) -> str:
+    """An id as Marxan's tables give it: '12' and '12.0' are unit 12."""
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return str(int(value)) if value.is_integer() else text
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Plans as Marxan sees them
 
 
 def _meta(scenario_dir: Path) -> dict[str, Any] | None:
+    """marxan.json of an imported instance (with ``folder``, the instance folder), None elsewhere."""
     path = scenario_dir / "marxan.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    return {**json.loads(path.read_text(encoding="utf-8")), "folder": str(scenario_dir)}
 
 
 def score_outdir(out_dir: str | Path) -> dict[str, Any] | None:

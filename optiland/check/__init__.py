@@ -51,7 +51,7 @@ from optiland.model.problem import (
     variant_table,
     village_sum,
 )
-from optiland.violations import Violation
+from optiland.violations import FEATURE_TARGET_TOLERANCE, Violation
 
 FAMILIES = (
     "one_use", "red_line", "suitability", "farmland", "income_floor", "transfer_budget", "transfer_share",
@@ -361,9 +361,9 @@ def check_plan(problem: PlanningProblem, parcels: pd.DataFrame, villages: pd.Dat
 
 def _features_and_locks(ctx: _Context) -> None:
     """``feature_target``: the amount of each feature the plan earns (optiland.model.spatial: the parcel's amount
-    times the
-    credited share of its option) reaches the target; ``locks``: a parcel locked in to an option has it, a parcel
-    locked out of one has not."""
+    times the credited share of its option) reaches the target within FEATURE_TARGET_TOLERANCE x max(1, target)
+    (optiland.violations: the one tolerance Marxan's score counts a target missed by); ``locks``: a parcel locked
+    in to an option has it, a parcel locked out of one has not."""
     spatial = ctx.problem.spatial
     if spatial is None:
         return
@@ -375,8 +375,9 @@ def _features_and_locks(ctx: _Context) -> None:
         share = pd.Series(spatial.credited[name], dtype=float).reindex(option).fillna(0.0).to_numpy()
         held = float((spatial.amounts[:, f] * share).sum())
         target = spatial.targets[name]
-        message = f"feature {name} reaches {_num(held)} of its target {_num(target)}"
-        ctx.report.over("feature_target", [name], target, held, lambda _, text=message: text)
+        if target - held > FEATURE_TARGET_TOLERANCE * max(1.0, abs(target)):  # the tolerance of Marxan's score
+            ctx.report.add("feature_target", name, f"feature {name} reaches {_num(held)} of its target "
+                           f"{_num(target)} (short by {target - held:,.6g})", target - held)
     variant = np.where(assigned, ctx.kinds["variant"].to_numpy(dtype=object)[np.maximum(ctx.kind, 0)], None)
     for cap in spatial.caps:
         label = option if cap.per == "option" else np.array([f"{o}.{v}" for o, v in zip(option, variant,

@@ -156,12 +156,17 @@ class SpatialData:
             out[f] = self.amounts[parcel, f] * share
         return out
 
-    def penalty_of(self, parcel_group: np.ndarray) -> float:
-        """BLM x sum of w x boundary over a plan given as the group position of every parcel (for checks)."""
+    def boundary_of(self, parcel_group: np.ndarray) -> float:
+        """Sum of w x boundary over a plan given as the group position of every parcel: the boundary length that
+        the penalty weighs (Marxan's "boundary"; also at BLM 0 when a boundary table is given)."""
         g = parcel_group
         shared = float((self.weights[g[self.edge_left], g[self.edge_right]] * self.edge_length).sum())
         outer = float((self.weights[g, len(self.groups) - 1] * self.outer_length).sum())
-        return self.blm * (shared + outer)
+        return shared + outer
+
+    def penalty_of(self, parcel_group: np.ndarray) -> float:
+        """BLM x `boundary_of` (for checks)."""
+        return self.blm * self.boundary_of(parcel_group)
 
 
 def option_groups(catalog: Catalog, scenario: Scenario) -> dict[str, str]:
@@ -324,7 +329,9 @@ def build_spatial(scenario: Scenario, catalog: Catalog, parcel_ids: np.ndarray,
         names = sorted(set(groups.values()))
     data.option_group = groups
     data.groups = names + [OUTSIDE]
-    if config is not None and config.boundary_penalty > 0:
+    # at BLM 0 a boundary table given is still read (the boundary length is reported, e.g. Marxan's score); the
+    # geometry is not intersected for it
+    if config is not None and (config.boundary_penalty > 0 or config.boundaries is not None):
         data.blm = float(config.boundary_penalty)
         data.weights = _weights(config, data.groups, source)
         if config.boundaries is not None:

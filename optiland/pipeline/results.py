@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +52,11 @@ class Plan:
 
     def _write_into(self, folder: Path) -> None:
         start = time.perf_counter()
-        self.to_geodataframe().to_file(folder / "plan.gpkg", layer="parcels", driver="GPKG", engine="pyogrio")
+        frame = self.to_geodataframe()
+        with warnings.catch_warnings():
+            if frame.crs is None and frame.geometry.isna().all():  # units without geometry (a Marxan import)
+                warnings.filterwarnings("ignore", message="'crs' was not provided")
+            frame.to_file(folder / "plan.gpkg", layer="parcels", driver="GPKG", engine="pyogrio")
         self.villages.to_csv(folder / "villages.csv", index=False, encoding="utf-8-sig")
         self.townships.to_csv(folder / "townships.csv", index=False, encoding="utf-8-sig")
         self.run["times"]["write"] = round(time.perf_counter() - start, 3)
