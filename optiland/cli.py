@@ -653,6 +653,28 @@ def catalog_show(region: Annotated[str | None, typer.Argument(help="region name 
                 console.print(frames[name].to_string(index=False), highlight=False, markup=False)
 
 
+@app.command("app")
+def app_command(
+        target: Annotated[Path | None, typer.Argument(help="a scenario file, or a folder with scenario.toml "
+                                                            "(default: the shipped demo)")] = None,
+        port: Annotated[int, typer.Option(help="port to serve on")] = 8787,
+        host: Annotated[str, typer.Option(help="address to bind; any but a local one needs --token (one is "
+                                               "generated and printed if not given)")] = "127.0.0.1",
+        token: Annotated[str | None, typer.Option(help="a secret every request must carry")] = None,
+        project: Annotated[Path | None, typer.Option(help="the app's project folder (default "
+                                                          "~/.local/share/optiland/app)")] = None,
+        jobs: Annotated[int, typer.Option(help="solves running at once (more wait in the queue)")] = 1,
+        no_browser: Annotated[bool, typer.Option("--no-browser", help="do not open a browser")] = False) -> None:
+    """The planner's workbench: a local web app on the engine (map, scenario form, solves, edits, exports)."""
+    from optiland.app import serve
+
+    try:
+        serve(target, host=host, port=port, token=token, project=project, open_browser=not no_browser,
+              slots=jobs, say=lambda text: console.print(text, markup=False, highlight=False))
+    except OptilandError as exc:
+        _fail(exc)
+
+
 def main() -> None:
     """Entry point for `python -m optiland`."""
     app()
