@@ -123,12 +123,15 @@ def layer_diagram() -> str:
         own = _layer(module) or "optiland"
         if own in {"optiland", "errors", "_paths", "violations", "__main__"}:
             continue
-        uses.setdefault(own, set()).update(
-            _layer(t) for t in imports if _layer(t) and _layer(t) != own and _layer(t) not in {"errors", "_paths", "violations"})
+        layers = {_layer(t) for t in imports} - {"", own, "errors", "_paths", "violations"}
+        uses.setdefault(own, set()).update(layers)
     order = sorted(uses, key=lambda layer: (RANK[layer], layer))
     width = max(map(len, order))
-    return "\n".join(f"{layer:<{width}}  <- {', '.join(sorted(uses[layer], key=lambda x: (RANK[x], x))) or '(base only)'}"
-                     for layer in order)
+    lines = []
+    for layer in order:
+        below = sorted(uses[layer], key=lambda other: (RANK[other], other))
+        lines.append(f"{layer:<{width}}  <- {', '.join(below) or '(base only)'}")
+    return "\n".join(lines)
 
 
 def test_architecture_doc_shows_the_code() -> None:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 import optiland
 import optiland.analysis.sweep as sw
+import optiland.analysis.sweep_run as sweep_run
 import optiland.pipeline.run as run
 from optiland.cli import app
 from optiland.errors import InputError, OptilandError
@@ -180,14 +181,14 @@ def _fruit_area(plan: Any) -> dict[str, float]:
 
 
 def test_a_raising_solve_is_recorded_and_the_others_finish(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = sw.solve_prepared
+    real = sweep_run.solve_prepared
 
     def flaky(prepared: Any, *args: Any, **kwargs: Any) -> Any:
         if prepared.scenario.constraints.income_floor == 4500:
             raise RuntimeError("solver exploded")
         return real(prepared, *args, **kwargs)
 
-    monkeypatch.setattr(sw, "solve_prepared", flaky)
+    monkeypatch.setattr(sweep_run, "solve_prepared", flaky)
     design = sw.factorial({FLOOR: [3500, 4500, 5000]})
     results = sw.sweep(tiny, design, executor="serial", progress=False, metrics=("objective", "income"))
     statuses = _statuses(results)
@@ -246,13 +247,13 @@ def test_killed_sweep_resumes_without_solving_finished_runs(tiny: Path, tmp_path
                                                             reference: tuple[pd.DataFrame, Path],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     solved: list[float | None] = []
-    real = sw.solve_prepared
+    real = sweep_run.solve_prepared
 
     def counting(prepared: Any, *args: Any, **kwargs: Any) -> Any:
         solved.append(prepared.scenario.constraints.income_floor)
         return real(prepared, *args, **kwargs)
 
-    monkeypatch.setattr(sw, "solve_prepared", counting)
+    monkeypatch.setattr(sweep_run, "solve_prepared", counting)
     out = tmp_path / "sweep"
     finished: list[str] = []
 
