@@ -19,7 +19,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from optiland.analysis.transition import build_transition, check_plan, shortfall, solve_transition
+from optiland.analysis.transition import solve_transition
+from optiland.analysis.transition_accounts import check_plan, shortfall
+from optiland.analysis.transition_problem import build_transition
 from optiland.io.scenario import RiskConfig, TransitionConfig
 from optiland.pipeline.run import prepare, solver_options
 

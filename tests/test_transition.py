@@ -15,20 +15,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optiland.analysis.transition import (
+from optiland.analysis.transition import solve_transition
+from optiland.analysis.transition_accounts import check_plan, cvar, immediate_plan
+from optiland.analysis.transition_model import add_transition, transition_objective
+from optiland.analysis.transition_problem import (
     CURRENT,
     LIVESTOCK,
     PriceScenarios,
-    add_transition,
     build_transition,
-    check_plan,
-    cvar,
-    immediate_plan,
     read_profiles,
     read_scenarios,
     sample_scenarios,
-    solve_transition,
-    transition_objective,
 )
 from optiland.errors import InfeasibleError, InputError
 from optiland.io.catalog import load_catalog
@@ -337,7 +334,7 @@ def test_risk_measure_without_scenarios_is_refused() -> None:
 
 
 def test_karst_catalog_profiles_and_risk_load() -> None:
-    from optiland.analysis.transition import price_risk
+    from optiland.analysis.transition_problem import price_risk
 
     catalog = load_catalog(region="karst-southwest")
     profiles = read_profiles(catalog)
@@ -347,7 +344,7 @@ def test_karst_catalog_profiles_and_risk_load() -> None:
 
 
 def test_sandy_land_catalog_profiles_and_risk_load() -> None:
-    from optiland.analysis.transition import price_risk
+    from optiland.analysis.transition_problem import price_risk
 
     catalog = load_catalog(region="sandy-land-north")
     profiles = read_profiles(catalog)

@@ -15,7 +15,7 @@ import pytest
 from conftest import TINY_SCENARIO, write_instance
 from typer.testing import CliRunner
 
-from optiland.analysis.transition import cvar, final_areas, shortfall
+from optiland.analysis.transition_accounts import cvar, final_areas, shortfall
 from optiland.cli import app
 from optiland.io.scenario import load_scenario
 from optiland.testing import SMALL_CATALOG
@@ -185,7 +185,8 @@ def test_start_year_fills_a_group_in_parcel_order() -> None:
     parcel order, P1 and P3 straddle two years."""
     from test_transition import _instance
 
-    from optiland.analysis.transition import TransitionPlan, build_transition
+    from optiland.analysis.transition_accounts import TransitionPlan
+    from optiland.analysis.transition_problem import build_transition
     from optiland.io.scenario import TransitionConfig
     from optiland.model.backend import Solution
 

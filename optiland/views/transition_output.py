@@ -35,15 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optiland.analysis.transition import (
-    TransitionOutcome,
-    TransitionPlan,
-    TransitionProblem,
-    build_transition,
-    cvar,
-    final_areas,
-    shortfall,
-)
+from optiland.analysis.transition import TransitionOutcome
+from optiland.analysis.transition_accounts import TransitionPlan, cvar, final_areas, shortfall
+from optiland.analysis.transition_problem import TransitionProblem, build_transition
 from optiland.errors import InputError, Issue, OptilandError
 from optiland.mip.solver import SolverOptions
 from optiland.model.backend import Solution
@@ -547,7 +541,7 @@ def check_transition_folder(out_dir: Path, prepared: Prepared, run: dict[str, An
                     posts=villages["ranger_posts"].to_numpy(dtype=float)[position])
     table = pd.read_csv(file, encoding="utf-8-sig", dtype={"village": str, "option": str, "variant": str})
     plan = read_plan_table(tp, table, core, str(file))
-    from optiland.analysis.transition import check_plan as check_years
+    from optiland.analysis.transition_accounts import check_plan as check_years
 
     return check_years(tp, plan)
 
@@ -630,7 +624,8 @@ def run_transition(scenario: str | Path, config: Any = None, compare: bool = Fal
 
     The time limit holds for the whole run: the comparison gets what the plan left; without time left, or without
     a plan in it, it is skipped with a note (the plan itself is kept)."""
-    from optiland.analysis.transition import build_transition, solve_transition
+    from optiland.analysis.transition import solve_transition
+    from optiland.analysis.transition_problem import build_transition
     from optiland.errors import InfeasibleError
     from optiland.pipeline.run import prepare, solver_options
 
