@@ -27,7 +27,9 @@ from optiland.pipeline.results import make_plan
 from optiland.pipeline.run import Prepared, solve_prepared, solver_options
 from optiland.testing import SMALL_CATALOG, make_inputs
 from optiland.views import report as report_module
-from optiland.views.report import binding_constraints, find_cjk_font, industry_income, load_strings, write_report
+from optiland.views import report_data
+from optiland.views.report import write_report
+from optiland.views.report_data import binding_constraints, find_cjk_font, industry_income, load_strings
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -492,7 +494,7 @@ def test_missing_cjk_font_is_a_clear_error(county_en: Path, tmp_path: Path, monk
     out = tmp_path / "plan"
     shutil.copytree(county_en, out)
     before = (out / "report" / "index.html").read_bytes()
-    monkeypatch.setattr(report_module, "find_cjk_font", lambda: None)
+    monkeypatch.setattr(report_data, "find_cjk_font", lambda: None)
     result = runner.invoke(app, ["report", str(out), "--lang", "zh"])
     assert result.exit_code == 2
     assert "fonts-noto-cjk" in flat(result.output) and "--lang en" in flat(result.output)

@@ -486,7 +486,8 @@ def zone_map(zoning: Zoning, rules: ZoneRules, path: Path, lang: str = "en") -> 
     from matplotlib.patches import Patch
 
     from optiland.io.catalog import load_catalog
-    from optiland.views.report import Labels, Plotter, load_strings, plot_fonts
+    from optiland.views.report_data import Labels, load_strings, plot_fonts
+    from optiland.views.report_plots import Plotter
 
     strings = load_strings(lang)
     catalog = load_catalog(rules.rules_file.parent)
