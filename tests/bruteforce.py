@@ -35,7 +35,7 @@ from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
 
 TOL = 1e-6
 """Relative feasibility tolerance: ``lhs <= rhs`` holds when ``lhs - rhs <= TOL * max(1, |rhs|)``."""
-DROPPABLE = ("income_floor", "transfer_budget", "transfer_share", "carrying_capacity", "ranger_posts", "labour",
+DROPPABLE = ("income_floor", "no_worse_off", "transfer_budget", "transfer_share", "carrying_capacity", "ranger_posts", "labour",
              "budget", "township_budget", "diversity", "forest_cover", "market", "price_steps", "objective_bound")
 MAX_PLANS = 30_000_000
 """Refuse enumerations larger than this (assignments x village integers): a test instance is too big."""
@@ -149,6 +149,11 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
     households = villages["households"].to_numpy(dtype=float)
     nonland = villages["nonland_income_per_capita"].to_numpy(dtype=float) * population
     need = villages["floor"].to_numpy(dtype=float) * population
+    # no village worse off: (1 + growth) x today's income (non-land plus every parcel's current use), per village
+    today_land = np.zeros(nv)
+    current_income = p.catalog.current_uses["income_per_mu"].reindex(parcels["land_use"]).to_numpy(dtype=float)
+    np.add.at(today_land, village_of_parcel, current_income * parcels["area_mu"].to_numpy(dtype=float))
+    keep_today = (1.0 + villages["growth"].to_numpy(dtype=float)) * (nonland + today_land)  # NaN: no such rule
     labour_available = villages["labour_days"].to_numpy(dtype=float)
     town_area = p.townships["area_mu"].to_numpy(dtype=float)
 
@@ -281,6 +286,8 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
         for v in range(nv):
             if "income_floor" not in drop:
                 needed[v] = np.maximum(needed[v], need[v] - other[v])
+            if "no_worse_off" not in drop and np.isfinite(keep_today[v]):
+                needed[v] = np.maximum(needed[v], keep_today[v] - other[v])
             if share is not None:
                 needed[v] = np.maximum(needed[v], transfers[v] / float(share) - other[v])
         scale = np.maximum(1.0, np.abs(need))[:, None, None]

@@ -128,6 +128,13 @@ SHARED_STEPS = {"market": {"herbs.paris": 0.5}, "village_floors": {"V1": 15500, 
 BINDING: dict[str, dict[str, Any]] = {
     # carbon wants closure and trees, which earn little: the floor forces herbs or fruit on some land
     "income_floor": dict(instance="one", objective="carbon", constraints={"income_floor": 12000}, drop="income_floor"),
+    # P4 is dry land at 30 degrees and must leave cropping; its cheapest way out earns less than the crop did
+    "no_worse_off": dict(instance="two", objective="cost", constraints={"income_floor": 0, "no_worse_off": True},
+                         drop="no_worse_off"),
+    # V2 must earn 20% more than today (its township's target), V1 only keep today's income (its own entry)
+    "income_growth": dict(instance="two", objective="cost",
+                          constraints={"income_floor": 0, "village_income_growth": {"T2": 0.2},
+                                       "village_no_worse_off": {"V1": True}}, drop="no_worse_off"),
     # ranger wages are income that costs nothing: the transfer budget caps posts and compensation
     "transfer_budget": dict(instance="one", objective="income", constraints={"transfer_budget": 12000},
                             drop="transfer_budget"),
@@ -225,6 +232,39 @@ def test_unreachable_floor_names_village_and_shortfall() -> None:
     assert row["village"] == "V1"
     assert row["short_per_capita"] == pytest.approx(shortfall, rel=1e-6)
     assert set(table["family"]) == {"income_floor"}
+
+
+def test_unreachable_growth_names_village_and_shortfall() -> None:
+    """The diagnosis names the village that cannot earn (1 + growth) x its income of today, and by how much per
+    person: the enumeration's best income against the target computed from the village table and the catalog."""
+    prepared = prepare_tiny(ONE, ONE_VILLAGE, "income", {"income_floor": 0, "income_growth": 5.0}, OVERRIDES)
+    problem = prepared.problem
+    assert not scan(problem).feasible
+    best_income = scan(problem, drop=["no_worse_off"]).optimum("income", "max")
+    catalog = problem.catalog.current_uses["income_per_mu"]
+    today = float((ONE["area_mu"] * catalog.reindex(ONE["land_use"]).to_numpy()).sum()
+                  + ONE_VILLAGE["nonland_income_per_capita"].iloc[0] * ONE_VILLAGE["population"].iloc[0])
+    population = float(ONE_VILLAGE["population"].iloc[0])
+    shortfall = (6.0 * today - best_income) / population
+    assert shortfall > 0
+    with pytest.raises(InfeasibleError) as info:
+        solve_exact(prepared)
+    message = str(info.value)
+    assert "village V1 cannot keep +500% over its income of today" in message, message
+    assert f"short by {shortfall:,.0f} per person" in message, message
+    row = info.value.shortfalls.iloc[0]
+    assert (row["family"], row["village"]) == ("no_worse_off", "V1")
+    assert row["short_per_capita"] == pytest.approx(shortfall, rel=1e-6)
+
+
+def test_no_worse_off_off_by_default_in_a_catalog_without_it() -> None:
+    """The small catalog says nothing: no row; the scenario switches it on, and per village off again."""
+    base = prepare_tiny(TWO, TWO_VILLAGES, "carbon", {"income_floor": 0}, OVERRIDES).problem
+    assert np.isnan(base.no_worse_off_total()).all()
+    on = prepare_tiny(TWO, TWO_VILLAGES, "carbon", {"income_floor": 0, "no_worse_off": True,
+                                                   "village_no_worse_off": {"V2": False}}, OVERRIDES).problem
+    before = on.no_worse_off_total()
+    assert np.isfinite(before[0]) and np.isnan(before[1])
 
 
 # ------------------------------------------------------------------------------------------------------------

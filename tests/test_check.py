@@ -149,6 +149,20 @@ def test_raised_income_floor(tables: Tables) -> None:
     assert found[0].amount == pytest.approx(11000 - per_capita, abs=0.01)
 
 
+def test_income_growth_over_today(tables: Tables) -> None:
+    """A growth target the plan does not reach is caught; today's income is recomputed from the inputs."""
+    parcels, villages = tables
+    after = villages.set_index("village")["income_per_capita_after"]
+    before = villages.set_index("village")["income_per_capita_before"]
+    growth = float(after["V1"] / before["V1"]) - 1.0 + 0.05  # 5 points more than the plan gives V1
+    _, raised = _problem(village_income_growth={"V1": growth})
+    found = _only(check_plan(raised, parcels, villages), "no_worse_off")
+    assert [v.key for v in found] == ["V1"] and "V1" in found[0].message
+    assert found[0].amount == pytest.approx((1 + growth) * before["V1"] - after["V1"], abs=0.02)
+    _, kept = _problem(no_worse_off=True)  # the plan leaves no village worse off: nothing to report
+    assert (after >= before).all() and check_plan(kept, parcels, villages) == []
+
+
 def test_market_limit_exceeded_by_reassigning(problem: PlanningProblem,
                                               tables: Tables) -> None:
     parcels, villages = tables

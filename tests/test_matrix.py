@@ -124,7 +124,8 @@ def variant(prepared: Prepared, **changes: Any) -> PlanningProblem:
 
 COUPLING = {"constraints.township_budgets": {"T01": 9_000_000}, "constraints.max_transfer_share": 0.5,
             "constraints.market": {"fruit.orah": 200, "herbs.paris_polyphylla": 40},
-            "constraints.bounds": {"income": [1.0, None], "cost": [None, 5e7], "carbon": [10.0, 1e9]}}
+            "constraints.bounds": {"income": [1.0, None], "cost": [None, 5e7], "carbon": [10.0, 1e9]},
+            "constraints.village_income_growth": {"T02": 0.05}, "constraints.village_no_worse_off": {"T01-V01": False}}
 NONE_OPTIONAL = {"constraints.transfer_budget": None, "constraints.budget": None,
                  "constraints.diversity_cap": None, "constraints.forest_cover_min": None}
 
@@ -134,14 +135,17 @@ def small_problems() -> dict[str, PlanningProblem]:
     golden = prepare_tiny(GOLDEN_PARCELS, GOLDEN_VILLAGES, "income", GOLDEN_CONSTRAINTS, OVERRIDES).problem
     two = prepare_tiny(TWO, TWO_VILLAGES, "income", ALL_ACTIVE, OVERRIDES).problem
     bare = prepare_tiny(TWO, TWO_VILLAGES, "income", {"income_floor": 3000}, OVERRIDES).problem
-    return {"golden": golden, "two-all-active": two, "two-no-optional": bare}
+    growth = prepare_tiny(TWO, TWO_VILLAGES, "income", {**ALL_ACTIVE, "village_income_growth": {"V2": 0.1},
+                                                         "no_worse_off": True, "village_no_worse_off": {"V1": False}},
+                          {**OVERRIDES, "variants.fruit.pomelo.net_income_per_mu": 6000}).problem
+    return {"golden": golden, "two-all-active": two, "two-no-optional": bare, "two-growth": growth}
 
 
 # ------------------------------------------------------------------------------------------------------------
 # The same model
 
 
-@pytest.mark.parametrize("name", ["golden", "two-all-active", "two-no-optional"])
+@pytest.mark.parametrize("name", ["golden", "two-all-active", "two-no-optional", "two-growth"])
 def test_small_catalog_same_model(name: str) -> None:
     problem = small_problems()[name]
     for objective, sense in (({"income": 1.0}, "max"), ({"cost": 1.0}, "min"), ({"ecosystem_services": 1.0}, "max"),
@@ -159,7 +163,8 @@ def test_karst_same_model(karst: Prepared, case: str) -> None:
     families = {name.split("[")[0].rstrip("<=>") for name in matrix.row_names}
     expected = {"demo": {"diversity", "option_area_def", "forest_cover", "market", "price_step_link",
                          "price_step_width", "budget", "transfer_budget"},
-                "coupling": {"township_budget", "transfer_share", "objective_bound", "diversity", "market"},
+                "coupling": {"township_budget", "transfer_share", "objective_bound", "diversity", "market",
+                             "no_worse_off"},
                 "none-optional": set()}[case]
     assert expected <= families  # the case exercises what it says
     if case == "none-optional":
@@ -245,7 +250,8 @@ def test_update_equals_fresh_build(karst: Prepared) -> None:
                "constraints.transfer_budget": 9e5, "constraints.max_transfer_share": 0.7,
                "constraints.diversity_cap": 0.3, "constraints.forest_cover_min": 0.3,
                "constraints.township_budgets": {"T01": 7e6}, "constraints.market": {"fruit.orah": 250,
-                                                                                  "herbs.paris_polyphylla": 10}}
+                                                                                  "herbs.paris_polyphylla": 10},
+               "constraints.village_income_growth": {"T02": 0.08}}
     second = variant(karst, **changed)
     backend = MatrixBackend()
     backend.build(first)

@@ -54,7 +54,7 @@ from optiland.model.problem import (
 from optiland.violations import FEATURE_TARGET_TOLERANCE, Violation
 
 FAMILIES = (
-    "one_use", "red_line", "suitability", "farmland", "income_floor", "transfer_budget", "transfer_share",
+    "one_use", "red_line", "suitability", "farmland", "income_floor", "no_worse_off", "transfer_budget", "transfer_share",
     "carrying_capacity", "ranger_posts", "labour", "budget", "township_budget", "diversity", "forest_cover",
     "market", "price_steps", "objective_bound", "feature_target", "locks", "neighbourhood_cap", "consistency",
 )
@@ -484,6 +484,8 @@ def _village_limits(ctx: _Context, land: np.ndarray,
                            f"capita, {_num(floor[i] * population[i] - income[i])} yuan in all)"),
                 slack=slack, amount=lambda i: floor[i] - per_capita[i])
 
+    _no_worse_off(ctx, income, slack)
+
     transfers = parts["compensation"] + parts["wages"]
     budget = params.get("transfer_budget")
     if budget is not None:
@@ -524,6 +526,36 @@ def _village_limits(ctx: _Context, land: np.ndarray,
                 lambda i: (f"village {names[i]}: the plan needs {_num(labour_used[i])} days of labour a "
                            f"year; {_num(available[i])} are available"))
     return income, parts, labour_used
+
+
+def no_worse_off_today(catalog: Any, parcels: pd.DataFrame, villages: pd.DataFrame) -> np.ndarray:
+    """Each village's income today, yuan/yr, from the inputs alone: non-land income per capita x population plus,
+    over its parcels, the current use's ``income_per_mu`` (current_uses.csv) x area (docs/data-model.md)."""
+    names = villages["village"].astype(str).to_numpy()
+    per_mu = catalog.current_uses["income_per_mu"].reindex(parcels["land_use"].astype(str)).to_numpy(dtype=float)
+    land = pd.Series(per_mu * parcels["area_mu"].to_numpy(dtype=float)).groupby(
+        parcels["village"].astype(str).to_numpy()).sum().reindex(names).fillna(0.0).to_numpy()
+    return (villages["nonland_income_per_capita"] * villages["population"]).to_numpy(dtype=float) + land
+
+
+def _no_worse_off(ctx: _Context, income: np.ndarray, slack: np.ndarray) -> None:
+    """``no_worse_off``: every village with the rule on earns at least (1 + growth) x its income today
+    (optiland.model.formulation.no_worse_off); today's income is recomputed from the inputs."""
+    problem, names = ctx.problem, ctx.village_names
+    v = problem.villages
+    growth = v["growth"].to_numpy(dtype=float) if "growth" in v.columns else np.full(len(v), np.nan)
+    on = np.isfinite(growth)
+    if not on.any():
+        return
+    population = v["population"].to_numpy(dtype=float)
+    today = no_worse_off_today(problem.catalog, problem.parcels, v) / population
+    target = (1.0 + np.nan_to_num(growth)) * today
+    per_capita = income / population
+    ctx.report.over("no_worse_off", names, np.where(on, target * population, 0.0), np.where(on, income, 0.0),
+                    lambda i: (f"village {names[i]}: income {_num(per_capita[i])} yuan per capita is below "
+                               + ("its income today" if growth[i] == 0 else f"{growth[i]:+.0%} over its income today")
+                               + f", {_num(target[i])} (short by {_num(target[i] - per_capita[i])} per capita)"),
+                    slack=slack, amount=lambda i: target[i] - per_capita[i])
 
 
 def _budgets(ctx: _Context) -> float:

@@ -86,6 +86,20 @@ class ConstraintsConfig(_Strict):
 
     income_floor: float | None = Field(None, ge=0, description="yuan per capita per year; catalog default")
     village_floors: dict[str, float] = Field(default_factory=dict)
+    township_floors: dict[str, float] = Field(
+        default_factory=dict, description="township -> per-capita floor of each of its villages (a village's own "
+                                          "floor wins)")
+    no_worse_off: bool | None = Field(
+        None, description="every village's per-capita income after the plan at least its income today (catalog "
+                          "default defaults.no_worse_off; off when the catalog says nothing)")
+    village_no_worse_off: dict[str, bool] = Field(
+        default_factory=dict, description="village or township -> the rule on or off there (a village's own entry "
+                                          "wins over its township's)")
+    income_growth: float | None = Field(
+        None, ge=-1, description="per-capita income growth over today required of every village (0.1 = 10% more); "
+                                 "implies no_worse_off")
+    village_income_growth: dict[str, float] = Field(
+        default_factory=dict, description="village or township -> its growth target (a village's own entry wins)")
     transfer_budget: float | None = Field(None, ge=0, description="yuan/yr for compensation and ranger wages")
     max_transfer_share: float | None = Field(None, gt=0, le=1)
     budget: float | None = Field(None, ge=0, description="establishment budget, yuan")

@@ -125,6 +125,21 @@ def income_floor(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
         m.V, rule=lambda m, v: m.village_income[v] + _slack(m, "income_floor", v) >= m.target["income_floor", v])
 
 
+def no_worse_off(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
+    r"""No village is worse off than today: :math:`\mathrm{income}_v \ge (1 + g_v)\, B_v` for every village v
+    with the rule on, where :math:`B_v = N_v + \sum_{p \in v} I^{\mathrm{current}}_p` is its income today
+    (non-land income plus the current uses' land income, ``current_uses.income_per_mu`` times area) and
+    :math:`g_v` its growth target (0: no worse off; scenario ``income_growth``, per village or township). Per
+    capita the same, population being fixed. In the elastic model
+    :math:`\mathrm{income}_v + s_v \ge (1 + g_v) B_v`.
+
+    Source: seed 003 (consolidating poverty alleviation: no relapse, incomes that keep rising) and the catalog's
+    ``defaults.no_worse_off`` (issue 21: a plan a county bureau signs leaves no village worse off)."""
+    keys = [v for v in range(len(p.villages)) if ("no_worse_off", v) in m.target]
+    m.no_worse_off = pyo.Constraint(
+        keys, rule=lambda m, v: m.village_income[v] + _slack(m, "no_worse_off", v) >= m.target["no_worse_off", v])
+
+
 def transfer_budget(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     r"""Compensation and ranger wages come from one yearly ecological-compensation budget B:
     :math:`\sum_v (\mathrm{comp}_v + \mathrm{wages}_v) \le B`; optionally each village's transfers are at most a
@@ -430,6 +445,7 @@ def add_neighbourhood_caps(m: pyo.ConcreteModel, p: PlanningProblem, broken: lis
 FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
     "one_use": one_use,
     "income_floor": income_floor,
+    "no_worse_off": no_worse_off,
     "transfer_budget": transfer_budget,
     "carrying_capacity": carrying_capacity,
     "ranger_posts": ranger_posts,
@@ -444,7 +460,7 @@ FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
 }
 """Constraint families in build order; red_line, suitability and farmland live in the allowed set."""
 
-ELASTIC_FAMILIES = ("income_floor", "transfer_budget", "labour", "budget", "township_budget", "forest_cover", "market",
+ELASTIC_FAMILIES = ("income_floor", "no_worse_off", "transfer_budget", "labour", "budget", "township_budget", "forest_cover", "market",
                     "feature_target")
 """Families that get a nonnegative slack in the elastic model used to explain infeasibility."""
 
@@ -483,6 +499,8 @@ def target_values(p: PlanningProblem) -> dict[tuple[str, Any], float]:
     params = p.params
     need = p.floors_total()
     values: dict[tuple[str, Any], float] = {("income_floor", v): float(need[v]) for v in range(len(p.villages))}
+    before = p.no_worse_off_total()
+    values.update({("no_worse_off", v): float(before[v]) for v in range(len(p.villages)) if np.isfinite(before[v])})
     for key in ("transfer_budget", "budget", "diversity_cap"):
         if params.get(key) is not None:
             values[(key, 0)] = float(params[key])
@@ -557,6 +575,8 @@ def build_model(p: PlanningProblem, elastic: bool = False) -> pyo.ConcreteModel:
 def _elastic_keys(p: PlanningProblem) -> list[tuple[str, Any]]:
     keys: list[tuple[str, Any]] = []
     keys += [("income_floor", v) for v in range(len(p.villages))]
+    before = p.no_worse_off_total()
+    keys += [("no_worse_off", v) for v in range(len(p.villages)) if np.isfinite(before[v])]
     keys += [("labour", v) for v in range(len(p.villages))]
     keys += [("transfer_budget", 0), ("budget", 0)]
     names = list(p.townships["township"])

@@ -329,7 +329,7 @@ class MatrixBackend:
         factors = {f"{o}.{v}": [1.0] + [f for _, f in steps] for (o, v), steps in p.price_steps.items()}
         self.z_income = np.array([factors[g][k] * per_mu[g] for _, g, k in self.segments], dtype=float)
         self.z_village = np.array([v for v, _, _ in self.segments], dtype=np.int64)
-        blocks = [self._one_use(p), self._income_floor(p)]
+        blocks = [self._one_use(p), self._income_floor(p), self._no_worse_off(p)]
         blocks += self._transfer(p)
         blocks += [self._carrying_capacity(p), *self._ranger_posts(p), self._labour(p)]
         blocks += self._budget(p)
@@ -365,6 +365,25 @@ class MatrixBackend:
             self.targets[("income_floor", v)] = float(need[v])
         return _Block("income_floor", A, need - self.nonland, np.full(self.n_v, INF),
                       [f"income_floor[{v}]>=" for v in range(self.n_v)])
+
+    def _no_worse_off(self, p: PlanningProblem) -> _Block:
+        """formulation.no_worse_off: the income rows of income_floor, for the villages with the rule on."""
+        before = p.no_worse_off_total()
+        keys = np.flatnonzero(np.isfinite(before))
+        row_of = np.full(self.n_v, -1, dtype=np.int64)
+        row_of[keys] = np.arange(len(keys))
+        self.no_worse_off_row = row_of
+        z_rows = row_of[self.z_village]
+        z_in = np.flatnonzero(z_rows >= 0)
+        A = _merge(len(keys), self.n_cols, [
+            _xpart(row_of[self.village], self.income_x + self.comp, self._order_v),
+            _part(np.arange(len(keys)), self.col_herd + keys, self.cattle),
+            _part(np.arange(len(keys)), self.col_posts + keys, self.wage),
+            _part(z_rows[z_in], self.col_z + z_in, self.z_income[z_in])])
+        for v in keys:
+            self.targets[("no_worse_off", int(v))] = float(before[v])
+        return _Block("no_worse_off", A, before[keys] - self.nonland[keys], np.full(len(keys), INF),
+                      [f"no_worse_off[{v}]>=" for v in keys])
 
     def _transfer(self, p: PlanningProblem) -> list[_Block]:
         """formulation.transfer_budget (and transfer_share)."""
@@ -642,7 +661,7 @@ class MatrixBackend:
         keys = _elastic_keys(p)
         index = {self.row_names[i]: i for family, (first, last) in self.ranges.items() if family != "one_use"
                  for i in range(first, last)}
-        sign = {"income_floor": (1.0, ">="), "forest_cover": (1.0, ">="), "transfer_budget": (-1.0, "<="),
+        sign = {"income_floor": (1.0, ">="), "no_worse_off": (1.0, ">="), "forest_cover": (1.0, ">="), "transfer_budget": (-1.0, "<="),
                 "labour": (-1.0, "<="), "budget": (-1.0, "<="), "township_budget": (-1.0, "<="),
                 "market": (-1.0, "<=")}
         self.col_slack = self.n_cols
@@ -780,6 +799,8 @@ class MatrixBackend:
         assert A is not None
         if family == "income_floor":
             self.row_lower[start + key] = value - self.nonland[key]
+        elif family == "no_worse_off":
+            self.row_lower[start + self.no_worse_off_row[key]] = value - self.nonland[key]
         elif family in ("transfer_budget", "budget"):
             self.row_upper[start] = value
         elif family == "township_budget":

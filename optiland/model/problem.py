@@ -73,6 +73,12 @@ class PlanningProblem:
         """Required income per village, yuan/yr: floor x population."""
         return (self.villages["floor"] * self.villages["population"]).to_numpy()
 
+    def no_worse_off_total(self) -> np.ndarray:
+        """Income per village the no-worse-off rule requires, yuan/yr: (1 + growth) x today's income (non-land
+        income plus the current uses' land income); NaN where the village has no such target."""
+        growth = self.villages["growth"].to_numpy(dtype=float)
+        return (1.0 + growth) * self.villages["income_before"].to_numpy(dtype=float)
+
 
 def village_sum(village_idx: np.ndarray, weights: np.ndarray, n_villages: int) -> np.ndarray:
     """Per-village sums; parcels in no village (index -1: an instance without villages, such as a Marxan import)
@@ -226,6 +232,30 @@ def _parcel_table(inputs: Inputs, catalog: Catalog, villages: pd.DataFrame) -> p
     return parcels
 
 
+def _income_growth(constraints: Any, catalog: Catalog, villages: pd.DataFrame, problems: list[Issue]) -> np.ndarray:
+    """Per village, the per-capita income growth over today the plan must give (0: no worse off), NaN where the
+    village has no such target. The catalog's ``defaults.no_worse_off`` (off when absent), then the scenario's
+    ``no_worse_off`` and ``income_growth``, then per township and per village (``village_no_worse_off``,
+    ``village_income_growth``; a village's own entry wins over its township's)."""
+    on = constraints.no_worse_off
+    if on is None:
+        on = bool(catalog.defaults.get("no_worse_off", False))
+    base = constraints.income_growth if constraints.income_growth is not None else (0.0 if on else np.nan)
+    growth = np.full(len(villages), np.nan if base is None else float(base))
+    names, towns = villages["village"].astype(str).to_numpy(), villages["township"].astype(str).to_numpy()
+    known = set(names) | set(towns)
+    for column, table in (("constraints.village_no_worse_off", constraints.village_no_worse_off),
+                          ("constraints.village_income_growth", constraints.village_income_growth)):
+        problems += [Issue("unknown village or township", column=column, row=k) for k in table if k not in known]
+    for level in (towns, names):  # townships first, so that a village's own entry wins
+        for key, flag in constraints.village_no_worse_off.items():
+            where = level == key
+            growth[where] = np.where(flag, np.nan_to_num(growth[where], nan=0.0), np.nan)
+        for key, value in constraints.village_income_growth.items():
+            growth[level == key] = float(value)
+    return growth
+
+
 def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> PlanningProblem:
     """Derive the allowed set and its coefficients, and gather the scenario's targets."""
     constraints = scenario.constraints
@@ -233,13 +263,18 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
     default_floor = constraints.income_floor if constraints.income_floor is not None else float(
         catalog.defaults.get("income_floor", 4000.0))
     floor = pd.Series(default_floor, index=villages.index, dtype=float)
+    problems = [Issue("floor for an unknown township", column="constraints.township_floors", row=t)
+                for t in constraints.township_floors if t not in set(villages["township"])]
+    for township, value in constraints.township_floors.items():
+        floor[villages["township"] == township] = value
     if "income_floor" in villages.columns:
-        floor = villages["income_floor"].fillna(default_floor).astype(float)
-    problems = [Issue("village floor for an unknown village", column="constraints.village_floors", row=v)
-                for v in constraints.village_floors if v not in set(villages["village"])]
+        floor = villages["income_floor"].fillna(floor).astype(float)
+    problems += [Issue("village floor for an unknown village", column="constraints.village_floors", row=v)
+                 for v in constraints.village_floors if v not in set(villages["village"])]
     for village, value in constraints.village_floors.items():
         floor[villages["village"] == village] = value
     villages["floor"] = floor
+    villages["growth"] = _income_growth(constraints, catalog, villages, problems)
     townships_list = sorted(villages["township"].unique())
     villages["township_idx"] = pd.Series(range(len(townships_list)), index=townships_list).reindex(
         villages["township"]).to_numpy().astype(np.int64)
@@ -279,6 +314,8 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
                                                   * catalog.current_uses["income_per_mu"].reindex(
                                                       parcels["land_use"]).to_numpy(), len(villages))
     villages["area_mu"] = village_sum(parcels["village_idx"], parcels["area_mu"], len(villages))
+    villages["income_before"] = (villages["nonland_income_per_capita"] * villages["population"]
+                                 + villages["current_land_income"])
     townships = pd.DataFrame({"township": townships_list})
     townships["area_mu"] = np.bincount(villages["township_idx"].to_numpy(dtype=np.int64), weights=villages["area_mu"],
                                        minlength=len(townships_list))

@@ -15,6 +15,7 @@ from optiland.model.problem import PlanningProblem
 
 _LABELS = {
     "income_floor": "income floor",
+    "no_worse_off": "income today (no village worse off)",
     "labour": "labour available",
     "transfer_budget": "transfer (ecological-compensation) budget",
     "budget": "establishment budget",
@@ -34,6 +35,8 @@ def _weights(problem: PlanningProblem, keys: list[tuple[str, object]]) -> dict[t
     for family, key in keys:
         if family == "income_floor":
             scale = need[key]
+        elif family == "no_worse_off":
+            scale = problem.no_worse_off_total()[key]
         elif family == "labour":
             scale = villages["labour_days"].iloc[key]
         elif family == "transfer_budget":
@@ -80,6 +83,17 @@ def diagnose(problem: PlanningProblem, options: SolverOptions, backend_name: str
             text = (f"village {villages['village'].iloc[key]} cannot reach its floor of {floor:,.0f} yuan per "
                     f"person: at best {floor - value / population:,.0f} (short by {value / population:,.0f} per "
                     f"person, {value:,.0f} yuan in all)")
+        elif family == "no_worse_off":
+            population = float(villages["population"].iloc[key])
+            growth = float(villages["growth"].iloc[key])
+            today = float(villages["income_before"].iloc[key]) / population
+            target = (1.0 + growth) * today
+            what = "its income of today" if growth == 0 else f"{growth:+.0%} over its income of today ({today:,.0f})"
+            row.update(village=villages["village"].iloc[key], floor=target,
+                       best_per_capita=target - value / population, short_per_capita=value / population)
+            text = (f"village {villages['village'].iloc[key]} cannot keep {what}, {target:,.0f} yuan per person: "
+                    f"at best {target - value / population:,.0f} (short by {value / population:,.0f} per person, "
+                    f"{value:,.0f} yuan in all)")
         elif family == "labour":
             text = (f"village {villages['village'].iloc[key]} needs {value:,.0f} labour days more than its "
                     f"{villages['labour_days'].iloc[key]:,.0f} available")
