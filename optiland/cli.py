@@ -307,11 +307,14 @@ def explain(scenario: ScenarioArg, parcel_id: Annotated[str, typer.Argument(help
 
     try:
         prepared = prepare(scenario)
-        table = explain_parcel((prepared.catalog, prepared.problem.parcels), parcel_id)
+        table = explain_parcel((prepared.problem.catalog, prepared.problem.parcels), parcel_id)
     except OptilandError as exc:
         _fail(exc)
     parcel = prepared.problem.parcels.set_index("parcel_id").loc[parcel_id]
-    console.print(f"parcel {parcel_id}: village {parcel['village']}, land use {parcel['land_use']}, "
+    use = prepared.catalog.current_uses.reindex([str(parcel["land_use"])]).iloc[0]
+    name = f" {use['name']} ({use['name_zh']})" if "name_zh" in use.index and isinstance(use["name"], str) else ""
+    kept = "" if bool(parcel.get("plannable", True)) else ", not plannable: kept as it is"
+    console.print(f"parcel {parcel_id}: village {parcel['village']}, land use {parcel['land_use']}{name}{kept}, "
                   f"slope {parcel['slope_deg']:g} deg, grade {parcel['grade']}, "
                   + "".join(f"{name} {parcel[name]}, " for name in prepared.catalog.site_attributes) +
                   f"red line {bool(parcel['red_line'])}, basic farmland {bool(parcel['basic_farmland'])}, "

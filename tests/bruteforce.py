@@ -35,8 +35,9 @@ from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
 
 TOL = 1e-6
 """Relative feasibility tolerance: ``lhs <= rhs`` holds when ``lhs - rhs <= TOL * max(1, |rhs|)``."""
-DROPPABLE = ("income_floor", "no_worse_off", "transfer_budget", "transfer_share", "carrying_capacity", "ranger_posts", "labour",
-             "budget", "township_budget", "diversity", "forest_cover", "market", "price_steps", "objective_bound")
+DROPPABLE = ("income_floor", "no_worse_off", "transfer_budget", "transfer_share", "carrying_capacity", "ranger_posts",
+             "labour", "budget", "township_budget", "diversity", "forest_cover", "market", "price_steps",
+             "objective_bound")
 MAX_PLANS = 30_000_000
 """Refuse enumerations larger than this (assignments x village integers): a test instance is too big."""
 

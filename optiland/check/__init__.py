@@ -54,7 +54,8 @@ from optiland.model.problem import (
 from optiland.violations import FEATURE_TARGET_TOLERANCE, Violation
 
 FAMILIES = (
-    "one_use", "red_line", "suitability", "farmland", "income_floor", "no_worse_off", "transfer_budget", "transfer_share",
+    "one_use", "current_use", "conversion", "red_line", "suitability", "farmland", "income_floor", "no_worse_off",
+    "transfer_budget", "transfer_share",
     "carrying_capacity", "ranger_posts", "labour", "budget", "township_budget", "diversity", "forest_cover",
     "market", "price_steps", "objective_bound", "feature_target", "locks", "neighbourhood_cap", "consistency",
 )

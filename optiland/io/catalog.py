@@ -54,6 +54,9 @@ class Catalog:
     variants: pd.DataFrame
     market: pd.DataFrame
     price_steps: pd.DataFrame
+    conversions: pd.DataFrame = field(default_factory=lambda: empty_conversions())
+    """``conversions.csv``: which current uses may change to which options, on what slopes (read top to bottom,
+    the first rule whose conditions hold decides; see docs/data-model.md)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     digest: str = ""
     generate: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +100,64 @@ class Catalog:
         if name == NEVER:
             return -1
         return self.grade_names.index(name)
+
+
+CONVERSION_COLUMNS = ("rule", "current_use", "basic_farmland", "min_slope_deg", "max_slope_deg", "to", "allowed",
+                      "description", "source")
+
+
+def empty_conversions() -> pd.DataFrame:
+    """A conversion table without rules (every change the site rules allow is allowed)."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in CONVERSION_COLUMNS})
+
+
+def read_conversions(path: Path) -> pd.DataFrame:
+    """Read a conversion table (docs/data-model.md, ``conversions.csv``): columns checked, booleans and slopes
+    parsed; codes and options are checked against the catalog by `validate_catalog`."""
+    if not path.is_file():
+        raise InputError([Issue("conversion table missing", file=str(path))])
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    return conversions_frame(frame.to_dict("records"), str(path))
+
+
+def conversions_frame(rows: list[dict[str, Any]], where: str) -> pd.DataFrame:
+    """Conversion rules from records (a CSV's rows or a scenario's ``[[catalog.conversion_rules]]``)."""
+    problems: list[Issue] = []
+    out = []
+    for i, row in enumerate(rows):
+        label = str(row.get("rule") or f"line {i + 2}")
+        unknown = set(row) - set(CONVERSION_COLUMNS)
+        for column in sorted(unknown):
+            problems.append(Issue("unknown column of a conversion rule", file=where, row=label, column=column))
+        for column in ("rule", "current_use", "to", "allowed"):
+            if str(row.get(column, "") or "").strip() == "":
+                problems.append(Issue("missing value", file=where, row=label, column=column))
+        record = {c: str(row.get(c, "") if row.get(c) is not None else "").strip() for c in CONVERSION_COLUMNS}
+        for column in ("basic_farmland", "allowed"):
+            text = str(row.get(column, "")).strip().lower()
+            if text in ("", "nan", "none"):
+                record[column] = None
+            elif text in ("true", "1", "yes"):
+                record[column] = True
+            elif text in ("false", "0", "no"):
+                record[column] = False
+            else:
+                problems.append(Issue("not a boolean (true/false)", file=where, row=label, column=column,
+                                      value=row.get(column)))
+        for column in ("min_slope_deg", "max_slope_deg"):
+            text = str(row.get(column, "") or "").strip()
+            try:
+                record[column] = float(text) if text not in ("", "nan") else None
+            except ValueError:
+                problems.append(Issue("not a number", file=where, row=label, column=column, value=text))
+        out.append(record)
+    if problems:
+        raise InputError(problems)
+    frame = pd.DataFrame(out, columns=list(CONVERSION_COLUMNS)) if out else empty_conversions()
+    duplicated = frame["rule"][frame["rule"].duplicated()]
+    if len(duplicated):
+        raise InputError([Issue("duplicate rule name", file=where, row=r, column="rule") for r in duplicated])
+    return frame
 
 
 def _read_csv(path: Path, index: list[str] | str, dtype: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -163,7 +224,11 @@ def load_catalog(folder: str | Path | None = None, overrides: dict[str, Any] | N
     price_steps = pd.read_csv(steps_file) if steps_file.is_file() else pd.DataFrame(
         columns=["option", "variant", "from_area_mu", "income_factor"])
     _to_bool(options, _BOOL_COLUMNS["options"], folder / "options.csv")
-    _to_bool(current_uses, _BOOL_COLUMNS["current_uses"], folder / "current_uses.csv")
+    if "plannable" not in current_uses.columns:  # a catalog without the column plans every current use
+        current_uses["plannable"] = True
+    _to_bool(current_uses, [*_BOOL_COLUMNS["current_uses"], "plannable"], folder / "current_uses.csv")
+    conversions_file = folder / "conversions.csv"
+    conversions = read_conversions(conversions_file) if conversions_file.is_file() else empty_conversions()
 
     catalog = Catalog(
         path=folder,
@@ -181,6 +246,7 @@ def load_catalog(folder: str | Path | None = None, overrides: dict[str, Any] | N
         variants=variants,
         market=market,
         price_steps=price_steps,
+        conversions=conversions,
         digest=digest.hexdigest(),
         generate=meta.get("generate", {}),
     )
@@ -393,5 +459,32 @@ def validate_catalog(catalog: Catalog) -> None:
     for key in ("mu_per_post", "wage_per_post"):
         if key not in catalog.rangers:
             problems.append(Issue("missing ranger figure", file=file, column=f"rangers.{key}"))
+    problems += conversion_issues(catalog, catalog.conversions, str(catalog.path / "conversions.csv"))
     if problems:
         raise InputError(problems)
+
+
+def conversion_issues(catalog: Catalog, table: pd.DataFrame, where: str) -> list[Issue]:
+    """Unknown land-survey codes or options in a conversion table."""
+    problems: list[Issue] = []
+    codes = set(catalog.current_uses.index.astype(str))
+    classes = {c[:2] for c in codes}
+    options = set(catalog.options.index)
+    pairs = {f"{o}.{v}" for o, v in catalog.variants.index} | options
+    for row in table.itertuples(index=False):
+        for code in str(row.current_use).split(";"):
+            code = code.strip()
+            if code not in codes and code not in classes:
+                problems.append(Issue("unknown land-survey code (GB/T 21010)", file=where, row=row.rule,
+                                      column="current_use", value=code))
+        for target in str(row.to).split(";"):
+            target = target.strip()
+            if target != "*" and target not in pairs:
+                close = difflib.get_close_matches(target, sorted(pairs), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(Issue(f"unknown option or option.variant{hint}", file=where, row=row.rule,
+                                      column="to", value=target))
+            if target == catalog.keep_option if (catalog.options["keeps_current_use"].sum() == 1) else False:
+                problems.append(Issue("the keep option is not a change; the table governs changes only", file=where,
+                                      row=row.rule, column="to", value=target))
+    return problems

@@ -59,6 +59,10 @@ class CatalogConfig(_Strict):
     region: str | None = None
     path: Path | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
+    conversions: Path | None = Field(None, description="a conversion table (conversions.csv format) replacing the "
+                                                       "catalog's")
+    conversion_rules: list[dict[str, Any]] = Field(
+        default_factory=list, description="conversion rules read before the table's (the first that holds decides)")
 
 
 class ObjectiveConfig(_Strict):

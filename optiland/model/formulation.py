@@ -460,7 +460,8 @@ FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
 }
 """Constraint families in build order; red_line, suitability and farmland live in the allowed set."""
 
-ELASTIC_FAMILIES = ("income_floor", "no_worse_off", "transfer_budget", "labour", "budget", "township_budget", "forest_cover", "market",
+ELASTIC_FAMILIES = ("income_floor", "no_worse_off", "transfer_budget", "labour", "budget", "township_budget",
+                    "forest_cover", "market",
                     "feature_target")
 """Families that get a nonnegative slack in the elastic model used to explain infeasibility."""
 

@@ -661,7 +661,8 @@ class MatrixBackend:
         keys = _elastic_keys(p)
         index = {self.row_names[i]: i for family, (first, last) in self.ranges.items() if family != "one_use"
                  for i in range(first, last)}
-        sign = {"income_floor": (1.0, ">="), "no_worse_off": (1.0, ">="), "forest_cover": (1.0, ">="), "transfer_budget": (-1.0, "<="),
+        sign = {"income_floor": (1.0, ">="), "no_worse_off": (1.0, ">="), "forest_cover": (1.0, ">="),
+                "transfer_budget": (-1.0, "<="),
                 "labour": (-1.0, "<="), "budget": (-1.0, "<="), "township_budget": (-1.0, "<="),
                 "market": (-1.0, "<=")}
         self.col_slack = self.n_cols

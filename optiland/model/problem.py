@@ -14,6 +14,7 @@ The allowed set encodes three constraint families by construction (nothing outsi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from optiland.errors import InputError, Issue
-from optiland.io.catalog import NEVER, Catalog
+from optiland.io.catalog import NEVER, Catalog, conversion_issues, conversions_frame, read_conversions
 from optiland.io.inputs import Inputs
 from optiland.io.scenario import Scenario
 from optiland.model.spatial import (
@@ -137,8 +138,60 @@ def variant_table(catalog: Catalog) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def _codes_match(land_use: np.ndarray, classes: np.ndarray, codes: str) -> np.ndarray:
+    """Parcels whose land-survey code is one of `codes` (';'-separated); a two-digit code stands for its class
+    (`classes`: each parcel's first two digits)."""
+    wanted = [c.strip() for c in codes.split(";") if c.strip()]
+    return np.isin(land_use, wanted) | np.isin(classes, [c for c in wanted if len(c) == 2])
+
+
+def conversion_rules(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFrame) -> list[list[_Rule]]:
+    """Per decision kind other than keep, the rows of the catalog's conversion table that forbid it: rows are read
+    top to bottom and, for each parcel, the first whose conditions hold (current use, basic farmland, slope, and the
+    kind among its `to`) decides; a parcel no row matches may change as its other site rules allow."""
+    table = catalog.conversions
+    out: list[list[_Rule]] = [[] for _ in range(len(kinds))]
+    if table is None or not len(table):
+        return out
+    codes = parcels["land_use"].astype(str)
+    land_use, classes = codes.to_numpy(dtype=object), codes.str[:2].to_numpy(dtype=object)
+    slope = parcels["slope_deg"].to_numpy(dtype=float)
+    farmland = parcels["basic_farmland"].to_numpy(dtype=bool)
+    conditions = []
+    for row in table.itertuples(index=False):
+        cond = _codes_match(land_use, classes, str(row.current_use))
+        if not _blank(row.basic_farmland):
+            cond &= farmland == bool(row.basic_farmland)
+        if not _blank(row.min_slope_deg):
+            cond &= slope >= float(row.min_slope_deg)
+        if not _blank(row.max_slope_deg):
+            cond &= slope < float(row.max_slope_deg)
+        targets = {t.strip() for t in str(row.to).split(";")}
+        conditions.append((row, cond, targets))
+    for j, kind in enumerate(kinds.itertuples(index=False)):
+        if kind.keeps_current_use:
+            continue
+        decided = np.zeros(len(parcels), dtype=bool)
+        for row, cond, targets in conditions:
+            if not ("*" in targets or kind.option in targets or f"{kind.option}.{kind.variant}" in targets):
+                continue
+            hit = cond & ~decided
+            if not row.allowed and hit.any():
+                out[j].append(_Rule(hit, f"conversion rule '{row.rule}': {row.description} [{row.source}]",
+                                    "conversion"))
+            decided |= hit
+    return out
+
+
 def site_rules(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFrame) -> list[list[_Rule]]:
-    """For each decision kind, the rules that forbid it on some parcels (used for the allowed set and `explain`)."""
+    """For each decision kind, the rules that forbid it on some parcels (used for the allowed set and `explain`).
+
+    A parcel whose current use is not plannable (``current_uses.plannable`` false: construction, transport, water,
+    special use) keeps it: every other option is forbidden there, and no rule forbids keeping it (not even a red
+    line). The catalog's conversion table (`conversion_rules`) restricts which current uses change to what."""
+    plannable = parcels["plannable"].to_numpy(dtype=bool) if "plannable" in parcels.columns else np.ones(
+        len(parcels), dtype=bool)
+    conversions = conversion_rules(catalog, parcels, kinds)
     grade = parcels["grade_rank"].to_numpy()
     applies_col = catalog.grade.get("applies_where")
     applies = parcels[applies_col].to_numpy().astype(bool) if applies_col else np.ones(len(parcels), bool)
@@ -149,21 +202,26 @@ def site_rules(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFrame) -> 
     crop_limit = catalog.defaults.get("cropland_max_slope_deg")
     grade_names = catalog.grade_names
     rules: list[list[_Rule]] = []
-    for kind in kinds.itertuples(index=False):
+    for j, kind in enumerate(kinds.itertuples(index=False)):
         kind_rules: list[_Rule] = []
         excluded = getattr(kind, "excluded_where", None)
         if not _blank(excluded):
             label = catalog.site_attributes.get(excluded, {}).get("label", excluded)
-            zone = parcels[excluded].to_numpy().astype(bool) & ~farmland
+            zone = parcels[excluded].to_numpy().astype(bool) & ~farmland & plannable
             kind_rules.append(_Rule(zone, f"not allowed where {label}"))
         if kind.keeps_current_use:
-            kind_rules.append(_Rule(red & ~farmland, "inside an ecological red line only protection and restoration "
-                                                     "options are allowed", "red_line"))
+            kind_rules.append(_Rule(red & ~farmland & plannable, "inside an ecological red line only protection and "
+                                                                 "restoration options are allowed", "red_line"))
             if crop_limit is not None:
-                kind_rules.append(_Rule(cropland & (slope >= float(crop_limit)) & ~farmland,
+                kind_rules.append(_Rule(cropland & (slope >= float(crop_limit)) & ~farmland & plannable,
                                         f"cropland at {crop_limit:g} degrees of slope or more must return to forest "
                                         "or grass"))
         else:
+            if not plannable.all():
+                kind_rules.append(_Rule(~plannable, "the current use is not plannable (construction, transport, "
+                                                    "water or special use land, wetland): kept as it is",
+                                        "current_use"))
+            kind_rules += conversions[j]
             kind_rules.append(_Rule(farmland, "permanent basic farmland stays in its current use", "farmland"))
             if not kind.red_line_allowed:
                 kind_rules.append(_Rule(red, "not allowed inside an ecological red line", "red_line"))
@@ -213,6 +271,8 @@ def _site_columns(parcels: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     """The parcel table with the columns the site rules read: cropland (from the current use) and grade."""
     uses = catalog.current_uses
     parcels["cropland"] = uses["cropland"].reindex(parcels["land_use"]).to_numpy()
+    parcels["plannable"] = (uses["plannable"].reindex(parcels["land_use"]).to_numpy().astype(bool)
+                            if "plannable" in uses.columns else True)
     attribute = catalog.grade.get("attribute", "bedrock_exposure")
     applies_col = catalog.grade.get("applies_where")
     applies = parcels[applies_col].to_numpy().astype(bool) if applies_col else np.ones(len(parcels), bool)
@@ -230,6 +290,27 @@ def _parcel_table(inputs: Inputs, catalog: Catalog, villages: pd.DataFrame) -> p
         parcels["village_idx"] = np.full(len(parcels), -1, dtype=np.int64)
     parcels["township"] = np.append(villages["township"].to_numpy(dtype=object), "")[parcels["village_idx"]]
     return parcels
+
+
+def with_scenario_conversions(catalog: Catalog, scenario: Scenario) -> Catalog:
+    """The catalog with the scenario's conversion table (``[catalog] conversions``, replacing the catalog's) and
+    rules (``conversion_rules``, read before the table's); the catalog itself when the scenario has neither."""
+    config = scenario.catalog
+    if config.conversions is None and not config.conversion_rules:
+        return catalog
+    table = catalog.conversions
+    if config.conversions is not None:
+        table = read_conversions(scenario.resolve(config.conversions))
+    if config.conversion_rules:
+        where = str(scenario.source_path or "scenario") + " [catalog] conversion_rules"
+        table = pd.concat([conversions_frame(config.conversion_rules, where), table], ignore_index=True)
+        if table["rule"].duplicated().any():
+            raise InputError([Issue("a scenario conversion rule has the name of another rule", column="rule",
+                                    value=r) for r in table["rule"][table["rule"].duplicated()]])
+    problems = conversion_issues(catalog, table, str(config.conversions or "[catalog] conversion_rules"))
+    if problems:
+        raise InputError(problems)
+    return dataclasses.replace(catalog, conversions=table)
 
 
 def _income_growth(constraints: Any, catalog: Catalog, villages: pd.DataFrame, problems: list[Issue]) -> np.ndarray:
@@ -258,6 +339,7 @@ def _income_growth(constraints: Any, catalog: Catalog, villages: pd.DataFrame, p
 
 def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> PlanningProblem:
     """Derive the allowed set and its coefficients, and gather the scenario's targets."""
+    catalog = with_scenario_conversions(catalog, scenario)
     constraints = scenario.constraints
     villages = inputs.villages.copy()
     default_floor = constraints.income_floor if constraints.income_floor is not None else float(
