@@ -48,6 +48,8 @@ LAYER = parcels_table([
     ("P09", "V2", "1101", 0, 0, 5, False),
     ("P10", "V2", "1107", 2, 0, 1, False),
     ("P11", "V2", "0101", 4, 5, 7, True, False, True),
+    ("P12", "V2", "0103", 8, 15, 6, True, True),
+    ("P13", "V2", "0201", 8, 15, 5, True, True),
 ])
 VILLAGES = villages_table([("V1", "T1", 20, 5, 4000, 3000), ("V2", "T1", 15, 4, 3000, 3500)])
 
@@ -78,12 +80,14 @@ def test_full_land_survey_table(region: str) -> None:
     assert (uses.loc[sorted(kept), "income_per_mu"] == 0).all()
 
 
-def _first_rule(rows: list[dict[str, str]], code: str, farmland: bool, slope: float, option: str,
+def _first_rule(rows: list[dict[str, str]], code: str, red: bool, farmland: bool, slope: float, option: str,
                 variant: str) -> dict[str, str] | None:
     """The first row of conversions.csv whose conditions hold, read as the data model says (not by optiland)."""
     for row in rows:
         codes = row["current_use"].split(";")
-        if code not in codes and code[:2] not in [c for c in codes if len(c) == 2]:
+        if code not in codes and code[:2] not in [c for c in codes if len(c) == 2] and "*" not in codes:
+            continue
+        if row["red_line"] and (row["red_line"] == "true") != red:
             continue
         if row["basic_farmland"] and (row["basic_farmland"] == "true") != farmland:
             continue
@@ -118,7 +122,8 @@ def test_conversion_table_rederived() -> None:
         if option != "keep":
             if not uses.loc[p["land_use"], "plannable"]:
                 continue
-            rule = _first_rule(rows, p["land_use"], bool(p["basic_farmland"]), float(p["slope_deg"]), option, variant)
+            rule = _first_rule(rows, p["land_use"], bool(p["red_line"]), bool(p["basic_farmland"]),
+                               float(p["slope_deg"]), option, variant)
             if rule is not None and rule["allowed"] == "false":
                 continue
         expected.add((parcel, option, variant))
@@ -131,6 +136,8 @@ def test_conversion_table_rederived() -> None:
     assert options["P05"] <= {"keep", "closure", "afforestation", "herbs"} and "fruit" not in options["P04"]
     for pid in ("P07", "P08", "P09", "P10"):  # homestead, road (in a red line too), river, ditch: kept
         assert options[pid] == {"keep"}
+    for pid in ("P12", "P13"):  # dry land and orchard inside a red line: protection and restoration only
+        assert options[pid] == {"closure", "afforestation"}, options[pid]
 
 
 def test_survey_layer_solves_and_checks() -> None:

@@ -102,7 +102,7 @@ class Catalog:
         return self.grade_names.index(name)
 
 
-CONVERSION_COLUMNS = ("rule", "current_use", "basic_farmland", "min_slope_deg", "max_slope_deg", "to", "allowed",
+CONVERSION_COLUMNS = ("rule", "current_use", "red_line", "basic_farmland", "min_slope_deg", "max_slope_deg", "to", "allowed",
                       "description", "source")
 
 
@@ -133,7 +133,7 @@ def conversions_frame(rows: list[dict[str, Any]], where: str) -> pd.DataFrame:
             if str(row.get(column, "") or "").strip() == "":
                 problems.append(Issue("missing value", file=where, row=label, column=column))
         record = {c: str(row.get(c, "") if row.get(c) is not None else "").strip() for c in CONVERSION_COLUMNS}
-        for column in ("basic_farmland", "allowed"):
+        for column in ("red_line", "basic_farmland", "allowed"):
             text = str(row.get(column, "")).strip().lower()
             if text in ("", "nan", "none"):
                 record[column] = None
@@ -474,7 +474,7 @@ def conversion_issues(catalog: Catalog, table: pd.DataFrame, where: str) -> list
     for row in table.itertuples(index=False):
         for code in str(row.current_use).split(";"):
             code = code.strip()
-            if code not in codes and code not in classes:
+            if code not in codes and code not in classes and code != "*":
                 problems.append(Issue("unknown land-survey code (GB/T 21010)", file=where, row=row.rule,
                                       column="current_use", value=code))
         for target in str(row.to).split(";"):

@@ -142,6 +142,8 @@ def _codes_match(land_use: np.ndarray, classes: np.ndarray, codes: str) -> np.nd
     """Parcels whose land-survey code is one of `codes` (';'-separated); a two-digit code stands for its class
     (`classes`: each parcel's first two digits)."""
     wanted = [c.strip() for c in codes.split(";") if c.strip()]
+    if "*" in wanted:
+        return np.ones(len(land_use), dtype=bool)
     return np.isin(land_use, wanted) | np.isin(classes, [c for c in wanted if len(c) == 2])
 
 
@@ -157,9 +159,12 @@ def conversion_rules(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFram
     land_use, classes = codes.to_numpy(dtype=object), codes.str[:2].to_numpy(dtype=object)
     slope = parcels["slope_deg"].to_numpy(dtype=float)
     farmland = parcels["basic_farmland"].to_numpy(dtype=bool)
+    red = parcels["red_line"].to_numpy(dtype=bool)
     conditions = []
     for row in table.itertuples(index=False):
         cond = _codes_match(land_use, classes, str(row.current_use))
+        if not _blank(row.red_line):
+            cond &= red == bool(row.red_line)
         if not _blank(row.basic_farmland):
             cond &= farmland == bool(row.basic_farmland)
         if not _blank(row.min_slope_deg):
