@@ -102,8 +102,8 @@ class Catalog:
         return self.grade_names.index(name)
 
 
-CONVERSION_COLUMNS = ("rule", "current_use", "red_line", "basic_farmland", "min_slope_deg", "max_slope_deg", "to", "allowed",
-                      "description", "source")
+CONVERSION_COLUMNS = ("rule", "current_use", "red_line", "basic_farmland", "min_slope_deg", "max_slope_deg", "to",
+                      "allowed", "description", "source")
 
 
 def empty_conversions() -> pd.DataFrame:
