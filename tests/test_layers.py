@@ -114,6 +114,9 @@ def test_flat_names_still_import() -> None:
     assert old_run.__spec__.name == "optiland.pipeline.run"
     for name, home in optiland.MOVED.items():
         assert getattr(optiland, name).__name__ == f"optiland.{home}"
+    from optiland import check, pareto, solve, sweep
+
+    assert callable(solve) and callable(sweep) and callable(check.check_outdir) and callable(pareto.front)
 
 
 def layer_diagram() -> str:
