@@ -175,3 +175,50 @@ def test_a_start_plan_is_kept_when_time_runs_out() -> None:
     assert not solver.is_plan(lp, broken)
     again = solve_lp(lp, SolverOptions(mip_rel_gap=0.0, time_limit=60), start=broken)
     assert again.objective == pytest.approx(best.objective, rel=1e-9)
+
+
+def _stuck_after_proving_child(lp: MatrixLP, options: SolverOptions, conn: Any, *_: Any) -> None:
+    """The root LP bound, a plan, then the full MIP's proven bound moving (as the interrupt callback streams it),
+    then no return."""
+    conn.send(("bound", 99.0))
+    conn.send(("incumbent", 42.0, 99.0, np.zeros(len(lp.c))))
+    conn.send(("dual_bound", 80.0))
+    conn.send(("dual_bound", 61.5))
+    time.sleep(3600)
+
+
+def test_watchdog_reports_the_best_bound_proven_not_the_root_lps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(solver, "_child", _stuck_after_proving_child)
+    monkeypatch.setattr(solver, "IN_PROCESS_COLUMNS", 0)
+    result = solve_lp(assignment_lp(n=2, k=2), SolverOptions(time_limit=1.0))
+    assert result.status == Status.TIME_LIMIT and result.objective == 42.0
+    assert result.bound == 61.5 and result.gap == pytest.approx((61.5 - 42.0) / 42.0)
+
+
+def test_the_repair_leaves_the_full_mip_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The auto strategy's repair gets at most REPAIR_SHARE of the time left; when it finds nothing, the full MIP
+    still has the rest and proves the optimum the plain MIP finds."""
+    budgets: list[float] = []
+
+    def no_repair(lp: MatrixLP, x_lp: np.ndarray, dual: np.ndarray, options: SolverOptions, left: Any) -> None:
+        budgets.append(left())
+        return None
+
+    monkeypatch.setattr(solver, "_repair", no_repair)
+    lp = assignment_lp(n=30, seed=4)
+    result = solve_lp(lp, SolverOptions(mip_rel_gap=0.0, time_limit=200.0))
+    plain = solve_lp(lp, SolverOptions(mip_rel_gap=0.0, time_limit=200.0, strategy="mip"))
+    assert len(budgets) == 1 and 0 < budgets[0] <= solver.REPAIR_SHARE * 200.0
+    assert result.status == Status.OPTIMAL and result.objective == pytest.approx(plain.objective, rel=1e-9)
+
+
+def test_the_full_mip_streams_its_proven_bound() -> None:
+    """Every bound the child streams while HiGHS branches is valid: at least the optimum of this maximisation."""
+    lp = assignment_lp(n=60, k=5, seed=2)
+    conn = solver._Inbox()
+    with solver.c_stdout():
+        solver._child(lp, SolverOptions(mip_rel_gap=0.0, time_limit=200.0, strategy="mip"), conn, in_process=True)
+    final = conn.messages[-1]
+    assert final[0] == "done" and final[1] == "Optimal"
+    streamed = [m[1] for m in conn.messages if m[0] == "dual_bound"]
+    assert streamed and all(b >= final[2] - 1e-6 * abs(final[2]) for b in streamed)

@@ -355,6 +355,13 @@ def _solve_fixed(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: So
 
 
 BLOCKING_SECONDS = 10.0
+REPAIR_SHARE = 0.5
+"""The most of the time left after the LP relaxation that the auto strategy's repair (all the MIPs it solves) may
+take; the full MIP has the rest. Uncapped, a 1,145-unit Marxan set's repair MIP (822 of 2,014 binaries free) took the
+whole time limit and the full MIP got none (issue 26)."""
+BOUND_SECONDS = 0.5
+"""The full MIP streams its proven bound to the parent at most this often (when it moved), so that a plan the
+watchdog hands back carries the best bound proven, not the root LP's."""
 """The most the elastic repair that finds the rows a failed repair cannot meet (`_blocking_rows`) may take."""
 
 
@@ -506,7 +513,9 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
             conn.send(("bound", bound_lp))
             x_lp = np.array(r.getSolution().col_value, dtype=float)
             dual_lp = np.array(r.getSolution().col_dual, dtype=float)
-            repaired = _repair(lp, x_lp, dual_lp, options, left)
+            repair_end = time.perf_counter() + REPAIR_SHARE * max(left(), 0.0)
+            repaired = _repair(lp, x_lp, dual_lp, options,
+                               lambda: min(left(), repair_end - time.perf_counter()))
             if repaired is not None and (incumbent is None or (repaired[0] >= incumbent[0] if lp.sense == "max"
                                                                else repaired[0] <= incumbent[0])):
                 incumbent = repaired
@@ -527,11 +536,20 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
         x = np.array(data.mip_solution, dtype=float)
         conn.send(("incumbent", float(lp.c @ x + lp.offset), float(data.mip_dual_bound), x))
 
+    streamed = {"bound": float("nan"), "at": -np.inf}
+
+    def on_interrupt(event: Any) -> None:  # HiGHS asks often whether to stop: stream the bound it has proven
+        bound, now = float(event.data_out.mip_dual_bound), time.perf_counter()
+        if np.isfinite(bound) and bound != streamed["bound"] and now - streamed["at"] >= BOUND_SECONDS:
+            streamed["bound"], streamed["at"] = bound, now
+            conn.send(("dual_bound", bound))
+
     def run(h: Any) -> None:
         # HiGHS checks time_limit against its run clock, which adds up over the runs of one Highs object
         h.setOptionValue("time_limit", h.getRunTime() + max(left(), 0.01))
         if is_mip:
             h.cbMipImprovingSolution.subscribe(on_improving)
+            h.cbMipInterrupt.subscribe(on_interrupt)
             if incumbent is not None:
                 solution = highspy.HighsSolution()
                 solution.col_value = incumbent[1]
@@ -627,21 +645,33 @@ def _solve_here(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None =
     state = _Progress()
     for message in inbox.messages:
         state.take(message)
-    return _result(lp, options, state.final, state.best, state.lp_bound, time.perf_counter() - began, exitcode=0)
+    return _result(lp, options, state.final, state.best, state.proven(lp.sense), time.perf_counter() - began,
+                   exitcode=0)
 
 
 class _Progress:
-    """What the child has reported so far: the LP bound, the best plan (objective, bound, x), the final message."""
+    """What the child has reported so far: the LP bound, the MIP's latest proven bound, the best plan (objective,
+    bound, x), the final message."""
 
     def __init__(self) -> None:
         self.lp_bound: float | None = None
+        self.dual_bound: float | None = None
         self.best: tuple[float, float | None, np.ndarray] | None = None
         self.final: tuple[Any, ...] | None = None
+
+    def proven(self, sense: str) -> float | None:
+        """The tightest bound streamed so far (LP relaxation or the MIP's), None before any."""
+        known = [b for b in (self.lp_bound, self.dual_bound) if b is not None]
+        if not known:
+            return None
+        return min(known) if sense == "max" else max(known)
 
     def take(self, message: tuple[Any, ...]) -> bool:
         """Record a message; True when it is the last one."""
         if message[0] == "bound":
             self.lp_bound = message[1]
+        elif message[0] == "dual_bound":
+            self.dual_bound = message[1]
         elif message[0] == "incumbent":
             self.best = (message[1], message[2], message[3])
         else:
@@ -696,13 +726,14 @@ def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = No
     if process.is_alive():
         process.kill()
     process.join(timeout=5)
-    return _result(lp, options, state.final, state.best, state.lp_bound, elapsed, process.exitcode)
+    return _result(lp, options, state.final, state.best, state.proven(lp.sense), elapsed, process.exitcode)
 
 
 def _result(lp: MatrixLP, options: SolverOptions, final: tuple[Any, ...] | None,
-            best: tuple[float, float | None, np.ndarray] | None, lp_bound: float | None, elapsed: float,
+            best: tuple[float, float | None, np.ndarray] | None, streamed_bound: float | None, elapsed: float,
             exitcode: int | None) -> SolveResult:
-    """The SolveResult from the child's last message, or from the best incumbent when it was stopped."""
+    """The SolveResult from the child's last message, or from the best incumbent when it was stopped (its bound the
+    tightest of the one it came with and `streamed_bound`, the best the child proved and streamed)."""
     version = highs_version()
     if final is not None:
         _, name, objective, bound, x, nodes = final
@@ -722,9 +753,9 @@ def _result(lp: MatrixLP, options: SolverOptions, final: tuple[Any, ...] | None,
     if best is not None:
         objective, bound, x = best
         if bound is None:  # a start plan: no bound came with it
-            bound = lp_bound
-        elif lp_bound is not None:
-            bound = min(bound, lp_bound) if lp.sense == "max" else max(bound, lp_bound)
+            bound = streamed_bound
+        elif streamed_bound is not None:
+            bound = min(bound, streamed_bound) if lp.sense == "max" else max(bound, streamed_bound)
         return SolveResult(Status.TIME_LIMIT, x, objective, bound, relative_gap(objective, bound), elapsed,
                            "watchdog stopped HiGHS at the time limit; best plan and bound so far",
                            solver_version=version)
