@@ -74,14 +74,14 @@ def _compare(prepared: Any) -> tuple[float, Any]:
     problem = prepared.problem
     best, scales = optimal_plan(problem)
     assert best is not None, "the instance has no feasible plan"
-    assert [str(v) for v in check_plan(problem, *plan_tables(problem, best), es_scale=scales)] == []
+    assert [str(v) for v in check_plan(problem, *plan_tables(problem, best), scale=scales)] == []
     outcome = solve_exact(prepared)
     value = outcome.result.objective
     if scales:  # the index: the run's G*_s are the enumerated ones (within the gap accepted for them) ...
         assert scales_agree(outcome.es_scale, scales), (outcome.es_scale, scales)
         best, _ = optimal_plan(problem, outcome.es_scale)  # ... and its optimum is scored with the run's own
     assert agrees(value, outcome, best.value), (value, best.value)
-    assert [str(v) for v in check(outcome)] == []
+    assert [str(v) for v in check(make_plan(outcome), outcome.prepared)] == []
     return best.value, outcome
 
 

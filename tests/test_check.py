@@ -1,14 +1,19 @@
-"""The solver-free plan check: a solved plan passes; each kind of tampering is caught, named and measured."""
+"""The solver-free plan check (optiland.check, independent of the model layer): a solved plan passes; each kind of
+tampering with the decisions, the reported figures or the run record is caught, named and measured."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from optiland.check import FAMILIES, Violation, check, check_outdir, check_plan
+from optiland.check import FAMILIES, Instance, Violation, check, check_outdir, check_plan, instance_of
 from optiland.errors import InputError
 from optiland.io.catalog import load_catalog
 from optiland.model.problem import PlanningProblem, build_problem
@@ -57,8 +62,9 @@ def solved() -> RunOutcome:
 
 
 @pytest.fixture(scope="module")
-def problem(solved: RunOutcome) -> PlanningProblem:
-    return solved.prepared.problem
+def problem(solved: RunOutcome) -> Instance:
+    """The checker's own instance of the solved scenario."""
+    return instance_of(solved.prepared)
 
 
 @pytest.fixture()
@@ -84,7 +90,7 @@ def _only(violations: list[Violation], family: str) -> list[Violation]:
     return found
 
 
-def test_solved_plan_passes(solved: RunOutcome, problem: PlanningProblem,
+def test_solved_plan_passes(solved: RunOutcome, problem: Instance,
                             tables: Tables) -> None:
     parcels, villages = tables
     chosen = parcels.set_index("parcel_id")
@@ -93,8 +99,7 @@ def test_solved_plan_passes(solved: RunOutcome, problem: PlanningProblem,
     assert chosen.loc[chosen["variant"] == "paris", "area_mu"].sum() == pytest.approx(15)  # market limit
     assert villages["herd"].sum() > 0 and villages["ranger_posts"].sum() > 0
     assert check_plan(problem, parcels, villages) == []
-    assert check(solved) == []
-    assert check(make_plan(solved), problem) == []
+    assert check(make_plan(solved), solved.prepared) == []
 
 
 def test_ecosystem_services_plan_with_bounds_passes() -> None:
@@ -106,9 +111,10 @@ def test_ecosystem_services_plan_with_bounds_passes() -> None:
     problem = build_problem(scenario, catalog, inputs)
     outcome = solve_prepared(Prepared(scenario, catalog, inputs, problem, 0.0),
                              solver_options(scenario, time_limit=30))
-    assert check(outcome) == []
     plan = make_plan(outcome)
-    tight = dataclasses.replace(problem, params={**problem.params, "bounds": {"carbon": (1e6, None)}})
+    assert check(plan, outcome.prepared) == []
+    own = instance_of(outcome.prepared)
+    tight = dataclasses.replace(own, params={**own.params, "bounds": {"carbon": (1e6, None)}})
     found = _only(check_plan(tight, plan.parcels, plan.villages), "objective_bound")
     assert found[0].key == "carbon.lower" and "carbon" in found[0].message
 
@@ -119,7 +125,7 @@ def test_ecosystem_services_plan_with_bounds_passes() -> None:
     ("P1", "fruit", "pomelo", "suitability"),  # 28 degrees: fruit only below 25
     ("P6", "afforestation", "zenia", "suitability"),  # extreme rocky desertification: beyond 'well' (severe)
 ])
-def test_forbidden_assignment_names_the_rule(problem: PlanningProblem, tables: Tables,
+def test_forbidden_assignment_names_the_rule(problem: Instance, tables: Tables,
                                              parcel: str, option: str, variant: str, family: str) -> None:
     parcels, villages = tables
     violations = check_plan(problem, _assign(parcels, parcel, option, variant), villages)
@@ -129,7 +135,7 @@ def test_forbidden_assignment_names_the_rule(problem: PlanningProblem, tables: T
     assert site[0].amount == pytest.approx(PARCELS.set_index("parcel_id").loc[parcel, "area_mu"])
 
 
-def test_herd_above_carrying_capacity(problem: PlanningProblem, tables: Tables) -> None:
+def test_herd_above_carrying_capacity(problem: Instance, tables: Tables) -> None:
     parcels, villages = tables
     herd = int(villages.set_index("village").loc["V2", "herd"])
     violations = check_plan(problem, parcels, _set(villages, "V2", "herd", herd + 1))
@@ -142,7 +148,7 @@ def test_herd_above_carrying_capacity(problem: PlanningProblem, tables: Tables) 
 
 def test_raised_income_floor(tables: Tables) -> None:
     parcels, villages = tables
-    _, raised = _problem(income_floor=11000)  # V1 earns 9,900 per capita, V2 over 13,000
+    raised, _ = _problem(income_floor=11000)  # V1 earns 9,900 per capita, V2 over 13,000
     found = _only(check_plan(raised, parcels, villages), "income_floor")
     assert [v.key for v in found] == ["V1"] and "V1" in found[0].message
     per_capita = villages.set_index("village").loc["V1", "income_per_capita_after"]
@@ -155,15 +161,15 @@ def test_income_growth_over_today(tables: Tables) -> None:
     after = villages.set_index("village")["income_per_capita_after"]
     before = villages.set_index("village")["income_per_capita_before"]
     growth = float(after["V1"] / before["V1"]) - 1.0 + 0.05  # 5 points more than the plan gives V1
-    _, raised = _problem(village_income_growth={"V1": growth})
+    raised, _ = _problem(village_income_growth={"V1": growth})
     found = _only(check_plan(raised, parcels, villages), "no_worse_off")
     assert [v.key for v in found] == ["V1"] and "V1" in found[0].message
     assert found[0].amount == pytest.approx((1 + growth) * before["V1"] - after["V1"], abs=0.02)
-    _, kept = _problem(no_worse_off=True)  # the plan leaves no village worse off: nothing to report
+    kept, _ = _problem(no_worse_off=True)  # the plan leaves no village worse off: nothing to report
     assert (after >= before).all() and check_plan(kept, parcels, villages) == []
 
 
-def test_market_limit_exceeded_by_reassigning(problem: PlanningProblem,
+def test_market_limit_exceeded_by_reassigning(problem: Instance,
                                               tables: Tables) -> None:
     parcels, villages = tables
     violations = check_plan(problem, _assign(parcels, "P1", "herbs", "paris"), villages)
@@ -174,7 +180,7 @@ def test_market_limit_exceeded_by_reassigning(problem: PlanningProblem,
     assert not [v for v in violations if v.family in ("red_line", "farmland", "suitability")]
 
 
-def test_budget_exceeded(problem: PlanningProblem, tables: Tables) -> None:
+def test_budget_exceeded(problem: Instance, tables: Tables) -> None:
     parcels, villages = tables
     before = parcels["establishment_cost"].sum() + 9500 * villages["herd"].sum()
     violations = check_plan(problem, _assign(parcels, "P2", "afforestation", "zenia"), villages)
@@ -187,12 +193,12 @@ def test_budget_exceeded(problem: PlanningProblem, tables: Tables) -> None:
 
 def test_township_budget(tables: Tables) -> None:
     parcels, villages = tables
-    _, limited = _problem(township_budgets={"T2": 50000})
+    limited, _ = _problem(township_budgets={"T2": 50000})
     found = _only(check_plan(limited, parcels, villages), "township_budget")
     assert [v.key for v in found] == ["T2"] and "V2" in found[0].message  # the herd is the largest item
 
 
-def test_village_limits(problem: PlanningProblem, tables: Tables) -> None:
+def test_village_limits(problem: Instance, tables: Tables) -> None:
     parcels, villages = tables
     posts = check_plan(problem, parcels, _set(villages.copy(), "V1", "ranger_posts", 2))
     found = _only(posts, "ranger_posts")
@@ -208,7 +214,7 @@ def test_village_limits(problem: PlanningProblem, tables: Tables) -> None:
     assert [v.key for v in _only(check_plan(strict, parcels, villages), "transfer_share")] == ["V1"]
 
 
-def test_priced_income_overstated(problem: PlanningProblem, tables: Tables) -> None:
+def test_priced_income_overstated(problem: Instance, tables: Tables) -> None:
     parcels, villages = tables
     # V1's 14 mu of pomelo earn at most 10 x 3,000 + 4 x 1,500 = 36,000: the plan already reports that much
     land = villages.set_index("village").loc["V1", "income_land"]
@@ -221,7 +227,7 @@ def test_priced_income_overstated(problem: PlanningProblem, tables: Tables) -> N
     assert "V1" in found[0].message
 
 
-def test_one_use_and_consistency(problem: PlanningProblem, tables: Tables) -> None:
+def test_one_use_and_consistency(problem: Instance, tables: Tables) -> None:
     parcels, villages = tables
     tampered = pd.concat([parcels[parcels["parcel_id"] != "P3"], parcels[parcels["parcel_id"] == "P0"]])
     tampered = _assign(tampered.reset_index(drop=True), "P5", "herbs", "ginseng")
@@ -259,11 +265,152 @@ def test_check_outdir(tmp_path: Path) -> None:
 
     inputs = VILLAGES.assign(nonland_income_per_capita=[2000.0, 2600.0])  # the input changed since the run
     inputs.to_csv(tmp_path / "inputs" / "villages.csv", index=False)
-    keys = {v.key for v in _only(check_outdir(out), "consistency")}
-    assert "input_hashes.villages" in keys and "V2.income_nonland" in keys
+    violations = check_outdir(out)
+    assert "V2.income_nonland" in {v.key for v in _only(violations, "consistency")}
+    assert [v.key for v in _only(violations, "provenance")] == ["input_hashes.villages"]
 
 
 def test_check_outdir_needs_a_scenario_file(solved: RunOutcome, tmp_path: Path) -> None:
     out = make_plan(solved).write(tmp_path / "out")
     with pytest.raises(InputError, match="scenario"):
         check_outdir(out)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A results folder tampered with: every file is checked, and run.json's copy of the scenario is not trusted
+
+
+FOLDER_BUDGET = 100000  # the plan costs 34,000; with P2 afforested, 146,500
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A solved results folder of an index-maximising scenario (so that run.json has its service scales)."""
+    root = tmp_path_factory.mktemp("folder")
+    scenario = _write_instance(root / "inputs")
+    text = scenario.read_text(encoding="utf-8").replace('maximise = "income"', 'maximise = "ecosystem_services"')
+    text = text.replace(f"budget = {CONSTRAINTS['budget']}", f"budget = {FOLDER_BUDGET}")
+    scenario.write_text(text, encoding="utf-8")
+    out = make_plan(solve(scenario, time_limit=60)).write(root / "out")
+    assert check_outdir(out) == []
+    return out
+
+
+def _edit_json(out: Path, change: Callable[[dict], None]) -> None:
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    change(run)
+    (out / "run.json").write_text(json.dumps(run), encoding="utf-8")
+
+
+def _edit_csv(out: Path, name: str, change: Callable[[pd.DataFrame], None]) -> None:
+    table = pd.read_csv(out / name, encoding="utf-8-sig", dtype={"village": str, "township": str})
+    change(table)
+    table.to_csv(out / name, index=False, encoding="utf-8-sig")
+
+
+def _edit_plan(out: Path, change: Callable[[pd.DataFrame], None]) -> None:
+    import geopandas as gpd
+
+    frame = gpd.read_file(out / "plan.gpkg", layer="parcels")
+    change(frame)
+    frame.to_file(out / "plan.gpkg", layer="parcels", driver="GPKG")
+
+
+def _bound_below(run: dict) -> None:
+    run["objective"]["bound"] = run["objective"]["value"] * 0.9
+
+
+def _halve_scale(run: dict) -> None:
+    run["es_scale"] = {s: v / 2 for s, v in run["es_scale"].items()}
+
+
+def _double_income(run: dict) -> None:
+    run["totals"]["income"] *= 2
+
+
+def _flip_floor(table: pd.DataFrame) -> None:
+    table.loc[0, "at_or_below_floor"] = not bool(table.loc[0, "at_or_below_floor"])
+
+
+def _double_area_ha(frame: pd.DataFrame) -> None:
+    frame.loc[0, "area_ha"] *= 2
+
+
+def _township_area(table: pd.DataFrame) -> None:
+    table.loc[0, "area_mu"] += 1.0
+
+
+def _township_gain(table: pd.DataFrame) -> None:
+    table.loc[0, "gain_carbon"] += 0.5
+
+
+def _objective_value(run: dict) -> None:
+    run["objective"]["value"] *= 1.01
+    run["objective"]["bound"] *= 1.01
+
+
+def _gap(run: dict) -> None:
+    run["objective"]["gap"] = 0.0
+    run["objective"]["bound"] = run["objective"]["value"] * 1.5
+
+
+CORRUPTIONS: dict[str, tuple[str, Callable[[Any], None], str]] = {
+    # name: (file, change, key of the violation expected)
+    "objective above its bound": ("run.json", _bound_below, "run.objective.bound"),
+    "halved scale": ("run.json", _halve_scale, "run.objective.value"),
+    "doubled totals.income": ("run.json", _double_income, "run.totals.income"),
+    "objective not the plan's": ("run.json", _objective_value, "run.objective.value"),
+    "gap not the bound's": ("run.json", _gap, "run.objective.gap"),
+    "altered township area": ("townships.csv", _township_area, "townships.T1.area_mu"),
+    "altered township gain": ("townships.csv", _township_gain, "townships.T1.gain_carbon"),
+    "flipped at_or_below_floor": ("villages.csv", _flip_floor, "V1.at_or_below_floor"),
+    "doubled area_ha": ("plan.gpkg", _double_area_ha, "P0"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CORRUPTIONS))
+def test_corrupted_folder_is_caught(folder: Path, tmp_path: Path, name: str) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(folder, out)
+    file, change, key = CORRUPTIONS[name]
+    if file == "run.json":
+        _edit_json(out, change)
+    elif file == "plan.gpkg":
+        _edit_plan(out, change)
+    else:
+        _edit_csv(out, file, change)
+    violations = check_outdir(out)
+    assert key in {v.key for v in violations}, [str(v) for v in violations]
+
+
+def test_budget_raised_in_run_json_copy(folder: Path, tmp_path: Path) -> None:
+    """A plan over the scenario file's budget does not pass because run.json's copy of the budget was raised: the
+    check reads the file, names both figures, and reports the budget."""
+    out = tmp_path / "out"
+    shutil.copytree(folder, out)
+    scenario = json.loads((out / "run.json").read_text(encoding="utf-8"))["scenario_path"]
+    budget = FOLDER_BUDGET
+    assert f"budget = {budget}" in Path(scenario).read_text(encoding="utf-8")
+    _edit_plan(out, lambda frame: frame.__setitem__("option", frame["option"].where(frame["parcel_id"] != "P2",
+                                                                                    "afforestation")))
+    _edit_plan(out, lambda frame: frame.__setitem__("variant", frame["variant"].where(frame["parcel_id"] != "P2",
+                                                                                      "zenia")))
+    _edit_json(out, lambda run: run["scenario"]["constraints"].__setitem__("budget", 10 * budget))
+    violations = check_outdir(out)
+    provenance = _only(violations, "provenance")
+    assert [v.key for v in provenance] == ["scenario.constraints.budget"]
+    assert f"{10 * budget}" in provenance[0].message and f"{budget}" in provenance[0].message
+    assert _only(violations, "budget")
+
+
+def test_scenario_file_changed_since_the_run(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(folder, out)
+    scenario = Path(json.loads((out / "run.json").read_text(encoding="utf-8"))["scenario_path"])
+    original = scenario.read_text(encoding="utf-8")
+    try:
+        scenario.write_text(original.replace("income_floor = 4000", "income_floor = 4001"), encoding="utf-8")
+        keys = {v.key for v in _only(check_outdir(out), "provenance")}
+        assert {"input_hashes.scenario", "scenario.constraints.income_floor"} <= keys
+    finally:
+        scenario.write_text(original, encoding="utf-8")

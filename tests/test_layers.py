@@ -93,6 +93,27 @@ def test_no_cycle() -> None:
             pytest.fail("import cycle: " + " -> ".join(cycle))
 
 
+CHECK_MAY_IMPORT = ("optiland.errors", "optiland.violations", "optiland._paths", "optiland.io", "optiland.check",
+                    "optiland.views.transition_output")
+"""The checker (issue 22) derives the allowed set, coefficients, areas and references by its own code: besides its own
+folder and the base it may import only the io layer's readers (scenario, catalog, inputs), never the model, pipeline
+or mip layers that made the plan. The one exception: a transition folder's yearly rows are checked by the transition's
+own year-by-year check (views.transition_output), called only for folders written by `optiland transition`."""
+
+
+def test_check_imports_nothing_of_the_solver() -> None:
+    graph = _graph()
+    found = []
+    for module, imports in graph.items():
+        if not module.startswith("optiland.check"):
+            continue
+        for target in imports:
+            if not any(target == allowed or target.startswith(allowed + ".") for allowed in CHECK_MAY_IMPORT):
+                found.append(f"{module} -> {target}")
+    assert [m for m in graph if m.startswith("optiland.check.")], "the checker's modules were not found"
+    assert not found, "the checker imports beyond io and base:\n" + "\n".join(sorted(found))
+
+
 def test_the_test_sees_a_planted_upward_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The graph reader finds lazy imports and `from package import module` forms (what the checks rely on)."""
     source = tmp_path / "m.py"

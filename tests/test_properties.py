@@ -143,12 +143,12 @@ def test_plan_is_feasible_and_optimal_or_no_plan_exists(spec: dict[str, Any]) ->
         assert enumerated is None, f"InfeasibleError, yet a plan exists: {error}"
         return
     plan = make_plan(outcome)
-    violations = check_plan(problem, plan.parcels, plan.villages, es_scale=outcome.es_scale)
+    violations = check_plan(problem, plan.parcels, plan.villages, scale=outcome.es_scale)
     assert violations == [], [str(v) for v in violations]
     best, scales = optimal_plan(problem)
     assert best is not None, "the solver found a plan the enumeration does not allow"
     # the enumeration's own optimum passes the checker too (the two read the constraints independently)
-    violations = check_plan(problem, *plan_tables(problem, best), es_scale=scales)
+    violations = check_plan(problem, *plan_tables(problem, best), scale=scales)
     assert violations == [], [str(v) for v in violations]
     if scales:  # the run's G*_s are the enumerated ones; the index is scored with the run's own
         assert scales_agree(outcome.es_scale, scales), (outcome.es_scale, scales)

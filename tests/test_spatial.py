@@ -28,6 +28,7 @@ from optiland.model.adjacency import boundary_arrays, boundary_indices, cached_b
 from optiland.model.backend import make_backend
 from optiland.model.problem import build_problem
 from optiland.model.spatial import neighbourhoods
+from optiland.pipeline.results import make_plan
 from optiland.pipeline.run import Prepared, solve_prepared, solver_options
 from optiland.testing import SMALL_CATALOG, make_scenario
 from tests.bruteforce import Best, parcels_table, plan_tables, villages_table
@@ -404,11 +405,11 @@ def test_neighbourhood_caps_added_lazily_reach_the_enumerated_optimum() -> None:
     added = int(lazy[0].split(":")[1].split()[0])
     possible = int(lazy[0].split("(of ")[1].split()[0].replace(",", ""))
     assert 0 < added < possible
-    assert not [v for v in check(outcome) if v.family == "neighbourhood_cap"]
+    assert not [v for v in check(make_plan(outcome), prepared) if v.family == "neighbourhood_cap"]
     best_unconstrained = plans[np.argmax(carbon)]
     parcels_table_, villages_table_ = plan_tables(problem, Best(unconstrained, best_unconstrained, np.zeros(1),
                                                                np.zeros(1)))
-    broken = [v for v in check_plan(problem, parcels_table_, villages_table_) if v.family == "neighbourhood_cap"]
+    broken = [v for v in check_plan(prepared, parcels_table_, villages_table_) if v.family == "neighbourhood_cap"]
     chosen = set(label[np.argmax(carbon)])
     assert broken and all(v.key.split("@")[0] in chosen for v in broken)
 

@@ -187,13 +187,17 @@ def township_table(outcome: RunOutcome, parcels: pd.DataFrame, villages: pd.Data
     herd_cost = float(problem.params["livestock"]["purchase_cost_per_head"]) + float(
         problem.params["livestock"]["shed_cost_per_head"])
     by_village = villages.groupby("township")
-    table["establishment_cost"] += by_village["herd"].sum() * herd_cost
-    table["labour_days"] = by_village["labour_used"].sum()
-    table["herd"] = by_village["herd"].sum()
-    table["ranger_posts"] = by_village["ranger_posts"].sum()
-    table["households_reached"] = by_village["households_reached"].sum()
-    table["population"] = by_village["population"].sum()
-    table["villages_at_or_below_floor"] = by_village["at_or_below_floor"].sum()
+
+    def of_villages(column: str) -> pd.Series:  # a township of parcels in no village (a Marxan import) has 0
+        return by_village[column].sum().reindex(table.index, fill_value=0)
+
+    table["establishment_cost"] += of_villages("herd") * herd_cost
+    table["labour_days"] = of_villages("labour_used")
+    table["herd"] = of_villages("herd")
+    table["ranger_posts"] = of_villages("ranger_posts")
+    table["households_reached"] = of_villages("households_reached")
+    table["population"] = of_villages("population")
+    table["villages_at_or_below_floor"] = of_villages("at_or_below_floor")
     for service in problem.services:
         table[f"gain_{service}"] = grouped[f"gain_{service}"].sum()
         scale = outcome.es_scale.get(service)

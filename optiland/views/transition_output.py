@@ -516,11 +516,15 @@ def read_plan_table(tp: TransitionProblem, table: pd.DataFrame, core: Solution, 
                           step_area=steps)
 
 
-def check_transition_folder(out_dir: Path, prepared: Prepared, run: dict[str, Any], parcels: pd.DataFrame,
+def check_transition_folder(out_dir: Path, scenario: Any, run: dict[str, Any], parcels: pd.DataFrame,
                             villages: pd.DataFrame) -> list[Any]:
     """Every yearly row of a transition folder, recomputed from transition_plan.csv, the plan at maturity and the
-    recorded [transition] settings (the price scenarios are read or sampled again: same table, same seed)."""
+    recorded [transition] settings (the price scenarios are read or sampled again: same table, same seed).
+    `scenario` is a Scenario or a Prepared (optiland check passes the scenario file it read)."""
     from optiland.io.scenario import TransitionConfig
+    from optiland.pipeline.run import prepare
+
+    prepared = scenario if isinstance(scenario, Prepared) else prepare(scenario)
 
     file = out_dir / "transition_plan.csv"
     if not file.is_file():

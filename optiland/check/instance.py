@@ -1,0 +1,405 @@
+"""What a plan is checked against: the parcels, villages and townships, the allowed set and every target of the
+scenario, gathered by the checker's own code from the scenario, the catalog and the input tables (read by the io
+layer), never from the model layer (docs/data-model.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optiland.check.rules import (
+    Kinds,
+    Rule,
+    allowed_mask,
+    blank,
+    coefficients,
+    grade_bands,
+    grade_of,
+    kinds_of,
+    rules_of,
+)
+from optiland.errors import InputError, Issue
+
+M2_PER_MU = 10000.0 / 15.0
+"""1 mu = 10,000 / 15 m2 (15 mu to the hectare)."""
+LOCK_WORDS = {"in": True, "out": False, "locked_in": True, "locked_out": False, "2": True, "3": False}
+OUTSIDE = "outside"
+
+
+@dataclass
+class Cap:
+    """A neighbourhood cap: per grid cell, the parcels whose centroid lies within the radius of its centre."""
+
+    name: str
+    options: list[str]
+    per: str
+    max_area: float
+    cell: np.ndarray
+    parcel: np.ndarray
+    centres: np.ndarray
+
+
+@dataclass
+class Spatial:
+    """The scenario's ``[spatial]`` and ``[features]`` sections as the check reads them."""
+
+    locks: pd.DataFrame | None = None
+    """parcel_id, option, locked_in, line."""
+    parcel_costs: pd.DataFrame | None = None
+    """parcel_id, option, cost."""
+    features: list[str] = field(default_factory=list)
+    amounts: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    credited: dict[str, dict[str, float]] = field(default_factory=dict)
+    targets: dict[str, float] = field(default_factory=dict)
+    caps: list[Cap] = field(default_factory=list)
+    blm: float = 0.0
+    option_group: dict[str, str] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    """(left, right, length) of every shared boundary, by parcel position."""
+    outer: np.ndarray | None = None
+    """Length of each parcel's boundary with the outside."""
+
+    def penalty(self, options: np.ndarray) -> float:
+        """BLM x sum of w(group, group) x boundary for a plan given as each parcel's option."""
+        if self.blm <= 0 or self.edges is None:
+            return 0.0
+        position = {g: k for k, g in enumerate(self.groups)}
+        g = np.array([position[self.option_group[o]] if o in self.option_group else len(self.groups) - 1
+                      for o in options], dtype=np.int64)
+        left, right, length = self.edges
+        shared = float((self.weights[g[left], g[right]] * length).sum())
+        outer = float((self.weights[g, len(self.groups) - 1] * self.outer).sum()) if self.outer is not None else 0.0
+        return self.blm * (shared + outer)
+
+
+@dataclass
+class Instance:
+    """Everything a plan is checked against."""
+
+    scenario: Any
+    catalog: Any
+    parcels: pd.DataFrame
+    """Input columns with area_mu, then grade_rank, grade, village_idx (-1: none), township."""
+    villages: pd.DataFrame
+    """Input columns with floor, township_idx, current_land_income."""
+    townships: pd.DataFrame
+    kinds: Kinds
+    rules: list[list[Rule]]
+    allowed: np.ndarray
+    """(parcels, kinds) under the site rules and the locks."""
+    params: dict[str, Any]
+    market: dict[tuple[str, str], float]
+    price_steps: dict[tuple[str, str], list[tuple[float, float]]]
+    services: list[str]
+    spatial: Spatial | None = None
+
+    @property
+    def n_parcels(self) -> int:
+        """Number of parcels."""
+        return len(self.parcels)
+
+    def coefficients(self, parcel: np.ndarray, kind: np.ndarray) -> dict[str, np.ndarray]:
+        """Per (parcel, kind) pair, with the scenario's parcel costs added to the establishment cost."""
+        coef = coefficients(self.catalog, self.parcels, self.kinds, parcel, kind)
+        costs = self.spatial.parcel_costs if self.spatial is not None else None
+        if costs is not None and len(parcel):
+            summed = costs.groupby(["parcel_id", "option"])["cost"].sum()
+            keys = pd.MultiIndex.from_arrays([self.parcels["parcel_id"].astype(str).to_numpy()[parcel],
+                                              self.kinds.option[kind]])
+            coef["cost"] = coef["cost"] + summed.reindex(keys).fillna(0.0).to_numpy()
+        return coef
+
+    def references(self) -> dict[str, float]:
+        """Per service, the parcels' potential: the sum over parcels of the largest gain any allowed kind gives."""
+        n = self.n_parcels
+        best = {s: np.full(n, -np.inf) for s in self.services}
+        parcels = np.arange(n)
+        for j in range(len(self.kinds)):
+            ok = self.allowed[:, j]
+            if not ok.any():
+                continue
+            coef = self.coefficients(parcels[ok], np.full(int(ok.sum()), j))
+            for s in self.services:
+                best[s][ok] = np.maximum(best[s][ok], coef[f"gain_{s}"])
+        return {s: float(np.where(np.isfinite(b), b, 0.0).sum()) for s, b in best.items()}
+
+
+def build_instance(scenario: Any, catalog: Any, parcels: pd.DataFrame, villages: pd.DataFrame,
+                   geometry: Any = None) -> Instance:
+    """The instance of a scenario: `parcels` with the canonical columns and area_mu, `villages` as read."""
+    parcels = pd.DataFrame(parcels).drop(columns=["geometry"], errors="ignore").reset_index(drop=True).copy()
+    parcels["parcel_id"] = parcels["parcel_id"].astype(str)
+    villages = pd.DataFrame(villages).reset_index(drop=True).copy()
+    constraints = scenario.constraints
+    default_floor = constraints.income_floor
+    if default_floor is None:
+        default_floor = float(catalog.defaults.get("income_floor", 4000.0))
+    floor = np.full(len(villages), float(default_floor))
+    if "income_floor" in villages.columns:
+        own = pd.to_numeric(villages["income_floor"], errors="coerce").to_numpy(dtype=float)
+        floor = np.where(np.isnan(own), floor, own)
+    names = villages["village"].astype(str).to_numpy() if len(villages) else np.array([], dtype=object)
+    for village, value in constraints.village_floors.items():
+        floor[names == str(village)] = float(value)
+    villages["floor"] = floor
+    township_names = sorted(set(villages["township"].astype(str))) if len(villages) else []
+    villages["township_idx"] = pd.Index(township_names).get_indexer(villages["township"].astype(str)) \
+        if len(villages) else np.zeros(0, dtype=np.int64)
+
+    names_, lowers = grade_bands(catalog)
+    parcels["grade_rank"] = grade_of(catalog, parcels)
+    parcels["grade"] = np.array(names_, dtype=object)[parcels["grade_rank"].to_numpy()] if names_ else ""
+    parcels["village_idx"] = pd.Index(names).get_indexer(parcels["village"].astype(str)) if "village" in parcels \
+        else -1
+    town_of_village = villages["township_idx"].to_numpy(dtype=np.int64)
+    parcels["township"] = np.append(np.array(township_names, dtype=object)[town_of_village], "")[
+        parcels["village_idx"].to_numpy()] if len(villages) else ""
+
+    kinds = kinds_of(catalog)
+    rules = rules_of(catalog, parcels, kinds)
+    allowed = allowed_mask(rules, len(parcels))
+    spatial = _spatial(scenario, catalog, parcels, kinds, allowed, geometry)
+
+    uses = catalog.current_uses
+    income_now = pd.to_numeric(uses["income_per_mu"], errors="coerce").to_numpy(dtype=float)[
+        pd.Index(uses.index.astype(str)).get_indexer(parcels["land_use"].astype(str))]
+    area = parcels["area_mu"].to_numpy(dtype=float)
+    vidx = parcels["village_idx"].to_numpy(dtype=np.int64)
+    inside = vidx >= 0
+    villages["current_land_income"] = np.bincount(vidx[inside], weights=(area * income_now)[inside],
+                                                  minlength=len(villages))
+    village_area = np.bincount(vidx[inside], weights=area[inside], minlength=len(villages))
+    townships = pd.DataFrame({"township": township_names,
+                              "area_mu": np.bincount(town_of_village, weights=village_area,
+                                                     minlength=len(township_names))})
+
+    market = {}
+    if len(catalog.market) and "max_area_mu" in catalog.market.columns:
+        for pair, value in catalog.market["max_area_mu"].items():
+            if not blank(value):
+                market[(str(pair[0]), str(pair[1]))] = float(value)
+    for key, value in constraints.market.items():
+        option, _, variant = key.partition(".")
+        market[(option, variant)] = float(value)
+    steps: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for row in catalog.price_steps.itertuples(index=False):
+        steps.setdefault((str(row.option), str(row.variant)), []).append(
+            (float(row.from_area_mu), float(row.income_factor)))
+    steps = {pair: sorted(v) for pair, v in steps.items()}
+    services = list(catalog.services)
+    weights = dict(scenario.objective.weights) or {s: 1.0 / len(services) for s in services}
+    share = constraints.max_transfer_share
+    if share is None:
+        share = float(catalog.defaults.get("max_transfer_share", 1.0))
+    params: dict[str, Any] = {
+        "transfer_budget": constraints.transfer_budget,
+        "max_transfer_share": share if share < 1.0 else None,
+        "budget": constraints.budget,
+        "township_budgets": dict(constraints.township_budgets),
+        "diversity_cap": constraints.diversity_cap,
+        "forest_cover_min": constraints.forest_cover_min,
+        "bounds": {k: tuple(v) for k, v in constraints.bounds.items()},
+        "objective": scenario.objective.name,
+        "sense": scenario.objective.sense,
+        "weights": weights,
+        "livestock": dict(catalog.livestock),
+        "rangers": dict(catalog.rangers),
+    }
+    return Instance(scenario=scenario, catalog=catalog, parcels=parcels, villages=villages, townships=townships,
+                    kinds=kinds, rules=rules, allowed=allowed, params=params, market=market, price_steps=steps,
+                    services=services, spatial=spatial)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# [spatial] and [features]
+
+
+def _table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    if not path.is_file():
+        raise InputError([Issue("file not found", file=str(path))])
+    table = pd.read_csv(path, dtype=str, skipinitialspace=True, encoding="utf-8-sig")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InputError([Issue("missing column", file=str(path), column=c) for c in missing])
+    for column in columns:
+        table[column] = table[column].str.strip()
+    return table
+
+
+def _spatial(scenario: Any, catalog: Any, parcels: pd.DataFrame, kinds: Kinds, allowed: np.ndarray,
+             geometry: Any) -> Spatial | None:
+    config, features = getattr(scenario, "spatial", None), getattr(scenario, "features", None)
+    if config is None and features is None:
+        return None
+    out = Spatial()
+    ids = parcels["parcel_id"].astype(str)
+    position = pd.Series(np.arange(len(ids)), index=pd.Index(ids))
+    options = [str(o) for o in catalog.options.index]
+    if config is not None and config.locks is not None:
+        table = _table(scenario.resolve(config.locks), ("parcel_id", "option", "lock"))
+        locked_in = table["lock"].str.lower().map(LOCK_WORDS)
+        out.locks = pd.DataFrame({"parcel_id": table["parcel_id"], "option": table["option"],
+                                  "locked_in": locked_in.astype(bool), "line": np.arange(len(table)) + 2})
+        for lock in out.locks.itertuples(index=False):  # a lock shrinks the allowed set
+            if lock.parcel_id in position.index:
+                of_option = kinds.option == lock.option
+                p = int(position[lock.parcel_id])
+                allowed[p] &= of_option if lock.locked_in else ~of_option
+    if config is not None and config.parcel_costs is not None:
+        table = _table(scenario.resolve(config.parcel_costs), ("parcel_id", "option", "cost"))
+        out.parcel_costs = pd.DataFrame({"parcel_id": table["parcel_id"], "option": table["option"],
+                                         "cost": pd.to_numeric(table["cost"], errors="coerce").fillna(0.0)})
+    if features is not None:
+        table = _table(scenario.resolve(features.path), ("parcel_id", "feature", "amount"))
+        out.features = sorted(table["feature"].unique())
+        out.amounts = np.zeros((len(ids), len(out.features)))
+        rows = position.reindex(table["parcel_id"]).to_numpy()
+        cols = pd.Index(out.features).get_indexer(table["feature"])
+        ok = ~np.isnan(rows)
+        np.add.at(out.amounts, (rows[ok].astype(np.int64), cols[ok]),
+                  pd.to_numeric(table["amount"], errors="coerce").fillna(0.0).to_numpy(dtype=float)[ok])
+        credited = {k: v if isinstance(v, dict) else dict.fromkeys(v, 1.0) for k, v in features.credited.items()}
+        default = credited.get("*", {o: 1.0 for o in options if o != kinds.option[0]})
+        out.credited = {f: {str(o): float(s) for o, s in credited.get(f, default).items()} for f in out.features}
+        totals = out.amounts.sum(axis=0)
+        for name, value in features.targets.items():
+            out.targets[name] = max(out.targets.get(name, -np.inf), float(value))
+        for name, value in features.relative_targets.items():
+            if name in out.features:
+                target = float(value) * float(totals[out.features.index(name)])
+                out.targets[name] = max(out.targets.get(name, -np.inf), target)
+    if config is not None:
+        _groups(out, config, catalog, options)
+        if config.boundary_penalty > 0:
+            out.blm = float(config.boundary_penalty)
+            if config.boundaries is not None:
+                out.edges, out.outer = _boundary_file(scenario.resolve(config.boundaries), position)
+            elif geometry is not None:
+                out.edges, out.outer = boundaries_of(geometry)
+        if config.neighbourhood_caps:
+            import shapely
+
+            centroids = shapely.get_coordinates(shapely.centroid(np.asarray(geometry)))
+            for k, cap in enumerate(config.neighbourhood_caps):
+                cell, parcel, centres = _cells(centroids, float(cap.radius_m),
+                                               float(cap.spacing_m or cap.radius_m / 2.0))
+                out.caps.append(Cap(f"cap{k}", list(cap.options), cap.per, float(cap.max_area_mu), cell, parcel,
+                                    centres))
+    return out
+
+
+def _groups(out: Spatial, config: Any, catalog: Any, options: list[str]) -> None:
+    """Each option's boundary group and the weights between groups (README, "Spatial coherence")."""
+    groups = {o: o for o in options}
+    if "group" in catalog.options.columns:
+        for option, group in catalog.options["group"].items():
+            if isinstance(group, str) and group.strip():
+                groups[str(option)] = group.strip()
+    groups.update({str(o): str(g) for o, g in config.groups.items()})
+    if config.between == "protected":
+        protected = set(config.protected)
+        groups = {o: "protected" if (g in protected or o in protected) else "unprotected" for o, g in groups.items()}
+        names = ["protected", "unprotected"]
+    else:
+        names = sorted(set(groups.values()))
+    names.append(OUTSIDE)
+    k = len(names)
+    weights = 1.0 - np.eye(k)
+    weights[-1, :] = weights[:, -1] = 0.0
+    if config.between == "protected":
+        weights[0, -1] = weights[-1, 0] = 1.0
+    for key, value in config.group_weights.items():
+        a, b = (names.index(part.strip()) for part in key.split("|"))
+        weights[a, b] = weights[b, a] = float(value)
+    out.option_group, out.groups, out.weights = groups, names, weights
+
+
+def _boundary_file(path: Path, position: pd.Series) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray],
+                                                               np.ndarray]:
+    """A boundary table (id1, id2, boundary; id1 = id2 is an outer edge), comma, tab or space separated."""
+    if path.suffix.lower() == ".parquet":
+        table = pd.read_parquet(path)
+    else:
+        table = pd.read_csv(path, sep=None, engine="python", dtype={"id1": str, "id2": str})
+    left = position.reindex(table["id1"].astype(str).str.strip()).to_numpy()
+    right = position.reindex(table["id2"].astype(str).str.strip()).to_numpy()
+    length = pd.to_numeric(table["boundary"], errors="coerce").to_numpy(dtype=float)
+    ok = ~np.isnan(left) & ~np.isnan(right)
+    left, right, length = left[ok].astype(np.int64), right[ok].astype(np.int64), length[ok]
+    outer = np.zeros(len(position))
+    same = left == right
+    np.add.at(outer, left[same], length[same])
+    return (left[~same], right[~same], length[~same]), outer
+
+
+def boundaries_of(geometry: Any) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Shared boundary length of every pair of touching parcels and each parcel's outer boundary, by shapely
+    intersection of the polygons' boundaries (slow, independent of optiland.model.adjacency)."""
+    import shapely
+
+    geometry = np.asarray(geometry)
+    rings = shapely.boundary(geometry)
+    left, right = shapely.STRtree(geometry).query(geometry, predicate="intersects")
+    keep = left < right
+    left, right = left[keep], right[keep]
+    length = shapely.length(shapely.intersection(rings[left], rings[right]))
+    keep = length > 0
+    left, right, length = left[keep], right[keep], length[keep]
+    shared = np.bincount(left, weights=length, minlength=len(geometry)) + np.bincount(
+        right, weights=length, minlength=len(geometry))
+    outer = np.maximum(shapely.length(rings) - shared, 0.0)
+    return (left.astype(np.int64), right.astype(np.int64), length), outer
+
+
+def _cells(centroids: np.ndarray, radius: float, spacing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cell, parcel) pairs of a hexagonal grid of centres `spacing` apart covering the parcels grown by the
+    radius: a parcel belongs to a cell when its centroid lies within `radius` of the centre."""
+    import shapely
+
+    xmin, ymin = centroids.min(axis=0) - radius
+    xmax, ymax = centroids.max(axis=0) + radius
+    dy = spacing * np.sqrt(3.0) / 2.0
+    ys = np.arange(ymin, ymax + dy, dy)
+    xs = np.arange(xmin, xmax + spacing, spacing)
+    gx, gy = np.meshgrid(xs, ys)
+    gx = gx + (np.arange(len(ys)) % 2)[:, None] * spacing / 2.0
+    centres = np.column_stack([gx.ravel(), gy.ravel()])
+    cell, parcel = shapely.STRtree(shapely.points(centroids)).query(shapely.points(centres), predicate="dwithin",
+                                                                     distance=radius)
+    used, cell = np.unique(cell, return_inverse=True)
+    return cell.astype(np.int64), parcel.astype(np.int64), centres[used]
+
+
+def instance_of(source: Any) -> Instance:
+    """The checker's instance of an Instance, of a Prepared-like object (scenario, catalog, inputs), or of anything with
+    a scenario, a catalog and the parcel and village tables."""
+    if isinstance(source, Instance):
+        return source
+    inputs = getattr(source, "inputs", None)
+    if inputs is not None:
+        return instance_from_inputs(source.scenario, source.catalog, inputs)
+    if all(hasattr(source, a) for a in ("scenario", "catalog", "parcels", "villages")):
+        # a table of parcels and villages with a scenario and catalog (a PlanningProblem, say): only the input
+        # columns are read; without geometry a neighbourhood cap cannot be checked
+        return build_instance(source.scenario, source.catalog, source.parcels, source.villages)
+    raise TypeError(f"cannot check against a {type(source).__name__}: give the scenario's Prepared (scenario, "
+                    "catalog, inputs) or an optiland.check Instance")
+
+
+def instance_from_inputs(scenario: Any, catalog: Any, inputs: Any) -> Instance:
+    """An instance from the io layer's Inputs: areas in mu from the geometry where there is one."""
+    parcels = pd.DataFrame(inputs.parcels.drop(columns="geometry", errors="ignore"))
+    geometry = None
+    if "geometry" in inputs.parcels and len(inputs.parcels) and inputs.parcels.geometry.notna().all():
+        geometry = inputs.parcels.geometry.to_numpy()
+        import shapely
+
+        parcels["area_mu"] = shapely.area(geometry) / M2_PER_MU
+    return build_instance(scenario, catalog, parcels, inputs.villages, geometry)
