@@ -475,7 +475,10 @@ def create_app(state: AppState) -> FastAPI:
             pyogrio.write_dataframe(parcels, folder / "plan.gpkg", layer="parcels")
             villages[["village", "herd", "ranger_posts"]].to_csv(folder / "villages.csv", index=False,
                                                                  encoding="utf-8-sig")
-            shutil.copy2(out / "run.json", folder / "run.json")
+            run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+            for key in ("objective", "totals", "status"):  # the solve's record is not the edited plan's
+                run.pop(key, None)
+            (folder / "run.json").write_text(json.dumps(run), encoding="utf-8")
             violations = check_outdir(folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
