@@ -266,7 +266,9 @@ def test_hand_edit_checked_and_reoptimised(client: TestClient, app_state) -> Non
             break
     k = next(i for i, kind in enumerate(kinds) if (kind["option"], kind["variant"]) == (row.option, row.variant))
     broken = client.post(f"/api/plans/{job}/check", json={"edits": {pid: k}}).json()["violations"]
-    assert any(v["key"] == pid and row.why.split(";")[0] in v["message"] for v in broken), broken
+    site_families = {"red_line", "suitability", "farmland", "conversion", "current_use"}  # the checker's own words
+    assert any(v["key"] == pid and v["family"] in site_families and f"{row.option}.{row.variant}" in v["message"]
+               for v in broken), broken
     assert client.post(f"/api/plans/{job}/check", json={"edits": {"NOPE": 0}}).status_code == 404
     # an allowed change, locked in and re-optimised: the new plan keeps it
     at = ids.index(pid)

@@ -28,12 +28,40 @@ IGNORED_SCENARIO_KEYS = ("solver",)
 """Sections of run.json's scenario copy that may differ from the file (command-line solver settings)."""
 
 
-def check(plan: Any, prepared: Any, tol: float = 1e-6) -> list[Violation]:
-    """Check a plan in memory (anything with the tables `parcels`, `villages`, and optionally `townships` and
-    the dict `run` of run.json) against a Prepared-like object (scenario, catalog, inputs)."""
+def check(plan: Any, prepared: Any = None, tol: float = 1e-6) -> list[Violation]:
+    """Check a plan in memory against a Prepared-like object (scenario, catalog, inputs).
+
+    `plan` has the tables `parcels` and `villages` (and optionally `townships` and the dict `run` of run.json), as
+    optiland.pipeline.results.Plan; or it is a RunOutcome (its `prepared` is used, and only its decisions and
+    objective are checked: the chosen (option, variant) of each parcel, the herds and posts, and the objective,
+    bound and gap of its result).
+    """
+    if not hasattr(plan, "parcels") and hasattr(plan, "solution") and hasattr(plan, "prepared"):
+        prepared = prepared or plan.prepared
+        parcels, villages, run = _outcome_tables(plan)
+        return check_tables(instance_of(prepared), parcels, villages, None, run, tol)
+    if prepared is None:
+        raise TypeError("check(plan, prepared): a plan's tables do not carry the scenario they answer")
     inst = instance_of(prepared)
     return check_tables(inst, plan.parcels, plan.villages, getattr(plan, "townships", None),
                         getattr(plan, "run", None), tol)
+
+
+def _outcome_tables(outcome: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The decisions of a solve's outcome as plan tables, and its objective record (read through attributes: the
+    row each parcel chose, decoded by the outcome's own table of rows; nothing of the model is computed)."""
+    rows = np.asarray(outcome.solution.chosen_rows())
+    table = outcome.prepared.problem.allowed
+    ids = outcome.prepared.problem.parcels["parcel_id"].astype(str).to_numpy()
+    parcels = pd.DataFrame({"parcel_id": ids[table["parcel"].to_numpy()[rows]],
+                            "option": table["option"].to_numpy()[rows], "variant": table["variant"].to_numpy()[rows]})
+    solution = outcome.solution
+    villages = pd.DataFrame({"village": outcome.prepared.problem.villages["village"].astype(str).to_numpy(),
+                             "herd": np.asarray(solution.herd), "ranger_posts": np.asarray(solution.posts)})
+    result = outcome.result
+    run = {"objective": {"value": result.objective, "bound": result.bound, "gap": result.gap},
+           "es_scale": dict(getattr(outcome, "es_scale", {}) or {})}
+    return parcels, villages, run
 
 
 def check_tables(inst: Instance, parcels: pd.DataFrame, villages: pd.DataFrame, townships: pd.DataFrame | None,

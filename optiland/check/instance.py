@@ -142,13 +142,17 @@ def build_instance(scenario: Any, catalog: Any, parcels: pd.DataFrame, villages:
     if default_floor is None:
         default_floor = float(catalog.defaults.get("income_floor", 4000.0))
     floor = np.full(len(villages), float(default_floor))
-    if "income_floor" in villages.columns:
+    names = villages["village"].astype(str).to_numpy() if len(villages) else np.array([], dtype=object)
+    towns = villages["township"].astype(str).to_numpy() if len(villages) else np.array([], dtype=object)
+    for township, value in getattr(constraints, "township_floors", {}).items():
+        floor[towns == str(township)] = float(value)
+    if "income_floor" in villages.columns:  # the village table's own floor, then village_floors, win
         own = pd.to_numeric(villages["income_floor"], errors="coerce").to_numpy(dtype=float)
         floor = np.where(np.isnan(own), floor, own)
-    names = villages["village"].astype(str).to_numpy() if len(villages) else np.array([], dtype=object)
     for village, value in constraints.village_floors.items():
         floor[names == str(village)] = float(value)
     villages["floor"] = floor
+    villages["growth"] = _growth(constraints, catalog, names, towns)
     township_names = sorted(set(villages["township"].astype(str))) if len(villages) else []
     villages["township_idx"] = pd.Index(township_names).get_indexer(villages["township"].astype(str)) \
         if len(villages) else np.zeros(0, dtype=np.int64)
@@ -163,7 +167,7 @@ def build_instance(scenario: Any, catalog: Any, parcels: pd.DataFrame, villages:
         parcels["village_idx"].to_numpy()] if len(villages) else ""
 
     kinds = kinds_of(catalog)
-    rules = rules_of(catalog, parcels, kinds)
+    rules = rules_of(catalog, parcels, kinds, scenario)
     allowed = allowed_mask(rules, len(parcels))
     spatial = _spatial(scenario, catalog, parcels, kinds, allowed, geometry)
 
@@ -215,6 +219,26 @@ def build_instance(scenario: Any, catalog: Any, parcels: pd.DataFrame, villages:
     return Instance(scenario=scenario, catalog=catalog, parcels=parcels, villages=villages, townships=townships,
                     kinds=kinds, rules=rules, allowed=allowed, params=params, market=market, price_steps=steps,
                     services=services, spatial=spatial)
+
+
+def _growth(constraints: Any, catalog: Any, names: np.ndarray, towns: np.ndarray) -> np.ndarray:
+    """Per village, the per-capita income growth over today it must reach (0: no worse off), NaN where no such rule
+    holds (docs/data-model.md, "Income rules"): the catalog's defaults.no_worse_off (off when absent), the
+    scenario's no_worse_off and income_growth, then per township and per village (a village's own entry wins)."""
+    on = getattr(constraints, "no_worse_off", None)
+    if on is None:
+        on = bool(catalog.defaults.get("no_worse_off", False))
+    base = getattr(constraints, "income_growth", None)
+    growth = np.full(len(names), float(base) if base is not None else (0.0 if on else np.nan))
+    switches = getattr(constraints, "village_no_worse_off", {})
+    targets = getattr(constraints, "village_income_growth", {})
+    for level in (towns, names):
+        for key, flag in switches.items():
+            where = level == str(key)
+            growth[where] = np.nan_to_num(growth[where], nan=0.0) if flag else np.nan
+        for key, value in targets.items():
+            growth[level == str(key)] = float(value)
+    return growth
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -44,8 +44,9 @@ from optiland.errors import InputError, Issue
 from optiland.violations import FEATURE_TARGET_TOLERANCE, Violation
 
 FAMILIES = (
-    "one_use", "red_line", "suitability", "farmland", "income_floor", "transfer_budget", "transfer_share",
-    "carrying_capacity", "ranger_posts", "labour", "budget", "township_budget", "diversity", "forest_cover",
+    "one_use", "current_use", "conversion", "red_line", "suitability", "farmland", "income_floor", "no_worse_off",
+    "transfer_budget", "transfer_share", "carrying_capacity", "ranger_posts", "labour", "budget", "township_budget",
+    "diversity", "forest_cover",
     "market", "price_steps", "objective_bound", "feature_target", "locks", "neighbourhood_cap", "consistency",
     "provenance",
 )
@@ -513,6 +514,17 @@ def _village_limits(ctx: _Context, land: np.ndarray,
                            f"floor of {_num(floor[i])} (short by {_num(floor[i] - per_capita[i])} per "
                            f"capita, {_num(floor[i] * population[i] - income[i])} yuan in all)"),
                 slack=slack, amount=lambda i: floor[i] - per_capita[i])
+
+    growth = v["growth"].to_numpy(dtype=float) if "growth" in v.columns else np.full(len(v), np.nan)
+    on = np.isfinite(growth)
+    if on.any():  # no village worse off: (1 + growth) x today's income (non-land plus the current uses' land income)
+        today = (parts["nonland"] + v["current_land_income"].to_numpy(dtype=float)) / population
+        target = (1.0 + np.nan_to_num(growth)) * today
+        report.over("no_worse_off", names, np.where(on, target * population, 0.0), np.where(on, income, 0.0),
+                    lambda i: (f"village {names[i]}: income {_num(per_capita[i])} yuan per capita is below "
+                               + ("its income today" if growth[i] == 0 else f"{growth[i]:+.0%} over its income today")
+                               + f", {_num(target[i])} (short by {_num(target[i] - per_capita[i])} per capita)"),
+                    slack=slack, amount=lambda i: target[i] - per_capita[i])
 
     transfers = parts["compensation"] + parts["wages"]
     budget = params.get("transfer_budget")

@@ -131,9 +131,84 @@ class Rule:
     reason: str
 
 
-def rules_of(catalog: Any, parcels: pd.DataFrame, kinds: Kinds) -> list[list[Rule]]:
+def plannable_of(catalog: Any, parcels: pd.DataFrame) -> np.ndarray:
+    """Whether each parcel's current use may change (current_uses.csv ``plannable``, true when absent or blank)."""
+    uses = catalog.current_uses
+    if "plannable" not in uses.columns:
+        return np.ones(len(parcels), dtype=bool)
+    flags = np.array([True if blank(v) else _flag(v) for v in uses["plannable"]], dtype=bool)
+    return flags[pd.Index(uses.index.astype(str)).get_indexer(parcels["land_use"].astype(str))]
+
+
+def _codes(land_use: np.ndarray, codes: str) -> np.ndarray:
+    """Parcels whose land-survey code is listed (';'-separated; a two-digit code is its class, '*' every code)."""
+    wanted = [c.strip() for c in str(codes).split(";") if c.strip()]
+    if "*" in wanted:
+        return np.ones(len(land_use), dtype=bool)
+    full = np.isin(land_use, wanted)
+    classes = [c for c in wanted if len(c) == 2]
+    return full | np.isin(np.array([str(c)[:2] for c in land_use], dtype=object), classes) if classes else full
+
+
+def conversion_table(catalog: Any, scenario: Any) -> pd.DataFrame | None:
+    """The conversion rules in force: the scenario's ``conversion_rules`` first, then its ``conversions`` table
+    or else the catalog's conversions.csv (docs/data-model.md)."""
+    from optiland.io.catalog import conversions_frame, read_conversions
+
+    table = getattr(catalog, "conversions", None)
+    config = getattr(scenario, "catalog", None)
+    if config is not None and getattr(config, "conversions", None) is not None:
+        table = read_conversions(scenario.resolve(config.conversions))
+    if config is not None and getattr(config, "conversion_rules", None):
+        first = conversions_frame(config.conversion_rules, "[catalog] conversion_rules")
+        table = pd.concat([first, table], ignore_index=True) if table is not None else first
+    return table
+
+
+def conversion_rules_of(table: pd.DataFrame | None, parcels: pd.DataFrame, kinds: Kinds) -> list[list[Rule]]:
+    """Per kind other than keep: the conversion rows that forbid it. For each parcel the first row (top to bottom)
+    whose conditions hold and whose ``to`` names the kind decides; no such row: the change is not governed here."""
+    out: list[list[Rule]] = [[] for _ in range(len(kinds))]
+    if table is None or not len(table):
+        return out
+    land_use = parcels["land_use"].astype(str).to_numpy(dtype=object)
+    slope = parcels["slope_deg"].to_numpy(dtype=float)
+    red = parcels["red_line"].to_numpy().astype(bool)
+    farmland = parcels["basic_farmland"].to_numpy().astype(bool)
+    rows = []
+    for row in table.to_dict("records"):
+        holds = _codes(land_use, row["current_use"])
+        if not blank(row.get("red_line")):
+            holds &= red == _flag(row["red_line"])
+        if not blank(row.get("basic_farmland")):
+            holds &= farmland == _flag(row["basic_farmland"])
+        if not blank(row.get("min_slope_deg")):
+            holds &= slope >= float(row["min_slope_deg"])
+        if not blank(row.get("max_slope_deg")):
+            holds &= slope < float(row["max_slope_deg"])
+        rows.append((row, holds, {t.strip() for t in str(row["to"]).split(";")}))
+    for j in range(len(kinds)):
+        if kinds.keep[j]:
+            continue
+        option, variant = kinds.option[j], kinds.variant[j]
+        decided = np.zeros(len(parcels), dtype=bool)
+        for row, holds, targets in rows:
+            if "*" not in targets and option not in targets and f"{option}.{variant}" not in targets:
+                continue
+            first = holds & ~decided
+            decided |= holds
+            if not _flag(row["allowed"]) and first.any():
+                out[j].append(Rule("conversion", first,
+                                   f"conversion rule '{row['rule']}': {row.get('description', '')} "
+                                   f"[{row.get('source', '')}]"))
+    return out
+
+
+def rules_of(catalog: Any, parcels: pd.DataFrame, kinds: Kinds, scenario: Any = None) -> list[list[Rule]]:
     """For each kind, the rules forbidding it on some parcels (docs/data-model.md, "Site rules")."""
     names, _ = grade_bands(catalog)
+    plannable = plannable_of(catalog, parcels)
+    conversions = conversion_rules_of(conversion_table(catalog, scenario), parcels, kinds)
     rank = grade_of(catalog, parcels)
     applies = grade_applies(catalog, parcels)
     slope = parcels["slope_deg"].to_numpy(dtype=float)
@@ -147,17 +222,21 @@ def rules_of(catalog: Any, parcels: pd.DataFrame, kinds: Kinds) -> list[list[Rul
     for j in range(len(kinds)):
         row = kinds.table.iloc[j]
         found: list[Rule] = []
+        free = ~farmland & plannable  # basic farmland and a use that is not plannable are kept whatever else holds
         zone = row.get("excluded_where")
         if not blank(zone):
-            found.append(Rule("suitability", parcels[str(zone)].to_numpy().astype(bool) & ~farmland,
+            found.append(Rule("suitability", parcels[str(zone)].to_numpy().astype(bool) & free,
                               f"not allowed where {zone} is true"))
         if kinds.keep[j]:
-            found.append(Rule("red_line", red & ~farmland,
+            found.append(Rule("red_line", red & free,
                               "inside an ecological red line only options allowed there may be chosen"))
             if not blank(crop_limit):
-                found.append(Rule("suitability", cropland & (slope >= float(crop_limit)) & ~farmland,
+                found.append(Rule("suitability", cropland & (slope >= float(crop_limit)) & free,
                                   f"cropland at {float(crop_limit):g} degrees of slope or more may not be kept"))
         else:
+            if not plannable.all():
+                found.append(Rule("current_use", ~plannable, "the current use is not plannable: it is kept"))
+            found += conversions[j]
             found.append(Rule("farmland", farmland.copy(), "basic farmland keeps its current use"))
             if not red_allowed[j]:
                 found.append(Rule("red_line", red.copy(), "not allowed inside an ecological red line"))
