@@ -65,7 +65,7 @@ def test_mavrotas_molp_payoff_and_front() -> None:
     assert table["f2"].to_numpy() == pytest.approx([160, 166, 172, 178, 184], abs=1e-4)  # evenly spread
     assert table["f1"].to_numpy() == pytest.approx([20, 17, 14, 11, 8], abs=1e-4)
     assert table["marginal_rate"].dropna().to_numpy() == pytest.approx(-2.0, abs=1e-4)
-    assert "_pareto" in [c.name for c in m.component_objects(pyo.Block)]
+    assert not list(m.component_objects(pyo.Block, descend_into=False))  # the adapter's block is gone again
 
 
 def test_mavrotas_integer_exact_with_bypass() -> None:
@@ -400,3 +400,184 @@ def test_pareto_methods_from_the_command_line(small_front: tuple[Path, Path], tm
     result = runner.invoke(app, ["pareto", str(scenario), *common, "--step", "income=abc", "--out",
                                  str(tmp_path / "bad")])
     assert result.exit_code == 2 and "income=abc" in result.output and not (tmp_path / "bad").exists()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The generic engine: the user's model left as it was, solve errors, exact mode, nadir bounds, the sparse flags
+
+
+def _own_objective_knapsack() -> tuple[pyo.ConcreteModel, dict]:
+    """The 14-item bi-objective knapsack with an objective of its own (max f1 + 2 f2) and a row the user added."""
+    m, objectives, _ = _biobjective_knapsack()
+    m.own = pyo.Objective(expr=objectives["f1"] + 2 * objectives["f2"], sense=pyo.maximize)
+    m.few = pyo.Constraint(expr=sum(m.x[i] for i in m.I) <= 9)
+    return m, objectives
+
+
+def _solve_own(m: pyo.ConcreteModel) -> tuple[float, list[float]]:
+    pyo.SolverFactory("appsi_highs").solve(m)
+    return pyo.value(m.own), [round(pyo.value(m.x[i])) for i in m.I]
+
+
+def _components(m: pyo.ConcreteModel) -> list[tuple[str, str, bool]]:
+    return [(c.name, c.ctype.__name__, c.active) for c in m.component_objects(descend_into=True)]
+
+
+def test_front_leaves_the_model_as_it_was() -> None:
+    """Issue 25: front() used to leave its block (an active objective, rows sigma f - s = 0) in the model, so that a
+    later solve of the model raised "Multiple active objectives found". Now the model solves to the same answer."""
+    m, objectives = _own_objective_knapsack()
+    before, components = _solve_own(m), _components(m)
+    result = front(m, objectives, {"f1": "max", "f2": "max"}, options=EXACT, exact=True)
+    assert len(result.table) >= 5
+    assert _components(m) == components
+    assert _solve_own(m) == before
+
+
+def test_front_leaves_the_model_as_it_was_when_it_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optiland.analysis import front_engine
+
+    m, objectives = _own_objective_knapsack()
+    before, components = _solve_own(m), _components(m)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        assert any(c[0].startswith("_pareto") for c in _components(m))  # the block is there while the front runs
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(front_engine, "_augmecon", broken)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        front(m, objectives, {"f1": "max", "f2": "max"}, options=EXACT, exact=True)
+    assert _components(m) == components
+    assert _solve_own(m) == before
+
+
+def test_a_component_named_pareto_is_kept() -> None:
+    m, objectives = _own_objective_knapsack()
+    m._pareto = pyo.Constraint(expr=m.x[0] + m.x[1] <= 1)  # the user's own, not the adapter's
+    components = _components(m)
+    result = front(m, objectives, {"f1": "max", "f2": "max"}, options=EXACT, exact=True)
+    assert _components(m) == components
+    assert all(row["x[0]"] + row["x[1]"] <= 1 for row in result.solutions.values())
+
+
+def _with_errors(monkeypatch: pytest.MonkeyPatch, fails: object) -> list[tuple[str, str]]:
+    """PyomoFrontModel.solve answers "Solve error" (no plan) whenever fails(model, options) is true; returns the
+    log of (presolve, status) of every solve."""
+    from optiland.analysis.front_model import PyomoFrontModel
+    from optiland.mip.solver import SolveResult, Status
+
+    log: list[tuple[str, str]] = []
+    solve = PyomoFrontModel.solve
+
+    def patched(self: PyomoFrontModel, options: SolverOptions) -> SolveResult:
+        if fails(self, options):  # type: ignore[operator]
+            self.x = None
+            log.append((options.presolve, "error"))
+            return SolveResult(Status.ERROR, None, None, None, None, 0.0, "Solve error")
+        result = solve(self, options)
+        log.append((options.presolve, result.status.value))
+        return result
+
+    monkeypatch.setattr(PyomoFrontModel, "solve", patched)
+    return log
+
+
+def test_a_solve_error_is_solved_again_not_taken_for_infeasible(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25: HiGHS 1.16 with presolve sometimes answers a point with "Solve error"; the engine took it for "no
+    plan" and went on. Here every grid solve with presolve on fails: each is solved again without presolve, and
+    the front is still the complete enumerated set."""
+    from optiland.analysis.front_model import PyomoFrontModel
+
+    m, objectives, expected = _biobjective_knapsack()
+
+    def grid_point(model: PyomoFrontModel, options: SolverOptions) -> bool:
+        return options.presolve == "on" and np.isfinite(model.row_lower[model._eps["f2"]])
+
+    log = _with_errors(monkeypatch, grid_point)
+    result = front(m, objectives, {"f1": "max", "f2": "max"}, options=EXACT, exact=True)
+    assert _found(result) == expected
+    errors = [i for i, entry in enumerate(log) if entry == ("on", "error")]
+    assert len(errors) == result.solves > 0
+    assert all(log[i + 1][0] == "off" and log[i + 1][1] in ("optimal", "infeasible") for i in errors)
+
+
+def test_a_solve_error_that_persists_stops_the_front_naming_the_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optiland.analysis.front_engine import SolveError
+    from optiland.analysis.front_model import PyomoFrontModel
+
+    m, objectives, _ = _biobjective_knapsack()
+    components = _components(m)
+
+    def beyond_130(model: PyomoFrontModel, options: SolverOptions) -> bool:  # f2 runs from 110 to 158
+        i = model._eps["f2"]
+        return bool(np.isfinite(model.row_lower[i]) and model.row_lower[i] / model._eps_scale["f2"] > 130)
+
+    log = _with_errors(monkeypatch, beyond_130)
+    with pytest.raises(SolveError, match=r"grid point f2 >= 13\d.*solved 3 times"):
+        front(m, objectives, {"f1": "max", "f2": "max"}, options=EXACT, exact=True)
+    assert [p for p, status in log[-3:]] == ["on", "off", "off"] and {s for _, s in log[-3:]} == {"error"}
+    assert _components(m) == components
+
+
+def test_exact_mode_sets_zero_gap_and_the_plain_mip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """exact=True: a zero gap and strategy "mip" for a generic model, whatever the options said; unit steps on the
+    integer-valued constrained objective; the complete set. Strategy "auto" on a generic model never runs the
+    LP-and-repair step (made for the land-use model) though this assignment model has rows of binaries summing to
+    one."""
+    from optiland.analysis.front_model import PyomoFrontModel
+    from optiland.mip import solver
+
+    rng = np.random.default_rng(5)
+    n = 5
+    cost = rng.integers(1, 20, size=(2, n, n))
+    m = pyo.ConcreteModel()
+    m.I = pyo.RangeSet(0, n - 1)
+    m.x = pyo.Var(m.I, m.I, domain=pyo.Binary)
+    m.row = pyo.Constraint(m.I, rule=lambda m, i: sum(m.x[i, j] for j in m.I) == 1)
+    m.col = pyo.Constraint(m.I, rule=lambda m, j: sum(m.x[i, j] for i in m.I) == 1)
+    objectives = {f"c{k + 1}": sum(int(cost[k, i, j]) * m.x[i, j] for i in m.I for j in m.I) for k in range(2)}
+    seen: list[tuple[float, float, str]] = []
+    solve = PyomoFrontModel.solve
+
+    def record(self: PyomoFrontModel, options: SolverOptions) -> object:
+        seen.append((options.mip_rel_gap, options.mip_abs_gap, options.strategy))
+        return solve(self, options)
+
+    monkeypatch.setattr(PyomoFrontModel, "solve", record)
+    repairs: list[int] = []
+    monkeypatch.setattr(solver, "_repair", lambda *a, **k: repairs.append(1))
+    loose = SolverOptions(mip_rel_gap=0.05, strategy="auto", time_limit=30)
+    result = front(m, objectives, {"c1": "min", "c2": "min"}, options=loose, exact=True)
+    assert set(seen) == {(0.0, 0.0, "mip")}
+    plans = np.array([[sum(cost[k, i, p[i]] for i in range(n)) for k in range(2)]
+                      for p in itertools.permutations(range(n))])
+    assert _found(result) == _nondominated(plans, ["min", "min"])
+    assert result.steps == {"c2": 1.0} and any("unit steps" in note for note in result.notes)
+    front(m, objectives, {"c1": "min", "c2": "min"}, options=loose, points=3)  # auto without exact: no repair
+    assert not repairs and "auto" in {s for *_, s in seen}
+
+
+def test_nadir_bounds_and_sparse_flags_on_three_objectives() -> None:
+    """With the true nadir given, the three-objective front is complete with no "safe" solves, on a grid far
+    smaller than the safe one; the flag array holds a few entries where the dense array had a cell per grid point.
+    A nadir above the true one drops exactly the points worse than it."""
+    rng = np.random.default_rng(2)
+    first, second = rng.integers(1, 10, size=10), rng.integers(1, 10, size=10)
+    third = np.clip(11 - (first + second) // 2 + rng.integers(-1, 2, size=10), 1, None)
+    profits, weights = np.vstack([first, second, third]), rng.integers(1, 10, size=10)
+    capacity = int(weights.sum() // 2)
+    m, objectives = _knapsack(profits, weights, capacity)
+    expected = _knapsack_front(profits, weights, capacity)
+    senses = {k: "max" for k in objectives}
+    true_nadir = {k: min(q[i] for q in expected) for i, k in enumerate(objectives) if k != "f1"}
+    safe = front(m, objectives, senses, options=EXACT, exact=True)
+    given = front(m, objectives, senses, options=EXACT, exact=True, nadir=true_nadir)
+    assert _found(safe) == expected == _found(given)
+    assert given.payoff_solves == safe.payoff_solves - 2 and given.grid_points < safe.grid_points / 2
+    assert 0 < safe.flag_entries_peak < safe.grid_points / 20
+    assert any("nadir given" in note for note in given.notes)
+    tighter = {"f2": true_nadir["f2"] + 3, "f3": true_nadir["f3"]}
+    cut = front(m, objectives, senses, options=EXACT, exact=True, nadir=tighter)
+    assert _found(cut) == {q for q in expected if q[1] >= tighter["f2"]}
+    with pytest.raises(ValueError, match="nadir for f1"):
+        front(m, objectives, senses, options=EXACT, nadir={"f1": 0})

@@ -36,7 +36,15 @@ order of the objectives (the extreme points).
 
 Exact mode: with ``steps`` (the resolution of integer-valued objectives, e.g. 1 yuan) the grid has one point per
 unit and the front is the complete nondominated set; ``max_points`` caps the number of solves and the result says
-when it cut the front (``Front.capped``).
+when it cut the front (``Front.capped``). ``exact=True`` sets what that needs (see :func:`front`); when every
+objective is integer-valued it also replaces the slack augmentation by integral weights, :math:`\max W g_1 +
+\sum_{k\ge2} g_k` with :math:`W = 1 + \sum_{k\ge2} (\mathrm{ideal}_k - \mathrm{nadir}_k)`, which is lexicographic
+(no gain in the others can outweigh one unit of :math:`g_1`) and lets HiGHS prune by the objective's integrality.
+
+Solve errors (HiGHS's "Solve error", a child process that died) are never read as "infeasible" or "no plan": the
+point is solved again without presolve, then without presolve by interior point, and if it still fails the front
+stops with an error naming the point. A model given to :func:`front` is left as it was (the adapter's block is
+removed, also when the front raises).
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -96,6 +104,8 @@ class Front:
     skipped: int = 0
     infeasible_solves: int = 0
     capped: bool = False
+    flag_entries_peak: int = 0
+    """The most entries (infeasible corners and solved boxes) the sparse flag array held at once."""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -117,7 +127,8 @@ class Front:
                 "ideal": self.ideal, "ranges": {k: list(v) for k, v in self.ranges.items()}, "steps": self.steps,
                 "grid_points": self.grid_points, "solves": self.solves, "payoff_solves": self.payoff_solves,
                 "grid_points_skipped": self.skipped,
-                "infeasible_solves": self.infeasible_solves, "capped": self.capped, "seconds": round(self.seconds, 3),
+                "infeasible_solves": self.infeasible_solves, "capped": self.capped,
+                "flag_entries_peak": self.flag_entries_peak, "seconds": round(self.seconds, 3),
                 "payoff": {str(k): {c: float(v) for c, v in row.items()} for k, row in self.payoff.iterrows()},
                 "notes": self.notes}
 
@@ -127,10 +138,30 @@ def _tolerance(value: float) -> float:
     return 1e-7 * max(1.0, abs(value))
 
 
-def _solve(model: FrontModel, options: SolverOptions,
+RETRIES: tuple[dict[str, Any], ...] = ({"presolve": "off"}, {"presolve": "off", "highs": {"mip_lp_solver": "ipm"}})
+"""How a solve that ended in an error is tried again, in turn: without presolve, then also by interior point."""
+
+
+class SolveError(OptilandError):
+    """The solver failed at a point (not infeasible, not a time limit), and again when solved another way."""
+
+
+def _solve(model: FrontModel, options: SolverOptions, where: str = "a solve",
            strict: bool = True) -> tuple[SolveResult, dict[str, float] | None]:
-    """Solve; the plan's objective values, or None when there is no plan (an error if `strict` and not infeasible)."""
+    """Solve; the plan's objective values, or None when there is no plan (an error if `strict` and not infeasible).
+    A solve error is solved again as RETRIES say; if every way fails, SolveError names `where`."""
     result = model.solve(options)
+    messages = []
+    for change in RETRIES:
+        if result.status != Status.ERROR:
+            break
+        messages.append(result.message)
+        highs = {**options.highs, **change.get("highs", {})}
+        result = model.solve(replace(options, **{**change, "highs": highs}))
+    if result.status == Status.ERROR:
+        messages.append(result.message)
+        raise SolveError(f"the solver failed at {where}: {'; '.join(messages)} (solved {len(messages)} times: as "
+                         "asked, without presolve, and without presolve by interior point)")
     if result.status == Status.INFEASIBLE:
         return result, None
     if not result.status.has_plan:
@@ -157,7 +188,7 @@ def payoff_table(model: FrontModel, options: SolverOptions) -> tuple[pd.DataFram
         for k in order:
             model.set_objective({k: 1.0})
             previous = values
-            result, values = _solve(model, options)
+            result, values = _solve(model, options, f"payoff row {first}, optimising {k}")
             solves += 1
             if values is None and previous is not None and result.status == Status.TIME_LIMIT:
                 # the previous stage's plan meets every bound so far: the row keeps it, not refined in k
@@ -255,7 +286,12 @@ def _timed_solve(model: FrontModel, options: SolverOptions, sign: np.ndarray, na
                  found_by: str, epsilon: tuple[float, ...] | None = None) -> tuple[SolveResult, _Found | None]:
     """Solve once; the plan as a _Found, or None without one."""
     t0 = time.perf_counter()
-    result, values = _solve(model, options, strict=False)
+    where = found_by
+    if epsilon is not None:
+        bounds = [f"{k} {'>=' if sign[j + 1] > 0 else '<='} {sign[j + 1] * v:g}"
+                  for j, (k, v) in enumerate(zip(names[1:], epsilon, strict=False))]
+        where = f"{found_by} point {', '.join(bounds)}"
+    result, values = _solve(model, options, where, strict=False)
     if values is None:
         return result, None
     g = sign * np.array([values[k] for k in names])
@@ -266,7 +302,8 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
           senses: Mapping[str, str] | None = None, method: str = "augmecon2", points: int | Mapping[str, int] = 25,
           options: SolverOptions | None = None, *, steps: Mapping[str, float] | None = None,
           max_points: int = 10_000, ranges: str | None = None, augment: float = AUGMENT, refine: int = 0,
-          progress: Progress | None = None) -> Front:
+          progress: Progress | None = None, exact: bool = False,
+          nadir: Mapping[str, float] | None = None) -> Front:
     """The Pareto front of two or three objectives.
 
     `model`: a :class:`FrontModel` or a Pyomo ConcreteModel (with `objectives` a dict name -> expression and `senses`
@@ -285,16 +322,48 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
     default with two objectives, where it is exact) or "safe" (the minimum over the feasible set; default with
     three); `refine` (two objectives, representation mode): up to this many more solves, each at the middle of the
     neighbouring pair of points where the front bends most (the longest normalised segment, weighted by the turning
-    angle at its ends).
+    angle at its ends). `nadir`: the worst value to search per constrained objective, in its own units and sense
+    (a lower bound for a maximised one, an upper bound for a minimised one): the grid starts there, no "safe" solve
+    is made for it, and points worse than it are not searched (say so when you know the front's nadir).
+
+    `exact=True` sets what an exact front needs: a zero MIP gap (mip_rel_gap = mip_abs_gap = 0) and, for a model that
+    is not optiland's own land-use model, strategy "mip" (branch and bound at once; the LP-and-repair of "auto" is
+    made for the land-use model); when every constrained objective is integer-valued (integer coefficients on integer
+    variables) and no `steps` are given, unit steps, so the front is the complete nondominated set; when every
+    objective is integer-valued, integral weights instead of the slack augmentation (module docstring). Other
+    options stay as given. Without `exact`, a Pyomo model's "auto" strategy is the plain MIP too, but the gap is the
+    options' (SolverOptions' default is 1e-4).
+
+    A Pyomo model is left as it was given: the adapter's block is removed when the front is done or raises, the
+    model's objectives and constraints were never changed, and no value is loaded into its variables.
     """
     start = time.perf_counter()
     options = options or SolverOptions()
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    built = None
     if isinstance(model, pyo.ConcreteModel):
         if not isinstance(objectives, Mapping) or senses is None:
             raise ValueError("a Pyomo model needs objectives (name -> expression) and senses (name -> max|min)")
-        model = PyomoFrontModel(model, objectives, senses)
+        model = built = PyomoFrontModel(model, objectives, senses)
+    try:
+        return _front(model, method, points, options, steps, max_points, ranges, augment, refine, progress, exact,
+                      nadir, start)
+    finally:
+        if built is not None:
+            built.remove()
+
+
+def _integer_valued(model: FrontModel, name: str) -> bool:
+    """Whether the model says objective `name` takes integer values only (False when it cannot say)."""
+    check = getattr(model, "integer_valued", None)
+    return bool(check(name)) if check is not None else False
+
+
+def _front(model: FrontModel, method: str, points: int | Mapping[str, int], options: SolverOptions,
+           steps: Mapping[str, float] | None, max_points: int, ranges: str | None, augment: float, refine: int,
+           progress: Progress | None, exact: bool, given_nadir: Mapping[str, float] | None, start: float) -> Front:
+    """front() on a FrontModel."""
     names = list(model.names)
     p = len(names)
     unknown = sorted(set(steps or {}) - set(names[1:]))
@@ -303,8 +372,25 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
                          f"({', '.join(names[1:])})")
     if refine and (p != 2 or steps or method not in ("augmecon2", "augmecon-r", "augmecon2-classic")):
         raise ValueError("refine works with two objectives, an AUGMECON method and no steps (exact mode is complete)")
+    unknown = sorted(set(given_nadir or {}) - set(names[1:]))
+    if unknown:
+        raise ValueError(f"nadir for {', '.join(unknown)}: nadir bounds are for the constrained objectives "
+                         f"({', '.join(names[1:])})")
     sign = np.array([1.0 if model.senses[k] == "max" else -1.0 for k in names])
     notes = list(getattr(model, "notes", []))
+    integral = False
+    if exact:
+        changes: dict[str, Any] = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
+        if not getattr(model, "optiland_model", False):
+            changes["strategy"] = "mip"
+        options = replace(options, **changes)
+        integer = {k: _integer_valued(model, k) for k in names}
+        if steps is None and method in ("augmecon2", "augmecon-r", "augmecon2-classic") and not refine \
+                and all(integer[k] for k in names[1:]):
+            steps = {k: 1.0 for k in names[1:]}
+            notes.append("exact mode: the constrained objectives are integer-valued, so unit steps: the complete "
+                         "nondominated set")
+        integral = all(integer.values()) and all(float(v).is_integer() for v in (steps or {}).values())
     if progress:
         progress("payoff", 0, 1)
     found: list[_Found] = []
@@ -334,10 +420,14 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
                          "optimum by that much")
     else:
         ranges = ranges or ("payoff" if p == 2 else "safe")
-        nadir = _constrained_ranges(model, names, sign, nadir, ranges, options, notes)
-        payoff_solves += (p - 1) if ranges == "safe" else 0
+        given = {names.index(k): sign[names.index(k)] * float(v) for k, v in (given_nadir or {}).items()}
+        nadir = _constrained_ranges(model, names, sign, nadir, ranges, options, notes, given)
+        payoff_solves += (p - 1 - len(given)) if ranges == "safe" else 0
+        if given:
+            notes.append("nadir given for " + ", ".join(names[k] for k in sorted(given)) + ": the grid starts there "
+                         "and points worse than it are not searched")
         found, stats = _augmecon(model, names, sign, ideal, nadir, method, points, steps, max_points, augment,
-                                 options, progress, notes)
+                                 options, progress, notes, integral)
         if stats["capped"]:
             notes.append(f"the cap of {max_points} grid solves cut the front: it may miss points")
         if refine:
@@ -365,38 +455,88 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
                  solves=int(stats["solves"]), payoff_solves=payoff_solves,
                  skipped=max(int(stats["grid_points"]) - int(stats.get("grid_solves", 0)), 0),
                  infeasible_solves=int(stats["infeasible"]), capped=bool(stats["capped"]),
-                 seconds=time.perf_counter() - start, notes=notes)
+                 flag_entries_peak=int(stats.get("flag_entries_peak", 0)), seconds=time.perf_counter() - start, notes=notes)
 
 
 def _constrained_ranges(model: FrontModel, names: list[str], sign: np.ndarray, nadir: np.ndarray, ranges: str,
-                        options: SolverOptions, notes: list[str]) -> np.ndarray:
-    """The lower end of each constrained objective's range (maximised form): the payoff nadir, or safely below."""
+                        options: SolverOptions, notes: list[str], given: Mapping[int, float]) -> np.ndarray:
+    """The lower end of each constrained objective's range (maximised form): as given, the payoff nadir, or safely
+    below it."""
     nadir = nadir.copy()
     p = len(names)
+    for k, value in given.items():
+        nadir[k] = value
     if ranges == "safe":
         for k in range(1, p):
+            if k in given:
+                continue
             model.set_objective({names[k]: -1.0})
-            result, values = _solve(model, options)
+            result, values = _solve(model, options, f"the lowest {names[k]} (safe range)")
             low = sign[k] * values[names[k]]  # type: ignore[index]
             if result.bound is not None and np.isfinite(result.bound):
                 low = min(low, -float(result.bound))  # the bound of max -g_k: no plan has g_k below it
             nadir[k] = min(nadir[k], low)
-        if p > 2:
+        if p > 2 and len(given) < p - 1:
             notes.append("three objectives: the payoff table's nadir is only an estimate, so each constrained range "
-                         "starts at the objective's minimum over the feasible set (safe, possibly wide)")
+                         "without a given nadir starts at the objective's minimum over the feasible set (safe, "
+                         "possibly wide)")
     elif ranges != "payoff":
         raise ValueError(f"unknown ranges {ranges!r}; known: payoff, safe")
-    elif p > 2:
+    elif p > 2 and len(given) < p - 1:
         notes.append("three objectives with ranges='payoff': the payoff table's nadir is an estimate, and points "
                      "beyond it are missed")
     return nadir
 
 
+class _Flags:
+    """AUGMECON-R's flag array, kept sparse: its memory grows with the solves, not with the grid.
+
+    An infeasible grid point is kept as a corner: every point at least as tight in each constrained objective is
+    infeasible too. A solved point is kept as its box, cells ``lo <= cell < hi`` (innermost index first), every one
+    of which returns the same solution; a cell in boxes jumps to the largest ``hi[0]`` among them. Boxes wholly
+    behind the outer loops (objectives 3..p) are dropped as the loops pass them.
+    """
+
+    def __init__(self, p: int) -> None:
+        self.corners: list[tuple[int, ...]] = []
+        self.lo = np.zeros((0, p - 1), dtype=np.int64)
+        self.hi = np.zeros((0, p - 1), dtype=np.int64)
+        self.peak = 0
+
+    def infeasible(self, cell: tuple[int, ...]) -> bool:
+        """Whether a known infeasible point is at most as tight as `cell` in every constrained objective."""
+        return any(all(c >= k for c, k in zip(cell, corner, strict=True)) for corner in self.corners)
+
+    def jump(self, cell: tuple[int, ...]) -> int:
+        """The innermost index the boxes holding `cell` reach (cell[0] itself when none does)."""
+        if not len(self.lo):
+            return cell[0]
+        at = np.asarray(cell)
+        inside = np.all((self.lo <= at) & (at < self.hi), axis=1)
+        return int(self.hi[inside, 0].max()) if inside.any() else cell[0]
+
+    def add_infeasible(self, cell: tuple[int, ...]) -> None:
+        self.corners.append(cell)
+        self.peak = max(self.peak, len(self.corners) + len(self.lo))
+
+    def add_box(self, lo: tuple[int, ...], hi: tuple[int, ...]) -> None:
+        self.lo = np.vstack([self.lo, lo])
+        self.hi = np.vstack([self.hi, hi])
+        self.peak = max(self.peak, len(self.corners) + len(self.lo))
+
+    def passed(self, outer: tuple[int, ...]) -> None:
+        """The outer loops are at `outer` (objectives 3..p) and never go back: drop boxes they have left."""
+        if len(self.lo) and outer:
+            keep = self.hi[:, -1] > outer[-1]  # the outermost index only grows
+            self.lo, self.hi = self.lo[keep], self.hi[keep]
+
+
 def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.ndarray, nadir: np.ndarray,
               method: str, points: int | Mapping[str, int], steps: Mapping[str, float] | None, max_points: int,
               augment: float, options: SolverOptions, progress: Progress | None,
-              notes: list[str]) -> tuple[list[_Found], dict]:
-    """AUGMECON2 over the grid of the constrained objectives 2..p, with AUGMECON-R's flag array (module docstring)."""
+              notes: list[str], integral: bool = False) -> tuple[list[_Found], dict]:
+    """AUGMECON2 over the grid of the constrained objectives 2..p, with AUGMECON-R's flag array (module docstring);
+    `integral`: every objective integer-valued, so integral lexicographic weights replace the slack augmentation."""
     p = len(names)
     grid_steps, counts = {}, []
     for k in range(1, p):
@@ -412,12 +552,16 @@ def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.n
         counts.append(n)
     total = int(np.prod(counts))
     span_of = {names[k]: max(ideal[k] - nadir[k], 1e-12) for k in range(1, p)}
-    slack_weights = {names[k]: augment * 10.0 ** -(k - 1) / span_of[names[k]] for k in range(1, p)}
-    model.set_objective({names[0]: 1.0}, slack_weights)
+    if integral:  # W g_1 + sum g_k: no plan's gain in the others (at most sum of spans) outweighs a unit of g_1
+        heavy = 1.0 + math.ceil(sum(span_of.values()) - 1e-9)
+        model.set_objective({names[0]: heavy, **{names[k]: 1.0 for k in range(1, p)}})
+    else:
+        slack_weights = {names[k]: augment * 10.0 ** -(k - 1) / span_of[names[k]] for k in range(1, p)}
+        model.set_objective({names[0]: 1.0}, slack_weights)
     for k in names:
         model.set_bound(k, None)
 
-    flags = np.zeros(counts, dtype=np.int64)  # 0 unsolved, -1 infeasible, > 0 solved: jump this far (innermost)
+    flags = _Flags(p)
     use_flags = method != "augmecon2-classic" or p == 2
     found: list[_Found] = []
     grid_solves = infeasible = done = 0
@@ -425,7 +569,8 @@ def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.n
     outer = [range(c) for c in counts[1:]][::-1]  # outer loops, outermost first (objective p ... 3)
     for rest in itertools.product(*outer):
         index_outer = tuple(reversed(rest))  # indices of objectives 3..p
-        if use_flags and p > 2 and flags[(0, *index_outer)] == -1:
+        flags.passed(index_outer)
+        if use_flags and p > 2 and flags.infeasible((0, *index_outer)):
             done += counts[0]
             continue
         for j, k in enumerate(range(2, p)):
@@ -433,12 +578,13 @@ def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.n
         i = 0
         while i < counts[0]:
             cell = (i, *index_outer)
-            if use_flags and flags[cell] == -1:
+            if use_flags and flags.infeasible(cell):
                 done += counts[0] - i
                 break
-            if use_flags and flags[cell] > 0:
-                done += int(flags[cell])
-                i += int(flags[cell])
+            if use_flags and flags.jump(cell) > i:
+                reach = flags.jump(cell)
+                done += reach - i
+                i = reach
                 continue
             if grid_solves >= max_points:
                 capped = True
@@ -455,7 +601,7 @@ def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.n
                 continue
             if point is None:  # early exit: every point at least as tight is infeasible
                 infeasible += 1
-                flags[tuple(slice(c, None) for c in cell)] = -1
+                flags.add_infeasible(cell)
                 done += counts[0] - i
                 break
             jumps = [int(math.floor((point.g[k] - e[k - 1]) / grid_steps[names[k]] + 1e-9))
@@ -463,11 +609,7 @@ def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.n
             jumps = [max(b, 0) for b in jumps]
             found.append(point)
             if use_flags:
-                box = tuple(slice(c, min(c + b + 1, n)) for c, b, n in zip(cell, jumps, counts, strict=True))
-                end = min(i + jumps[0] + 1, counts[0])
-                block = flags[box]
-                positions = np.arange(box[0].start, box[0].stop).reshape((-1,) + (1,) * (p - 2))
-                flags[box] = np.where(block < 0, block, np.maximum(block, end - positions))
+                flags.add_box(cell, tuple(min(c + b + 1, n) for c, b, n in zip(cell, jumps, counts, strict=True)))
             done += jumps[0] + 1
             i += jumps[0] + 1
             if progress:
@@ -475,7 +617,7 @@ def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.n
         if capped:
             break
     stats = {"grid_points": total, "solves": grid_solves, "grid_solves": grid_solves, "infeasible": infeasible,
-             "capped": capped, "steps": grid_steps}
+             "capped": capped, "steps": grid_steps, "flag_entries_peak": flags.peak}
     return found, stats
 
 

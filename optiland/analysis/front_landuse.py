@@ -36,6 +36,8 @@ class LandUseFrontModel(PyomoFrontModel):
     set_bound, matrix, values) run unchanged on it.
     """
 
+    optiland_model = True
+
     def __init__(self, problem: PlanningProblem, objectives: Sequence[str], options: SolverOptions,
                  backend: Any = None) -> None:
         from optiland.model.backend import make_backend

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -44,17 +45,30 @@ class FrontModel(Protocol):
     def decision(self) -> Any:
         """The last plan found, in the form to keep with the front point."""
 
+    # Optional (the engine checks with getattr): integer_valued(name) -> bool, whether an objective takes only
+    # integer values (exact mode then steps it by 1 and weights the objectives integrally); remove(), to leave the
+    # model as it was given; optiland_model: True for optiland's own land-use model (its strategy "auto" applies).
+
 
 class PyomoFrontModel:
     """Adapter for any Pyomo ConcreteModel with objectives given as named expressions.
 
-    A block ``_pareto`` is added once: a free variable f_k defined by ``f_k == expression_k``, a slack s_k >= 0 and
-    an epsilon row ``sigma_k f_k - s_k == e`` per objective (sigma = -1 for a minimised one). The model is compiled
-    once with Pyomo's standard-form compiler (as PyomoBackend does, optiland.model.backend.compile_model); afterwards
-    only
-    the objective vector, the right-hand sides of the epsilon rows (free when lifted) and the bounds of f change,
-    so no point rebuilds or recompiles the model. :meth:`remove` deletes the block again.
+    A block (``_pareto``, or ``_pareto_1``... if the model has a component of that name) is added once: a free
+    variable f_k defined by ``f_k == expression_k``, a slack s_k >= 0 and an epsilon row ``sigma_k f_k - s_k == e``
+    per objective (sigma = -1 for a minimised one). The model is compiled once with Pyomo's standard-form compiler
+    (as PyomoBackend does, optiland.model.backend.compile_model); afterwards only the objective vector, the
+    right-hand sides of the epsilon rows (free when lifted) and the bounds of f change, so no point rebuilds or
+    recompiles the model. The objective is put on the model's own columns (f_k substituted by its expression), so
+    HiGHS sees an integral objective where the weights and expressions are integral.
+
+    The model's own objectives are never touched and no value is loaded into its variables; :meth:`remove` deletes
+    the block (optiland.analysis.front_engine.front calls it when it built the adapter, also when it raises).
+    Strategy "auto" means the plain MIP here: LP-and-repair is made for optiland's own land-use model.
     """
+
+    optiland_model = False
+    """True for optiland's own land-use model (LandUseFrontModel): strategy "auto" (LP and repair) applies to it, and
+    plans are loaded into its Pyomo model (its backend reads them from there)."""
 
     def __init__(self, model: pyo.ConcreteModel, objectives: Mapping[str, Any], senses: Mapping[str, str]) -> None:
         if not 2 <= len(objectives) <= 3:
@@ -70,10 +84,22 @@ class PyomoFrontModel:
         self.senses = dict(senses)
         self.sign = {k: 1.0 if senses[k] == "max" else -1.0 for k in self.names}
         start = time.perf_counter()
-        if hasattr(model, "_pareto"):
-            model.del_component("_pareto")
+        name, n = "_pareto", 0
+        while model.component(name) is not None:
+            n += 1
+            name = f"_pareto_{n}"
         block = pyo.Block()
-        model.add_component("_pareto", block)
+        model.add_component(name, block)
+        self.block = block
+        try:
+            self._build(model, block, objectives)
+        except BaseException:
+            model.del_component(block)
+            raise
+        self.compile_seconds = time.perf_counter() - start
+
+    def _build(self, model: pyo.ConcreteModel, block: pyo.Block, objectives: Mapping[str, Any]) -> None:
+        """The block's components, the compiled matrix and where the block sits in it."""
         block.K = pyo.Set(initialize=self.names, ordered=True)
         block.f = pyo.Var(block.K, domain=pyo.Reals)
         block.s = pyo.Var(block.K, domain=pyo.NonNegativeReals)
@@ -88,8 +114,8 @@ class PyomoFrontModel:
         finally:
             for o in others:
                 o.activate()
+            block.objective.deactivate()  # compiled: the model keeps its own objectives only
         self.columns = info.columns
-        self.compile_seconds = time.perf_counter() - start
         column = {id(v): j for j, v in enumerate(info.columns)}
         row = {id(r.constraint): i for i, r in enumerate(info.rows)}
         self._locate({k: column[id(block.f[k])] for k in self.names}, {k: column[id(block.s[k])] for k in self.names},
@@ -110,15 +136,39 @@ class PyomoFrontModel:
         self.col_lower = self.lp.col_lower.copy()
         self.col_upper = self.lp.col_upper.copy()
         self.c = np.zeros(len(self.columns))
+        self.offset = 0.0
         self.x: np.ndarray | None = None
         self.last_plan: np.ndarray | None = None
         self.solves = 0
+        # f_k = (rhs - rest of the defining row . x) / coefficient of f_k: the expression on the model's columns
+        self._expression: dict[str, tuple[np.ndarray, float]] = {}
+        for i, k in enumerate(self.names):
+            row = self._define_rows[i].toarray().ravel()
+            coef = row[self._f[k]]
+            row[self._f[k]] = 0.0
+            self._expression[k] = (-row / coef, float(self.lp.row_upper[self._define[k]]) / coef)
+
+    def integer_valued(self, name: str) -> bool:
+        """Whether objective `name` takes only integer values: its expression has integer coefficients on integer
+        columns only, and an integer constant."""
+        coefficients, constant = self._expression[name]
+        used = np.flatnonzero(coefficients)
+        return bool(np.all(self.lp.integer[used]) and np.allclose(coefficients[used], np.rint(coefficients[used]),
+                                                                   rtol=0, atol=1e-9)
+                    and abs(constant - round(constant)) <= 1e-9)
 
     def set_objective(self, weights: Mapping[str, float], slack_weights: Mapping[str, float] | None = None) -> None:
-        """Maximise sum_k weights[k] g_k + sum_k slack_weights[k] s_k."""
+        """Maximise sum_k weights[k] g_k + sum_k slack_weights[k] s_k; g_k on the model's own columns (its
+        expression; the f_k column itself for optiland's model, whose strategy and scaling expect it there)."""
         self.c = np.zeros(len(self.columns))
+        self.offset = 0.0
         for k, w in weights.items():
-            self.c[self._f[k]] += self.sign[k] * float(w)
+            if self.optiland_model:
+                self.c[self._f[k]] += self.sign[k] * float(w)
+            else:
+                coefficients, constant = self._expression[k]
+                self.c += self.sign[k] * float(w) * coefficients
+                self.offset += self.sign[k] * float(w) * constant
         for k, w in (slack_weights or {}).items():
             self.c[self._s[k]] += float(w)
 
@@ -142,21 +192,24 @@ class PyomoFrontModel:
 
     def matrix(self) -> MatrixLP:
         """The current model: the compiled matrix with this objective, these right-hand sides and bounds."""
-        return MatrixLP(**{**self.lp.__dict__, "c": self.c, "sense": "max", "offset": 0.0,
+        return MatrixLP(**{**self.lp.__dict__, "c": self.c, "sense": "max", "offset": self.offset,
                            "row_lower": self.row_lower.copy(), "row_upper": self.row_upper.copy(),
                            "col_lower": self.col_lower.copy(), "col_upper": self.col_upper.copy()})
 
     def solve(self, options: SolverOptions) -> SolveResult:
         """Solve with optiland.mip.solver.solve_lp, starting from the last plan found where it still holds (the
-        previous stage of a lexicographic row always does: its bound keeps it feasible)."""
+        previous stage of a lexicographic row always does: its bound keeps it feasible). Strategy "auto" is the
+        plain MIP unless this is optiland's own model."""
         self.solves += 1
+        if options.strategy == "auto" and not self.optiland_model:
+            options = replace(options, strategy="mip")
         result = solve_lp(self.matrix(), options, start=self._start())
         self.x = None
         if result.x is not None:
             x = np.asarray(result.x, dtype=float).copy()
             x[self.lp.integer] = np.rint(x[self.lp.integer])
             self.x = self.last_plan = x
-            if self.model is not None:  # a Pyomo model (not the matrix backend's copy): load the values into it
+            if self.model is not None and self.optiland_model:  # its Pyomo backend reads the plan from the model
                 load_values(self.columns, x)
         return result
 
@@ -188,10 +241,10 @@ class PyomoFrontModel:
         """The values of the model's own columns (every variable but the block's)."""
         if self.x is None:
             return None
-        own = [j for j, v in enumerate(self.columns) if v.parent_block() is not self.model._pareto]
+        own = [j for j, v in enumerate(self.columns) if v.parent_block() is not self.block]
         return {self.columns[j].name: float(self.x[j]) for j in own}
 
     def remove(self) -> None:
-        """Delete the block this adapter added to the model."""
-        if hasattr(self.model, "_pareto"):
-            self.model.del_component("_pareto")
+        """Delete the block this adapter added to the model (its own objectives and rows were never changed)."""
+        if self.model is not None and self.block.parent_block() is self.model:
+            self.model.del_component(self.block)

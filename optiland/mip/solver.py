@@ -218,6 +218,17 @@ def _highs(lp: MatrixLP, options: SolverOptions, time_limit: float) -> Any:
     return h
 
 
+def run_highs(h: Any) -> None:
+    """h.run(); if HiGHS refuses to start because another Highs in this process (e.g. Pyomo's appsi_highs) set up its
+    global thread scheduler with another thread count ("Option 'threads' is set to 1 but the scheduler has already
+    been initialized to use 2 threads": status Not Set), reset the scheduler and run again."""
+    import highspy
+
+    if h.run() == highspy.HighsStatus.kError and h.getModelStatus() == highspy.HighsModelStatus.kNotset:
+        highspy.Highs.resetGlobalScheduler(True)
+        h.run()
+
+
 def use_ipm(lp: MatrixLP, options: SolverOptions) -> bool:
     """Whether LP relaxations of this model go to interior point (lp_method, or auto by size)."""
     return options.lp_method == "ipm" or (options.lp_method == "auto" and len(lp.c) >= IPM_COLUMNS)
@@ -347,7 +358,7 @@ def _solve_fixed(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: So
     h = _highs(model, options, seconds)
     if not integer:
         set_lp_method(h, model, options)
-    h.run()
+    run_highs(h)
     if h.getInfo().primal_solution_status != 2:
         return None
     solution = h.getSolution()
@@ -383,7 +394,7 @@ def _blocking_rows(lp: MatrixLP, parcel_rows: np.ndarray, lower: np.ndarray, upp
                        integer=np.r_[lp.integer, np.zeros(2 * m, dtype=bool)], sense="min")
     with c_stdout():
         h = _highs(elastic, SolverOptions(**{**options.as_dict(), "mip_rel_gap": 1e-4}), seconds)
-    h.run()
+    run_highs(h)
     if h.getInfo().primal_solution_status != 2:
         return np.array([], dtype=np.int64)
     s = np.array(h.getSolution().col_value, dtype=float)[len(lp.c):]
@@ -503,7 +514,7 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
         relaxed = MatrixLP(**{**lp.__dict__, "integer": np.zeros_like(lp.integer)})
         r = _highs(relaxed, options, left())
         set_lp_method(r, relaxed, options)
-        r.run()
+        run_highs(r)
         status = r.modelStatusToString(r.getModelStatus())
         if status == "Infeasible":
             conn.send(("done", "Infeasible", None, None, None, 0))
@@ -555,7 +566,7 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
                 solution.col_value = incumbent[1]
                 solution.value_valid = True
                 h.setSolution(solution)
-        h.run()
+        run_highs(h)
 
     run(h)
     if is_mip and options.presolve != "off" and not _consistent(h, lp, incumbent):
