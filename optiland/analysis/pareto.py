@@ -38,10 +38,11 @@ Exact mode: with ``steps`` (the resolution of integer-valued objectives, e.g. 1 
 unit and the front is the complete nondominated set; ``max_points`` caps the number of solves and the result says
 when it cut the front (``Front.capped``).
 
-Where it lives: the engine (payoff table, AUGMECON2/R, weighted sum, lexicographic, the Front) in
-optiland.analysis.front_engine; the protocol and the Pyomo adapter in optiland.analysis.front_model; the land-use
-adapter, baseline, plans and run_front in optiland.analysis.front_landuse; the files and the plot in
-optiland.views.front_output. This module re-exports the public names and adds :func:`front` for PlanningProblems.
+Where it lives: the engine (payoff table, AUGMECON2/R, the Front) in optiland.analysis.front_engine; its solves,
+refinement, weighted sums and lexicographic extremes in optiland.analysis.front_methods; the protocol and the Pyomo
+adapter in optiland.analysis.front_model; the land-use adapter, baseline, plans and run_front in
+optiland.analysis.front_landuse; the files and the plot in optiland.views.front_output. This module re-exports the
+public names and adds :func:`front` for PlanningProblems.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from optiland.analysis.front_engine import (
     METHODS,
     Front,
     Progress,
+    SolveError,
     knee_and_ideal,
     payoff_table,
 )
@@ -71,7 +73,7 @@ from optiland.mip.solver import SolverOptions
 from optiland.model.problem import PlanningProblem
 
 __all__ = ["AUGMENT", "METHODS", "OBJECTIVES", "Front", "FrontModel", "LandUseFrontModel", "Progress",
-           "PyomoFrontModel", "baseline", "front", "knee_and_ideal", "outcome_from_front", "payoff_table",
+           "PyomoFrontModel", "SolveError", "baseline", "front", "knee_and_ideal", "outcome_from_front", "payoff_table",
            "plans_table", "run_front"]
 
 
