@@ -26,6 +26,8 @@ err = Console(stderr=True)
 
 ScenarioArg = Annotated[Path, typer.Argument(help="scenario TOML file")]
 OutOpt = Annotated[Path, typer.Option("--out", help="output folder (written whole or not at all)")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="replace OUT even if it holds files optiland did not write "
+                                                        "(they are deleted)")]
 BACKEND_HELP = "pyomo | matrix | auto (matrix above 20,000 allowed parcel-option rows)"
 DB_HELP = "PostGIS database postgresql://user@host[:port]/db (password from PGPASSWORD or .pgpass)"
 TABLE_HELP = "with --db: read the parcels from this table ([schema.]name) instead of the scenario's file"
@@ -44,7 +46,19 @@ def _elapsed(description: str) -> Iterator[Callable[[str], None]]:
 
 def _fail(exc: Exception, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-    raise typer.Exit(code)
+    raise typer.Exit(getattr(exc, "exit_code", code))
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Before any work: OUT must be a folder optiland may write (optiland.pipeline.outdir); exit 2 naming the
+    problem (and --force where it applies) if not. With --force, this command's writers may replace OUT."""
+    from optiland.pipeline.outdir import allow_replacing, check_out
+
+    try:
+        check_out(out, force=force)
+    except OptilandError as exc:
+        _fail(exc)
+    allow_replacing(*([out] if force else []))
 
 
 @app.command()
@@ -72,8 +86,10 @@ def solve(scenario: ScenarioArg, out: OutOpt,
           db: Annotated[str | None, typer.Option("--db", help=DB_HELP + "; the plan is written to its tables "
                                                  "plan, plan_villages, plan_townships, plan_run too")] = None,
           table: Annotated[str | None, typer.Option("--table", help=TABLE_HELP)] = None,
-          prefix: Annotated[str, typer.Option(help="with --db: prefix of the plan's table names")] = "") -> None:
+          prefix: Annotated[str, typer.Option(help="with --db: prefix of the plan's table names")] = "",
+          force: ForceOpt = False) -> None:
     """Solve a scenario and write plan.gpkg, villages.csv, townships.csv and run.json to OUT."""
+    _check_out(out, force)
     from optiland.io.postgis import with_database
     from optiland.pipeline.results import make_plan
     from optiland.pipeline.run import prepare, solve_prepared, solver_options
@@ -224,9 +240,10 @@ def check(out_dir: Annotated[Path, typer.Argument(help="a folder written by solv
 
 @import_app.command("marxan")
 def import_marxan(input_dat: Annotated[Path, typer.Argument(help="Marxan input.dat (Marxan or Marxan with Zones)")],
-                  out: OutOpt) -> None:
+                  out: OutOpt, force: ForceOpt = False) -> None:
     """Write a Marxan input set as an optiland instance (scenario.toml: minimum cost + BLM x boundary, every
     target met)."""
+    _check_out(out, force)
     from optiland.analysis.marxan import read_marxan, totals, write_instance
     from optiland.pipeline.results import write_atomically
 
@@ -249,8 +266,9 @@ def import_marxan(input_dat: Annotated[Path, typer.Argument(help="Marxan input.d
 def import_marxan_solution(
         solution: Annotated[Path, typer.Argument(help="a Marxan solution file (output_best, output_r00001...)")],
         instance: Annotated[Path, typer.Option("--instance", help="the folder `optiland import marxan` wrote")],
-        out: OutOpt) -> None:
+        out: OutOpt, force: ForceOpt = False) -> None:
     """Write a Marxan solution as an optiland plan folder (for `optiland check`) and print its score terms."""
+    _check_out(out, force)
     from optiland.analysis.marxan import solution_plan
 
     try:
@@ -276,9 +294,11 @@ def calibrate_blm(scenario: ScenarioArg, out: OutOpt,
                                      ] = None,
                   points: Annotated[int, typer.Option(help="sweep points around Cohon's penalty")] = 9,
                   time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
-                  gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None) -> None:
+                  gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
+                  force: ForceOpt = False) -> None:
     """Cohon's boundary penalty (prioritizr's calibrate_cohon_penalty) and a weight sweep: calibration.json,
     sweep.csv and sweep.png (objective against boundary) in OUT."""
+    _check_out(out, force)
     from optiland.analysis.calibrate import calibrate, write_calibration
     from optiland.pipeline.results import write_atomically
 
@@ -344,8 +364,10 @@ def zone_command(
         db: Annotated[str | None, typer.Option("--db", help="also write tables zones, zone_stats, parcel_zones to "
                                                "this PostGIS database (postgresql://user@host/db; the password "
                                                "from PGPASSWORD or .pgpass), in one transaction")] = None,
-        prefix: Annotated[str, typer.Option(help="with --db: table name prefix")] = "") -> None:
+        prefix: Annotated[str, typer.Option(help="with --db: table name prefix")] = "",
+        force: ForceOpt = False) -> None:
     """Ecological-space zones of a plan: DIR/zones.gpkg (zones, zone_stats, parcel_zones), zones.png, zoning.json."""
+    _check_out(out, force)
     from optiland.io.postgis import redact
     from optiland.views.zoning import zone
 
@@ -377,13 +399,13 @@ def generate(parcels: Annotated[int, typer.Option(help="number of parcels")],
              villages: Annotated[int, typer.Option(help="number of villages")] = 12,
              seed: Annotated[int, typer.Option(help="random seed")] = 2020,
              region: Annotated[str | None, typer.Option(help="region catalog whose [generate] table is drawn "
-                                                             "(default: models/defaults.toml)")] = None) -> None:
+                                                             "(default: models/defaults.toml)")] = None,
+             force: ForceOpt = False) -> None:
     """Write a synthetic instance (parcels.gpkg, villages.csv, scenario.toml) to OUT."""
+    _check_out(out, force)
     from optiland.analysis.generate import generate_instance
     from optiland.pipeline.results import write_atomically
 
-    if out.exists() and any(out.iterdir()):
-        _fail(OptilandError(f"{out} exists and is not empty"))
     try:
         write_atomically(out, lambda tmp: generate_instance(parcels, townships, villages, seed, tmp,
                                                                      region=region))
@@ -470,8 +492,10 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
            time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
            gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
            threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,
-           backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto") -> None:
+           backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
+           force: ForceOpt = False) -> None:
     """Pareto front by AUGMECON2: write front.csv, front.png, plans.parquet and run.json to OUT."""
+    _check_out(out, force)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from optiland.analysis.pareto import run_front
@@ -537,10 +561,12 @@ def transition(scenario: ScenarioArg, out: OutOpt,
                                                             "average-price plan and write robustness.csv (default: "
                                                             "when the measure is not expected)")] = None,
                time_limit: Annotated[float | None, typer.Option(help="seconds per solve")] = None,
-               gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None) -> None:
+               gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
+               force: ForceOpt = False) -> None:
     """Plan the transition years under price risk: write plan.gpkg (with start_year), phasing.csv,
     village_years.csv, village_risk.csv, years.csv, run.json, income_paths.png, phasing.png and, with --compare,
     robustness.csv to OUT. Exit 3 if no plan keeps the floors (with the least relaxation that would), 2 on bad input."""
+    _check_out(out, force)
     from optiland.pipeline.run import prepare
     from optiland.views.transition_output import run_transition, transition_config, write_transition
 
@@ -607,8 +633,11 @@ def report_command(out_dir: Annotated[Path, typer.Argument(help="a folder writte
                    lang: Annotated[str, typer.Option(help="zh | en")] = "zh",
                    front: Annotated[Path | None, typer.Option("--front", help="a folder written by pareto to show "
                                                               "(default: the one solve --from-front recorded)")
-                                    ] = None) -> None:
+                                    ] = None,
+                   force: Annotated[bool, typer.Option("--force", help="replace OUT_DIR/report even if it holds "
+                                                       "files optiland did not write")] = False) -> None:
     """Write OUT_DIR/report/: a county overview and one page per township (HTML and Markdown, maps and charts)."""
+    _check_out(out_dir / "report", force)
     from optiland.views.report import write_report
 
     try:

@@ -36,7 +36,8 @@ def solved(small_instance: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 def test_solve_writes_the_results_schema(solved: Path, small_instance: Path) -> None:
-    assert sorted(p.name for p in solved.iterdir()) == ["plan.gpkg", "run.json", "townships.csv", "villages.csv"]
+    assert sorted(p.name for p in solved.iterdir()) == [".optiland", "plan.gpkg", "run.json", "townships.csv",
+                                                       "villages.csv"]
     parcels = gpd.read_file(solved / "plan.gpkg", layer="parcels")
     inputs = gpd.read_file(small_instance.parent / "parcels.gpkg")
     assert len(parcels) == len(inputs) and parcels["parcel_id"].is_unique

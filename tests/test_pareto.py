@@ -319,7 +319,8 @@ def small_front(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_pareto_writes_the_four_files(small_front: tuple[Path, Path]) -> None:
     _, out = small_front
-    assert sorted(p.name for p in out.iterdir()) == ["front.csv", "front.png", "plans.parquet", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".optiland", "front.csv", "front.png", "plans.parquet",
+                                                    "run.json"]
     assert (out / "front.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     table = pd.read_csv(out / "front.csv", encoding="utf-8-sig")
     assert {"plan_id", "ecosystem_services", "income", "solve_seconds", "gap", "marginal_rate"} <= set(table.columns)
@@ -347,7 +348,8 @@ def test_solve_from_front_writes_a_plan_check_accepts(small_front: tuple[Path, P
     result = runner.invoke(app, ["solve", str(scenario), "--from-front", str(out), "--pick", "knee",
                                  "--out", str(plan_dir)])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in plan_dir.iterdir()) == ["plan.gpkg", "run.json", "townships.csv", "villages.csv"]
+    assert sorted(p.name for p in plan_dir.iterdir()) == [".optiland", "plan.gpkg", "run.json", "townships.csv",
+                                                         "villages.csv"]
     result = runner.invoke(app, ["check", str(plan_dir)])
     assert result.exit_code == 0, result.output
     run = json.loads((plan_dir / "run.json").read_text())

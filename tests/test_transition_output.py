@@ -93,7 +93,7 @@ def solved(tmp_path_factory: pytest.TempPathFactory):
 
 def test_every_file_is_written_with_its_columns(solved) -> None:
     *_, out = solved
-    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "robustness.csv"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "robustness.csv", ".optiland"])
     for name, columns in COLUMNS.items():
         table = _csv(out, name)
         assert list(table.columns[:len(columns)]) == columns or set(columns) <= set(table.columns), name
@@ -304,7 +304,7 @@ def test_cli_without_transition_section_and_without_compare(tmp_path: Path) -> N
     out = tmp_path / "out"
     result = runner.invoke(app, ["transition", str(scenario), "--out", str(out), "--horizon", "2"])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, ".optiland"])
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert run["risk"]["measure"] == "expected" and run["risk"]["price_scenarios"]["count"] == 1
     scenario_cvar = _instance(tmp_path / "inst")

@@ -7,9 +7,6 @@ CSV files are UTF-8 with a byte-order mark so that Excel opens them cleanly.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -24,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from optiland.model.problem import village_sum
+from optiland.pipeline.outdir import write_atomically  # noqa: F401 - writers import it from here too
 from optiland.pipeline.run import Prepared, RunOutcome, village_income_parts
 
 MU_PER_HA = 15.0
@@ -45,10 +43,11 @@ class Plan:
         """Parcels with their geometry."""
         return gpd.GeoDataFrame(self.parcels, geometry=self.geometry.reset_index(drop=True))
 
-    def write(self, out_dir: str | Path) -> Path:
-        """Write every output to a temporary folder beside OUTDIR, then move it into place in one step."""
-        out_dir = Path(out_dir)
-        return write_atomically(out_dir, self._write_into)
+    def write(self, out_dir: str | Path, commit: Callable[[], None] | None = None) -> Path:
+        """Write every output to a temporary folder beside OUTDIR, then move it into place in one step
+        (`optiland.pipeline.outdir`); `commit` (a database transaction's) runs after the swap, which it undoes if it
+        fails."""
+        return write_atomically(Path(out_dir), self._write_into, commit=commit)
 
     def _write_into(self, folder: Path) -> None:
         start = time.perf_counter()
@@ -74,26 +73,6 @@ def _json(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value)}")
-
-
-def write_atomically(out_dir: Path, write: Callable[[Path], None]) -> Path:
-    """Run `write(tmp)` into a fresh sibling folder, then swap it in; on failure nothing at OUTDIR changes."""
-    out_dir = out_dir.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        write(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    backup = None
-    if out_dir.exists():
-        backup = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        os.replace(out_dir, backup)
-    os.replace(tmp, out_dir)
-    if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
-    return out_dir
 
 
 def households_reached(outcome: RunOutcome) -> np.ndarray:

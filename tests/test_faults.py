@@ -1,0 +1,301 @@
+"""Faults: output folders under kills, concurrent writers, a full disk and foreign files; no orphan processes.
+
+Each test here failed on the code before issue 23's fixes (the docstrings say how)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from optiland.cli import app
+from optiland.pipeline import outdir
+from optiland.pipeline.outdir import MARKER, OutDirError, check_out, recover, write_atomically
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _solve(scenario: Path, out: Path, *options: str) -> object:
+    return runner.invoke(app, ["solve", str(scenario), "--out", str(out), *options])
+
+
+def _text(result: object) -> str:
+    """The command's output with rich's line wrapping undone."""
+    return " ".join(result.output.split())  # type: ignore[attr-defined]
+
+
+def _writer(tag: str):  # noqa: ANN202 - a test helper
+    def write(folder: Path) -> None:
+        (folder / "a.txt").write_text(tag)
+        (folder / "sub").mkdir()
+        (folder / "sub" / "b.txt").write_text(tag * 3)
+    return write
+
+
+# ------------------------------------------------------------------------------------------- --out and its owner
+
+
+def test_solve_refuses_the_instance_folder(tiny_scenario: Path) -> None:
+    """Before: `solve self/scenario.toml --out self` exited 0 and left only the four result files."""
+    folder = tiny_scenario.parent
+    (folder / "notes.txt").write_text("my notes")
+    before = sorted(os.listdir(folder))
+    result = _solve(tiny_scenario, folder)
+    assert result.exit_code == 2, _text(result)
+    assert "--force" in _text(result) and "not an optiland output folder" in _text(result)
+    assert sorted(os.listdir(folder)) == before
+    assert (folder / "notes.txt").read_text() == "my notes"
+
+
+def test_resolve_keeps_what_the_user_added(tiny_scenario: Path, tmp_path: Path) -> None:
+    """Before: solving again into a results folder deleted a notes file and a user's report/ folder in it."""
+    out = tmp_path / "out"
+    assert _solve(tiny_scenario, out).exit_code == 0
+    assert (out / MARKER).is_file()
+    assert _solve(tiny_scenario, out).exit_code == 0  # its own earlier results are replaced
+    (out / "report").mkdir()
+    (out / "report" / "mine.md").write_text("by hand")
+    result = _solve(tiny_scenario, out)
+    assert result.exit_code == 2 and "report/" in _text(result) and "--force" in _text(result)
+    assert (out / "report" / "mine.md").read_text() == "by hand"
+    (out / "villages.csv").write_text("edited")
+    result = _solve(tiny_scenario, out)
+    assert result.exit_code == 2 and "villages.csv (changed)" in _text(result)
+    result = _solve(tiny_scenario, out, "--force")
+    assert result.exit_code == 0, _text(result)
+    assert not (out / "report").exists() and (out / "villages.csv").read_text() != "edited"
+
+
+def test_report_inside_results_is_optilands(tiny_scenario: Path, tmp_path: Path) -> None:
+    """A report optiland wrote into a results folder is its own: solving again replaces the folder with it."""
+    out = tmp_path / "out"
+    assert _solve(tiny_scenario, out, "--report", "--lang", "en").exit_code == 0
+    assert outdir.foreign_entries(out) == []
+    assert _solve(tiny_scenario, out).exit_code == 0
+    assert not (out / "report").exists()
+
+
+@pytest.mark.parametrize("under", [False, True])
+def test_out_a_file_or_under_a_file(tiny_scenario: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    under: bool) -> None:
+    """Before: `--out afile.txt` hid the file as `.afile.txt.old-PID`; `--out afile.txt/x` solved, then died in a
+    traceback. Now both are refused before anything is read or solved."""
+    afile = tmp_path / "afile.txt"
+    afile.write_text("keep")
+    import optiland.pipeline.run as run
+
+    def no_solving(*args: object, **kwargs: object) -> None:
+        raise AssertionError("prepared though --out cannot be written")
+
+    monkeypatch.setattr(run, "prepare", no_solving)
+    result = _solve(tiny_scenario, afile / "x" if under else afile)
+    assert result.exit_code == 2, _text(result)
+    assert isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert "is a file" in _text(result)
+    assert afile.read_text() == "keep" and sorted(os.listdir(tmp_path)) == ["afile.txt", "tiny"]
+
+
+def test_every_writer_refuses_a_foreign_folder(tiny_scenario: Path, tmp_path: Path) -> None:
+    """pareto, transition, zone, generate, import and report go through the same check."""
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    commands = [
+        ["pareto", str(tiny_scenario), "--out", str(foreign), "--points", "2"],
+        ["transition", str(tiny_scenario), "--out", str(foreign)],
+        ["calibrate-blm", str(tiny_scenario), "--out", str(foreign)],
+        ["zone", str(tmp_path), "--out", str(foreign)],
+        ["generate", "--parcels", "10", "--out", str(foreign)],
+        ["import", "marxan", str(tmp_path / "input.dat"), "--out", str(foreign)],
+    ]
+    for command in commands:
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and "--force" in _text(result), (command, _text(result))
+    report = tmp_path / "plan" / "report"
+    report.mkdir(parents=True)
+    (report / "keep.txt").write_text("mine")
+    result = runner.invoke(app, ["report", str(tmp_path / "plan")])
+    assert result.exit_code == 2 and "--force" in _text(result), _text(result)
+    assert (foreign / "keep.txt").read_text() == "mine" and (report / "keep.txt").read_text() == "mine"
+
+
+# -------------------------------------------------------------------------------------------------- the swap
+
+
+def test_modes_follow_the_umask(tmp_path: Path) -> None:
+    """Before: result folders were made by mkdtemp, mode 0700 whatever the umask."""
+    old = os.umask(0o027)
+    try:
+        out = write_atomically(tmp_path / "out", _writer("x"))
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o750
+    assert (out / "a.txt").stat().st_mode & 0o777 == 0o640
+
+
+def test_stale_temporaries_are_cleaned(tmp_path: Path) -> None:
+    """Before: `.out.tmp-*` folders of killed writers stayed for ever."""
+    write_atomically(tmp_path / "out", _writer("x"))
+    dead = _dead_pid()
+    for name in (f".out.optiland-new-{dead}-abcd", f".out.optiland-old-{dead}-abcd", ".out.tmp-x1y2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text("stale")
+    legacy = tmp_path / ".out.tmp-x1y2"
+    os.utime(legacy, (time.time() - 2 * outdir.LEGACY_AGE,) * 2)
+    live = tmp_path / f".out.optiland-new-{os.getppid()}-abcd"  # a running process's: kept
+    live.mkdir()
+    write_atomically(tmp_path / "out", _writer("x"))
+    assert sorted(os.listdir(tmp_path)) == sorted(["out", live.name])
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from optiland.pipeline import outdir
+    out, phase = Path(sys.argv[1]), sys.argv[2]
+    if phase.startswith("fallback"):
+        outdir._RENAMEAT2 = None
+    real_rename, real_rmtree = os.rename, outdir.shutil.rmtree
+    calls = []
+    def rename(a, b):
+        real_rename(a, b)
+        calls.append(b)
+        if phase == "fallback-between" and len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+    def rmtree(path, **kw):
+        if phase.endswith("after-swap"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_rmtree(path, **kw)
+    os.rename = rename
+    outdir.shutil.rmtree = rmtree
+    def write(folder):
+        (folder / "a.txt").write_text("new")
+        if phase == "writing":
+            os.kill(os.getpid(), signal.SIGKILL)
+    outdir.write_atomically(out, write)
+""")
+
+
+@pytest.mark.parametrize("phase", ["writing", "after-swap", "fallback-between", "fallback-after-swap"])
+def test_killed_writer_leaves_old_or_new(tmp_path: Path, phase: str) -> None:
+    """A writer killed at each phase leaves the old or the new folder at --out (a kill between the fallback's two
+    renames is mended by the next run), and its temporary folders are cleaned by the next run. Before: a kill
+    between the two renames left neither, for good."""
+    out = tmp_path / "out"
+    write_atomically(out, _writer("old"))
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(out), phase], cwd=ROOT)
+    assert done.returncode == -signal.SIGKILL
+    if phase == "fallback-between":
+        assert not out.exists()
+    else:
+        assert (out / "a.txt").read_text() in ("old", "new")
+    assert (out / "a.txt").exists() or recover(out) is not None
+    expected = "old" if phase == "writing" else "new"
+    check_out(out)
+    assert (out / "a.txt").read_text() == expected
+    assert os.listdir(tmp_path) == ["out"] and outdir.foreign_entries(out) == []
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_concurrent_writers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: bool) -> None:
+    """Four writers replacing one folder 25 times each, a reader watching: every write succeeds and (with
+    rename-exchange) the reader never finds --out missing or incomplete. Before: ENOTEMPTY about once in 300."""
+    if fallback:
+        monkeypatch.setattr(outdir, "_RENAMEAT2", None)
+    out = tmp_path / "out"
+    write_atomically(out, _writer("start"))
+    errors: list[BaseException] = []
+    missing = []
+    stop = threading.Event()
+
+    def read(folder: int, name: str) -> str:
+        handle = os.open(name, os.O_RDONLY, dir_fd=folder)
+        try:
+            return os.read(handle, 1000).decode()
+        finally:
+            os.close(handle)
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                folder = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+            except FileNotFoundError:
+                missing.append("missing")
+                continue
+            try:  # one folder's files: never a mix of two writers'
+                if read(folder, "sub/b.txt") != read(folder, "a.txt") * 3:
+                    missing.append("mixed")
+            except FileNotFoundError:  # the folder was swapped out and is being deleted
+                pass
+            finally:
+                os.close(folder)
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(25):
+                write_atomically(out, _writer(f"{worker}-{i}"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    watcher.join()
+    assert not errors, errors
+    assert os.listdir(tmp_path) == ["out"] and outdir.foreign_entries(out) == []
+    if not fallback:
+        assert "mixed" not in missing
+        assert outdir._RENAMEAT2 is None or not missing, f"{len(missing)} reads found --out missing"
+
+
+FULL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+    from optiland.cli import app
+    app(["solve", sys.argv[1], "--out", sys.argv[2]])
+""")
+
+
+def test_full_disk_changes_nothing(tiny_scenario: Path, tmp_path: Path) -> None:
+    """A file-size limit (as a full disk) while writing: exit 1 with a message, the old results untouched, no
+    temporary folder left. Before: a traceback."""
+    out = tmp_path / "out"
+    assert _solve(tiny_scenario, out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tiny_scenario), str(out)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr + done.stdout
+    assert "Traceback" not in done.stderr and "nothing there changed" in done.stderr + done.stdout
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert sorted(os.listdir(tmp_path)) == ["out", "tiny"]
+
+
+def test_check_out_messages(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutDirError, match="is a file"):
+        check_out(tmp_path / "f")
+    with pytest.raises(OutDirError, match="so no folder can be made"):
+        check_out(tmp_path / "f" / "g" / "h")
+    (tmp_path / "empty").mkdir()
+    assert check_out(tmp_path / "empty") == tmp_path / "empty"
