@@ -299,3 +299,68 @@ def test_check_out_messages(tmp_path: Path) -> None:
         check_out(tmp_path / "f" / "g" / "h")
     (tmp_path / "empty").mkdir()
     assert check_out(tmp_path / "empty") == tmp_path / "empty"
+
+
+# ------------------------------------------------------------------------------------------------------ orphans
+
+HARD_SOLVE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import scipy.sparse as sp
+    from optiland.mip import solver
+    solver.IN_PROCESS_COLUMNS = 0  # always the forked child with its watchdog
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 100, size=(5, 50)).astype(float)  # a market-split instance: HiGHS works on it for hours
+    rhs = np.floor(a.sum(axis=1) / 2)
+    lp = solver.MatrixLP(c=np.zeros(50), A=sp.csr_matrix(a), row_lower=rhs, row_upper=rhs, col_lower=np.zeros(50),
+                         col_upper=np.ones(50), integer=np.ones(50, dtype=bool))
+    solver.solve_lp(lp, solver.SolverOptions(time_limit=600, strategy="mip", presolve="off"))
+""")
+
+POOL = textwrap.dedent("""
+    import time
+    from optiland.pipeline import decompose
+    decompose.run_task = time.sleep  # each township task sleeps instead of solving
+    decompose._run_all([600.0, 600.0], workers=2, dask_address=None)
+""")
+
+
+def _children_left(script: str, sig: int, expected: int) -> list[object]:
+    """Start `script` in a process, wait until it has `expected` descendants, kill it with `sig`; the descendants
+    still alive (not zombies) 5 s later."""
+    psutil = pytest.importorskip("psutil")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        watched = psutil.Process(parent.pid)
+        deadline = time.monotonic() + 120  # a ceiling against hangs, not what the test measures
+        children: list[psutil.Process] = []
+        while time.monotonic() < deadline and len(children) < expected:
+            children = watched.children(recursive=True)
+            time.sleep(0.05)
+        assert len(children) >= expected, f"the script started {len(children)} processes"
+        time.sleep(0.5)  # the child is past its start and into its work
+        os.kill(parent.pid, sig)
+        parent.wait(timeout=60)
+        end = time.monotonic() + 5
+        left = children
+        while left and time.monotonic() < end:
+            left = [c for c in left if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+            time.sleep(0.05)
+        for child in left:
+            child.kill()
+        return left
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_solver_child_dies_with_its_parent(sig: int) -> None:
+    """Before: after SIGKILL or SIGTERM of the solving process, its HiGHS child ran on for ever (re-parented to
+    init, ignoring its time limit)."""
+    assert _children_left(HARD_SOLVE, sig, 1) == []
+
+
+def test_township_workers_die_with_their_parent() -> None:
+    """Before: SIGKILL of a decomposed solve (or a sweep) left its pool workers running."""
+    assert _children_left(POOL, signal.SIGKILL, 2) == []

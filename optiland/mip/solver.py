@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from optiland._paths import solvers_dir
 from optiland.errors import InputError, Issue, OptilandError
+from optiland.mip.lifeline import guarded
 
 INF = float("inf")
 
@@ -716,7 +717,9 @@ def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = No
     inner = options.time_limit * 0.95 if options.time_limit > 2 else options.time_limit
     child_options = SolverOptions(**{**options.as_dict(), "time_limit": inner})
     began = time.perf_counter()
-    process = context.Process(target=_child, args=(lp, child_options, child_conn, False, start), daemon=True)
+    # the child dies with this process whatever kills it (optiland.mip.lifeline): no orphan HiGHS holding memory
+    process = context.Process(target=guarded(_child, close=(parent_conn.fileno(),)),
+                              args=(lp, child_options, child_conn, False, start), daemon=True)
     process.start()
     child_conn.close()
     deadline = began + options.time_limit

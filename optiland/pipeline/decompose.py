@@ -36,6 +36,7 @@ townships.csv, run.json), so ``optiland check`` verifies it against the county m
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -402,7 +403,10 @@ def _run_all(tasks: list[TownshipTask], workers: int, dask_address: str | None) 
         return [run_task(t) for t in tasks]
     import multiprocessing as mp
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+    from optiland.mip.lifeline import die_with_parent
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:  # workers die with this process, whatever kills it
         return list(pool.map(run_task, tasks))
 
 

@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pyogrio.errors import DataLayerError, DataSourceError
+
 from optiland.errors import OptilandError
 
 MARKER = ".optiland"
@@ -301,27 +303,34 @@ def check_out(out_dir: str | Path, *, force: bool = False, what: str = "--out") 
         if not os.access(parent, os.W_OK | os.X_OK):
             raise OutDirError(f"{what} {out_dir}: cannot create folders in {parent} (permission denied)")
         return out
-    try:
-        mode = os.lstat(out).st_mode
-    except FileNotFoundError:  # another writer is between its two renames (systems without rename-exchange)
-        return out
-    if stat.S_ISLNK(mode):
-        raise OutDirError(f"{what} {out_dir} is a symbolic link; name the folder itself")
-    if not stat.S_ISDIR(mode):
-        raise OutDirError(f"{what} {out_dir} is a file; {what} names a folder")
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise OutDirError(f"{what} {out_dir}: cannot replace it, {out.parent} is not writable")
-    if not force:
+    for _ in range(20):  # another writer may swap the folder while it is looked at: look again
+        try:
+            before = os.lstat(out)
+        except FileNotFoundError:  # another writer is between its two renames (systems without rename-exchange)
+            return out
+        if stat.S_ISLNK(before.st_mode):
+            raise OutDirError(f"{what} {out_dir} is a symbolic link; name the folder itself")
+        if not stat.S_ISDIR(before.st_mode):
+            raise OutDirError(f"{what} {out_dir} is a file; {what} names a folder")
+        if not os.access(out.parent, os.W_OK | os.X_OK):
+            raise OutDirError(f"{what} {out_dir}: cannot replace it, {out.parent} is not writable")
+        if force:
+            return out
         try:
             foreign = foreign_entries(out)
+            after = os.lstat(out)
         except FileNotFoundError:
-            return out
-        if foreign:
-            shown = ", ".join(foreign[:SHOWN]) + (f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else "")
-            reason = ("is not an optiland output folder" if read_marker(out) is None
-                      else "holds files optiland did not write")
-            raise OutDirError(f"{what} {out_dir} {reason} ({shown}); writing there would delete them. Choose a "
-                              f"new or empty folder, or add --force to replace it anyway")
+            continue
+        if (after.st_ino, after.st_dev) == (before.st_ino, before.st_dev):
+            break
+    else:
+        raise OutDirError(f"{what} {out_dir}: other writers keep replacing it; try again")
+    if foreign:
+        shown = ", ".join(foreign[:SHOWN]) + (f" and {len(foreign) - SHOWN} more" if len(foreign) > SHOWN else "")
+        reason = ("is not an optiland output folder" if read_marker(out) is None
+                  else "holds files optiland did not write")
+        raise OutDirError(f"{what} {out_dir} {reason} ({shown}); writing there would delete them. Choose a "
+                          f"new or empty folder, or add --force to replace it anyway")
     return out
 
 
@@ -340,7 +349,7 @@ def write_atomically(out_dir: str | Path, write: Callable[[Path], None], *, kind
         write(new)
         write_marker(new, kind)
         old = _swap(new, out)
-    except (OSError, RuntimeError) as exc:  # a full disk or a size limit; GDAL's errors are RuntimeErrors
+    except (OSError, DataSourceError, DataLayerError) as exc:  # a full disk or a size limit (GDAL's own errors)
         shutil.rmtree(new, ignore_errors=True)
         reason = getattr(exc, "strerror", None) or str(exc).strip() or type(exc).__name__
         where = getattr(exc, "filename", None)
