@@ -1,11 +1,15 @@
 """Brute-force optimum of a tiny planning problem, written from the constraint definitions, not from the MIP.
 
-Every plan is enumerated: one allowed row per parcel (``problem.allowed`` grouped by parcel) and, per village,
+Every plan is enumerated: one allowed row per parcel (derived here, by `derive_rows`, from the catalog's own files
+and the parcel attributes: never ``problem.allowed``) and, per village,
 every herd in ``0..floor(head_per_mu x forage area)`` and every number of ranger posts in
 ``0..min(households x max_posts_per_household, floor(closure area / mu_per_post))``. Each plan is checked in
 plain numpy against the families of ``optiland.model.formulation`` (vectorised over the assignments), and the best
-feasible value of each objective is kept. Only the coefficients of the allowed rows (income, cost, labour,
-area, gains...) come from the problem; no Pyomo model, matrix or solver is involved.
+feasible value of each objective is kept. The allowed set and its coefficients (income, cost, labour, area,
+gains...) are this module's own reading of docs/data-model.md (site rules, red line, farmland, adaptation, the
+conversion table, deflation, overrides, the soil weight), so a fault in optiland.model.problem or optiland.io.catalog
+shows as a disagreement; the villages' floors, the scenario's limits and the price steps are the problem's. No Pyomo
+model, matrix or solver is involved.
 
 Price steps (piecewise revenue of a variant): the model splits a village's harvested area of a priced variant
 over steps whose widths are shared by all villages. Every constraint a village's priced income enters (income
@@ -21,9 +25,12 @@ floor, transfer share, a lower bound on income) wants it high and the income obj
 
 from __future__ import annotations
 
+import csv
 import itertools
+import tomllib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -50,6 +57,8 @@ class Best:
     rows: np.ndarray  # the chosen allowed row of each parcel
     herd: np.ndarray
     posts: np.ndarray
+    table: pd.DataFrame | None = field(default=None, repr=False)
+    """The rows `rows` index (derive_rows's); None: ``problem.allowed``."""
 
 
 @dataclass
@@ -119,7 +128,7 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
         raise ValueError("without carrying_capacity give herd_max")
     if "ranger_posts" in drop and posts_max is None:
         raise ValueError("without ranger_posts give posts_max")
-    p, a, params = problem, problem.allowed, problem.params
+    p, a, params = problem, derive_rows(problem), problem.params
     villages, parcels = p.villages, p.parcels
     nv, nt, n = len(villages), len(p.townships), p.n_parcels
     services = list(p.services)
@@ -350,7 +359,7 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
                 found = float(masked[i, j])
                 current = best.get((name, sense))
                 if current is None or (found > current.value if sense == "max" else found < current.value):
-                    best[(name, sense)] = Best(found, rows[i].copy(), herd_grid[j].copy(), posts_grid[j].copy())
+                    best[(name, sense)] = Best(found, rows[i].copy(), herd_grid[j].copy(), posts_grid[j].copy(), a)
     front = None
     if collect:
         signs = np.array([1.0 if sense == "max" else -1.0 for _, sense in collect])
@@ -408,7 +417,7 @@ def scales_agree(found: dict[str, float], enumerated: dict[str, float]) -> bool:
 def plan_tables(problem: PlanningProblem, best: Best) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A plan's decisions as the tables optiland.check.check_plan reads (parcels: option, variant; villages:
     herd, ranger_posts)."""
-    a = problem.allowed.iloc[best.rows]
+    a = (problem.allowed if best.table is None else best.table).iloc[best.rows]
     parcels = pd.DataFrame({"parcel_id": problem.parcels["parcel_id"].to_numpy()[a["parcel"].to_numpy()],
                             "option": a["option"].to_numpy(), "variant": a["variant"].to_numpy()})
     villages = pd.DataFrame({"village": problem.villages["village"].to_numpy(), "herd": best.herd.astype(int),
@@ -465,3 +474,202 @@ def agrees(solver_value: float, outcome: RunOutcome, enumerated: float) -> bool:
     if result.bound is not None:
         slack += abs(result.bound - solver_value)
     return abs(solver_value - enumerated) <= slack
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The allowed rows and their coefficients, from the catalog's own files and the parcel attributes
+#
+# Written from docs/data-model.md in plain Python, one parcel and one option at a time: the catalog folder's CSV
+# files and catalog.toml are read here with the csv and tomllib modules (not optiland.io.catalog), money is
+# converted to the price year with the deflators here, and the scenario's catalog overrides (exact keys, `*` and
+# `{scale = f}`) are applied here. Nothing comes from optiland.model.problem or optiland.check.
+
+
+def _raw_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _truth(text: str) -> bool:
+    return str(text).strip().lower() in ("true", "1", "yes")
+
+
+def _number(text: object, default: float = 0.0) -> float:
+    return default if text is None or str(text).strip() in ("", "nan") else float(text)
+
+
+def _override(rows: list[dict[str, str]], keys: tuple[str, ...], selector: tuple[str, ...], column: str,
+              value: object) -> None:
+    for row in rows:
+        if all(s == "*" or row[k] == s for k, s in zip(keys, selector, strict=True)):
+            old = row.get(column, "")
+            row[column] = str(float(old) * float(value["scale"])) if isinstance(value, dict) else str(value)
+
+
+@dataclass
+class RawCatalog:
+    """The catalog's tables as the files say, deflated and overridden by this module's own code."""
+
+    meta: dict
+    uses: dict[str, dict[str, str]]
+    options: dict[str, dict[str, str]]
+    variants: list[dict[str, str]]
+    conversions: list[dict[str, str]]
+
+
+def raw_catalog(folder: Path, overrides: dict | None = None) -> RawCatalog:
+    """Read a catalog folder with csv and tomllib; convert money of other price years with the deflators."""
+    meta = tomllib.loads((folder / "catalog.toml").read_text(encoding="utf-8"))
+    uses = _raw_csv(folder / "current_uses.csv")
+    options = _raw_csv(folder / "options.csv")
+    variants = _raw_csv(folder / "variants.csv")
+    year = int(meta["region"].get("price_year", 2020))
+    factors = {int(d["year"]): float(d["factor"]) for d in meta.get("deflators", [])}
+    for rows, money in ((uses, ("income_per_mu",)), (variants, ("establishment_cost_per_mu", "net_income_per_mu"))):
+        for row in rows:
+            own = row.get("price_year", "")
+            factor = 1.0 if own in ("", str(year)) or int(float(own)) == year else factors[int(float(own))]
+            for column in money:
+                row[column] = str(_number(row[column]) * factor)
+    livestock = dict(meta.get("livestock", {}))
+    own = livestock.get("price_year")
+    factor = 1.0 if own is None or int(own) == year else factors[int(own)]
+    for key in ("net_income_per_head", "purchase_cost_per_head", "shed_cost_per_head"):
+        livestock[key] = float(livestock[key]) * factor
+    meta["livestock"] = livestock
+    for key, value in (overrides or {}).items():
+        parts = key.split(".")
+        if parts[0] == "variants":
+            _override(variants, ("option", "variant"), (parts[1], parts[2]), parts[3], value)
+        elif parts[0] == "options":
+            _override(options, ("option",), (parts[1],), parts[2], value)
+        elif parts[0] == "current_uses":
+            _override(uses, ("code",), (parts[1],), parts[2], value)
+        elif parts[0] in ("livestock", "rangers", "defaults", "adaptation"):
+            table = meta.setdefault(parts[0], {})
+            table[parts[1]] = float(table[parts[1]]) * float(value["scale"]) if isinstance(value, dict) else value
+        # market overrides do not change the rows
+    return RawCatalog(meta=meta, uses={row["code"]: row for row in uses},
+                      options={row["option"]: row for row in options}, variants=variants,
+                      conversions=_raw_csv(folder / "conversions.csv"))
+
+
+def _grade(meta: dict, value: float, applies: bool) -> int:
+    """Position of the band [lower, next lower) holding the value (the first band where the grade does not apply)."""
+    if not applies:
+        return 0
+    position = 0
+    for k, band in enumerate(meta["grade"]["bands"]):
+        if value >= float(band["lower"]):
+            position = k
+    return position
+
+
+def _conversion_forbids(rules: list[dict], parcel: dict, use: str, option: str, variant: str) -> bool:
+    """The first conversion rule whose conditions hold and whose `to` names the option decides."""
+    for rule in rules:
+        targets = {t.strip() for t in str(rule["to"]).split(";")}
+        if "*" not in targets and option not in targets and f"{option}.{variant}" not in targets:
+            continue
+        codes = [c.strip() for c in str(rule["current_use"]).split(";")]
+        if "*" not in codes and use not in codes and use[:2] not in [c for c in codes if len(c) == 2]:
+            continue
+        if str(rule.get("red_line") or "").strip() not in ("", "None", "nan") and \
+                _truth(rule["red_line"]) != bool(parcel["red_line"]):
+            continue
+        if str(rule.get("basic_farmland") or "").strip() not in ("", "None", "nan") and \
+                _truth(rule["basic_farmland"]) != bool(parcel["basic_farmland"]):
+            continue
+        low, high = rule.get("min_slope_deg"), rule.get("max_slope_deg")
+        if str(low or "").strip() not in ("", "None", "nan") and not parcel["slope_deg"] >= float(low):
+            continue
+        if str(high or "").strip() not in ("", "None", "nan") and not parcel["slope_deg"] < float(high):
+            continue
+        return not _truth(rule["allowed"])
+    return False
+
+
+def derive_rows(problem: PlanningProblem) -> pd.DataFrame:
+    """Every allowed (parcel, option, variant) of the problem's parcels with its coefficients, derived from the
+    catalog's files and the parcel attributes (the columns of ``problem.allowed``, in this module's own order)."""
+    scenario = problem.scenario
+    if problem.spatial is not None and (problem.spatial.locks is not None or problem.spatial.parcel_costs is not None):
+        raise NotImplementedError("locks and parcel costs are not enumerated here")
+    raw = raw_catalog(Path(problem.catalog.path), scenario.catalog.overrides if scenario is not None else {})
+    meta = raw.meta
+    services = list(meta["services"])
+    names = [band["name"] for band in meta["grade"]["bands"]]
+    attribute, where = meta["grade"].get("attribute"), meta["grade"].get("applies_where")
+    crop_limit = meta.get("defaults", {}).get("cropland_max_slope_deg")
+    reference = _number(meta.get("defaults", {}).get("soil_slope_reference_deg"), 0.0)
+    rules = ([dict(r) for r in scenario.catalog.conversion_rules] if scenario is not None else [])
+    if scenario is not None and scenario.catalog.conversions is not None:
+        rules += _raw_csv(scenario.resolve(scenario.catalog.conversions))
+    else:
+        rules += raw.conversions
+    keep = next(o for o, row in raw.options.items() if _truth(row["keeps_current_use"]))
+    kinds = [(keep, keep, raw.options[keep], {})]
+    kinds += [(v["option"], v["variant"], raw.options[v["option"]], v) for v in raw.variants if v["option"] != keep]
+    village_index = {str(v): i for i, v in enumerate(problem.villages["village"])}
+    out = []
+    for i, parcel in enumerate(problem.parcels.to_dict("records")):
+        use = str(parcel["land_use"])
+        now = raw.uses[use]
+        plannable = now.get("plannable", "") == "" or _truth(now["plannable"])
+        red, farmland, slope = bool(parcel["red_line"]), bool(parcel["basic_farmland"]), float(parcel["slope_deg"])
+        applies = bool(parcel[where]) if where else True
+        grade = _grade(meta, float(parcel[attribute]), applies) if attribute else 0
+        area = float(parcel["area_mu"])
+        for option, variant, opt, var in kinds:
+            is_keep = option == keep
+            zone = opt.get("excluded_where", "")
+            if zone and bool(parcel[zone]) and not farmland and plannable:
+                continue
+            if is_keep:
+                if red and not farmland and plannable:
+                    continue
+                if crop_limit is not None and _truth(now["cropland"]) and slope >= float(crop_limit) \
+                        and not farmland and plannable:
+                    continue
+            else:
+                if not plannable or farmland:
+                    continue
+                if _conversion_forbids(rules, parcel, use, option, variant):
+                    continue
+                if red and not _truth(opt["red_line_allowed"]):
+                    continue
+                limit = var.get("max_slope_deg") or opt.get("max_slope_deg")
+                if limit and slope >= float(limit):
+                    continue
+                if opt.get("max_grade") and applies and grade > names.index(opt["max_grade"]):
+                    continue
+                cls = var.get("adaptation_class", "")
+                if cls:
+                    top = meta["adaptation"][cls]
+                    if applies and (top == "never" or grade > names.index(top)):
+                        continue
+            harvest = (not red) or _truth(opt["red_line_harvest"])
+            row = {
+                "parcel": i, "option": option, "variant": variant,
+                "village": village_index.get(str(parcel.get("village")), -1), "area": area,
+                "converted": not is_keep,
+                "income": area * (_number(now["income_per_mu"]) if is_keep
+                                  else _number(var["net_income_per_mu"]) * harvest),
+                "compensation": 0.0 if is_keep else area * _number(opt.get("compensation_per_mu")),
+                "cost": 0.0 if is_keep else area * _number(var["establishment_cost_per_mu"]),
+                "labour": area * _number(now["labour_days_per_mu"] if is_keep else var["labour_days_per_mu"]),
+                "forest": _truth(now["forest_type"] if is_keep else opt["forest_type"]),
+                "ranger_area": area if _truth(opt["ranger_area"]) else 0.0,
+                "livestock_area": area if _truth(opt["livestock"]) else 0.0,
+                "diversity_capped": _truth(opt["diversity_capped"]),
+                "harvest": harvest,
+            }
+            for service in services:
+                gain = 0.0 if is_keep else (_number(var[service]) - _number(now[service])) * area
+                if service == "soil" and reference > 0:
+                    gain *= max(slope, 5.0) / reference
+                row[f"gain_{service}"] = gain
+            out.append(row)
+    return pd.DataFrame(out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from optiland.check import check, check_plan
@@ -23,6 +24,7 @@ from optiland.pipeline.results import make_plan
 from optiland.testing import make_inputs, make_scenario
 from tests.bruteforce import (
     agrees,
+    derive_rows,
     es_scales,
     expected,
     optimal_plan,
@@ -351,3 +353,95 @@ def test_updated_model_equals_a_fresh_build() -> None:
     for field in ("c", "row_lower", "row_upper", "col_lower", "col_upper"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
     assert not reused.update(build_problem(make_scenario(constraints={"income_floor": 3000}), catalog, inputs))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The allowed set and its coefficients, derived three times: the model, the checker and the brute force
+
+# Every boundary of the small catalog's rules: slope exactly at each limit (25: fruit, forage and cropland kept; 35:
+# herbs), each grade band's lower edge (20, 30, 50, 70, 90 % bare rock on karst), a slope below 5 degrees (the soil
+# weight's floor), a non-karst parcel with bare rock (no grade, no adaptation rule), a red-line and a basic-farmland
+# parcel; acacia's figures are in 2014 yuan (deflated by 1.15).
+BOUNDARY = parcels_table([
+    ("B00", "V1", "0103", 25, 10, 10),  # cropland at 25 degrees: may not be kept; fruit and forage not allowed
+    ("B01", "V1", "0103", 24.99, 10, 10),  # just below: cropland may be kept, fruit allowed
+    ("B02", "V1", "0404", 35, 10, 10),  # herbs' limit
+    ("B03", "V1", "0404", 34.99, 10, 10),
+    ("B04", "V1", "0404", 10, 20, 10),  # potential
+    ("B05", "V1", "0404", 10, 30, 10),  # light: fruit and forage allowed up to here
+    ("B06", "V1", "0404", 10, 50, 10),  # moderate: herbs and basic-class trees up to here
+    ("B07", "V1", "0404", 10, 70, 10),  # severe: well-adapted trees up to here
+    ("B08", "V1", "0404", 10, 90, 10),  # extreme: only closure and poor-class-free options
+    ("B09", "V1", "0404", 10, 89.99, 10),
+    ("B10", "V1", "0404", 2, 10, 10),  # slope below 5: soil gain weighted by 5 / 15
+    ("B11", "V1", "0404", 0, 95, 10, False),  # not karst: bare rock does not grade it, acacia (poor) allowed
+    ("B12", "V1", "0305", 30, 60, 10, True, True),  # red line
+    ("B13", "V1", "0101", 5, 5, 10, True, False, True),  # basic farmland
+])
+BOUNDARY_VILLAGES = villages_table([("V1", "T1", 6, 3, 20000, 2000)])
+COLUMNS = ("area", "income", "compensation", "cost", "labour", "forest", "ranger_area", "livestock_area", "harvest",
+           "gain_carbon", "gain_soil", "gain_water", "gain_habitat")
+
+
+def _rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table.set_index(["parcel", "option", "variant"])[list(COLUMNS)].astype(float).sort_index()
+
+
+def test_model_rows_equal_the_brute_force_derivation() -> None:
+    """problem.allowed (optiland.model.problem, optiland.io.catalog) against this module's own reading of the
+    catalog files: the same rows and the same coefficients. Kills a slope limit compared with > instead of >=, a
+    grade band off by one, the soil weight's floor changed, a deflation lost."""
+    problem = prepare_tiny(BOUNDARY, BOUNDARY_VILLAGES, "income", {"income_floor": 0}, OVERRIDES).problem
+    model, derived = _rows(problem.allowed), _rows(derive_rows(problem))
+    assert list(model.index) == list(derived.index), sorted(set(model.index) ^ set(derived.index))
+    pd.testing.assert_frame_equal(model, derived, rtol=1e-12, atol=1e-9)
+    allowed = set(model.index)
+    # the boundaries are where the rules say (the derivation could share a mistake with the model otherwise)
+    assert (0, "keep", "keep") not in allowed and (1, "keep", "keep") in allowed
+    assert (0, "fruit", "pomelo") not in allowed and (1, "fruit", "pomelo") in allowed
+    assert (2, "herbs", "paris") not in allowed and (3, "herbs", "paris") in allowed
+    assert (5, "fruit", "pomelo") in allowed and (6, "fruit", "pomelo") not in allowed
+    assert (6, "afforestation", "quercus") in allowed and (7, "afforestation", "quercus") not in allowed
+    assert (8, "afforestation", "zenia") not in allowed and (9, "afforestation", "zenia") in allowed
+    assert (11, "afforestation", "acacia") in allowed and (10, "afforestation", "acacia") not in allowed
+    assert {o for p, o, _ in allowed if p == 12} == {"closure", "afforestation"}
+    assert {o for p, o, _ in allowed if p == 13} == {"keep"}
+    soil = model.loc[(10, "closure", "closure"), "gain_soil"]
+    assert soil == pytest.approx((0.9 - 0.5) * 10 * 5 / 15)  # max(2, 5) / 15
+    assert model.loc[(11, "afforestation", "acacia"), "income"] == pytest.approx(200 * 1.15 * 10)
+
+
+def test_checker_rows_equal_the_model() -> None:
+    """The checker's own derivation (optiland.check.rules) gives the model's allowed set and coefficients."""
+    from optiland.check import instance_of
+
+    prepared = prepare_tiny(BOUNDARY, BOUNDARY_VILLAGES, "income", {"income_floor": 0}, OVERRIDES)
+    problem = prepared.problem
+    inst = instance_of(prepared)
+    parcel, kind = np.nonzero(inst.allowed)
+    coef = inst.coefficients(parcel, kind)
+    table = pd.DataFrame({"parcel": parcel, "option": inst.kinds.option[kind], "variant": inst.kinds.variant[kind],
+                          **{c: coef[c] for c in COLUMNS}})
+    model, checker = _rows(problem.allowed), _rows(table)
+    assert list(model.index) == list(checker.index), sorted(set(model.index) ^ set(checker.index))
+    pd.testing.assert_frame_equal(model, checker, rtol=1e-12, atol=1e-9)
+
+
+def test_every_boundary_enumerated() -> None:
+    """A tiny instance with a parcel on each boundary kind solves to the enumerated optimum (and both pass check)."""
+    parcels = BOUNDARY.iloc[[0, 6, 10, 11, 12]].reset_index(drop=True)
+    prepared = prepare_tiny(parcels, BOUNDARY_VILLAGES, "income", {"income_floor": 3000, "budget": 60000},
+                            OVERRIDES)
+    _compare(prepared)
+
+
+def test_a_variants_own_slope_limit() -> None:
+    """docs/data-model.md: a variant's max_slope_deg applies, a blank one inherits its option's. The model used to
+    drop the variant's column (no shipped catalog sets one): pomelo limited to 15 degrees is not allowed at 20."""
+    prepared = prepare_tiny(BOUNDARY, BOUNDARY_VILLAGES, "income", {"income_floor": 0},
+                            {**OVERRIDES, "variants.fruit.pomelo.max_slope_deg": 15})
+    problem = prepared.problem
+    model = set(_rows(problem.allowed).index)
+    assert model == set(_rows(derive_rows(problem)).index)
+    assert (1, "fruit", "macadamia") in model and (1, "fruit", "pomelo") not in model  # 24.99 degrees
+    assert (4, "fruit", "pomelo") in model  # 10 degrees

@@ -18,6 +18,21 @@ def test_areas_in_mu_from_projected_geometry(tiny_scenario: Path) -> None:
     assert "EPSG:4545" in prepared.inputs.crs_note
 
 
+def test_area_of_a_hectare_is_15_mu(tmp_path: Path) -> None:
+    """Squares of known size in metres, not built from the package's own mu constant: 100 m x 100 m is one
+    hectare, 15 mu; 200 m x 150 m is 45 mu; 10 m x 10 m is 0.15 mu (1 mu = 666.67 m2)."""
+    import shapely
+
+    path = write_instance(tmp_path / "i")
+    frame = gpd.read_file(path.parent / "parcels.gpkg")
+    x, y = 500000.0, 2745000.0
+    boxes = [(100, 100), (200, 150), (10, 10)] + [(100, 100)] * (len(frame) - 3)
+    frame["geometry"] = [shapely.box(x + 1000 * i, y, x + 1000 * i + w, y + h) for i, (w, h) in enumerate(boxes)]
+    frame.to_file(path.parent / "parcels.gpkg", layer="parcels", driver="GPKG")
+    area = prepare(path).problem.parcels["area_mu"].to_numpy()
+    assert area[:3] == pytest.approx([15.0, 45.0, 0.15], rel=1e-9)
+
+
 @pytest.mark.parametrize("epsg", [4490, 4326])
 def test_geographic_crs_is_reprojected_to_gauss_kruger(tmp_path: Path, epsg: int) -> None:
     path = write_instance(tmp_path / "i")

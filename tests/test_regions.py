@@ -31,9 +31,6 @@ PACKAGE = ROOT / "optiland"
 REGIONS = sorted(p.name for p in MODELS.iterdir() if (p / "catalog.toml").is_file())
 runner = CliRunner()
 
-# Modules allowed to name catalog ids for now, each with its reason; the list must shrink, never grow silently.
-KNOWN_EXCEPTIONS: dict[str, str] = {}
-
 
 def demos() -> dict[str, list[Path]]:
     """Demo scenarios under instances/, by the region their scenario names."""
@@ -166,8 +163,6 @@ def test_no_module_names_a_region_option_or_species() -> None:
     genera = {s.split()[0] for s in names["species"]}
     found: dict[str, set[str]] = {}
     for module in sorted(PACKAGE.rglob("*.py")):
-        if module.name in KNOWN_EXCEPTIONS:
-            continue
         source = module.read_text(encoding="utf-8")
         hits = {s for s in _string_constants(module) if s in names["ids"]}  # an id used as a value
         hits |= {r for r in REGIONS if r in source}  # a region named anywhere, comments included
@@ -175,17 +170,6 @@ def test_no_module_names_a_region_option_or_species() -> None:
         if hits:
             found[str(module.relative_to(ROOT))] = hits
     assert not found, f"modules naming catalog content: {found}"
-
-
-def test_known_exceptions_still_needed() -> None:
-    """An exception that no longer names catalog content is removed from the list."""
-    names = _catalog_names()
-    for module in KNOWN_EXCEPTIONS:
-        path = PACKAGE / module
-        assert path.is_file(), module
-        source = path.read_text(encoding="utf-8")
-        named = {s for s in _string_constants(path) if s in names["ids"]} | {r for r in REGIONS if r in source}
-        assert named, f"{module} no longer names catalog content: drop it from KNOWN_EXCEPTIONS"
 
 
 class _StallingModel:

@@ -22,7 +22,7 @@ from optiland.analysis.generate import build_instance
 from optiland.check import check, check_plan
 from optiland.errors import InfeasibleError, InputError
 from optiland.io.catalog import load_catalog
-from optiland.io.inputs import M2_PER_MU, Inputs
+from optiland.io.inputs import Inputs
 from optiland.io.scenario import load_scenario
 from optiland.model.adjacency import boundary_arrays, boundary_indices, cached_boundary_table, read_boundary_table
 from optiland.model.backend import make_backend
@@ -142,7 +142,7 @@ def test_boundary_table_errors_name_line_column_and_value(tmp_path: Path) -> Non
 
 def grid_inputs(parcels: pd.DataFrame, columns: int) -> Inputs:
     """Parcels laid out as SIDE-metre squares, row by row, `columns` to a row (area_mu must be 15)."""
-    assert np.allclose(parcels["area_mu"], SIDE * SIDE / M2_PER_MU)
+    assert np.allclose(parcels["area_mu"], 15.0)  # a hectare (SIDE x SIDE m) is 15 mu
     row, col = np.divmod(np.arange(len(parcels)), columns)
     x0, y0 = 500000.0 + col * SIDE, 2745000.0 - row * SIDE
     frame = gpd.GeoDataFrame(parcels.copy(), geometry=shapely.box(x0, y0, x0 + SIDE, y0 + SIDE), crs="EPSG:4545")

@@ -135,6 +135,12 @@ def variant_table(catalog: Catalog) -> pd.DataFrame:
     variant_cols = catalog.variants.drop(columns=[c for c in catalog.variants.columns if c in table.columns],
                                          errors="ignore")
     table = table.join(variant_cols, on=["option", "variant"])
+    if "max_slope_deg" in catalog.variants.columns:  # a variant's own slope limit wins; blank inherits the option's
+        own = catalog.variants["max_slope_deg"].reindex(pd.MultiIndex.from_frame(table[["option", "variant"]]))
+        table["max_slope_deg"] = own.to_numpy(dtype=float) if own.notna().any() else table["max_slope_deg"]
+        table["max_slope_deg"] = table["max_slope_deg"].where(own.notna().to_numpy(),
+                                                              catalog.options["max_slope_deg"].reindex(
+                                                                  table["option"]).to_numpy())
     return table.reset_index(drop=True)
 
 
