@@ -241,7 +241,11 @@ class JobRunner:
     def _start(self, job: Job) -> None:
         folder = self.folder(job.id)
         log = open(folder / "log.txt", "ab")  # noqa: SIM115 (closed when the job ends)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"}
+        import optiland
+
+        package_root = str(Path(optiland.__file__).resolve().parents[1])  # the child runs this very optiland
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", "PYTHONPATH": path}
         with self._lock:
             current = self.store.get(job.id)
             if current is None or current.state != QUEUED:

@@ -245,7 +245,7 @@ function showCodes(codes) {
   if (!codes || !S.map) return;
   performance.mark('plan-switch-start');
   setStateArray('p', codes);
-  if (S.view !== 'plan' && S.view !== 'diff') { S.view = 'plan'; $('view').value = 'plan'; }
+  if (S.view !== 'plan') { S.view = 'plan'; $('view').value = 'plan'; $('suit-option').hidden = true; }
   renderView();
   S.map.once('idle', () => {
     performance.mark('plan-switch-end');
@@ -362,7 +362,7 @@ async function pollJobs() {
   }
   await refreshJobs();
   if (S.polling.size) pollTimer = setTimeout(pollJobs, 600);
-  else if ($('jobbar').dataset.state === 'running') $('jobbar').style.display = 'none';
+  else if (!['failed', 'cancelled'].includes($('jobbar').dataset.state)) $('jobbar').style.display = 'none';
 }
 
 function showJobBar(job) {
@@ -463,7 +463,7 @@ async function selectParcel(i) {
   $('parcel-info').replaceChildren(el('h3', { id: 'parcel-title', 'data-parcel': pid }, `${pid}`),
     el('div', {}, Object.entries(a).map(([k, v]) => `${k} ${typeof v === 'number' ? fmt(v, 2) : v}`).join(' · ')));
   const table = $('explain-table');
-  table.replaceChildren(el('tr', {}, el('th', {}, t('option')), el('th', {}, t('variant')), el('th', {}, t('why')), el('th', {}, '')));
+  table.replaceChildren(el('tr', {}, el('th', {}, `${t('option')}: ${t('variant')}`), el('th', {}, t('why')), el('th', {}, '')));
   const codes = currentCodes();
   for (const row of info.options) {
     const k = S.meta.kinds.findIndex((x) => x.option === row.option && x.variant === row.variant);
@@ -471,8 +471,7 @@ async function selectParcel(i) {
     const current = codes && codes[i] === k;
     const button = S.current ? el('button', { type: 'button', 'data-kind': k, disabled: current, onclick: () => editParcel(pid, k) }, t('choose')) : '';
     table.append(el('tr', { class: row.allowed ? 'allowed' : 'forbidden', 'data-option': row.option, 'data-variant': row.variant, 'data-allowed': row.allowed ? '1' : '0' },
-      el('td', {}, kind ? (lang === 'zh' ? kind.option_name_zh : kind.option_name) : row.option),
-      el('td', {}, kind ? (lang === 'zh' ? kind.name_zh : kind.name) : row.variant),
+      el('td', { class: 'text' }, kind ? kindLabel(kind) : `${row.option}: ${row.variant}`),
       el('td', { class: 'text' }, row.allowed ? t('allowed') : row.why), el('td', {}, current ? '●' : button)));
   }
 }
@@ -570,7 +569,9 @@ function drawFront() {
 function pickFrontPoint(id) {
   S.frontPoint = id;
   const p = S.front.points.find((x) => (x.point ?? x.plan_id) === id);
+  delete document.body.dataset.frontShown;
   showCodes(S.front.codes[String(id)]);
+  S.map.once('idle', () => { document.body.dataset.frontShown = String(id); });
   $('front-point').replaceChildren(el('p', { id: 'front-chosen', 'data-point': id }, `#${id}: ${t('es_index')} ${fmt(p.ecosystem_services, 4)} · ${t('income')} ${fmt(p.income)}`));
   $('front-pick').hidden = false;
 }
@@ -629,7 +630,8 @@ async function openInstance(key) {
 async function loadInstances(select) {
   const r = await api('/api/instances');
   $('instance').replaceChildren(...r.instances.map((i) => el('option', { value: i.key }, `${i.name} (${fmt(i.parcels)})`)));
-  const key = select || r.default || (r.instances[0] && r.instances[0].key);
+  const wanted = params.get('instance');
+  const key = select || (wanted && r.instances.some((i) => i.key === wanted) ? wanted : null) || r.default || (r.instances[0] && r.instances[0].key);
   $('instance').value = key;
   if (key) await openInstance(key);
 }
