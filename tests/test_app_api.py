@@ -243,6 +243,14 @@ def test_two_jobs_then_export_checks(client: TestClient, app_state, tmp_path: Pa
     assert r.status_code == 200
     zipfile.ZipFile(io.BytesIO(r.content)).extractall(tmp_path)
     assert check_outdir(tmp_path / "plan") == []
+    # the township report and the zones, written by their commands, travel in the export
+    assert client.post(f"/api/plans/{a}/extras/nonsense").status_code == 404
+    for what in ("report-en", "zones"):
+        extra = client.post(f"/api/plans/{a}/extras/{what}").json()["job"]
+        assert _wait(client, extra)["state"] == "done", client.get(f"/api/jobs/{extra}").json()
+    names = zipfile.ZipFile(io.BytesIO(client.get(f"/api/plans/{a}/export.zip").content)).namelist()
+    assert any(n.startswith("plan/report") and n.endswith("index.html") for n in names), names
+    assert "zones/zones.gpkg" in names
     compared = client.get("/api/compare", params={"a": a, "b": b}).json()
     assert compared["changed"] == sum(x != y for x, y in zip(compared["codes_a"], compared["codes_b"], strict=True))
     assert [v["village"] for v in compared["villages"]] == [v["village"] for v in pa["villages"]]

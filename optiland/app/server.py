@@ -495,14 +495,33 @@ def create_app(state: AppState) -> FastAPI:
         run["scenario_path"] = "input/scenario.toml"  # the folder carries its scenario and inputs
         run.setdefault("notes", []).append("exported by optiland app with its scenario and inputs in input/")
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name in ("plan.gpkg", "villages.csv", "townships.csv"):
-                zf.write(out / name, f"plan/{name}")
+            for f in sorted(out.rglob("*")):  # the results, and reports written into the folder by `report`
+                if f.is_file() and f.name != "run.json" and not any(p.startswith(".") for p in f.relative_to(
+                        out).parts):
+                    zf.write(f, f"plan/{f.relative_to(out).as_posix()}")
             zf.writestr("plan/run.json", json.dumps(run, indent=2, ensure_ascii=False))
+            zones = state.runner.folder(job_id) / "zones"
+            if zones.is_dir():
+                for f in sorted(zones.rglob("*")):
+                    if f.is_file():
+                        zf.write(f, f"zones/{f.relative_to(zones).as_posix()}")
             for f in sorted(inputs.iterdir()):
                 if f.is_file():
                     zf.write(f, f"plan/input/{f.name}")
         return Response(buffer.getvalue(), media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="plan-{job_id}.zip"'})
+
+    @app.post("/api/plans/{job_id}/extras/{what}")
+    def extras(job_id: str, what: str) -> dict[str, Any]:
+        """Township reports (zh or en, written into the plan folder by `optiland report`) or the plan's
+        ecological-space zones (`optiland zone`), as a job; the export zip then carries them."""
+        instance, out = plan_instance(job_id)
+        commands = {"report-zh": ["report", str(out), "--lang", "zh"],
+                    "report-en": ["report", str(out), "--lang", "en"],
+                    "zones": ["zone", str(out), "--out", str(state.runner.folder(job_id) / "zones")]}
+        if what not in commands:
+            raise HTTPException(404, f"no such extra: {what[:40]!r} (known: {', '.join(commands)})")
+        return {"job": state.runner.submit("extra", instance.key, commands[what], label=what, parent=job_id)}
 
     @app.get("/api/compare")
     def compare(a: str, b: str) -> dict[str, Any]:

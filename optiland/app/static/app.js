@@ -30,7 +30,8 @@ const STRINGS = {
     no_edits: 'no edits', parcels: 'parcels', solves: 'solves', best: 'best plan', uploading: 'uploading…',
     opened: 'opened', problems: 'problems', message: 'message', file: 'file', column: 'column', value: 'value', id: 'id',
     knee: 'knee', ideal: 'ideal', es_index: 'ES index', income: 'income (yuan/yr)', name: 'name', diff: 'B − A',
-    catalog_default: 'catalog default', maximise: 'maximise', minimise_cost: 'minimise cost', unset: '',
+    report_zh: 'Township reports (中文)', report_en: 'Township reports (English)', zones: 'Ecological-space zones',
+    extra_done: 'done: included in the export', catalog_default: 'catalog default', maximise: 'maximise', minimise_cost: 'minimise cost', unset: '',
   },
   zh: {
     instance: '实例', tab_scenario: '情景', tab_plan: '规划', tab_edit: '手工调整', tab_compare: '比较',
@@ -60,7 +61,8 @@ const STRINGS = {
     no_edits: '无修改', parcels: '地块', solves: '次求解', best: '最优可行解', uploading: '上传中…',
     opened: '已打开', problems: '问题', message: '说明', file: '文件', column: '列', value: '值', id: '编号',
     knee: '拐点', ideal: '理想点', es_index: '生态指数', income: '收入（元/年）', name: '名称', diff: 'B − A',
-    catalog_default: '目录默认值', maximise: '最大化', minimise_cost: '最小化成本', unset: '',
+    report_zh: '乡镇规划报告（中文）', report_en: '乡镇规划报告（英文）', zones: '生态空间分区',
+    extra_done: '完成：已包含在导出文件中', catalog_default: '目录默认值', maximise: '最大化', minimise_cost: '最小化成本', unset: '',
   },
 };
 const params = new URLSearchParams(location.search);
@@ -357,6 +359,7 @@ async function pollJobs() {
       S.polling.delete(id);
       if (job.state === 'done' && job.kind === 'solve') await loadPlan(id);
       if (job.state === 'done' && job.kind === 'front') await loadFront(id);
+      if (job.kind === 'extra') $('extras-status').textContent = `${job.label}: ${job.state === 'done' ? t('extra_done') : `${t(job.state)} ${job.message || ''}`}`;
       if (job.state !== 'done') { $('jobbar').style.display = 'block'; $('jobbar').replaceChildren(`${job.label}: ${t(job.state)} ${job.message || ''}`); setTimeout(() => { if (!S.polling.size) $('jobbar').style.display = 'none'; }, 8000); }
     }
   }
@@ -659,6 +662,11 @@ function start() {
   $('front-go').addEventListener('click', computeFront);
   $('front-pick').addEventListener('click', useFrontPoint);
   $('up-go').addEventListener('click', upload);
+  for (const b of document.querySelectorAll('button.extra')) b.addEventListener('click', async () => {
+    const r = await api(`/api/plans/${S.current}/extras/${b.dataset.extra}`, { method: 'POST' });
+    $('extras-status').textContent = `${b.dataset.extra}: ${t('running')}`;
+    watchJob(r.job);
+  });
   $('view').addEventListener('change', () => setView($('view').value));
   $('suit-option').addEventListener('change', () => setView('suit'));
   $('instance').addEventListener('change', () => openInstance($('instance').value));
