@@ -45,7 +45,9 @@ def _elapsed(description: str) -> Iterator[Callable[[str], None]]:
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    from rich.markup import escape  # a message naming [parcels] or a file "[1].csv" is text, not markup
+
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True)
     raise typer.Exit(getattr(exc, "exit_code", code))
 
 

@@ -28,25 +28,57 @@ class Issue:
         if self.column:
             where.append(f"column {self.column!r}")
         if self.value is not None:
-            where.append(f"value {self.value!r}")
+            where.append(f"value {plain(self.value)!r}")
         prefix = ", ".join(where)
         return f"{prefix}: {self.message}" if prefix else self.message
 
 
+def plain(value: object) -> object:
+    """A value as the planner wrote it: numpy scalars as Python numbers (-5.0, not np.float64(-5.0))."""
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", None) == 0:
+        return item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    return value
+
+
+SHOWN = 20
+"""Problems of one kind described one by one; the rest are counted (`Problems.more`)."""
+
+
+class Problems(list):  # type: ignore[type-arg]
+    """Issues found so far, plus how many more of the same kinds were counted but not described."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.more = 0
+
+    def each(self, positions: object, make: object, limit: int = SHOWN) -> None:
+        """One Issue (`make(position)`) for each of the first `limit` positions; the rest are counted."""
+        positions = list(positions)  # type: ignore[call-overload]
+        self.extend(make(p) for p in positions[:limit])  # type: ignore[operator]
+        self.more += max(len(positions) - limit, 0)
+
+
 @dataclass
 class InputError(OptilandError):
-    """Invalid input; carries every problem found, not only the first."""
+    """Invalid input; carries every problem found, not only the first: the true count, the first 20 described."""
 
     problems: list[Issue] = field(default_factory=list)
+    more: int = 0
+    """Problems counted beyond those described."""
 
     def __post_init__(self) -> None:
+        self.more += getattr(self.problems, "more", 0)
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        shown = self.problems[:50]
-        lines = [f"{len(self.problems)} input problem(s):"] + [f"  - {p}" for p in shown]
-        if len(self.problems) > len(shown):
-            lines.append(f"  ... and {len(self.problems) - len(shown)} more")
+        total = len(self.problems) + self.more
+        shown = self.problems[:SHOWN]
+        lines = [f"{total} input problem(s):"] + [f"  - {p}" for p in shown]
+        if total > len(shown):
+            lines.append(f"  ... and {total - len(shown)} more")
         return "\n".join(lines)
 
 

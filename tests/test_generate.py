@@ -40,7 +40,7 @@ def villages(instance: Path) -> pd.DataFrame:
 def test_files_and_scenario(instance: Path, parcels: gpd.GeoDataFrame) -> None:
     folder = instance.parent
     assert instance.name == "scenario.toml"
-    assert sorted(p.name for p in folder.iterdir()) == [".optiland", "parcels.gpkg", "scenario.toml", "villages.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == ["parcels.gpkg", "scenario.toml", "villages.csv"]
     scenario = tomllib.loads(instance.read_text(encoding="utf-8"))
     assert list(scenario) == ["parcels", "villages", "catalog", "objective", "constraints", "solver"]
     assert scenario["parcels"] == {"path": "parcels.gpkg", "layer": "parcels", "id_column": "parcel_id"}

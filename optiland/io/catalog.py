@@ -255,6 +255,9 @@ def load_catalog(folder: str | Path | None = None, overrides: dict[str, Any] | N
         apply_overrides(catalog, overrides)
         catalog.digest = hashlib.sha256((catalog.digest + repr(sorted(overrides.items()))).encode()).hexdigest()
     validate_catalog(catalog)
+    from optiland.io.overrides import check_catalog_ranges  # types and ranges, the overrides' included
+
+    check_catalog_ranges(catalog, overrides)
     return catalog
 
 

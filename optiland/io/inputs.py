@@ -16,7 +16,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from optiland.errors import InputError, Issue
+from optiland.errors import InputError, Issue, Problems
 from optiland.io.catalog import CORE_PARCEL_COLUMNS, Catalog
 from optiland.io.scenario import Scenario
 
@@ -26,6 +26,13 @@ VILLAGE_COLUMNS = ["village", "township", "population", "households", "labour_da
 _TRUE = {"true", "1", "yes", "y", "t", "是"}
 _FALSE = {"false", "0", "no", "n", "f", "否", ""}
 SLOPE_RANGE = (0.0, 90.0)
+GK_MERIDIANS = (75, 135)
+"""Central meridians of the CGCS2000 3-degree Gauss-Kruger zones (EPSG:4534-4554)."""
+FAR_DEGREES = 3.0
+"""A geographic layer whose centre lies further than this from the nearest zone's meridian cannot be projected to a
+Gauss-Kruger zone without distorting its areas: the planner must project it."""
+AREA_OF_USE_MARGIN = 2.0
+"""Degrees a layer may reach beyond its CRS's area of use (counties straddle zone edges)."""
 
 
 def parcel_columns(catalog: Catalog) -> list[str]:
@@ -77,6 +84,31 @@ def gauss_kruger_crs(longitude: float) -> CRS:
     return CRS.from_epsg(4534 + (meridian - 75) // 3)
 
 
+def guess_encoding(raw: bytes) -> str | None:
+    """The encoding a text that is not UTF-8 most likely has: UTF-16 by its byte-order mark, else GBK (GB 2312's
+    superset, the usual one of Chinese tables and Shapefiles) if it decodes; None if neither."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    try:
+        raw.decode("gbk")
+    except UnicodeDecodeError:
+        return None
+    return "GBK"
+
+
+def codec_message(path: Path, declared: str | None, section: str, reason: str) -> str:
+    """Why a file could not be decoded, and the line to add to the scenario."""
+    probe = path.with_suffix(".dbf") if path.suffix.lower() == ".shp" else path
+    try:
+        guess = guess_encoding(probe.read_bytes()[:1 << 20])
+    except OSError:
+        guess = None
+    fix = (f'declare it in the scenario: [{section}] encoding = "{guess}"' if guess
+           else f"declare its encoding in the scenario's [{section}] table (encoding = \"...\")")
+    return (f"the text is not in the encoding {'declared' if declared else 'assumed'} ({declared or 'UTF-8'}): "
+            f"{reason}; {fix}")
+
+
 def _read_layer(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoDataFrame | pd.DataFrame:
     if not path.exists():
         raise InputError([Issue("parcel file not found", file=str(path))])
@@ -94,19 +126,25 @@ def _read_layer(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoD
         return gpd.read_file(path, **kwargs)
     except InputError:
         raise
+    except UnicodeError as exc:
+        raise InputError([Issue(codec_message(path, encoding, "parcels", str(exc)), file=str(path))]) from None
     except Exception as exc:  # the reader's own message names the layer or encoding problem
+        if "not encoded in UTF-8" in str(exc) or "codec" in str(exc):
+            message = codec_message(path, encoding, "parcels", "the file does not say which encoding its "
+                                    "attributes use (no .cpg file)" if suffix == ".shp" else str(exc))
+            raise InputError([Issue(message, file=str(path))]) from None
         raise InputError([Issue(f"cannot read parcel layer: {exc}", file=str(path), column=layer)]) from None
 
 
-def _as_bool(series: pd.Series, name: str, ids: pd.Series, file: str, problems: list[Issue]) -> pd.Series:
+def _as_bool(series: pd.Series, name: str, ids: pd.Series, file: str, problems: Problems) -> pd.Series:
     if series.dtype == bool:
         return series
     text = series.astype(str).str.strip().str.lower()
     text = text.where(series.notna(), "nan")
     valid = text.isin(_TRUE | _FALSE)
-    for position in np.flatnonzero(~valid.to_numpy())[:20]:
-        problems.append(Issue("not a boolean (true/false, 1/0, 是/否)", file=file, row=str(ids.iloc[position]),
-                                column=name, value=series.iloc[position]))
+    problems.each(np.flatnonzero(~valid.to_numpy()), lambda p: Issue(
+        "not a boolean (true/false, 1/0, 是/否)", file=file, row=str(ids.iloc[p]), column=name,
+        value=series.iloc[p]))
     return text.isin(_TRUE)
 
 
@@ -128,18 +166,42 @@ def _rename(frame: pd.DataFrame, mapping: dict[str, str], required: list[str], f
     return frame
 
 
-def _numeric(frame: pd.DataFrame, column: str, ids: pd.Series, file: str, problems: list[Issue]) -> None:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna().to_numpy()
-    for position in np.flatnonzero(bad)[:20]:
-        raw = frame[column].iloc[position]
-        problems.append(Issue("missing value (NaN)" if pd.isna(raw) else "not a number", file=file,
-                                row=str(ids.iloc[position]), column=column, value=None if pd.isna(raw) else raw))
-    frame[column] = values.astype(float)
+def _numeric(frame: pd.DataFrame, column: str, ids: pd.Series, file: str, problems: Problems,
+             optional: bool = False) -> None:
+    """The column as floats; a missing value (unless `optional`), text that is not a number ("45OO") and an
+    infinite number are problems."""
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    array = values.to_numpy()
+    blank = raw.isna().to_numpy() | raw.astype(str).str.strip().isin(["", "nan", "NaN"]).to_numpy()
+    if not optional:
+        problems.each(np.flatnonzero(np.isnan(array) & blank), lambda p: Issue(
+            "missing value (NaN)", file=file, row=str(ids.iloc[p]), column=column))
+    problems.each(np.flatnonzero(np.isnan(array) & ~blank), lambda p: Issue(
+        "not a number", file=file, row=str(ids.iloc[p]), column=column, value=raw.iloc[p]))
+    problems.each(np.flatnonzero(np.isinf(array)), lambda p: Issue(
+        "not a finite number", file=file, row=str(ids.iloc[p]), column=column, value=raw.iloc[p]))
+    frame[column] = values
+
+
+def _relabel(error: InputError, mapping: dict[str, str]) -> InputError:
+    """The problems with each column named as the planner's file names it ('坡度 (slope_deg)')."""
+    for issue in error.problems:
+        source = mapping.get(issue.column or "")
+        if source and source != issue.column:
+            issue.column = f"{source} ({issue.column})"
+    return InputError(list(error.problems), more=error.more)
 
 
 def read_villages(scenario: Scenario) -> pd.DataFrame:
     """Read and validate the village table (an empty one for a scenario without ``[villages]``)."""
+    try:
+        return _read_villages(scenario)
+    except InputError as exc:
+        raise _relabel(exc, scenario.villages.columns if scenario.villages else {}) from None
+
+
+def _read_villages(scenario: Scenario) -> pd.DataFrame:
     if scenario.villages is None:
         return pd.DataFrame({c: pd.Series(dtype=str if c in ("village", "township") else float)
                              for c in VILLAGE_COLUMNS})
@@ -147,31 +209,47 @@ def read_villages(scenario: Scenario) -> pd.DataFrame:
     file = str(path)
     if not path.is_file():
         raise InputError([Issue("village file not found", file=file)])
+    encoding = scenario.villages.encoding
     try:
-        frame = pd.read_csv(path, encoding=scenario.villages.encoding, dtype={"village": str, "township": str})
+        frame = pd.read_csv(path, encoding=encoding, dtype={"village": str, "township": str})
+    except UnicodeError as exc:
+        raise InputError([Issue(codec_message(path, encoding, "villages", str(exc)), file=file)]) from None
     except Exception as exc:
         raise InputError([Issue(f"cannot read village table: {exc}", file=file)]) from None
-    problems: list[Issue] = []
+    problems = Problems()
     frame = _rename(frame, scenario.villages.columns, VILLAGE_COLUMNS, file, problems, "village")
     if problems:
         raise InputError(problems)
-    frame["village"] = frame["village"].astype(str)
+    if not len(frame):
+        raise InputError([Issue("the village table has no villages", file=file)])
+    missing = frame["village"].isna().to_numpy() | (frame["village"].astype(str).str.strip() == "").to_numpy()
+    problems.each(np.flatnonzero(missing), lambda p: Issue("missing village id", file=file, row=f"line {p + 2}",
+                                                           column="village"))
+    frame["village"] = frame["village"].astype(str).where(~missing, [f"line {p + 2}" for p in range(len(frame))])
     frame["township"] = frame["township"].astype(str)
     ids = frame["village"]
-    for village in ids[ids.duplicated()].unique():
+    for village in ids[ids.duplicated() & ~missing].unique():
         problems.append(Issue("duplicate village id", file=file, row=village, column="village"))
     numeric = ["population", "households", "labour_days", "nonland_income_per_capita"]
-    if "income_floor" in frame.columns:
-        frame["income_floor"] = pd.to_numeric(frame["income_floor"], errors="coerce")
+    if "income_floor" in frame.columns:  # blank: the scenario's floor; anything else must be a number
+        _numeric(frame, "income_floor", ids, file, problems, optional=True)
+        floors = frame["income_floor"].to_numpy()
+        problems.each(np.flatnonzero(floors < 0), lambda p: Issue("must not be negative", file=file,
+                                                                  row=ids.iloc[p], column="income_floor",
+                                                                  value=floors[p]))
     for column in numeric:
         _numeric(frame, column, ids, file, problems)
     for column, strict in (("population", True), ("households", True), ("labour_days", False),
                            ("nonland_income_per_capita", False)):
         values = frame[column].to_numpy()
         bad = (values <= 0) if strict else (values < 0)
-        for position in np.flatnonzero(bad & ~np.isnan(values))[:20]:
-            problems.append(Issue("must be positive" if strict else "must not be negative", file=file,
-                                    row=ids.iloc[position], column=column, value=values[position]))
+        problems.each(np.flatnonzero(bad & ~np.isnan(values)), lambda p, c=column, v=values, st=strict: Issue(
+            "must be positive" if st else "must not be negative", file=file, row=ids.iloc[p], column=c, value=v[p]))
+    for column, what in (("population", "people"), ("households", "households")):
+        values = frame[column].to_numpy()
+        whole = np.isfinite(values) & (values > 0)
+        problems.each(np.flatnonzero(whole & (values != np.round(values))), lambda p, c=column, v=values, w=what:
+                      Issue(f"must be a whole number of {w}", file=file, row=ids.iloc[p], column=c, value=v[p]))
     if problems:
         raise InputError(problems)
     keep = VILLAGE_COLUMNS + (["income_floor"] if "income_floor" in frame.columns else [])
@@ -180,6 +258,22 @@ def read_villages(scenario: Scenario) -> pd.DataFrame:
 
 def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -> tuple[gpd.GeoDataFrame, str]:
     """Read, validate and reproject the parcel layer; returns the parcels and a note on the CRS used."""
+    mapping = dict(scenario.parcels.columns)
+    if scenario.parcels.id_column != "parcel_id":
+        mapping.setdefault("parcel_id", scenario.parcels.id_column)
+    try:
+        return _read_parcels(scenario, catalog, villages)
+    except InputError as exc:
+        raise _relabel(exc, mapping) from None
+    except UnicodeDecodeError as exc:  # text read as arrow strings decodes only when used
+        path = scenario.resolve(scenario.parcels.path)
+        reason = ("the file does not say which encoding its attributes use (no .cpg file)"
+                  if path.suffix.lower() == ".shp" and not path.with_suffix(".cpg").exists() else str(exc))
+        raise InputError([Issue(codec_message(path, scenario.parcels.encoding, "parcels", reason),
+                                file=str(path))]) from None
+
+
+def _read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -> tuple[gpd.GeoDataFrame, str]:
     config = scenario.parcels
     path = scenario.resolve(config.path)
     file = str(path)
@@ -189,7 +283,7 @@ def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -
         file, frame = table_source(config.db, config.table or ""), read_parcel_table(config.db, config.table or "")
     else:
         frame = _read_layer(path, config.layer, config.encoding)
-    problems: list[Issue] = []
+    problems = Problems()
     mapping = dict(config.columns)
     if config.id_column != "parcel_id":
         mapping.setdefault("parcel_id", config.id_column)
@@ -201,6 +295,8 @@ def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -
     frame = _rename(frame, mapping, required, file, problems, "parcel", known=columns)
     if problems:
         raise InputError(problems)
+    if not len(frame):
+        raise InputError([Issue("the parcel layer has no parcels", file=file, column=config.layer)])
     for name, default in defaults.items():  # a declared attribute the layer lacks takes the catalog's default
         if name not in frame.columns:
             frame[name] = default
@@ -216,26 +312,34 @@ def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -
     geometry = frame.geometry.to_numpy()
     empty = shapely.is_missing(geometry) | shapely.is_empty(geometry)
     invalid = ~shapely.is_valid(geometry) & ~empty
-    for position in np.flatnonzero(empty)[:20]:
-        problems.append(Issue("empty or missing geometry", file=file, row=ids.iloc[position], column="geometry"))
-    for position in np.flatnonzero(invalid)[:20]:
-        reason = shapely.is_valid_reason(geometry[position])
-        problems.append(Issue(f"invalid geometry: {reason}", file=file, row=ids.iloc[position], column="geometry"))
+    problems.each(np.flatnonzero(empty), lambda p: Issue("empty or missing geometry", file=file, row=ids.iloc[p],
+                                                         column="geometry"))
+    problems.each(np.flatnonzero(invalid), lambda p: Issue(
+        f"invalid geometry: {shapely.is_valid_reason(geometry[p])}", file=file, row=ids.iloc[p], column="geometry"))
     if problems:
         raise InputError(problems)
 
     crs = CRS.from_user_input(frame.crs)
+    check_area_of_use(frame, crs, file)
     if crs.is_geographic:
         centre = shapely.centroid(shapely.union_all(shapely.envelope(geometry[:1000])))
         target = gauss_kruger_crs(centre.x)
+        meridian = 75 + 3 * (target.to_epsg() - 4534)
+        if abs(centre.x - meridian) > FAR_DEGREES:
+            raise InputError([Issue(
+                f"the layer lies at {centre.x:.1f}°E, {centre.y:.1f}°N, outside the CGCS2000 Gauss-Kruger zones "
+                f"(central meridians {GK_MERIDIANS[0]}-{GK_MERIDIANS[1]}°E) used to compute areas in a geographic "
+                f"CRS; projecting it to the nearest ({target.name}) would move it {abs(centre.x - meridian):.0f}° "
+                f"and distort its areas: project the layer to a CRS for its region first", file=file,
+                column="geometry")])
         frame = frame.to_crs(target)
         note = f"reprojected from {crs.name} (EPSG:{crs.to_epsg()}) to {target.name} (EPSG:{target.to_epsg()})"
     else:
         note = f"projected CRS {crs.name} (EPSG:{crs.to_epsg()}) used as given"
     area = shapely.area(frame.geometry.to_numpy()) / M2_PER_MU
-    for position in np.flatnonzero(area <= 0)[:20]:
-        problems.append(Issue("zero or negative area", file=file, row=ids.iloc[position], column="geometry",
-                                value=float(area[position])))
+    bad_area = ~np.isfinite(area) | (area <= 0)
+    problems.each(np.flatnonzero(bad_area), lambda p: Issue("zero, negative or undefined area", file=file,
+                                                            row=ids.iloc[p], column="geometry", value=float(area[p])))
     if problems:
         raise InputError(problems)
     frame["area_mu"] = area
@@ -244,44 +348,82 @@ def read_parcels(scenario: Scenario, catalog: Catalog, villages: pd.DataFrame) -
 
 
 def _common_checks(frame: pd.DataFrame, catalog: Catalog, villages: pd.DataFrame, file: str,
-                   problems: list[Issue]) -> pd.Series:
+                   problems: Problems) -> pd.Series:
     """Ids, numbers, ranges, booleans, villages and land-use codes of a parcel table (with or without geometry)."""
-    ids = frame["parcel_id"].astype(str)
+    raw = frame["parcel_id"]
+    missing = (raw.isna() | (raw.astype(str).str.strip() == "")).to_numpy()
+    problems.each(np.flatnonzero(missing), lambda p: Issue("missing parcel id", file=file, row=f"feature {p + 1}",
+                                                           column="parcel_id"))
+    ids = raw.astype(str).where(~missing, [f"feature {p + 1}" for p in range(len(raw))])
     frame["parcel_id"] = ids
-    for parcel in ids[ids.duplicated()].unique()[:20]:
-        problems.append(Issue("duplicate parcel id", file=file, row=parcel, column="parcel_id"))
+    duplicated = ids[ids.duplicated() & ~missing].unique()
+    problems.each(range(len(duplicated)), lambda i: Issue("duplicate parcel id", file=file, row=duplicated[i],
+                                                          column="parcel_id"))
     frame["village"] = frame["village"].astype(str)
     frame["land_use"] = frame["land_use"].astype(str).str.strip()
     for column, (low, high) in _site_ranges(catalog).items():
         _numeric(frame, column, ids, file, problems)
         values = frame[column].to_numpy()
-        bad = ((values < low) | (values > high)) & ~np.isnan(values)
-        for position in np.flatnonzero(bad)[:20]:
-            problems.append(Issue(f"outside {low:g}-{high:g}", file=file, row=ids.iloc[position], column=column,
-                                    value=values[position]))
+        bad = ((values < low) | (values > high)) & np.isfinite(values)
+        problems.each(np.flatnonzero(bad), lambda p, c=column, v=values, lo=low, hi=high: Issue(
+            f"outside {lo:g}-{hi:g}", file=file, row=ids.iloc[p], column=c, value=v[p]))
     for column in _bool_columns(catalog):
         frame[column] = _as_bool(frame[column], column, ids, file, problems)
     unknown_villages = ~frame["village"].isin(villages["village"]) if len(villages) else frame["village"] != ""
-    for position in np.flatnonzero(unknown_villages.to_numpy())[:20]:
-        problems.append(Issue("village not in the village table", file=file, row=ids.iloc[position],
-                                column="village", value=frame["village"].iloc[position]))
+    problems.each(np.flatnonzero(unknown_villages.to_numpy()), lambda p: Issue(
+        "village not in the village table", file=file, row=ids.iloc[p], column="village",
+        value=frame["village"].iloc[p]))
     unknown_uses = ~frame["land_use"].isin(catalog.current_uses.index)
-    for position in np.flatnonzero(unknown_uses.to_numpy())[:20]:
-        problems.append(Issue(f"unknown land-survey code (GB/T 21010); the catalog knows "
-                                f"{', '.join(catalog.current_uses.index)}", file=file, row=ids.iloc[position],
-                                column="land_use", value=frame["land_use"].iloc[position]))
+    known = ", ".join(catalog.current_uses.index)
+    problems.each(np.flatnonzero(unknown_uses.to_numpy()), lambda p: Issue(
+        f"unknown land-survey code (GB/T 21010); the catalog knows {known}", file=file, row=ids.iloc[p],
+        column="land_use", value=frame["land_use"].iloc[p]))
     return ids
+
+
+def check_area_of_use(frame: gpd.GeoDataFrame, crs: CRS, file: str) -> None:
+    """The layer's coordinates must lie where its CRS is meant for: degrees within +-180/+-90 for a geographic
+    CRS (metre coordinates declared as EPSG:4326 are not), and the layer's extent within the CRS's area of use
+    (plus a margin) for any CRS that declares one."""
+    west, south, east, north = (float(v) for v in frame.total_bounds)
+    name = f"{crs.name} (EPSG:{crs.to_epsg()})"
+    if crs.is_geographic and not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        raise InputError([Issue(
+            f"coordinates from ({west:,.6g}, {south:,.6g}) to ({east:,.6g}, {north:,.6g}) are not degrees, but the "
+            f"layer declares the geographic CRS {name}: declare the CRS the coordinates are in (metres: a "
+            f"projected CRS such as EPSG:4545)", file=file, column="geometry")])
+    area = crs.area_of_use
+    if area is None:
+        return
+    if crs.is_geographic:
+        lon_lat = (west, south, east, north)
+    else:
+        from pyproj import Transformer
+
+        try:
+            lon_lat = Transformer.from_crs(crs, 4326, always_xy=True).transform_bounds(west, south, east, north)
+        except Exception:  # noqa: BLE001 - outside the projection's domain
+            lon_lat = (np.inf, np.inf, np.inf, np.inf)
+    margin = AREA_OF_USE_MARGIN
+    inside = (np.all(np.isfinite(lon_lat)) and lon_lat[0] >= area.west - margin and lon_lat[2] <= area.east + margin
+              and lon_lat[1] >= area.south - margin and lon_lat[3] <= area.north + margin)
+    if not inside:
+        where = ("outside the projection's domain" if not np.all(np.isfinite(lon_lat)) else
+                 f"spans {lon_lat[0]:.2f} to {lon_lat[2]:.2f}°E, {lon_lat[1]:.2f} to {lon_lat[3]:.2f}°N")
+        raise InputError([Issue(
+            f"the layer ({where}) lies outside the area of use of its CRS {name}: {area.name} "
+            f"({area.west:g} to {area.east:g}°E, {area.south:g} to {area.north:g}°N); is the declared CRS the one "
+            f"the coordinates are in?", file=file, column="geometry")])
 
 
 def _parcel_table_without_geometry(frame: pd.DataFrame, catalog: Catalog, villages: pd.DataFrame,
                                    file: str) -> gpd.GeoDataFrame:
     """A parcel table (CSV) without geometry: the columns of a layer plus area_mu; geometry stays empty."""
-    problems: list[Issue] = []
+    problems = Problems()
     ids = _common_checks(frame, catalog, villages, file, problems)
     _numeric(frame, "area_mu", ids, file, problems)
-    for position in np.flatnonzero(frame["area_mu"].to_numpy() <= 0)[:20]:
-        problems.append(Issue("area must be positive", file=file, row=ids.iloc[position], column="area_mu",
-                              value=frame["area_mu"].iloc[position]))
+    problems.each(np.flatnonzero(frame["area_mu"].to_numpy() <= 0), lambda p: Issue(
+        "area must be positive", file=file, row=ids.iloc[p], column="area_mu", value=frame["area_mu"].iloc[p]))
     if problems:
         raise InputError(problems)
     columns = parcel_columns(catalog) + ["area_mu"]

@@ -300,6 +300,11 @@ def _validate(data: dict[str, Any], source: Path | None, base_dir: Path) -> Scen
             problems.append(Issue(message, file=str(source) if source else None, column=key,
                                     value=err.get("input") if err["type"] != "extra_forbidden" else None))
         raise InputError(problems) from None
+    from optiland.io.overrides import override_value_issues
+
+    wrong = override_value_issues(scenario.catalog.overrides, str(source) if source else None)
+    if wrong:
+        raise InputError(wrong)
     return scenario
 
 
