@@ -32,7 +32,7 @@ def main() -> None:
         "scenario": args.scenario,
         "status": plan.run["status"],
         "objective": plan.run["objective"],
-        "es_scale": plan.run["es_scale"],
+        "reference": plan.run["reference"],
         "model_size": plan.run["model_size"],
         "times": plan.run["times"],
         "wall_seconds": round(time.perf_counter() - start, 2),

@@ -89,7 +89,11 @@ def solve(scenario: ScenarioArg, out: OutOpt,
                                                  "plan, plan_villages, plan_townships, plan_run too")] = None,
           table: Annotated[str | None, typer.Option("--table", help=TABLE_HELP)] = None,
           prefix: Annotated[str, typer.Option(help="with --db: prefix of the plan's table names")] = "",
-          force: ForceOpt = False) -> None:
+          force: ForceOpt = False,
+          constrained_reference: Annotated[bool, typer.Option(
+              "--constrained-reference", help="also bound each service's best gain under the scenario's constraints "
+                                              "by its LP relaxation (a report figure in run.json's reference; the "
+                                              "index stays scaled by the parcels' potential)")] = False) -> None:
     """Solve a scenario and write plan.gpkg, villages.csv, townships.csv and run.json to OUT."""
     _check_out(out, force)
     from optiland.io.postgis import with_database
@@ -123,7 +127,8 @@ def solve(scenario: ScenarioArg, out: OutOpt,
 
                     outcome, point = outcome_from_front(prepared, from_front, pick, options)
                 else:
-                    outcome = solve_prepared(prepared, options, backend)
+                    outcome = solve_prepared(prepared, options, backend,
+                                             constrained_reference=constrained_reference)
         plan = make_plan(outcome)
         _add_marxan_score(plan, outcome.prepared)
         if from_front is not None:

@@ -37,7 +37,7 @@ import pandas as pd
 
 from optiland.io.catalog import load_catalog
 from optiland.model.problem import PlanningProblem, build_problem
-from optiland.pipeline.run import SCALE_FLOOR, SCALE_GAP, Prepared, RunOutcome, solve_prepared, solver_options
+from optiland.pipeline.run import Prepared, RunOutcome, solve_prepared, solver_options
 from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
 
 TOL = 1e-6
@@ -374,26 +374,38 @@ def _pareto_filter(points: np.ndarray) -> np.ndarray:
     return points[keep]
 
 
-def es_scales(result: Scan, problem: PlanningProblem) -> dict[str, float]:
-    """G*_s of every weighted service whose best gain is positive (the pipeline leaves the others out)."""
+REFERENCE_FLOOR = 1e-9
+"""A service whose potential is not above this is left out of the index (as optiland.pipeline.reference.FLOOR)."""
+
+
+def es_scales(problem: PlanningProblem) -> dict[str, float]:
+    """The index's reference of every weighted service whose potential is positive (the pipeline leaves the others
+    out): the parcels' potential, the sum over parcels of the best gain of any allowed row, by a plain loop (the
+    pipeline's optiland.pipeline.reference computes it vectorised), unless the scenario pins it."""
+    pinned = dict(problem.scenario.objective.reference) if problem.scenario is not None else {}
     scales = {}
     for service, weight in problem.params["weights"].items():
-        top = result.optimum(service, "max")
-        if weight and top is not None and top > SCALE_FLOOR:
-            scales[service] = top
+        if not weight:
+            continue
+        best: dict[int, float] = {}
+        for parcel, gain in zip(problem.allowed["parcel"].tolist(), problem.allowed[f"gain_{service}"].tolist(),
+                                strict=True):
+            best[parcel] = max(best.get(parcel, -float("inf")), gain)
+        value = float(pinned.get(service, sum(best.values())))
+        if value > REFERENCE_FLOOR:
+            scales[service] = value
     return scales
 
 
 def optimal_plan(problem: PlanningProblem, scales: dict[str, float] | None = None,
                  **kwargs: object) -> tuple[Best | None, dict[str, float]]:
-    """The brute-force optimal plan of the problem's own objective (None if infeasible), and the G*_s it used:
-    the enumerated ones, or `scales` if given (to score the index exactly as a run that found those did)."""
+    """The brute-force optimal plan of the problem's own objective (None if infeasible), and the index references it
+    used: the potentials (es_scales), or `scales` if given."""
     name, sense = problem.params["objective"], problem.params["sense"]
     first = scan(problem, **kwargs)  # type: ignore[arg-type]
     if name != "ecosystem_services" and "ecosystem_services" not in (problem.params.get("bounds") or {}):
         return first.best.get((name, sense)), {}
-    # as the pipeline: the G*_s under every constraint but a bound on the index, then the index (bounded)
-    scales = es_scales(first, problem) if scales is None else scales
+    scales = es_scales(problem) if scales is None else scales
     if not first.feasible or (name == "ecosystem_services" and not scales):
         return None, scales
     second = scan(problem, es_scale=scales, **kwargs)  # type: ignore[arg-type]
@@ -402,16 +414,15 @@ def optimal_plan(problem: PlanningProblem, scales: dict[str, float] | None = Non
 
 def expected(problem: PlanningProblem, scales: dict[str, float] | None = None,
              **kwargs: object) -> tuple[float | None, dict[str, float]]:
-    """The brute-force optimum of the problem's own objective (None if infeasible), and the G*_s it used."""
+    """The brute-force optimum of the problem's own objective (None if infeasible), and the references it used."""
     best, scales = optimal_plan(problem, scales, **kwargs)
     return (None if best is None else best.value), scales
 
 
 def scales_agree(found: dict[str, float], enumerated: dict[str, float]) -> bool:
-    """A run's G*_s against the enumerated ones: the same services, each at most its true maximum and within the
-    gap the pipeline accepts for them (optiland.pipeline.run.SCALE_GAP)."""
+    """A run's index references against the brute force's: the same services, equal up to rounding (closed form)."""
     return found.keys() == enumerated.keys() and all(
-        enumerated[s] * (1 - SCALE_GAP) - 1e-9 <= found[s] <= enumerated[s] * (1 + 1e-6) + 1e-9 for s in found)
+        abs(found[s] - enumerated[s]) <= 1e-9 * max(1.0, abs(enumerated[s])) for s in found)
 
 
 def plan_tables(problem: PlanningProblem, best: Best) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -56,7 +56,10 @@ def test_solve_writes_the_results_schema(solved: Path, small_instance: Path) -> 
     run = json.loads((solved / "run.json").read_text())
     assert run["status"] == "optimal" and run["objective"]["gap"] <= 1e-4
     assert set(run["input_hashes"]) == {"parcels", "villages", "scenario"}
-    assert set(run["es_scale"]) <= {"carbon", "soil", "water", "habitat"} and run["es_scale"]
+    reference = run["reference"]
+    assert reference["kind"] == "potential" and reference["pinned"] == []
+    assert set(reference["values"]) <= {"carbon", "soil", "water", "habitat"} and reference["values"]
+    assert all(reference["values"][s] == reference["potential"][s] for s in reference["values"])
     assert {"read", "build", "solve", "write"} <= set(run["times"])
     assert run["model_size"]["binaries"] > 0 and run["model_size"]["nonzeros"] > 0
 

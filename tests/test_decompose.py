@@ -36,22 +36,17 @@ def test_bound_is_valid_and_plan_feasible(county: Path, objective: str, tmp_path
     assert check_outdir(tmp_path / "plan") == []  # every county row holds, checked without a solver
     result = decomposed.result
     assert result.bound >= result.objective - 1e-7 * abs(result.objective)
-    # the monolithic model of the same objective (with the decomposition's service scales)
+    # the monolithic model of the same objective, with its own index reference: the county's potential is the sum
+    # of the townships', so both scale the index alike
     prepared = prepare(scenario)
     options = solver_options(prepared.scenario, **EXACT)
+    monolithic = solve_prepared(prepared, options, "pyomo")
     if objective == "ecosystem_services":
-        from optiland.model.backend import make_backend
-        from optiland.pipeline.run import objective_terms
-
-        backend = make_backend("pyomo", prepared.problem)
-        backend.build(prepared.problem)
-        backend.es_scale = decomposed.es_scale
-        params = prepared.problem.params
-        backend.set_objective(objective_terms(prepared.problem), "max", scale=decomposed.es_scale,
-                              weights=params["weights"])
-        optimum = backend.solve(options).objective
-    else:
-        optimum = solve_prepared(prepared, options, "pyomo").result.objective
+        assert decomposed.reference.kind == "potential"
+        assert decomposed.es_scale.keys() == monolithic.es_scale.keys()
+        for service, value in monolithic.es_scale.items():
+            assert decomposed.es_scale[service] == pytest.approx(value, rel=1e-12, abs=1e-12)
+    optimum = monolithic.result.objective
     tol = 1e-6 * max(1.0, abs(optimum))
     assert result.objective <= optimum + tol  # a restriction of the county model
     assert result.bound >= optimum - tol  # weak duality
@@ -63,7 +58,7 @@ def test_decompose_from_the_command_line_on_two_processes(county: Path, tmp_path
     out = tmp_path / "out"
     run = solve_cli(county, out, "--strategy", "decompose", "--workers", "2", "--gap", "0.01")
     assert run["model_size"]["townships"] == 3
-    assert {"read", "scales", "plans", "bound", "write"} <= set(run["times"])
+    assert {"read", "reference", "plans", "bound", "write"} <= set(run["times"])
     assert any("Lagrangian bound" in note for note in run["notes"])
     assert runner.invoke(app, ["check", str(out)]).exit_code == 0
 

@@ -336,7 +336,7 @@ def test_pareto_writes_the_four_files(small_front: tuple[Path, Path]) -> None:
     assert (plans[plans["kind"] == "village"].groupby("point").size() == 4).all()
     run = json.loads((out / "run.json").read_text())
     assert run["objectives"] == ["ecosystem_services", "income"] and run["knee"] in set(table["plan_id"])
-    assert set(run["payoff"]) == {"ecosystem_services", "income"} and run["es_scale"]
+    assert set(run["payoff"]) == {"ecosystem_services", "income"} and run["reference"]["values"]
     assert set(run["input_hashes"]) == {"parcels", "villages", "scenario"}
     assert run["baseline"]["ecosystem_services"] == 0.0 and run["baseline"]["income"] > 0
     assert run["solves"] <= run["grid_points"] == 5 and len(run["points"]) == len(table)

@@ -24,7 +24,7 @@ from optiland.errors import InfeasibleError, InputError, Issue
 from optiland.io.scenario import Scenario, load_scenario
 from optiland.mip.solver import SolverOptions, Status
 from optiland.model.backend import Backend, make_backend
-from optiland.pipeline.run import Prepared, prepare, service_scales, solver_options
+from optiland.pipeline.run import Prepared, index_reference, prepare, solver_options
 
 TIE = 1e-7
 """Relative slack with which a lexicographic second stage keeps the first stage's optimum."""
@@ -107,9 +107,7 @@ def calibrate(scenario: Scenario | str | Path, weights: list[float] | None = Non
     name, sense = problem.params["objective"], problem.params["sense"]
     scales: dict[str, float] = {}
     if name == "ecosystem_services":
-        from optiland.pipeline.run import _Clock
-
-        scales, _ = service_scales(backend, problem, _Clock(options))
+        scales = index_reference(problem).values
         backend.es_scale = scales
     weights_of_index = problem.params["weights"]
 

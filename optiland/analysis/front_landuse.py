@@ -26,9 +26,9 @@ OBJECTIVES = ("ecosystem_services", "carbon", "soil", "water", "habitat", "incom
 class LandUseFrontModel(PyomoFrontModel):
     """Adapter over the land-use model of a PlanningProblem, on either backend (optiland.model.backend.make_backend).
 
-    Objective names: ecosystem_services (the index sum_s w_s G_s / G*_s, whose scales G*_s are solved first with
-    optiland.pipeline.run.service_scales, under the same constraints), carbon, soil, water, habitat, income, cost
-    (minimised). The scenario's bounds hold (a bound on the index is added once its scales are known).
+    Objective names: ecosystem_services (the index sum_s w_s G_s / R_s, R_s the reference of
+    optiland.pipeline.run.index_reference: the parcels' potential, or the scenario's pinned values), carbon, soil,
+    water, habitat, income, cost (minimised). The scenario's bounds hold (a bound on the index too).
 
     On PyomoBackend the ``_pareto`` block is added to the Pyomo model and compiled (PyomoFrontModel). On
     MatrixBackend the same block (same columns, rows and names) is appended to its matrix
@@ -41,7 +41,7 @@ class LandUseFrontModel(PyomoFrontModel):
     def __init__(self, problem: PlanningProblem, objectives: Sequence[str], options: SolverOptions,
                  backend: Any = None) -> None:
         from optiland.model.backend import make_backend
-        from optiland.pipeline.run import _Clock, service_scales
+        from optiland.pipeline.run import index_reference
 
         unknown = [name for name in objectives if name not in OBJECTIVES]
         if unknown:
@@ -54,16 +54,19 @@ class LandUseFrontModel(PyomoFrontModel):
         if not self.backend.built:
             self.backend.build(problem)
         self.es_scale: dict[str, float] = {}
+        self.reference: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.scale_seconds = 0.0
         bounds = problem.params.get("bounds") or {}
         if "ecosystem_services" in objectives or "ecosystem_services" in bounds:
             start = time.perf_counter()
-            self.es_scale, self.notes = service_scales(self.backend, problem, _Clock(options))
+            reference = index_reference(problem)
+            self.reference = reference.record()
+            self.es_scale, self.notes = reference.values, list(reference.notes)
             self.scale_seconds = time.perf_counter() - start
             if not self.es_scale:
-                raise InfeasibleError("no ecosystem service can gain under these constraints; choose another "
-                                      "objective")
+                raise OptilandError("no ecosystem service can gain on these parcels (every weighted service's "
+                                    "potential is 0); choose another objective")
             self.backend.es_scale = self.es_scale
             if "ecosystem_services" in bounds:
                 self.backend.set_bound("ecosystem_services", *bounds["ecosystem_services"])
@@ -172,7 +175,7 @@ def outcome_from_front(prepared: Any, front_dir: Any, pick: str, options: Solver
     import json
     from pathlib import Path
 
-    from optiland.pipeline.run import RunOutcome, _Clock, service_scales
+    from optiland.pipeline.run import RunOutcome, index_reference
 
     front_dir = Path(front_dir)
     run = json.loads((front_dir / "run.json").read_text(encoding="utf-8"))
@@ -197,11 +200,12 @@ def outcome_from_front(prepared: Any, front_dir: Any, pick: str, options: Solver
     backend.build(problem)
     m = backend.model
     start = time.perf_counter()
-    scales = dict(run.get("es_scale") or {})
+    scales = dict((run.get("reference") or {}).get("values") or run.get("es_scale") or {})
     params = problem.params
     if not scales and (params["objective"] == "ecosystem_services" or "ecosystem_services" in params["bounds"]):
-        scales, more = service_scales(backend, problem, _Clock(options))
-        notes += more
+        reference = index_reference(problem)
+        scales = reference.values
+        notes += reference.notes
     m._es_scale = scales
     if "ecosystem_services" in params["bounds"]:
         backend.set_bound("ecosystem_services", *params["bounds"]["ecosystem_services"])

@@ -141,8 +141,9 @@ METRICS: dict[str, Callable[[Plan], float]] = {
     "build_seconds": lambda plan: _number(plan.run["times"].get("build")),
 }
 """Metrics by name, each computed from a run's Plan. `villages_below_floor` counts villages at or below their floor
-(within 0.5 yuan per person); `gain_*` are totals of chosen minus current; `solve_seconds` includes the service-index
-normalisation solves. `run_seconds` (the worker's wall time for the run) is also known."""
+(within 0.5 yuan per person); `gain_*` are totals of chosen minus current; `objective` (the service index) has one scale
+for every run on the same parcels and catalog (the parcels' potential, optiland.pipeline.reference), so runs compare.
+`run_seconds` (the worker's wall time for the run) is also known."""
 
 Metric = str | Callable[[Plan], dict[str, float]]
 

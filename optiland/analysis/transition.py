@@ -110,9 +110,9 @@ def _explain(tp: TransitionProblem, scales: dict[str, float], options: SolverOpt
 
 def solve_transition(tp: TransitionProblem, options: SolverOptions, scales: dict[str, float] | None = None
                      ) -> TransitionOutcome:
-    """Build the core model with the transition families, normalise the service index as the core pipeline does
-    (G*_s at maturity, from the core model alone), solve, and recompute the accounts of the plan."""
-    from optiland.pipeline.run import _Clock, service_scales
+    """Build the core model with the transition families, take the service index's reference as the core pipeline
+    does (the parcels' potential, or the scenario's pinned values), solve, and recompute the accounts of the plan."""
+    from optiland.pipeline.run import _Clock, index_reference
 
     p = tp.problem
     clock = _Clock(options)
@@ -125,7 +125,8 @@ def solve_transition(tp: TransitionProblem, options: SolverOptions, scales: dict
     if scales is None:
         scales = {}
         if uses_index:
-            scales, notes = service_scales(backend, p, clock)
+            ref = index_reference(p)
+            scales, notes = ref.values, list(ref.notes)
     solve_scales = time.perf_counter() - start - build_core
     m = backend._model()
     start_build = time.perf_counter()

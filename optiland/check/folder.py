@@ -60,7 +60,7 @@ def _outcome_tables(outcome: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict[str,
                              "herd": np.asarray(solution.herd), "ranger_posts": np.asarray(solution.posts)})
     result = outcome.result
     run = {"objective": {"value": result.objective, "bound": result.bound, "gap": result.gap},
-           "es_scale": dict(getattr(outcome, "es_scale", {}) or {})}
+           "reference": {"values": dict(getattr(outcome, "es_scale", {}) or {})}}
     return parcels, villages, run
 
 
@@ -78,10 +78,10 @@ def check_tables(inst: Instance, parcels: pd.DataFrame, villages: pd.DataFrame, 
 
 
 def _scale(inst: Instance, run: dict[str, Any] | None, report: _Report) -> dict[str, float] | None:
-    """Each service's reference in the index: the run's recorded G*_s (not recomputable without a solver)."""
+    """Each service's reference in the index as the run records it ("reference", or "es_scale" before it)."""
     if run is None:
         return None
-    recorded = run.get("es_scale")
+    recorded = (run.get("reference") or {}).get("values") or run.get("es_scale")
     return {str(k): float(v) for k, v in recorded.items() if v} if recorded else None
 
 

@@ -73,6 +73,20 @@ class ObjectiveConfig(_Strict):
     )
     minimise: Literal["cost"] | None = None
     weights: dict[str, float] = Field(default_factory=dict)
+    reference: dict[str, float] = Field(
+        default_factory=dict, description="service -> the gain the index divides it by (default: the parcels' "
+                                          "potential, optiland.pipeline.reference); pins one scale for a study")
+
+    @field_validator("reference")
+    @classmethod
+    def _positive_references(cls, value: dict[str, float]) -> dict[str, float]:
+        import math
+
+        bad = {k: v for k, v in value.items() if not (math.isfinite(v) and v > 0)}
+        if bad:
+            name, given = next(iter(bad.items()))
+            raise ValueError(f"reference {name} = {given}: a reference must be a positive finite number")
+        return value
 
     @property
     def name(self) -> str:

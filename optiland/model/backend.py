@@ -28,7 +28,7 @@ class Backend(Protocol):
     build_seconds: float
     matrix_seconds: float
     es_scale: dict[str, float]
-    """G*_s, the scales of the ecosystem-services index (set by the solve pipeline once they are solved)."""
+    """R_s, the references of the ecosystem-services index (set by the solve pipeline: optiland.pipeline.reference)."""
     last_lp: MatrixLP | None
     reused: int
 
@@ -91,7 +91,7 @@ class PyomoBackend:
 
     @property
     def es_scale(self) -> dict[str, float]:
-        """G*_s of the ecosystem-services index, kept on the model (``_es_scale``) where set_bound reads it."""
+        """R_s of the ecosystem-services index, kept on the model (``_es_scale``) where set_bound reads it."""
         return dict(getattr(self.model, "_es_scale", None) or {})
 
     @es_scale.setter

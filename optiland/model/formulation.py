@@ -477,7 +477,7 @@ def _slack(m: pyo.ConcreteModel, family: str, key: Any) -> Any:
 def objective_expression(m: pyo.ConcreteModel, name: str, weights: dict[str, float] | None = None,
                          scale: dict[str, float] | None = None) -> Any:
     r"""A named objective as an expression: ``income`` (total), ``cost`` (total establishment), a service gain
-    :math:`G_s`, or ``ecosystem_services``, the index :math:`\sum_s w_s G_s / G_s^*`."""
+    :math:`G_s`, or ``ecosystem_services``, the index :math:`\sum_s w_s G_s / R_s` (optiland.pipeline.reference)."""
     if name == "income":
         return m.total_income
     if name == "cost":
@@ -564,7 +564,7 @@ def build_model(p: PlanningProblem, elastic: bool = False) -> pyo.ConcreteModel:
         m.objective_bound = pyo.ConstraintList()
         for name, (lower, upper) in bounds.items():
             if name == "ecosystem_services":
-                continue  # needs the G*_s scales; the solve pipeline adds it once they are known
+                continue  # needs the index reference R_s; the solve pipeline adds it once known
             expr = objective_expression(m, name)
             if lower is not None:
                 m.objective_bound.add(expr >= float(lower))

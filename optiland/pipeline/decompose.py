@@ -9,11 +9,10 @@ parcel, village or township except a few county rows that couple the townships, 
    :math:`\sum_t b_{r,t} = b_r` (resource-directive decomposition; the share rule is :func:`shares`). Every
    township's own model with its shares is a restriction of the county model, so the union of the township plans
    is a feasible county plan, and its objective is the sum of theirs.
-2. **Normalises** the service index: :math:`G^*_s` is the sum over townships of the largest gain of s each
-   township's LP relaxation reaches with its shares (an LP per service instead of a MIP, solved by column
-   generation to within SCALES_TOLERANCE, or as far as the township's time allows; close to the integer gains
-   since a basic LP solution has few fractional parcels; recorded in run.json). Every objective coefficient is
-   then the county's.
+2. **Normalises** the service index by the county's reference (optiland.pipeline.reference): the parcels'
+   potential adds up over parcels, so the county's is exactly the sum of the townships' (each computed in closed
+   form from its allowed rows, no solve), or the scenario's pinned values. Every objective coefficient is then the
+   county's, the same as in the monolithic model.
 3. **Bounds** the county optimum by Lagrangian relaxation of the coupling rows, over the townships' LP
    relaxations: for any prices :math:`\lambda \ge 0` on the coupling rows (all of them :math:`\le` rows),
 
@@ -59,7 +58,7 @@ COUPLING = ("budget", "transfer_budget", "market", "price_step_width")
 """Row families that couple townships (the county-wide limits)."""
 
 
-STAGE_SHARE = {"need": 0.1, "scales": 0.3, "plan": 0.8, "bound": 1.0}
+STAGE_SHARE = {"need": 0.1, "potential": 0.1, "plan": 0.8, "bound": 1.0}
 """The share of the time still left that each stage may use (the bound stage takes the rest, over its rounds)."""
 
 
@@ -86,12 +85,6 @@ it from the plan. At 100,000 parcels the first round's prices (the townships' du
 twelve more rounds 0.952252, against a plan of 0.951247: the rest of the gap is the townships' integrality gap,
 which no prices close, and the twelve rounds cost 54 of the run's 183 s. In three 1,000,000-parcel runs the second
 round's Kelley step gave 27,058-38,297 and the third 0.9645 against a first of 0.95035 (50 s a round)."""
-
-
-SCALES_TOLERANCE = 1e-3
-"""Column generation for a service's largest gain (G*_s) stops once its bound is within this of the restricted
-LP, and G*_s is that bound: an upper bound of the LP optimum within 0.1%. By hand, township T07 of the
-100,000-parcel instance: its carbon LP reached 0.1% after 4.3 s and the last 0.002% took 5.5 s more."""
 
 
 NEED_MARGIN = 0.02
@@ -182,7 +175,7 @@ class TownshipTask:
     county: dict[str, Any]
     shares: Shares
     options: SolverOptions
-    stage: str  # "scales" | "plan" | "bound"
+    stage: str  # "need" | "potential" | "plan" | "bound"
     scales: dict[str, float] = field(default_factory=dict)
     prices: dict[str, float] = field(default_factory=dict)
     columns: np.ndarray | None = None
@@ -252,8 +245,15 @@ def _lp_relaxation(lp: MatrixLP, options: SolverOptions, reached: bool = False,
 
 
 def run_task(task: TownshipTask) -> dict[str, Any]:
-    """One township's work for a stage. scales: the largest gain of each service; plan: the plan for the
-    scenario's objective with the county scales, and the LP duals of its share rows; bound: its term of L(lambda)."""
+    """One township's work for a stage. potential: each service's potential on the township's parcels (no model,
+    no solve); plan: the plan for the scenario's objective with the county's index reference, and the LP duals of
+    its share rows; bound: its term of L(lambda)."""
+    if task.stage == "potential":
+        from optiland.pipeline.reference import potential
+
+        villages = set(task.inputs.villages["village"])
+        problem = build_problem(_township_scenario(task.scenario, task.township, villages), task.catalog, task.inputs)
+        return {"index": task.index, "township": task.township, "potential": potential(problem)}
     start = time.perf_counter()
     problem, backend = _build(task)
     params = problem.params
@@ -273,40 +273,6 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         used = None if relaxation is None else lp.A[rows] @ relaxation[1]
         out["usage"] = None if used is None else {
             _key(lp.row_names[i]): max(float(u), 0.0) for i, u in zip(rows, used, strict=True)}
-    elif task.stage == "scales":
-        # each service's largest gain in the township's LP relaxation (as far as column generation reached in its
-        # time: at 1,000,000 parcels a loose Lagrangian bound of 1e9 made the index vanish), for a few seconds of
-        # LP instead of a MIP per service
-        gains = {}
-        used = None
-        lps = {}
-        for service in problem.services:
-            backend.set_objective({service: 1.0}, "max")
-            lps[service] = backend.matrix()
-        # the service that gains on the largest share of columns last: cold, its LP was the slowest (carbon, on
-        # 87% of the columns against 56-68%; four townships of the 100,000-parcel instance: 5-10 s against 5-16 s
-        # for the four LPs), and it starts from the others' supports
-        last = max(lps, key=lambda service: float((lps[service].c > 0).mean()))
-        order = [service for service in problem.services if service != last] + [last]
-        for position, service in enumerate(order):
-            # an equal share of the time left: what a quick service leaves goes to the slower ones
-            seconds = (task.options.time_limit - (time.perf_counter() - start)) / (len(order) - position)
-            each = SolverOptions(**{**task.options.as_dict(), "time_limit": max(seconds, 0.5)})
-            relaxation = _lp_relaxation(lps[service], each, reached=True, start=used, tolerance=SCALES_TOLERANCE)
-            if relaxation is None:
-                out["late"] = (f"township {task.township}: the LP relaxation maximising {service} has no solution "
-                               f"within {each.time_limit:.0f} s with its share of the county limits "
-                               f"({_shares_text(problem)}): give more time, or solve the township alone to see "
-                               "whether a village or target cannot be met")
-                return out
-            gains[service] = float(relaxation[0])
-            # the next service starts from the supports of those before it: a feasible start that skips most of the
-            # rounds with artificials in use (by hand, 100,000 parcels: the stage in 51 s against 79 s from the last
-            # service's support alone; township T07 in 9.1 s from all of them against 13.0 s from the last)
-            support = (relaxation[1] > 1e-9).astype(float)
-            used = support if used is None else np.maximum(used, support)
-        out["gains"] = {service: gains[service] for service in problem.services}
-        out["columns"] = np.flatnonzero(used)  # every service's LP support: where the plan's LP starts
     elif task.stage == "plan":
         backend.es_scale = task.scales
         backend.set_objective(objective_terms(problem), params["sense"], scale=task.scales, weights=params["weights"])
@@ -468,6 +434,8 @@ class Decomposed:
     bound: float | None
     gap: float | None
     scales: dict[str, float]
+    reference: Any
+    """The index's reference (optiland.pipeline.reference.Reference), or None for another objective."""
     townships: list[dict[str, Any]]
     seconds: dict[str, float]
     notes: list[str]
@@ -597,24 +565,25 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     if needs:
         seconds["need"] = time.perf_counter() - start
     scales: dict[str, float] = {}
-    services_columns: dict[int, np.ndarray] = {}  # per township, the columns its service LPs used
+    reference = None
     if county["params"]["objective"] == "ecosystem_services":
+        from optiland.pipeline.reference import reference as index_reference
+
         start = time.perf_counter()
-        say(f"service scales G*_s over {len(parts)} townships")
-        gains = run_stage("scales")
-        services_columns = {g["index"]: g["columns"] for g in gains}
-        services = gains[0]["gains"].keys()
-        scales = {s: sum(g["gains"][s] for g in gains) for s in services}
-        scales = {s: v for s, v in scales.items() if v > 1e-9}
-        if not scales:
-            raise InfeasibleError("no ecosystem service can gain under these constraints; choose another objective")
-        seconds["scales"] = time.perf_counter() - start
-        notes.append("G*_s: the sum over townships of each one's largest gain in its LP relaxation with its shares "
-                     f"(a bound within {SCALES_TOLERANCE:.1%} of it, or as far as column generation reached in the "
-                     "township's time)")
+        say(f"the index's reference: the potential of {len(parts)} townships")
+        potentials = sorted(_run_all(tasks("potential"), workers, dask_address), key=lambda p: p["index"])
+        # potentials add up over parcels: the county's is exactly the sum of its townships' (in township order)
+        total = {s: float(sum(p["potential"][s] for p in potentials)) for s in county_probe.services}
+        reference = index_reference(county_probe, potentials=total)
+        if not reference.values:
+            raise OptilandError("no ecosystem service can gain on these parcels (every weighted service's potential "
+                                "is 0): choose another objective")
+        scales = reference.values
+        notes += reference.notes
+        seconds["reference"] = time.perf_counter() - start
     start = time.perf_counter()
     say(f"plans of {len(parts)} townships")
-    plans = run_stage("plan", services_columns, scales=scales)
+    plans = run_stage("plan", scales=scales)
     seconds["plans"] = time.perf_counter() - start
     plan_columns = {p["index"]: p["columns"] for p in plans}
     objective = sum(p["objective"] for p in plans)
@@ -687,7 +656,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
             "binaries": sum(p["binaries"] for p in plans), "townships": len(plans),
             "largest_township_variables": max(p["size"]["variables"] for p in plans)}
     return Decomposed(problem=problem, solution=solution, objective=objective, bound=best_bound, gap=gap,
-                      scales=scales,
+                      scales=scales, reference=reference,
                       townships=[{k: p[k] for k in ("township", "objective", "status", "gap", "seconds")}
                                  for p in plans], seconds=seconds, notes=notes, size=size)
 
@@ -703,7 +672,8 @@ def outcome(scenario: Scenario, catalog: Catalog, inputs: Inputs, read_seconds: 
                               "asked for", solver_version=highs_version())
     prepared = Prepared(scenario, catalog, inputs, decomposed.problem, read_seconds)
     return RunOutcome(prepared=prepared, solution=decomposed.solution, result=result, options=options,
-                      backend="matrix", es_scale=decomposed.scales, times={"read": read_seconds, **decomposed.seconds},
+                      backend="matrix", es_scale=decomposed.scales,
+                      reference=decomposed.reference, times={"read": read_seconds, **decomposed.seconds},
                       model_size={**decomposed.size, "parcels": decomposed.problem.n_parcels},
                       notes=decomposed.notes + [f"{t['township']}: objective {t['objective']:.6g}, gap {t['gap']}, "
                                                 f"{t['seconds']:.1f} s" for t in decomposed.townships])

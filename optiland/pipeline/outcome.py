@@ -14,6 +14,7 @@ from optiland.io.scenario import Scenario
 from optiland.mip.solver import SolveResult, SolverOptions
 from optiland.model.backend import Backend, Solution
 from optiland.model.problem import PlanningProblem
+from optiland.pipeline.reference import Reference
 
 
 @dataclass
@@ -42,6 +43,8 @@ class RunOutcome:
     options: SolverOptions
     backend: str
     es_scale: dict[str, float] = field(default_factory=dict)
+    """The service index's reference per service (its divisor; `reference` says how it was set)."""
+    reference: Reference | None = None
     times: dict[str, float] = field(default_factory=dict)
     model_size: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -228,7 +228,7 @@ def make_plan(outcome: RunOutcome) -> Plan:
         "objective": {"name": prepared.problem.params["objective"], "sense": prepared.problem.params["sense"],
                       "value": result.objective, "bound": result.bound, "gap": result.gap,
                       "weights": prepared.problem.params["weights"]},
-        "es_scale": outcome.es_scale,
+        "reference": outcome.reference.record() if outcome.reference is not None else None,
         "totals": {
             "income": float(villages["income_total"].sum()),
             "establishment_cost": float(townships["establishment_cost"].sum()),

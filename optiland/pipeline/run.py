@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from optiland.errors import InfeasibleError
+from optiland.errors import InfeasibleError, InputError, Issue
 from optiland.io.catalog import Catalog, load_catalog
 from optiland.io.inputs import Inputs, read_inputs
 from optiland.io.scenario import Scenario, load_scenario
@@ -16,12 +16,7 @@ from optiland.mip.solver import MatrixLP, SolveResult, SolverOptions, Status, lo
 from optiland.model.backend import Backend, Solution, make_backend
 from optiland.model.problem import PlanningProblem, build_problem, village_sum
 from optiland.pipeline.outcome import Prepared, RunOutcome, objective_terms  # noqa: F401  (re-exported)
-
-SCALE_FLOOR = 1e-9
-SCALE_TIME_SHARE = 0.1
-"""The most of the time limit one G*_s normalisation may take (four services: 40% at most)."""
-SCALE_GAP = 1e-3
-"""Relative gap within which G*_s, the normalisation of a service in the index, is accepted."""
+from optiland.pipeline.reference import Reference, constrained_bounds, reference
 
 
 def read(scenario: Scenario | str | Path) -> tuple[Scenario, Catalog, Inputs]:
@@ -109,38 +104,29 @@ class _Clock:
         return SolverOptions(**{**self.options.as_dict(), "time_limit": limit, **changes})
 
 
-def service_scales(backend: Backend, problem: PlanningProblem, clock: _Clock) -> tuple[dict[str, float], list[str]]:
-    r"""G_s^*, the largest gain of each weighted service reachable alone under the same constraints.
+def index_reference(problem: PlanningProblem, backend: Backend | None = None, options: SolverOptions | None = None,
+                    constrained: bool = False) -> Reference:
+    """The ecosystem-service index's reference (optiland.pipeline.reference): the parcels' potential per service, or
+    the scenario's pinned values; closed form, no solve. With `constrained` (and a built backend), also each
+    service's constrained best gain bounded by its LP relaxation, as a report figure."""
+    ref = reference(problem)
+    if constrained and backend is not None and options is not None:
+        ref.constrained_lp_bound = constrained_bounds(backend, problem, options)
+        ref.notes.append("constrained best gain per service, LP bound (a report figure, not the index's scale): "
+                         + ", ".join(f"{s} {v:.6g}" for s, v in ref.constrained_lp_bound.items()))
+    return ref
 
-    Each is solved to within 0.1% of its bound (the LP-and-repair plan is accepted when it is that close; otherwise
-    branch and bound continues) or for at most SCALE_TIME_SHARE of the time limit, so that the scenario's own
-    objective keeps most of the time; the value, bound and gap are recorded in the notes. A service whose best gain is
-    not positive cannot be normalised; it is left out of the index with a note.
-    """
-    scales: dict[str, float] = {}
-    notes: list[str] = []
-    for service, weight in problem.params["weights"].items():
-        if not weight:
-            continue
-        backend.set_objective({service: 1.0}, "max")
-        result = backend.solve(clock.options_now(SCALE_TIME_SHARE, repair_accept_gap=SCALE_GAP))
-        if result.status == Status.INFEASIBLE:
-            raise _infeasible(problem, clock)
-        if not result.status.has_plan or result.objective is None:
-            raise InfeasibleError(f"no plan found while normalising {service}: {result.message}")
-        if result.objective <= SCALE_FLOOR:
-            notes.append(f"{service}: no positive gain is reachable (best {result.objective:.4g}); left out")
-            continue
-        scales[service] = float(result.objective)
-        bound = "none" if result.bound is None else f"{result.bound:.6g}"
-        gap = "unknown" if result.gap is None else f"{result.gap:.2e}"
-        notes.append(f"G*_{service} = {result.objective:.6g} (bound {bound}, gap {gap})")
-    return scales, notes
+
+def _no_index(ref: Reference) -> InputError:
+    return InputError([Issue("no ecosystem service can gain on these parcels (every weighted service's potential "
+                             "is 0): choose another objective, or weights", column="objective.maximise",
+                             value="ecosystem_services")])
 
 
 def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str = "auto",
-                   reuse: Backend | None = None) -> RunOutcome:
-    """Build, normalise (for the service index), solve; raise InfeasibleError with a diagnosis if no plan exists."""
+                   reuse: Backend | None = None, constrained_reference: bool = False) -> RunOutcome:
+    """Build, set the service index's reference, solve; raise InfeasibleError with a diagnosis if no plan exists.
+    `constrained_reference`: also bound each service's constrained best gain by LP (a report figure)."""
     problem = prepared.problem
     if reuse is not None and reuse.update(problem):
         backend, build_seconds = reuse, 0.0
@@ -155,17 +141,16 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
     notes: list[str] = []
     solve_start = time.perf_counter()
     scales: dict[str, float] = {}
-    if name == "ecosystem_services":
-        scales, notes = service_scales(backend, problem, clock)
-        if not scales:
-            raise InfeasibleError("no ecosystem service can gain under these constraints; choose another objective")
-        backend.es_scale = scales
+    ref: Reference | None = None
     es_bound = params["bounds"].get("ecosystem_services")
+    if name == "ecosystem_services" or es_bound is not None:
+        ref = index_reference(problem, backend, clock.options_now(), constrained=constrained_reference)
+        if not ref.values and name == "ecosystem_services":
+            raise _no_index(ref)
+        scales = ref.values
+        notes += ref.notes
+        backend.es_scale = scales
     if es_bound is not None:
-        if not scales:
-            scales, more = service_scales(backend, problem, clock)
-            notes += more
-            backend.es_scale = scales
         backend.set_bound("ecosystem_services", *es_bound)
     backend.set_objective(objective_terms(problem), sense, scale=scales, weights=params["weights"])
     result = backend.solve(clock.options_now())
@@ -186,7 +171,7 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         notes += problem.spatial.notes
     return RunOutcome(
         prepared=prepared, solution=backend.solution(result), result=result, options=options,
-        backend=backend.name, es_scale=scales,
+        backend=backend.name, es_scale=scales, reference=ref,
         times={"read": prepared.read_seconds, "build": build_seconds, "matrix": matrix_seconds,
                "solve": solve_seconds},
         model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows,

@@ -116,7 +116,7 @@ def write_front(out_dir: Any, prepared: Any, result: Front, model: LandUseFrontM
             **provenance(prepared),
             "backend": getattr(getattr(model, "backend", None), "name", None),
             "solver": {"name": "highs", "options": options.as_dict()},
-            "es_scale": model.es_scale,
+            "reference": model.reference,
             **result.summary(),
             "baseline": base,
             "points": json.loads(table.to_json(orient="records")),

@@ -41,6 +41,7 @@ from optiland.analysis.transition_problem import TransitionProblem, build_transi
 from optiland.errors import InputError, Issue, OptilandError
 from optiland.mip.solver import SolverOptions
 from optiland.model.backend import Solution
+from optiland.pipeline.reference import kind_of
 from optiland.pipeline.results import (
     FLOOR_TOLERANCE,
     _json,
@@ -402,6 +403,7 @@ def run_record(outcome: TransitionOutcome, prepared: Prepared, options: SolverOp
     """Provenance (as results.provenance), the transition settings, solver, status, objective, sizes, times."""
     tp, result = outcome.tp, outcome.result
     prices = tp.prices
+    pinned = tp.problem.scenario.objective.reference if tp.problem.scenario is not None else {}
     risk = tp.risk
     record: dict[str, Any] = {
         **provenance(prepared),
@@ -418,7 +420,8 @@ def run_record(outcome: TransitionOutcome, prepared: Prepared, options: SolverOp
         "objective": {"name": outcome.objective_name, "sense": objective_sense(outcome), "value": result.objective,
                       "bound": result.bound, "gap": result.gap,
                       "weights": tp.problem.params.get("weights")},
-        "es_scale": outcome.es_scale,
+        "reference": {"kind": kind_of(outcome.es_scale, pinned), "values": outcome.es_scale,
+                      "pinned": [s for s in outcome.es_scale if s in pinned]},
         "model_size": outcome.model_size,
         "times": {k: round(v, 3) for k, v in outcome.times.items()},
         "notes": list(outcome.notes),
