@@ -13,7 +13,7 @@ import pyomo.environ as pyo
 
 from optiland.analysis.front_engine import Front, Progress, front
 from optiland.analysis.front_model import PyomoFrontModel
-from optiland.errors import InfeasibleError, OptilandError
+from optiland.errors import OptilandError
 from optiland.mip.solver import SolverOptions
 from optiland.model.backend import PyomoBackend, Solution
 from optiland.model.formulation import objective_expression
