@@ -321,7 +321,8 @@ def _bound_below(run: dict) -> None:
 
 
 def _halve_scale(run: dict) -> None:
-    run["es_scale"] = {s: v / 2 for s, v in run["es_scale"].items()}
+    values = run["reference"]["values"]
+    run["reference"]["values"] = {s: v / 2 for s, v in values.items()}
 
 
 def _double_income(run: dict) -> None:
