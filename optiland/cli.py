@@ -703,13 +703,16 @@ def app_command(
         project: Annotated[Path | None, typer.Option(help="the app's project folder (default "
                                                           "~/.local/share/optiland/app)")] = None,
         jobs: Annotated[int, typer.Option(help="solves running at once (more wait in the queue)")] = 1,
+        dask: Annotated[str | None, typer.Option("--dask", help="run jobs on a Dask cluster: a scheduler address "
+                                                 "(tcp://host:8786; workers share the project folder) or 'local' "
+                                                 "for a LocalCluster (default: local child processes)")] = None,
         no_browser: Annotated[bool, typer.Option("--no-browser", help="do not open a browser")] = False) -> None:
     """The planner's workbench: a local web app on the engine (map, scenario form, solves, edits, exports)."""
     from optiland.app import serve
 
     try:
         serve(target, host=host, port=port, token=token, project=project, open_browser=not no_browser,
-              slots=jobs, say=lambda text: console.print(text, markup=False, highlight=False))
+              slots=jobs, dask=dask, say=lambda text: console.print(text, markup=False, highlight=False))
     except OptilandError as exc:
         _fail(exc)
 

@@ -346,3 +346,38 @@ def test_answers_follow_the_catalog(tmp_path: Path, instance_dir: Path) -> None:
                 assert page == json.loads(table.to_json(orient="records"))
     finally:
         state.close()
+
+
+def test_jobs_on_dask_cancel_and_finish(tmp_path: Path, instance_dir: Path) -> None:
+    """With --dask, a job's command runs on a worker: it finishes with its plan, or is killed on cancel."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None)
+    client = distributed.Client(cluster)
+    state = make_state(tmp_path / "p", slots=2, client=client)
+    try:
+        instance = state.open(instance_dir / "scenario.toml")
+        api = TestClient(create_app(state))
+        done = api.post(f"/api/instances/{instance.key}/solve", json={}).json()["job"]
+        stopped = api.post(f"/api/instances/{instance.key}/solve",
+                           json={"form": {"mip_rel_gap": 0.0, "preset": "exact"}}).json()["job"]
+        folder = state.runner.folder(stopped)
+        deadline = time.monotonic() + HANG
+        while time.monotonic() < deadline:
+            log = folder / "log.txt"
+            if log.is_file() and "Solving" in log.read_text(errors="replace") and (folder / "pid").is_file():
+                break
+            assert api.get(f"/api/jobs/{stopped}").json()["state"] in ("queued", "running")
+            time.sleep(0.05)
+        pid = int((folder / "pid").read_text())
+        start = time.monotonic()
+        assert api.post(f"/api/jobs/{stopped}/cancel").json()["cancelled"] is True
+        assert time.monotonic() - start < 2.5
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)
+        assert not (folder / "out").exists()
+        assert _wait(api, done)["state"] == "done"
+        assert (state.runner.folder(done) / "out" / "plan.gpkg").is_file()
+    finally:
+        state.close()
+        client.close()
+        cluster.close()

@@ -28,7 +28,7 @@ def demo_scenario() -> Path:
 
 
 def serve(target: Path | None = None, *, host: str = "127.0.0.1", port: int = 8787, token: str | None = None,
-          project: Path | None = None, open_browser: bool = True, slots: int = 1,
+          project: Path | None = None, open_browser: bool = True, slots: int = 1, dask: str | None = None,
           say: object = print) -> None:
     """Open `target` (a scenario file, or a folder holding scenario.toml; default the demo) and serve the app
     until interrupted. Any host but a local one needs a token: one is generated and printed if none is given."""
@@ -41,7 +41,16 @@ def serve(target: Path | None = None, *, host: str = "127.0.0.1", port: int = 87
     scenario = demo_scenario() if target is None else Path(target)
     if scenario.is_dir():
         scenario = scenario / "scenario.toml"
-    state = make_state(project or default_project(), token=token, slots=slots)
+    client = cluster = None
+    if dask:  # jobs on a Dask cluster: a LocalCluster ("local") or a scheduler's address
+        from distributed import Client, LocalCluster
+
+        if dask == "local":
+            cluster = LocalCluster(n_workers=slots, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(dask)
+    state = make_state(project or default_project(), token=token, slots=slots, client=client)
     try:
         instance = state.open(scenario, default=True)
         shown = f"[{host}]" if ":" in host else host
@@ -54,3 +63,7 @@ def serve(target: Path | None = None, *, host: str = "127.0.0.1", port: int = 87
         uvicorn.run(create_app(state), host=host, port=port, log_level="warning")
     finally:
         state.close()
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()

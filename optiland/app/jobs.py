@@ -10,10 +10,12 @@ command had not moved into place yet (``.out.tmp-*``) are removed.
 Progress is read from the command's output: HiGHS's log (``--verbose``) gives each solve's best bound, best plan
 and gap as they improve; the command's own lines name the stage.
 
-Why not Dask: a running Dask task cannot be interrupted (Future.cancel only drops queued ones), so cancel would
-still need a process per job under the worker; on one 2-core machine a LocalCluster adds its start-up and two
-worker processes and gives no more parallel solves than `slots` child processes do (README, "Sensitivity
-sweeps": Dask 1.33x against local processes 1.59x on 8 runs).
+On a Dask cluster (`optiland app --dask ADDRESS`, or `--dask local` for a LocalCluster) each job is one task that
+runs the same child process on a worker (`run_on_worker`), which kills it when the app sets the job's Dask Event;
+the job folders must be on a file system the workers share. Local child processes are the default: a running Dask
+task cannot be interrupted (Future.cancel only drops queued ones), so cancel needs the process per job anyway, and
+on one 2-core machine a LocalCluster adds its start-up and worker processes and gives no more parallel solves than
+`slots` child processes do (README, "Sensitivity sweeps": Dask 1.33x against local processes 1.59x on 8 runs).
 """
 
 from __future__ import annotations
@@ -162,12 +164,13 @@ class JobRunner:
     """Runs queued jobs, `slots` at a time, each as `python -m optiland ...` in its own session."""
 
     def __init__(self, store: JobStore, jobs_dir: Path, slots: int = 1,
-                 on_finish: Callable[[Job], None] | None = None) -> None:
+                 on_finish: Callable[[Job], None] | None = None, client: Any = None) -> None:
+        self.client = client
         self.store = store
         self.jobs_dir = jobs_dir
         self.slots = slots
         self.on_finish = on_finish
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._procs: dict[str, Any] = {}  # job id -> Popen, or _DaskJob on a Dask cluster
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -207,7 +210,9 @@ class JobRunner:
         with self._lock:
             proc = self._procs.get(job_id)
             self.store.update(job_id, state=CANCELLED, finished=time.time(), message="cancelled")
-        if proc is not None:
+        if isinstance(proc, _DaskJob):
+            proc.stop()
+        elif proc is not None:
             _kill_group(proc)
         self._clean(job_id)
         return True
@@ -240,22 +245,16 @@ class JobRunner:
 
     def _start(self, job: Job) -> None:
         folder = self.folder(job.id)
-        log = open(folder / "log.txt", "ab")  # noqa: SIM115 (closed when the job ends)
-        import optiland
-
-        package_root = str(Path(optiland.__file__).resolve().parents[1])  # the child runs this very optiland
-        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", "PYTHONPATH": path}
         with self._lock:
             current = self.store.get(job.id)
             if current is None or current.state != QUEUED:
-                log.close()
                 return
-            proc = subprocess.Popen([sys.executable, "-m", "optiland", *self.store.args(job.id)], cwd=folder,
-                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)
-            log.close()
-            self._procs[job.id] = proc
+            args = self.store.args(job.id)
+            if self.client is not None:
+                handle: Any = _DaskJob(self.client, job.id, args, folder)
+            else:
+                handle = _popen(args, folder)
+            self._procs[job.id] = handle
             self.store.update(job.id, state=RUNNING, started=time.time())
 
     def _reap(self) -> None:
@@ -296,6 +295,66 @@ class JobRunner:
             if job.state in (QUEUED, RUNNING):
                 self.cancel(job.id)
         self._thread.join(timeout=5)
+
+
+def _popen(args: list[str], folder: Path) -> subprocess.Popen[bytes]:
+    """`python -m optiland ARGS` in its own session, output to the job's log, its pid in the job's folder. The
+    child imports this very optiland (PYTHONPATH), not whichever an environment would pick."""
+    import optiland
+
+    package_root = str(Path(optiland.__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", "PYTHONPATH": path}
+    with open(folder / "log.txt", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "optiland", *args], cwd=folder, stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    (folder / "pid").write_text(str(proc.pid), encoding="ascii")
+    return proc
+
+
+def run_on_worker(args: list[str], folder: str, cancel_event: str) -> int:
+    """On a Dask worker: the job's command as a child process, stopped (its process group killed) as soon as the
+    app sets the Dask Event `cancel_event`. Returns the command's exit code. The job's folder must be on a file
+    system the worker shares with the app (as for `optiland sweep --dask`)."""
+    from distributed import Event
+
+    proc = _popen(args, Path(folder))
+    event = Event(cancel_event)
+    while proc.poll() is None:
+        if event.wait(timeout=0.2):
+            _kill_group(proc)
+            return -15
+    return int(proc.returncode)
+
+
+class _DaskJob:
+    """A job whose command runs on a Dask worker (`run_on_worker`); `poll()` and `returncode` as Popen's."""
+
+    def __init__(self, client: Any, job_id: str, args: list[str], folder: Path) -> None:
+        from distributed import Event
+
+        self.cancel_event = f"optiland-cancel-{job_id}"
+        self.event = Event(self.cancel_event, client=client)
+        self.future = client.submit(run_on_worker, args, str(folder), self.cancel_event, pure=False,
+                                    key=f"optiland-job-{job_id}")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self.future.done():
+            try:
+                self.returncode = int(self.future.result())
+            except Exception:  # noqa: BLE001 (a lost worker or a task error: the job failed)
+                self.returncode = 1
+        return self.returncode
+
+    def stop(self) -> None:
+        """Ask the worker to kill the command's process group; wait for it (at most 2 s)."""
+        self.event.set()
+        deadline = time.monotonic() + 2.0
+        while not self.future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self.future.done():
+            self.future.cancel()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

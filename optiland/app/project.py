@@ -122,12 +122,14 @@ def kinds_of(catalog: Any) -> list[dict[str, Any]]:
         lightness = 0.35 + 0.4 * (k / max(1, len(siblings) - 1)) if len(siblings) > 1 else 0.5
         colour = "#d8d2c4" if keep else _hex(OPTION_HUES[o % len(OPTION_HUES)], lightness)
         opt = catalog.options.loc[row.option]
+        names = {"name": row.variant, "name_zh": row.variant}
+        if (row.option, row.variant) in catalog.variants.index:
+            variant = catalog.variants.loc[(row.option, row.variant)]
+            names = {k: str(variant[k]) if isinstance(variant.get(k), str) and variant.get(k) else row.variant
+                     for k in ("name", "name_zh")}
         kinds.append({"option": row.option, "variant": row.variant, "keep": keep,
                       "option_name": str(opt.get("name", row.option)),
-                      "option_name_zh": str(opt.get("name_zh", row.option)),
-                      "name": str(row.name) if isinstance(row.name, str) else row.variant,
-                      "name_zh": str(row.name_zh) if isinstance(row.name_zh, str) else row.variant,
-                      "colour": colour})
+                      "option_name_zh": str(opt.get("name_zh", row.option)), **names, "colour": colour})
     return kinds
 
 

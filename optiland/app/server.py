@@ -153,7 +153,7 @@ def apply_form(data: dict[str, Any], form: ScenarioForm) -> dict[str, Any]:
 class AppState:
     """The project folder, its instances, the job queue and the access token."""
 
-    def __init__(self, root: Path, token: str | None = None, slots: int = 1) -> None:
+    def __init__(self, root: Path, token: str | None = None, slots: int = 1, client: Any = None) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.token = token
@@ -163,7 +163,7 @@ class AppState:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir()
         self.store = JobStore(self.root / "jobs.sqlite")
-        self.runner = JobRunner(self.store, self.root / "jobs", slots=slots)
+        self.runner = JobRunner(self.store, self.root / "jobs", slots=slots, client=client)
         self.instances: dict[str, Instance] = {}
         self.default: str | None = None
         self._lock = threading.Lock()
@@ -648,6 +648,6 @@ def create_app(state: AppState) -> FastAPI:
     return app
 
 
-def make_state(project: Path, token: str | None = None, slots: int = 1) -> AppState:
-    """The app's state over a project folder."""
-    return AppState(project, token=token, slots=slots)
+def make_state(project: Path, token: str | None = None, slots: int = 1, client: Any = None) -> AppState:
+    """The app's state over a project folder; jobs on a Dask `client` if one is given, else local processes."""
+    return AppState(project, token=token, slots=slots, client=client)
