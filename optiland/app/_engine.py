@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from optiland.analysis.generate import default_region
 from optiland.check import check_outdir
 from optiland.errors import InfeasibleError, InputError, Issue, OptilandError
 from optiland.io.scenario import Scenario, load_scenario
@@ -10,4 +11,4 @@ from optiland.pipeline.outcome import Prepared
 from optiland.pipeline.run import prepare
 
 __all__ = ["InfeasibleError", "InputError", "Issue", "OptilandError", "Prepared", "Scenario", "check_outdir",
-           "explain", "load_scenario", "prepare", "site_rules", "variant_table"]
+           "default_region", "explain", "load_scenario", "prepare", "site_rules", "variant_table"]

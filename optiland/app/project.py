@@ -127,7 +127,7 @@ def kinds_of(catalog: Any) -> list[dict[str, Any]]:
             variant = catalog.variants.loc[(row.option, row.variant)]
             names = {k: str(variant[k]) if isinstance(variant.get(k), str) and variant.get(k) else row.variant
                      for k in ("name", "name_zh")}
-        kinds.append({"option": row.option, "variant": row.variant, "keep": keep,
+        kinds.append({"option": row.option, "variant": row.variant, "keeps_current_use": keep,
                       "option_name": str(opt.get("name", row.option)),
                       "option_name_zh": str(opt.get("name_zh", row.option)), **names, "colour": colour})
     return kinds

@@ -28,7 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from optiland.app import toml
-from optiland.app._engine import InputError, Issue, OptilandError, check_outdir, explain, load_scenario
+from optiland.app._engine import InputError, Issue, OptilandError, check_outdir, default_region, explain, load_scenario
 from optiland.app.jobs import DONE, JobRunner, JobStore, progress_of
 from optiland.app.project import (
     KEY_RE,
@@ -108,7 +108,7 @@ class OpenUpload(BaseModel):
     """Make an instance of an upload: the region catalog, a Shapefile's encoding, column names."""
 
     model_config = ConfigDict(extra="forbid")
-    region: str = Field("karst-southwest", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    region: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")  # None: models/defaults.toml's
     encoding: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,32}$")
     columns: dict[str, str] = Field(default_factory=dict)
     name: str = Field("upload", max_length=120)
@@ -640,7 +640,8 @@ def create_app(state: AppState) -> FastAPI:
             problems.append(Issue("no villages table uploaded yet", file="villages.csv"))
         if problems:
             raise InputError(problems)
-        scenario = write_scenario(folder, parcels[0], request.region, request.encoding, request.columns)
+        region = request.region or default_region()
+        scenario = write_scenario(folder, parcels[0], region, request.encoding, request.columns)
         instance = state.open(scenario, name=request.name)
         shutil.rmtree(folder, ignore_errors=True)
         return {"instance": instance.key}

@@ -223,7 +223,7 @@ function renderView() {
   box.append(el('div', { class: 'legend-row' }, Object.assign(el('span', { class: 'swatch' }), { style: 'border:2px solid #d7191c;background:transparent' }), t('red_line')));
 }
 
-const kindLabel = (k) => k.keep ? (lang === 'zh' ? k.option_name_zh : k.option_name) :
+const kindLabel = (k) => k.keeps_current_use ? (lang === 'zh' ? k.option_name_zh : k.option_name) :
   (k.option === k.variant ? (lang === 'zh' ? k.option_name_zh : k.option_name) : `${lang === 'zh' ? k.option_name_zh : k.option_name}: ${lang === 'zh' ? k.name_zh : k.name}`);
 const optionLabel = (option) => { const k = S.meta.kinds.find((x) => x.option === option); return k ? (lang === 'zh' ? k.option_name_zh : k.option_name) : option; };
 
@@ -617,7 +617,7 @@ async function openInstance(key) {
   S.meta = await api(`/api/instances/${key}`);
   S.parcels = await api(`/api/instances/${key}/parcels`);
   $('instance-info').textContent = `${fmt(S.meta.parcels)} ${t('parcels')} · ${S.meta.villages.length} ${t('village')} · ${S.meta.townships.length} ${t('township')} · ${S.meta.catalog.name}`;
-  const opts = [...new Set(S.meta.kinds.filter((k) => !k.keep).map((k) => k.option))];
+  const opts = [...new Set(S.meta.kinds.filter((k) => !k.keeps_current_use).map((k) => k.option))];
   $('suit-option').replaceChildren(...opts.map((o) => el('option', { value: o }, optionLabel(o))));
   buildForm();
   $('plan-empty').hidden = false; $('plan-view').hidden = true;
