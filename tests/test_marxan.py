@@ -5,6 +5,7 @@ read back from a solution file.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import shutil
@@ -410,3 +411,35 @@ def test_marxan_solve_prints_marxans_terms_without_land_use_table_or_crs_warning
     assert "Marxan score" in result.output and "planning units by zone" in result.output
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["marxan_score"]["score"] == pytest.approx(run["objective"]["value"], rel=1e-9)
+
+
+def test_side_by_side_benchmark_runs_both_tools(tmp_path: Path) -> None:
+    """benchmarks/marxan.py on a four-unit set: optiland's proven optimum at two BLM values (computed by hand in
+    the comment below) and a stand-in Marxan executable's summary read back (best and mean Score, runs with a
+    missed target); the stand-in fails unless its input.dat has the BLM asked and no line naming a missing file."""
+    spec = importlib.util.spec_from_file_location("bench_marxan", Path(__file__).parents[1] / "benchmarks" /
+                                                  "marxan.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    folder = tmp_path / "set"
+    (folder / "input").mkdir(parents=True)
+    (folder / "input" / "pu.dat").write_text("id,cost,status\n1,10,2\n2,40,0\n3,4,0\n4,6,0\n")
+    (folder / "input" / "spec.dat").write_text("id,target,spf,name\n1,5,1,A\n")
+    (folder / "input" / "puvspr.dat").write_text("species,pu,amount\n1,1,2\n1,3,1\n1,4,3\n1,2,4\n")
+    (folder / "input" / "bound.dat").write_text("id1\tid2\tboundary\n1\t2\t1\n2\t3\t1\n3\t4\t1\n1\t4\t5\n1\t1\t2\n")
+    (folder / "input.dat").write_text("BLM 3\nINPUTDIR input\nSPECNAME spec.dat\nPUNAME pu.dat\n"
+                                      "PUVSPRNAME puvspr.dat\nBOUNDNAME bound.dat\nMATRIXSPORDERNAME gone.dat\n")
+    # A needs 3 more beside unit 1: unit 4 (6, shares 5 with unit 1: boundary 2 + 1 + 1 = 4) or unit 2 (40); at
+    # BLM 0 unit 4 (cost 16), at BLM 3 unit 4 too: 16 + 3 x 4 = 28 against unit 2's 50 + 3 x (2 + 5 + 1) = 74
+    for blm, expected in ((0.0, 16.0), (3.0, 28.0)):
+        row = bench.run_optiland(folder / "input.dat", blm, 0.0, 60.0, 1)
+        assert row["status"] == "optimal" and row["objective"] == pytest.approx(expected)
+        assert row["score"] == pytest.approx(expected) and row["targets_missed"] == 0
+    fake = tmp_path / "marxan"
+    fake.write_text("#!/bin/sh\ngrep -q '^BLM 3.0$' \"$1\" || exit 3\n! grep -q MATRIXSPORDERNAME \"$1\" || exit 4\n"
+                    "printf '\"Run_Number\",\"Score\",\"Cost\",\"Missing_Values\"\\n1,30,20,0\\n2,40,10,1\\n' "
+                    "> output/output_sum.csv\n")
+    fake.chmod(0o755)
+    row = bench.run_marxan(fake, folder / "input.dat", 3.0, 2, 1000)
+    assert row["best"] == 30 and row["mean"] == 35 and row["runs"] == 2 and row["runs_missing"] == 1

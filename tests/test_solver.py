@@ -222,3 +222,16 @@ def test_the_full_mip_streams_its_proven_bound() -> None:
     assert final[0] == "done" and final[1] == "Optimal"
     streamed = [m[1] for m in conn.messages if m[0] == "dual_bound"]
     assert streamed and all(b >= final[2] - 1e-6 * abs(final[2]) for b in streamed)
+
+
+def test_a_child_after_a_threaded_solve_in_this_process_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forked child inherits HiGHS's thread scheduler but not its worker threads: after a solve here with two
+    threads, the child's MIP once waited on workers that do not exist (the Marxan sample's 1% plan: none in 120 s).
+    The child's solve must reach the optimum the in-process solve finds (its time limit, 20 times what it takes,
+    is only a ceiling)."""
+    lp = assignment_lp(n=60, k=5, seed=2)
+    here = solve_lp(lp, SolverOptions(mip_rel_gap=0.0, time_limit=300.0, threads=2, strategy="mip"))
+    assert here.status == Status.OPTIMAL
+    monkeypatch.setattr(solver, "IN_PROCESS_COLUMNS", 0)
+    child = solve_lp(lp, SolverOptions(mip_rel_gap=0.0, time_limit=60.0, threads=2, strategy="mip"))
+    assert child.status == Status.OPTIMAL and child.objective == pytest.approx(here.objective, rel=1e-9)

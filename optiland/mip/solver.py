@@ -367,6 +367,7 @@ def _solve_fixed(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: So
 
 
 BLOCKING_SECONDS = 10.0
+"""The most the elastic repair that finds the rows a failed repair cannot meet (`_blocking_rows`) may take."""
 REPAIR_SHARE = 0.5
 """The most of the time left after the LP relaxation that the auto strategy's repair (all the MIPs it solves) may
 take; the full MIP has the rest. Uncapped, a 1,145-unit Marxan set's repair MIP (822 of 2,014 binaries free) took the
@@ -374,7 +375,6 @@ whole time limit and the full MIP got none (issue 26)."""
 BOUND_SECONDS = 0.5
 """The full MIP streams its proven bound to the parent at most this often (when it moved), so that a plan the
 watchdog hands back carries the best bound proven, not the root LP's."""
-"""The most the elastic repair that finds the rows a failed repair cannot meet (`_blocking_rows`) may take."""
 
 
 def _blocking_rows(lp: MatrixLP, parcel_rows: np.ndarray, lower: np.ndarray, upper: np.ndarray, options: SolverOptions,
@@ -497,6 +497,10 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
 
     # HiGHS prints a banner on construction; keep the parent's terminal clean (in process: see _solve_here).
     if not in_process:
+        # A forked child inherits the parent's HiGHS thread scheduler but not its worker threads: after a solve in
+        # the parent with threads > 1, the child's MIP handed work to workers that do not exist and crawled (the
+        # Marxan sample's 1% plan: none in 120 s instead of 1 s). Start the child with a scheduler of its own.
+        highspy.Highs.resetGlobalScheduler(True)
         # the log goes to stderr with --verbose, so the parent's stdout stays machine-readable
         os.dup2(2 if options.log_file == "-" else os.open(os.devnull, os.O_WRONLY), 1)
     start = time.perf_counter()
