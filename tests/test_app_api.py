@@ -351,7 +351,7 @@ def test_answers_follow_the_catalog(tmp_path: Path, instance_dir: Path) -> None:
 def test_jobs_on_dask_cancel_and_finish(tmp_path: Path, instance_dir: Path) -> None:
     """With --dask, a job's command runs on a worker: it finishes with its plan, or is killed on cancel."""
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0")
     client = distributed.Client(cluster)
     state = make_state(tmp_path / "p", slots=2, client=client)
     try:
@@ -381,3 +381,47 @@ def test_jobs_on_dask_cancel_and_finish(tmp_path: Path, instance_dir: Path) -> N
         state.close()
         client.close()
         cluster.close()
+
+
+def test_job_dies_with_the_app(tmp_path: Path) -> None:
+    """An app killed with SIGKILL leaves no job's command running (parent-death signal). The demo's solve runs far
+    longer than the 5 s allowed here, so a command that outlived the app would be seen."""
+    import signal
+    import subprocess
+    import sys
+
+    from optiland.app import demo_scenario
+
+    scenario = demo_scenario()
+
+    script = (f"import sys, time\nfrom pathlib import Path\nfrom optiland.app.server import make_state\n"
+              f"state = make_state(Path({str(tmp_path / 'p')!r}))\n"
+              f"instance = state.open(Path({str(scenario)!r}))\n"
+              f"job = state.runner.submit('solve', instance.key, ['solve', str(instance.scenario_path), '--out', "
+              f"'out', '--verbose', '--gap', '0'])\n"
+              f"print(state.runner.folder(job), flush=True)\ntime.sleep(600)\n")
+    app = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        folder = Path(app.stdout.readline().strip())
+        deadline = time.monotonic() + HANG
+        while time.monotonic() < deadline:
+            log = folder / "log.txt"
+            if (folder / "pid").is_file() and log.is_file() and "Solving" in log.read_text(errors="replace"):
+                break
+            time.sleep(0.05)
+        pid = int((folder / "pid").read_text())
+        os.kill(pid, 0)  # running
+        app.send_signal(signal.SIGKILL)
+        app.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    finally:
+        if app.poll() is None:
+            app.kill()

@@ -46,7 +46,7 @@ def serve(target: Path | None = None, *, host: str = "127.0.0.1", port: int = 87
         from distributed import Client, LocalCluster
 
         if dask == "local":
-            cluster = LocalCluster(n_workers=slots, threads_per_worker=1, processes=True, dashboard_address=None)
+            cluster = LocalCluster(n_workers=slots, threads_per_worker=1, processes=True, dashboard_address=":0")
             client = Client(cluster)
         else:
             client = Client(dask)

@@ -297,16 +297,30 @@ class JobRunner:
         self._thread.join(timeout=5)
 
 
+_SHIM = """import ctypes, os, runpy, signal, sys
+try:  # Linux: die with the app (PR_SET_PDEATHSIG), even if the app is killed with SIGKILL
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+except (AttributeError, OSError):
+    pass
+if os.getppid() != int(sys.argv[1]):  # the app died before the line above
+    sys.exit(1)
+sys.argv = ["optiland"] + sys.argv[2:]
+runpy.run_module("optiland", run_name="__main__", alter_sys=True)
+"""
+"""`python -m optiland ARGS`, but killed when the app's process dies (no orphan solve left running)."""
+
+
 def _popen(args: list[str], folder: Path) -> subprocess.Popen[bytes]:
     """`python -m optiland ARGS` in its own session, output to the job's log, its pid in the job's folder. The
-    child imports this very optiland (PYTHONPATH), not whichever an environment would pick."""
+    child imports this very optiland (PYTHONPATH), not whichever an environment would pick, and dies with the app
+    (parent-death signal on Linux; its solver child dies with it, optiland.mip.solver)."""
     import optiland
 
     package_root = str(Path(optiland.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160", "PYTHONPATH": path}
     with open(folder / "log.txt", "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "optiland", *args], cwd=folder, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-c", _SHIM, str(os.getpid()), *args], cwd=folder, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     (folder / "pid").write_text(str(proc.pid), encoding="ascii")
     return proc
