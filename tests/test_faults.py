@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -325,16 +326,17 @@ POOL = textwrap.dedent("""
 """)
 
 
-def _children_left(script: str, sig: int, expected: int) -> list[object]:
-    """Start `script` in a process, wait until it has `expected` descendants, kill it with `sig`; the descendants
-    still alive (not zombies) 5 s later."""
+def _children_left(script: str, sig: int, expected: int, *args: str,
+                   ready: Callable[[], bool] = lambda: True) -> list[object]:
+    """Start `script` in a process, wait until it has `expected` descendants (and `ready()`), kill it with `sig`;
+    the descendants still alive (not zombies) 5 s later."""
     psutil = pytest.importorskip("psutil")
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    parent = subprocess.Popen([sys.executable, "-c", script, *args], cwd=ROOT)
     try:
         watched = psutil.Process(parent.pid)
         deadline = time.monotonic() + 120  # a ceiling against hangs, not what the test measures
         children: list[psutil.Process] = []
-        while time.monotonic() < deadline and len(children) < expected:
+        while time.monotonic() < deadline and (len(children) < expected or not ready()):
             children = watched.children(recursive=True)
             time.sleep(0.05)
         assert len(children) >= expected, f"the script started {len(children)} processes"
@@ -343,8 +345,10 @@ def _children_left(script: str, sig: int, expected: int) -> list[object]:
         parent.wait(timeout=60)
         end = time.monotonic() + 5
         left = children
-        while left and time.monotonic() < end:
+        while True:
             left = [c for c in left if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+            if not left or time.monotonic() > end:
+                break
             time.sleep(0.05)
         for child in left:
             child.kill()
@@ -364,3 +368,75 @@ def test_solver_child_dies_with_its_parent(sig: int) -> None:
 def test_township_workers_die_with_their_parent() -> None:
     """Before: SIGKILL of a decomposed solve (or a sweep) left its pool workers running."""
     assert _children_left(POOL, signal.SIGKILL, 2) == []
+
+
+SWEEP_POOL = textwrap.dedent("""
+    import runpy, sys
+    from optiland.analysis import sweep_run
+    sweep_run.execute = runpy.run_path  # each run is a script that says it started, then sleeps
+    list(sweep_run._run_processes([sys.argv[1]] * 2, 2, {"mp_context": "spawn"}))
+""")
+SLEEPER = textwrap.dedent("""
+    import os, pathlib, sys, time
+    pathlib.Path(os.path.dirname(__file__), f"{os.getpid()}.ready").touch()
+    time.sleep(600)
+""")
+
+
+def test_sweep_workers_die_with_their_parent(tmp_path: Path) -> None:
+    """Before: SIGKILL of `optiland sweep` left 2 pool workers of ~360 MB running."""
+    (tmp_path / "sleeper.py").write_text(SLEEPER)
+    left = _children_left(SWEEP_POOL, signal.SIGKILL, 2, str(tmp_path / "sleeper.py"),
+                          ready=lambda: len(list(tmp_path.glob("*.ready"))) >= 2)
+    assert left == []
+
+
+# ------------------------------------------------------------------------------------------------ resumed sweeps
+
+
+def test_resumed_sweep_refuses_changed_inputs(tiny_scenario: Path, tmp_path: Path) -> None:
+    """Before: a sweep killed after 3 runs, villages.csv edited, then resumed: rc 0, 'resumed 3', no warning."""
+    import optiland.analysis.sweep as sw
+    from optiland.errors import OptilandError
+
+    floor = "constraints.income_floor"
+    design = sw.one_at_a_time({floor: 3000}, {floor: [3100, 3200, 3300, 3400]})
+    out = tmp_path / "sweep"
+    finished: list[str] = []
+
+    def kill_after_three(frame: object) -> None:
+        finished.append("run")
+        if len(finished) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sw.sweep(tiny_scenario, design, executor="serial", out_dir=out, progress=False, on_run=kill_after_three)
+    assert len(list((out / "runs").glob("*.parquet"))) == 3 and (out / MARKER).is_file()
+    villages = tiny_scenario.parent / "villages.csv"
+    villages.write_text(villages.read_text().replace("2000.0", "2100.0"))
+    with pytest.raises(OptilandError, match=r"villages\.path changed since they were solved"):
+        sw.sweep(tiny_scenario, design, executor="serial", out_dir=out, progress=False)
+    catalog_copy = tmp_path / "catalog"
+    import shutil
+
+    from optiland.testing import SMALL_CATALOG
+
+    shutil.copytree(SMALL_CATALOG, catalog_copy)
+    text = tiny_scenario.read_text().replace(SMALL_CATALOG.as_posix(), catalog_copy.as_posix())
+    villages.write_text(villages.read_text().replace("2100.0", "2000.0"))
+    tiny_scenario.write_text(text)
+    with pytest.raises(OptilandError, match="another sweep"):  # the scenario itself changed: another sweep
+        sw.sweep(tiny_scenario, design, executor="serial", out_dir=out, progress=False)
+
+
+def test_sweep_folder_refuses_foreign_files(tiny_scenario: Path, tmp_path: Path) -> None:
+    import optiland.analysis.sweep as sw
+    from optiland.errors import OptilandError
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    design = sw.one_at_a_time({"constraints.income_floor": 3000}, {"constraints.income_floor": [3100]})
+    with pytest.raises(OptilandError, match="notes.txt"):
+        sw.sweep(tiny_scenario, design, executor="serial", out_dir=out, progress=False)
+    assert sorted(os.listdir(out)) == ["notes.txt"]

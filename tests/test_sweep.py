@@ -334,7 +334,8 @@ scale = true
                                  "--executor", "serial", "--time-limit", "60"])
     assert result.exit_code == 0, result.output
     assert "4 runs: 4 optimal" in result.output and "largest effect per metric" in result.output
-    assert {"results.csv", "results.parquet", "design.csv", "ranking.csv", "sweep.json", "plots", "runs"} == {
+    assert {"results.csv", "results.parquet", "design.csv", "ranking.csv", "sweep.json", "plots", "runs",
+            ".optiland"} == {
         p.name for p in out.iterdir()}
     results = pd.read_csv(out / "results.csv", encoding="utf-8-sig")
     assert {FLOOR, FRUIT, "metric", "value"} <= set(results.columns)

@@ -87,6 +87,7 @@ from optiland.analysis.sweep_summary import (
     write_outputs,
 )
 from optiland.errors import InputError, Issue, OptilandError
+from optiland.io.inputs import input_hashes
 from optiland.io.scenario import CatalogConfig, Scenario, load_scenario
 
 __all__ = ["DEFAULT_METRICS", "FAILED", "INFEASIBLE", "KINDS", "NO_PLAN", "cache_info", "clear_cache", "connect",
@@ -212,17 +213,39 @@ def _finished_runs(runs_dir: Path, wanted: set[str], retry_failed: bool) -> dict
     return done
 
 
-def _open_out_dir(out_dir: Path, fingerprint: str) -> dict[str, Any]:
-    """Make OUT a sweep folder, or check that it holds this very sweep (to resume it)."""
+SWEEP_ENTRIES = ("runs", "results.parquet", "results.csv", "design.csv", "ranking.csv", "plots", "sweep.json")
+"""What a sweep folder holds (optiland.pipeline.outdir: anything else in it is not optiland's)."""
+
+
+def _open_out_dir(out_dir: Path, fingerprint: str, inputs: dict[str, str]) -> dict[str, Any]:
+    """Make OUT a sweep folder, or check that it holds this very sweep, computed from these very input files (to
+    resume it): a file changed since its runs were solved is named and the sweep refused."""
+    from optiland.pipeline.outdir import claim_folder, foreign_entries, read_marker, write_marker
+
     meta_path = out_dir / "sweep.json"
     if meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("fingerprint") != fingerprint:
             raise OptilandError(f"{out_dir} holds runs of another sweep (its scenario, solver options or metrics "
                                 "differ); choose another folder or remove it")
+        before = meta.get("inputs")
+        finished = any((out_dir / "runs").glob("*.parquet"))
+        if before is not None and finished:
+            changed = sorted(k for k in set(before) | set(inputs) if before.get(k) != inputs.get(k))
+            if changed:
+                raise OptilandError(
+                    f"{out_dir} holds runs computed from other data: {', '.join(changed)} changed since they were "
+                    f"solved (sha256 differs); resuming would mix results of different inputs. Choose another "
+                    f"folder, or remove {out_dir / 'runs'} to solve every run again")
+        if read_marker(out_dir) is None:  # a sweep folder of an earlier release
+            write_marker(out_dir, "sweep", SWEEP_ENTRIES)
         return meta
-    if out_dir.exists() and any(p.name != "runs" for p in out_dir.iterdir()):
-        raise OptilandError(f"{out_dir} exists and is not a sweep folder (no sweep.json)")
+    if out_dir.is_dir():
+        foreign = [f for f in foreign_entries(out_dir) if f.rstrip("/") not in SWEEP_ENTRIES]
+        if foreign:
+            raise OptilandError(f"{out_dir} exists and is not a sweep folder (no sweep.json; it holds "
+                                f"{', '.join(foreign[:5])}); choose a new or empty folder")
+    claim_folder(out_dir, "sweep", SWEEP_ENTRIES, force=True)
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     return {}
 
@@ -264,8 +287,9 @@ def sweep(scenario: Scenario | str | Path, design: pd.DataFrame, *, executor: An
     done: dict[str, pd.DataFrame] = {}
     started = datetime.now(UTC).isoformat(timespec="seconds")
     if out is not None:
-        previous = _open_out_dir(out, fingerprint)
-        meta = {"fingerprint": fingerprint, "scenario_path": str(scenario.source_path or ""),
+        inputs = input_hashes(scenario)
+        previous = _open_out_dir(out, fingerprint, inputs)
+        meta = {"fingerprint": fingerprint, "inputs": inputs, "scenario_path": str(scenario.source_path or ""),
                 "created": previous.get("created", started),
                 **attrs, "parameters": params, "metrics": metric_names, "solver": solver, "backend": backend}
         _write_file(out / "sweep.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=str),

@@ -31,6 +31,7 @@ from optiland.errors import InfeasibleError, InputError, Issue, OptilandError
 from optiland.io.catalog import Catalog, load_catalog, resolve_catalog_path
 from optiland.io.inputs import Inputs, read_inputs
 from optiland.io.scenario import Scenario
+from optiland.mip.lifeline import die_with_parent
 from optiland.model.problem import build_problem
 from optiland.pipeline.results import Plan, make_plan
 from optiland.pipeline.run import Prepared, solve_prepared, solver_options
@@ -261,7 +262,9 @@ def _run_serial(tasks: list[RunTask], workers: int, options: dict[str, Any]) -> 
 
 def _run_processes(tasks: list[RunTask], workers: int, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
     context = multiprocessing.get_context(options.get("mp_context") or DEFAULT_MP_CONTEXT)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    # each worker dies with this process, whatever kills it (optiland.mip.lifeline): no orphan holding memory
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
     finished = False
     try:
         futures = {pool.submit(execute, task): task for task in tasks}

@@ -445,3 +445,41 @@ def read_inputs(scenario: Scenario, catalog: Catalog) -> Inputs:
     if scenario.source_path:
         hashes["scenario"] = file_hash(scenario.source_path)
     return Inputs(parcels=parcels, villages=villages, crs_note=note, hashes=hashes)
+
+
+def input_files(scenario: Scenario) -> dict[str, Path]:
+    """Every file a scenario reads, by what it is: the scenario file, each path in it (parcels, villages, spatial
+    tables, features, price scenarios, conversions) and each table of its catalog folder ('catalog/<file>')."""
+    from pydantic import BaseModel
+
+    from optiland.io.catalog import resolve_catalog_path
+
+    files: dict[str, Path] = {}
+    if scenario.source_path:
+        files["scenario"] = Path(scenario.source_path)
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            key = f"{prefix}{name}"
+            if name in ("base_dir", "source_path"):
+                continue
+            if isinstance(value, Path):
+                files[key] = scenario.resolve(value)
+            elif isinstance(value, BaseModel):
+                walk(value, f"{key}.")
+
+    walk(scenario, "")
+    if scenario.parcels.db:
+        files.pop("parcels.path", None)  # read from the database: hashed as read (postgis.frame_hash)
+    config = scenario.catalog
+    folder = files.pop("catalog.path", None) or resolve_catalog_path(config.region, None)
+    for file in sorted(Path(folder).glob("*")):
+        if file.is_file() and file.suffix in {".toml", ".csv"}:
+            files[f"catalog/{file.name}"] = file
+    return files
+
+
+def input_hashes(scenario: Scenario) -> dict[str, str]:
+    """sha256 of every file `input_files` names (a missing file: 'missing')."""
+    return {key: file_hash(path) if path.exists() else "missing" for key, path in input_files(scenario).items()}
