@@ -89,10 +89,10 @@ def _page(browser, url: str) -> Page:
     return page
 
 
-def _rendered(page: Page, key: str) -> dict[int, object]:
-    """Feature id -> feature state `key` of every parcel drawn on the map."""
+def _rendered(page: Page, key: str, where: str = "state") -> dict[int, object]:
+    """Feature id -> feature state (or tile property) `key` of every parcel drawn on the map."""
     pairs = page.evaluate(f"""() => window.__optiland.map.queryRenderedFeatures({{layers: ['parcels-fill']}})
-        .map((f) => [f.id, f.state['{key}'] === undefined ? null : f.state['{key}']])""")
+        .map((f) => [f.id, f.{where}['{key}'] === undefined ? null : f.{where}['{key}']])""")
     return {int(i): v for i, v in pairs}
 
 
@@ -120,7 +120,7 @@ def test_demo_map_zh(server: dict, browser) -> None:
     """The shipped demo opens on its map of current uses, with legend, scale and north arrow, in Chinese."""
     demo = server["demo"]
     page = _page(browser, server["url"] + f"?lang=zh&instance={demo.key}")
-    drawn = _rendered(page, "u")
+    drawn = _rendered(page, "u", "properties")
     assert len(drawn) >= 1000 and set(drawn) <= set(range(demo.meta["parcels"]))
     codes = json.loads((demo.folder / "parcels.json").read_text(encoding="utf-8"))["land_use"]
     assert all(drawn[i] == codes[i] for i in drawn)  # each drawn parcel coloured by its own current use

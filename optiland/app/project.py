@@ -142,16 +142,25 @@ def _zooms(bounds_m: tuple[float, float, float, float], latitude: float) -> tupl
     return low, max(14, low + 2), fit
 
 
-def write_tiles(geometry: gpd.GeoSeries, red_line: np.ndarray, path: Path) -> dict[str, Any]:
+TILES_VERSION = 2
+"""Part of an instance's key: tiles written by an older app are rebuilt (2: current use in the tiles)."""
+
+
+def write_tiles(geometry: gpd.GeoSeries, red_line: np.ndarray, path: Path, use: np.ndarray | None = None,
+                farmland: np.ndarray | None = None) -> dict[str, Any]:
     """The parcels as one PMTiles file (GDAL's PMTiles driver): property `i` (the parcel's index, promoted to
-    the feature id in the page) and `r` (1 inside a red line). Written beside `path`, then renamed in."""
+    the feature id in the page), `r` (1 inside a red line, 2 basic farmland, 3 both) and `u` (the index of its
+    current use), so the first map needs no feature state. Written beside `path`, then renamed in."""
     import pyogrio
 
     bounds_m = tuple(float(v) for v in geometry.total_bounds)
     wgs = geometry.to_crs(4326)
     west, south, east, north = (float(v) for v in wgs.total_bounds)
     low, high, fit = _zooms(bounds_m, (south + north) / 2)
-    frame = gpd.GeoDataFrame({"i": np.arange(len(wgs), dtype=np.int32), "r": red_line.astype(np.int32)},
+    n = len(wgs)
+    flags = red_line.astype(np.int32) + 2 * (np.zeros(n, np.int32) if farmland is None else farmland.astype(np.int32))
+    frame = gpd.GeoDataFrame({"i": np.arange(n, dtype=np.int32), "r": flags,
+                              "u": np.zeros(n, np.int32) if use is None else use.astype(np.int32)},
                              geometry=wgs.reset_index(drop=True), crs=4326)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}.pmtiles")
     start = time.perf_counter()
@@ -256,8 +265,8 @@ def build_instance(scenario_path: Path, instances: Path, name: str | None = None
     attributes and outlines once; an instance already built (same key) is reused as it is."""
     scenario = load_scenario(scenario_path)
     prepared = prepare(scenario)
-    digest = hashlib.sha256(json.dumps({"scenario": scenario.to_dict(), "hashes": prepared.inputs.hashes},
-                                       sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps({"scenario": scenario.to_dict(), "hashes": prepared.inputs.hashes,
+                                        "tiles": TILES_VERSION}, sort_keys=True, default=str).encode()).hexdigest()[:16]
     folder = instances / digest
     if (folder / "instance.json").is_file():
         return load_instance(folder)
@@ -273,18 +282,20 @@ def build_instance(scenario_path: Path, instances: Path, name: str | None = None
         catalog = prepared.catalog
         parcels = problem.parcels
         geometry = prepared.inputs.parcels.geometry
-        tiles = write_tiles(geometry, parcels["red_line"].to_numpy(bool), tmp / "tiles.pmtiles")
+        codes = sorted(parcels["land_use"].astype(str).unique())
+        use = pd.Categorical(parcels["land_use"].astype(str), categories=codes).codes
+        tiles = write_tiles(geometry, parcels["red_line"].to_numpy(bool), tmp / "tiles.pmtiles", use=use,
+                            farmland=parcels["basic_farmland"].to_numpy(bool))
         areas = gpd.GeoDataFrame(parcels[["village", "township"]].reset_index(drop=True),
                                  geometry=geometry.reset_index(drop=True), crs=prepared.inputs.parcels.crs)
         write_areas(areas, tmp / "areas.geojson")
         villages = problem.villages
-        codes = sorted(parcels["land_use"].astype(str).unique())
         uses = catalog.current_uses
         village_names = villages["village"].astype(str).tolist()
         township_names = problem.townships["township"].astype(str).tolist()
         write_json(tmp / "parcels.json", {
             "parcel_id": parcels["parcel_id"].astype(str).tolist(),
-            "land_use": pd.Categorical(parcels["land_use"].astype(str), categories=codes).codes.tolist(),
+            "land_use": use.tolist(),
             "village": parcels["village_idx"].astype(int).tolist(),
             "township": pd.Categorical(parcels["township"].astype(str), categories=township_names).codes.tolist(),
             "red_line": parcels["red_line"].astype(bool).astype(int).tolist(),

@@ -123,8 +123,10 @@ function applyStrings() {
 const protocol = new pmtiles.Protocol();
 maplibregl.addProtocol('pmtiles', protocol.tile);
 
-function paletteExpr(stateKey, colours, fallback = '#cccccc') {
-  const expr = ['match', ['to-number', ['coalesce', ['feature-state', stateKey], -1]]];
+function paletteExpr(stateKey, colours, fallback = '#cccccc', property = false) {
+  // colour by a feature state (plans, differences, suitability) or by a tile property (current use, red lines)
+  const value = property ? ['get', stateKey] : ['feature-state', stateKey];
+  const expr = ['match', ['to-number', ['coalesce', value, -1]]];
   colours.forEach((c, i) => { if (c) expr.push(i, c); });
   if (expr.length === 2) expr.push(-99, fallback);
   expr.push(fallback);
@@ -161,14 +163,11 @@ function buildMap() {
     map.addSource('parcels', { type: 'vector', url: `pmtiles://${location.origin}/api/instances/${S.key}/tiles.pmtiles`, promoteId: 'i' });
     map.addLayer({ id: 'parcels-fill', type: 'fill', source: 'parcels', 'source-layer': 'parcels', paint: { 'fill-color': '#cccccc', 'fill-opacity': 0.92 } });
     map.addLayer({ id: 'parcels-line', type: 'line', source: 'parcels', 'source-layer': 'parcels', paint: { 'line-color': '#ffffff', 'line-width': ['interpolate', ['linear'], ['zoom'], 11, 0, 15, 0.7] } });
-    map.addLayer({ id: 'redline', type: 'line', source: 'parcels', 'source-layer': 'parcels', filter: ['==', ['get', 'r'], 1], paint: { 'line-color': '#d7191c', 'line-width': 1.1 } });
+    map.addLayer({ id: 'redline', type: 'line', source: 'parcels', 'source-layer': 'parcels', filter: ['in', ['get', 'r'], ['literal', [1, 3]]], paint: { 'line-color': '#d7191c', 'line-width': 1.1 } });
     map.addSource('areas', { type: 'geojson', data: `/api/instances/${S.key}/areas` });
     map.addLayer({ id: 'villages', type: 'line', source: 'areas', filter: ['==', ['get', 'level'], 'village'], paint: { 'line-color': '#444', 'line-width': 1, 'line-dasharray': [3, 2] } });
     map.addLayer({ id: 'townships', type: 'line', source: 'areas', filter: ['==', ['get', 'level'], 'township'], paint: { 'line-color': '#111', 'line-width': 2.4 } });
     map.addLayer({ id: 'selected', type: 'line', source: 'parcels', 'source-layer': 'parcels', paint: { 'line-color': '#000', 'line-width': ['case', ['boolean', ['feature-state', 'sel'], false], 3, 0] } });
-    const p = S.parcels;
-    setStateArray('u', p.land_use);
-    setStateArray('r', p.red_line.map((r, i) => r + 2 * p.basic_farmland[i]));
     map.on('click', 'parcels-fill', (e) => { if (e.features.length) selectParcel(e.features[0].id); });
     map.on('mouseenter', 'parcels-fill', () => { map.getCanvas().style.cursor = 'pointer'; });
     map.on('mouseleave', 'parcels-fill', () => { map.getCanvas().style.cursor = ''; });
@@ -183,7 +182,7 @@ function renderView() {
   let expr; const legend = [];
   let title = '';
   if (S.view === 'use') {
-    expr = paletteExpr('u', meta.uses.map((u) => u.colour));
+    expr = paletteExpr('u', meta.uses.map((u) => u.colour), '#cccccc', true);
     title = t('legend_use');
     const counts = new Map(); S.parcels.land_use.forEach((c) => counts.set(c, (counts.get(c) || 0) + 1));
     meta.uses.forEach((u, i) => { if (counts.get(i)) legend.push([u.colour, `${u.code} ${lang === 'zh' ? u.name_zh : u.name}`, counts.get(i)]); });
@@ -201,7 +200,7 @@ function renderView() {
     legend.push(['#e9e6de', t('unchanged'), S.compare ? S.parcels.parcel_id.length - S.compare.changed : '']);
     legend.push(['#2f6b52', t('changed_to'), S.compare ? S.compare.changed : '']);
   } else if (S.view === 'red') {
-    expr = paletteExpr('r', ['#e9e6de', '#e8737a', '#f2d36b', '#c0392b']);
+    expr = paletteExpr('r', ['#e9e6de', '#e8737a', '#f2d36b', '#c0392b'], '#cccccc', true);
     title = t('view_red');
     legend.push(['#e8737a', t('red_line')], ['#f2d36b', t('farmland')], ['#e9e6de', t('other')]);
   } else if (S.view === 'suit') {
