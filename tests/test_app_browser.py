@@ -226,3 +226,30 @@ def test_solve_edit_export_compare_front(server: dict, browser, tmp_path: Path) 
     assert page.evaluate(f"() => window.__optiland.plans['{picked}'].codes") == point_codes
     assert not page.errors  # type: ignore[attr-defined]
     page.close()
+
+
+def test_upload_problems_listed_then_opened(server: dict, browser, tmp_path: Path) -> None:
+    """An uploaded layer with a bad value is refused with the parcel, column and value in the page; fixed, it opens."""
+    layer = gpd.read_file(server["tiny_dir"] / "parcels.gpkg")
+    bad_id = layer.loc[5, "parcel_id"]
+    layer.loc[5, "slope_deg"] = 95.0
+    (tmp_path / "bad.geojson").write_text(layer.to_json(), encoding="utf-8")
+    villages = server["tiny_dir"] / "villages.csv"
+    page = _page(browser, server["url"] + f"?lang=en&instance={server['tiny'].key}")
+    page.click("#tabs button[data-tab='open']")
+    page.set_input_files("#up-parcels", str(tmp_path / "bad.geojson"))
+    page.set_input_files("#up-villages", str(villages))
+    page.click("#up-go")
+    page.wait_for_selector("#up-problems tr:nth-child(2)")
+    rows = page.locator("#up-problems tr").all_inner_texts()
+    assert any(bad_id in r and "slope_deg" in r and "95" in r for r in rows), rows
+    layer.loc[5, "slope_deg"] = 12.0
+    (tmp_path / "good.geojson").write_text(layer.to_json(), encoding="utf-8")
+    page.set_input_files("#up-parcels", str(tmp_path / "good.geojson"))
+    before = page.evaluate("() => window.__optiland.key")
+    page.click("#up-go")
+    page.wait_for_function(f"() => window.__optiland.key !== '{before}' && document.body.dataset.mapReady === '1'")
+    assert page.evaluate("() => window.__optiland.meta.parcels") == len(layer)
+    page.screenshot(path=str(ARTIFACTS / "upload.png"))
+    assert not page.errors  # type: ignore[attr-defined]
+    page.close()
