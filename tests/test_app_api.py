@@ -425,3 +425,49 @@ def test_job_dies_with_the_app(tmp_path: Path) -> None:
     finally:
         if app.poll() is None:
             app.kill()
+
+
+def test_command_opens_the_demo_and_wants_a_token_off_localhost(tmp_path: Path) -> None:
+    """`optiland app --host 0.0.0.0 --no-browser --port P`: the demo by default, a generated token printed once and
+    required on every request."""
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = subprocess.Popen([sys.executable, "-m", "optiland", "app", "--no-browser", "--host", "0.0.0.0", "--port",
+                            str(port), "--project", str(tmp_path / "p")], stdout=subprocess.PIPE, text=True)
+    try:
+        token = None
+        deadline = time.monotonic() + HANG
+        while token is None and time.monotonic() < deadline:
+            line = app.stdout.readline()
+            assert line, "the app ended before printing its address"
+            match = re.search(r"\?token=(\S+)", line)
+            token = match.group(1) if match else None
+        url = f"http://127.0.0.1:{port}/api/instances"
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=5)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the app did not answer")
+        request = urllib.request.Request(url, headers={"X-Optiland-Token": token})
+        listed = json.loads(urllib.request.urlopen(request, timeout=10).read())
+        assert [i["name"] for i in listed["instances"]] == ["huanjiang-demo"]
+    finally:
+        app.send_signal(signal.SIGINT)
+        try:
+            app.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            app.kill()
