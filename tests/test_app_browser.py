@@ -219,6 +219,12 @@ def test_solve_edit_export_compare_front(server: dict, browser, tmp_path: Path) 
     drawn = _rendered(page, "p")
     assert all(drawn[i] == point_codes[i] for i in drawn)
     page.screenshot(path=str(ARTIFACTS / "front.png"))
+    ordered = page.evaluate("() => window.__optiland.front.points.slice().sort((a, b) => a.income - b.income)"
+                            ".map((p) => p.point ?? p.plan_id)")
+    page.locator("#front-slider").fill("0")  # dragged to the lowest-income end: the map follows
+    page.wait_for_function(f"() => document.body.dataset.frontShown === '{ordered[0]}'")
+    page.locator("#front-slider").fill(str(ordered.index(knee)))
+    page.wait_for_function(f"() => document.body.dataset.frontShown === '{knee}'")
     before = page.evaluate("() => document.body.dataset.planShown || ''")
     page.click("#front-pick")
     page.wait_for_function(f"() => (document.body.dataset.planShown || '') !== '{before}'")

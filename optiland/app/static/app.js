@@ -565,7 +565,10 @@ function drawFront() {
     if (id === f.knee) svg.append(svgEl('text', { x: sx(p.income) + 8, y: sy(p.ecosystem_services) - 6 }, t('knee')));
     if (id === f.ideal && f.ideal !== f.knee) svg.append(svgEl('text', { x: sx(p.income) + 8, y: sy(p.ecosystem_services) + 12 }, t('ideal')));
   }
-  $('front-chart').replaceChildren(svg);
+  // drag along the front: a slider over the points in order of income, switching the map as it moves
+  const slider = el('input', { type: 'range', id: 'front-slider', min: 0, max: ordered.length - 1, step: 1, style: 'width:340px' });
+  slider.addEventListener('input', () => { const p = ordered[Number(slider.value)]; pickFrontPoint(p.point ?? p.plan_id); });
+  $('front-chart').replaceChildren(svg, el('div', {}, slider));
 }
 
 function pickFrontPoint(id) {
