@@ -302,7 +302,9 @@ def test_colgen_solve_reports_the_integer_bound_when_the_repair_is_short(tmp_pat
         h = _highs(lp, SolverOptions(mip_rel_gap=0.0), 120)
     h.run()
     optimum = h.getInfo().objective_function_value
-    options = SolverOptions(strategy="colgen", mip_rel_gap=0.0, time_limit=60)
+    # polish_seconds set: the plan stays the generated columns' (no whole-model MIP after it, which would prove the
+    # optimum and leave no integer bound to report)
+    options = SolverOptions(strategy="colgen", mip_rel_gap=0.0, time_limit=60, polish_seconds=60)
     plain = colgen.solve(lp, options)
     backend = MatrixBackend()
     backend.build(prepared.problem)

@@ -20,6 +20,14 @@ runner = CliRunner()
 EXACT = {"mip_rel_gap": 0.0, "time_limit": 300}
 
 
+@pytest.fixture(autouse=True)
+def _decomposition_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are of the decomposition itself: no whole-model fallback on their small county."""
+    from optiland.pipeline import run
+
+    monkeypatch.setattr(run, "DECOMPOSE_WHOLE_PARCELS", 0)
+
+
 @pytest.fixture(scope="module")
 def county(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """240 parcels in 3 townships, 6 villages, with a tight county budget so the coupling rows bind."""

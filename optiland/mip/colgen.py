@@ -420,6 +420,23 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
                                               "strategy": "mip"}), start=x_sub)
         if more.x is not None and sign * more.objective > sign * objective:
             objective, x_sub = more.objective, more.x
+    if x_sub is not None and not enough() and options.polish_seconds is None and left() > 1:
+        # the generated columns' best plan is not the model's (issue 22: --gap 0 ended 17% off, status feasible):
+        # the whole model's MIP, warm-started from it, with the time left; its bound tightens ours
+        x_full = np.zeros(len(lp.c))
+        x_full[sub_cols] = x_sub
+        whole = solve_lp(lp, SolverOptions(**{**options.as_dict(), "time_limit": left(), "strategy": "mip"}),
+                         start=x_full)
+        if whole.status == Status.INFEASIBLE:  # cannot be (x_full is a plan); trust the plan in hand
+            whole = SolveResult(Status.ERROR, None, None, None, None, 0.0, whole.message)
+        if whole.bound is not None and sign * whole.bound < sign * best_bound:
+            best_bound = whole.bound
+        if whole.x is not None and sign * whole.objective > sign * objective:
+            return SolveResult(whole.status if whole.status != Status.TIME_LIMIT or left() <= 0 else Status.FEASIBLE,
+                               whole.x, whole.objective, best_bound, relative_gap(whole.objective, best_bound),
+                               time.perf_counter() - began, f"{note}; the generated columns' plan was not within "
+                               f"the gap, so the whole model's MIP went on from it: {whole.message}",
+                               solver_version=highs_version())
     if x_sub is None and start_ok:
         x_sub = np.asarray(start, dtype=float)[sub_cols]
     if x_sub is None and left() > 1:
@@ -427,6 +444,10 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         # the repair nor the MIP over the generated columns found a plan): the whole model, LP and repair afresh
         result = solve_lp(lp, SolverOptions(**{**options.as_dict(), "strategy": "auto", "time_limit": left(),
                                                "repair_accept_gap": 1.0}))
+        if result.status == Status.INFEASIBLE:  # the whole model proves no plan exists
+            result.message = f"{note}; no plan over the generated columns, and the whole model has none: " \
+                             f"{result.message}"
+            return result
         if result.x is not None:
             bound = best_bound if result.bound is None or sign * result.bound >= sign * best_bound else result.bound
             gap = relative_gap(result.objective, bound)

@@ -37,20 +37,61 @@ def prepare(scenario: Scenario | str | Path) -> Prepared:
     return Prepared(scenario, catalog, inputs, problem, time.perf_counter() - start)
 
 
+DECOMPOSE_WHOLE_PARCELS = 2_000
+"""Up to this many parcels, a township decomposition that stops in a township (its share of the county limits too
+tight for it, or no plan in its time) or ends short of the gap asked goes on with the county model whole, in the
+time left: the shares are a heuristic, and on instances this small the whole model takes seconds (issue 22: tiny
+two-township instances exited 2, "no plan found in its share of the time limit", on feasible and on infeasible
+scenarios, and one returned a plan 80% worse than the optimum)."""
+
+
 def solve_by_township(scenario: Scenario | str | Path, workers: int = 2, dask_address: str | None = None,
                       progress: Any = None, **solver_overrides: Any) -> RunOutcome:
     """Read, then solve township by township (optiland.pipeline.decompose): for counties and regions too large for one
-    model. The county problem is never built whole; the plan, its Lagrangian bound and true gap come back as a
+    model. The county problem is never built whole (below DECOMPOSE_WHOLE_PARCELS parcels it is, when the
+    decomposition fails or stops short of the gap); the plan, its Lagrangian bound and true gap come back as a
     RunOutcome."""
+    from optiland.errors import OptilandError
     from optiland.pipeline import decompose
 
     start = time.perf_counter()
     scenario, catalog, inputs = read(scenario)
     read_seconds = time.perf_counter() - start
     options = solver_options(scenario, **solver_overrides)
-    decomposed = decompose.solve_by_township(scenario, catalog, inputs, options, workers=workers,
-                                             dask_address=dask_address, progress=progress)
-    return decompose.outcome(scenario, catalog, inputs, read_seconds, options, decomposed)
+    small = len(inputs.parcels) <= DECOMPOSE_WHOLE_PARCELS and not scenario.constraints.bounds
+
+    def whole(note: str) -> RunOutcome:
+        left = max(options.time_limit - (time.perf_counter() - start), 1.0)
+        prepared = Prepared(scenario, catalog, inputs, build_problem(scenario, catalog, inputs), read_seconds)
+        outcome = solve_prepared(prepared, SolverOptions(**{**options.as_dict(), "time_limit": left}))
+        outcome.notes.insert(0, note)
+        return outcome
+
+    try:
+        decomposed = decompose.solve_by_township(scenario, catalog, inputs, options, workers=workers,
+                                                 dask_address=dask_address, progress=progress)
+    except InfeasibleError as exc:
+        if not small:
+            raise
+        return whole(f"township decomposition: a township cannot meet its targets with its share of the county "
+                     f"limits ({exc}); the county model was solved whole")
+    except OptilandError as exc:
+        if not small or "objective bounds" in str(exc):
+            raise
+        return whole(f"township decomposition stopped ({exc}); the county model was solved whole")
+    outcome = decompose.outcome(scenario, catalog, inputs, read_seconds, options, decomposed)
+    result = outcome.result
+    short = result.gap is None or (result.gap > options.mip_rel_gap
+                                   and abs(result.bound - result.objective) > options.mip_abs_gap)
+    if small and short and options.time_limit - (time.perf_counter() - start) > 1.0:
+        try:
+            alone = whole(f"township decomposition ended at a gap of {result.gap}, above the {options.mip_rel_gap} "
+                          "asked; the county model was solved whole")
+        except InfeasibleError:  # cannot be: the decomposition's plan is one; keep it
+            return outcome
+        if alone.result.status == Status.OPTIMAL or (alone.result.gap or 1.0) < (result.gap or 1.0):
+            return alone
+    return outcome
 
 
 AUTO_DECOMPOSE_PARCELS = 50_000
