@@ -380,16 +380,16 @@ REFERENCE_FLOOR = 1e-9
 
 def es_scales(problem: PlanningProblem) -> dict[str, float]:
     """The index's reference of every weighted service whose potential is positive (the pipeline leaves the others
-    out): the parcels' potential, the sum over parcels of the best gain of any allowed row, by a plain loop (the
-    pipeline's optiland.pipeline.reference computes it vectorised), unless the scenario pins it."""
+    out): the parcels' potential, the sum over parcels of the best gain of any allowed row (derive_rows's), by a
+    plain loop (the pipeline's optiland.pipeline.reference computes it vectorised), unless the scenario pins it."""
     pinned = dict(problem.scenario.objective.reference) if problem.scenario is not None else {}
     scales = {}
     for service, weight in problem.params["weights"].items():
         if not weight:
             continue
         best: dict[int, float] = {}
-        for parcel, gain in zip(problem.allowed["parcel"].tolist(), problem.allowed[f"gain_{service}"].tolist(),
-                                strict=True):
+        rows = derive_rows(problem)  # this module's own rows, not problem.allowed
+        for parcel, gain in zip(rows["parcel"].tolist(), rows[f"gain_{service}"].tolist(), strict=True):
             best[parcel] = max(best.get(parcel, -float("inf")), gain)
         value = float(pinned.get(service, sum(best.values())))
         if value > REFERENCE_FLOOR:

@@ -358,7 +358,7 @@ def _gap(run: dict) -> None:
 CORRUPTIONS: dict[str, tuple[str, Callable[[Any], None], str]] = {
     # name: (file, change, key of the violation expected)
     "objective above its bound": ("run.json", _bound_below, "run.objective.bound"),
-    "halved scale": ("run.json", _halve_scale, "run.objective.value"),
+    "halved scale": ("run.json", _halve_scale, "run.reference.carbon"),
     "doubled totals.income": ("run.json", _double_income, "run.totals.income"),
     "objective not the plan's": ("run.json", _objective_value, "run.objective.value"),
     "gap not the bound's": ("run.json", _gap, "run.objective.gap"),

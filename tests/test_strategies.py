@@ -97,9 +97,10 @@ def agree(folder: Path, spec: dict[str, Any], strategy: str) -> None:
     assert result.exit_code == 0, f"{strategy}: exit {result.exit_code}: {result.output}"
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     value = run["objective"]["value"]
-    # the index is scored with the run's own service scales (the decomposition's are its townships' LP optima)
-    scales = run.get("es_scale") if problem.params["objective"] == "ecosystem_services" else None
-    enumerated, _ = expected(problem, scales or None)
+    # the index is scored with the brute force's own references (the parcels' potential, which every strategy uses)
+    enumerated, scales = expected(problem)
+    if scales:
+        assert run["reference"]["values"] == pytest.approx(scales, rel=1e-9)
     assert enumerated is not None, f"{strategy}: a plan of {value}, but the enumeration finds none"
     assert value == pytest.approx(enumerated, rel=1e-6, abs=1e-6), (strategy, run["status"], value, enumerated)
     assert run["status"] == "optimal"

@@ -78,11 +78,25 @@ def check_tables(inst: Instance, parcels: pd.DataFrame, villages: pd.DataFrame, 
 
 
 def _scale(inst: Instance, run: dict[str, Any] | None, report: _Report) -> dict[str, float] | None:
-    """Each service's reference in the index as the run records it ("reference", or "es_scale" before it)."""
-    if run is None:
-        return None
-    recorded = (run.get("reference") or {}).get("values") or run.get("es_scale")
-    return {str(k): float(v) for k, v in recorded.items() if v} if recorded else None
+    """Each service's reference in the index, the checker's own (Instance.index_reference: the parcels' potential or
+    the scenario's pinned value), compared with what run.json records ("reference", or "es_scale" before it); a
+    folder that records references without the scenario needing them is read with its own (townships.csv's
+    index columns)."""
+    recorded = None
+    if run is not None:
+        recorded = (run.get("reference") or {}).get("values") or run.get("es_scale")
+        recorded = {str(k): float(v) for k, v in recorded.items() if v} if recorded else None
+    if not inst.needs_index():
+        return recorded
+    own = inst.index_reference()
+    if recorded is not None:
+        for service in sorted(set(own) | set(recorded)):
+            said, found = recorded.get(service), own.get(service)
+            if said is None or found is None or abs(said - found) > 1e-9 * max(1.0, abs(found)):
+                report.add("consistency", f"run.reference.{service}",
+                           f"run.json's index reference for {service} is {said} but the parcels' potential (or the "
+                           f"scenario's pinned value) is {found}", abs((said or 0.0) - (found or 0.0)) or 1.0)
+    return own
 
 
 # ------------------------------------------------------------------------------------------------------------

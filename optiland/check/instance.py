@@ -27,6 +27,8 @@ from optiland.errors import InputError, Issue
 
 M2_PER_MU = 10000.0 / 15.0
 """1 mu = 10,000 / 15 m2 (15 mu to the hectare)."""
+REFERENCE_FLOOR = 1e-9
+"""A service whose potential is not above this is left out of the index."""
 LOCK_WORDS = {"in": True, "out": False, "locked_in": True, "locked_out": False, "2": True, "3": False}
 OUTSIDE = "outside"
 
@@ -115,6 +117,27 @@ class Instance:
                                               self.kinds.option[kind]])
             coef["cost"] = coef["cost"] + summed.reindex(keys).fillna(0.0).to_numpy()
         return coef
+
+    def needs_index(self) -> bool:
+        """Whether the scenario uses the service index (its objective, or a bound on it)."""
+        return self.params["objective"] == "ecosystem_services" or "ecosystem_services" in (self.params["bounds"]
+                                                                                           or {})
+
+    def index_reference(self) -> dict[str, float]:
+        """The index's divisor per weighted service (docs/data-model.md, README "The model"): the scenario's pinned
+        value (``[objective.reference]``) or else the parcels' potential; a service whose potential is not above
+        REFERENCE_FLOOR is left out."""
+        pinned = dict(getattr(self.scenario.objective, "reference", {}) or {})
+        potentials = self.references()
+        out = {}
+        for service, weight in self.params["weights"].items():
+            if not weight:
+                continue
+            if service in pinned:
+                out[service] = float(pinned[service])
+            elif potentials.get(service, 0.0) > REFERENCE_FLOOR:
+                out[service] = potentials[service]
+        return out
 
     def references(self) -> dict[str, float]:
         """Per service, the parcels' potential: the sum over parcels of the largest gain any allowed kind gives."""

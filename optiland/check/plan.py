@@ -337,6 +337,8 @@ def evaluate(inst: Instance, parcels: pd.DataFrame, villages: pd.DataFrame, tol:
              scale: dict[str, float] | None = None) -> Evaluation:
     """Every constraint violation of a plan and the figures it gives (see check_plan)."""
     report = _Report(tol)
+    if scale is None and inst.needs_index():
+        scale = inst.index_reference()
     kinds = inst.kinds
     decisions = _parcel_decisions(inst, parcels, report)
     herd, posts, reported, listed = _village_decisions(inst, villages, report)
@@ -358,8 +360,8 @@ def check_plan(source: Any, parcels: pd.DataFrame, villages: pd.DataFrame, tol: 
     `parcels` needs parcel_id, option, variant (layer ``parcels`` of plan.gpkg); `villages` needs village,
     herd, ranger_posts (villages.csv). Their other columns, where present, are checked against the recomputed
     figures (``consistency``). `source` is an Instance, a Prepared or a PlanningProblem-like object (see
-    instance_of). `scale` (each service's reference of the index) is needed only for a bound on
-    ``ecosystem_services``; without it the instance's own references are used.
+    instance_of). `scale`: each service's reference in the index (for a bound on ``ecosystem_services``); without
+    it the checker's own (the parcels' potential, or the scenario's pinned values).
     """
     return evaluate(instance_of(source), parcels, villages, tol, scale=scale).violations
 
