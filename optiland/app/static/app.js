@@ -120,6 +120,8 @@ function applyStrings() {
 }
 
 // ------------------------------------------------------------------ map
+// tiles are cut into WebGL buffers by web workers: one per core (MapLibre's default is half the cores)
+maplibregl.setWorkerCount(Math.max(2, navigator.hardwareConcurrency || 2));
 const protocol = new pmtiles.Protocol();
 maplibregl.addProtocol('pmtiles', protocol.tile);
 
@@ -162,13 +164,21 @@ function buildMap() {
   map.on('load', () => {
     map.addSource('parcels', { type: 'vector', url: `pmtiles://${location.origin}/api/instances/${S.key}/tiles.pmtiles`, promoteId: 'i' });
     map.addLayer({ id: 'parcels-fill', type: 'fill', source: 'parcels', 'source-layer': 'parcels', paint: { 'fill-color': '#cccccc', 'fill-opacity': 0.92 } });
-    map.addLayer({ id: 'parcels-line', type: 'line', source: 'parcels', 'source-layer': 'parcels', paint: { 'line-color': '#ffffff', 'line-width': ['interpolate', ['linear'], ['zoom'], 11, 0, 15, 0.7] } });
+    // parcel outlines only where a parcel is several pixels wide: below zoom 13 they would double the work of
+    // building the tiles (every parcel a second time, as lines) to draw lines thinner than a pixel
+    map.addLayer({ id: 'parcels-line', type: 'line', source: 'parcels', 'source-layer': 'parcels', minzoom: 13, paint: { 'line-color': '#ffffff', 'line-width': ['interpolate', ['linear'], ['zoom'], 13, 0.2, 15, 0.7] } });
     map.addLayer({ id: 'redline', type: 'line', source: 'parcels', 'source-layer': 'parcels', filter: ['in', ['get', 'r'], ['literal', [1, 3]]], paint: { 'line-color': '#d7191c', 'line-width': 1.1 } });
     map.addSource('areas', { type: 'geojson', data: `/api/instances/${S.key}/areas` });
     map.addLayer({ id: 'villages', type: 'line', source: 'areas', filter: ['==', ['get', 'level'], 'village'], paint: { 'line-color': '#444', 'line-width': 1, 'line-dasharray': [3, 2] } });
     map.addLayer({ id: 'townships', type: 'line', source: 'areas', filter: ['==', ['get', 'level'], 'township'], paint: { 'line-color': '#111', 'line-width': 2.4 } });
-    map.addLayer({ id: 'selected', type: 'line', source: 'parcels', 'source-layer': 'parcels', paint: { 'line-color': '#000', 'line-width': ['case', ['boolean', ['feature-state', 'sel'], false], 3, 0] } });
-    map.on('click', 'parcels-fill', (e) => { if (e.features.length) selectParcel(e.features[0].id); });
+    // the selected parcel's outline from its own small source (not a line layer over every parcel)
+    map.addSource('selected', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
+    map.addLayer({ id: 'selected', type: 'line', source: 'selected', paint: { 'line-color': '#000', 'line-width': 3 } });
+    map.on('click', 'parcels-fill', (e) => {
+      if (!e.features.length) return;
+      map.getSource('selected').setData({ type: 'Feature', properties: {}, geometry: e.features[0].geometry });
+      selectParcel(e.features[0].id);
+    });
     map.on('mouseenter', 'parcels-fill', () => { map.getCanvas().style.cursor = 'pointer'; });
     map.on('mouseleave', 'parcels-fill', () => { map.getCanvas().style.cursor = ''; });
     renderView();
@@ -455,9 +465,7 @@ function drawVillageChart(villages) {
 
 // ------------------------------------------------------------------ parcels: explain and edit
 async function selectParcel(i) {
-  if (S.selected !== null) S.map.setFeatureState({ source: 'parcels', sourceLayer: 'parcels', id: S.selected }, { sel: false });
   S.selected = i;
-  S.map.setFeatureState({ source: 'parcels', sourceLayer: 'parcels', id: i }, { sel: true });
   const pid = S.parcels.parcel_id[i];
   selectTab('edit');
   const info = await api(`/api/instances/${S.key}/explain/${encodeURIComponent(pid)}`);
