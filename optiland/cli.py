@@ -152,6 +152,7 @@ def solve(scenario: ScenarioArg, out: OutOpt,
         except OptilandError as exc:
             _fail(OptilandError(f"the plan is written to {out}, but not its report: {exc}"))
         console.print(f"report written to {folder / 'index.html'}")
+    raise typer.Exit(exit_for(plan.run.get("status")))
 
 
 def _add_marxan_score(plan: object, prepared: object) -> None:
@@ -193,13 +194,57 @@ def print_summary(plan: object) -> None:
         low = villages[villages["at_or_below_floor"]]
         console.print(f"villages at or below their floor: {len(low)} of {len(villages)}"
                       + (f" ({', '.join(low['village'])})" if len(low) else ""))
-    objective = run["objective"]
-    gap = objective["gap"]
-    console.print(f"objective {objective['name']} ({objective['sense']}): {objective['value']:.6g}; "
-                  f"bound {objective['bound']:.6g}; gap {gap if gap is None else f'{gap:.2e}'}; "
-                  f"status {run['status']}")
+    console.print(status_line(run))
     times = run["times"]
     console.print("times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
+
+
+STATUS_MEANING = {
+    "optimal": "proven within the gap asked for",
+    "feasible": "a plan; its gap is above the one asked for",
+    "time_limit": "the time limit came first: the best plan found, with the bound proven by then",
+    "interrupted": "interrupted: the best plan found by then, with the bound proven by then",
+}
+
+
+def _figure(value: float | None, spec: str = ".6g") -> str:
+    return "unknown" if value is None else format(value, spec)
+
+
+def status_line(run: dict[str, Any]) -> str:
+    """One line: the objective, its bound and gap ("unknown" where none is known) and the status with its meaning."""
+    objective = run.get("objective") or {}
+    status = run.get("status")
+    meaning = STATUS_MEANING.get(str(status), "")
+    return (f"objective {objective.get('name')} ({objective.get('sense')}): {_figure(objective.get('value'))}; "
+            f"bound {_figure(objective.get('bound'))}; gap {_figure(objective.get('gap'), '.2e')}; "
+            f"status {status}" + (f" ({meaning})" if meaning else ""))
+
+
+def _plan_folders(path: Path) -> list[Path]:
+    """A results folder, or the results folders in a folder of them (a region)."""
+    if (path / "run.json").is_file():
+        return [path]
+    return sorted(p.parent for p in path.glob("*/run.json"))
+
+
+def _print_plan_status(folder: Path) -> None:
+    """The status of the plan a view was made from (read from its run.json): a time-limited plan says so."""
+    import json
+
+    try:
+        run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if "status" in run:
+        console.print(f"plan {folder}: " + status_line(run), highlight=False)
+
+
+def exit_for(status: str | None) -> int:
+    """The exit code of a command that wrote a plan with this status (README, "Exit codes")."""
+    from optiland.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TIME_LIMIT
+
+    return {"time_limit": EXIT_TIME_LIMIT, "interrupted": EXIT_INTERRUPTED}.get(str(status), EXIT_OK)
 
 
 @app.command()
@@ -395,6 +440,8 @@ def zone_command(
                       f"{row.mean_patch_mu:,.1f}", f"{row.compactness:.3f}")
     console.print(table)
     console.print("times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in record["times"].items()))
+    for folder in _plan_folders(plan_dir):
+        _print_plan_status(folder)
     console.print(f"written to {out} (zones.gpkg, zones.png, zoning.json)"
                   + (f" and to {redact(db)}" if db else ""))
 
@@ -440,7 +487,8 @@ def sweep_command(
         plots: Annotated[bool, typer.Option(help="write tornado and spider plots")] = True) -> None:
     """Solve every run of a design (one-at-a-time, factorial, Latin hypercube); write tidy results and a summary.
 
-    Exit 1 if any run failed (each is recorded with its error), 2 on bad input.
+    Exit 1 if any run failed (each is recorded with its error), 2 on bad input, 4 if a run was cut off by its time
+    limit (status time_limit: a plan with its gap; no_plan: none found in time).
     """
     from optiland.analysis.sweep import FAILED, connect, load_design
     from optiland.analysis.sweep import sweep as run_sweep
@@ -480,6 +528,11 @@ def sweep_command(
         for row in failed.head(5).itertuples(index=False):
             err.print(f"[red]failed[/] {row.run_id}: {row.error}", highlight=False)
         raise typer.Exit(1)
+    cut = int(counts.get("time_limit", 0)) + int(counts.get("no_plan", 0))
+    if cut:
+        console.print(f"{cut} runs cut off by the time limit (time_limit: a plan with its gap; no_plan: none found "
+                      "in time, nothing known about feasibility): give more time per run (--time-limit)")
+        raise typer.Exit(exit_for("time_limit"))
 
 
 @app.command()
@@ -531,13 +584,14 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
     except (OptilandError, ValueError) as exc:
         _fail(exc)
     shown = Table(title=f"Pareto front: {len(result.table)} nondominated points")
-    for column in ("point", *result.names, "gap", "solve_seconds"):
+    for column in ("point", *result.names, "status", "gap", "solve_seconds"):
         shown.add_column(column, justify="right")
     for row in result.table.itertuples(index=False):
         values = row._asdict()
         mark = " knee" if values["point"] == result.knee else ""
         mark += " ideal" if values["point"] == result.ideal else ""
         shown.add_row(f"{values['point']}{mark}", *[f"{values[k]:,.6g}" for k in result.names],
+                      str(values.get("status", "")),
                       "" if values["gap"] is None else f"{values['gap']:.1e}", f"{values['solve_seconds']:.2f}")
     console.print(shown)
     if result.grid_points:
@@ -549,7 +603,14 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
                       f"{result.seconds:.1f} s")
     for note in result.notes:
         console.print(f"note: {note}", highlight=False)
+    from optiland.views.front_output import front_status
+
+    status = front_status(result)
+    console.print(f"front status {status}" + (
+        ": a point's solve was cut off by the time limit (its gap is in front.csv, or its grid point has no plan: "
+        "see the notes); give more time per solve" if status == "time_limit" else ""))
     console.print(f"written to {out} (front.csv, front.png, plans.parquet, run.json)")
+    raise typer.Exit(exit_for(status))
 
 
 @app.command()
@@ -598,8 +659,9 @@ def transition(scenario: ScenarioArg, out: OutOpt,
 
     console.print(f"{config.horizon} years, {len(outcome.tp.prices.names)} price scenarios "
                   f"({outcome.tp.prices.source}), {config.risk.measure} floor; objective {outcome.objective_name} "
-                  f"{number(result.objective)} (bound {number(result.bound)}, gap {result.gap or 0:.1e}), "
-                  f"status {result.status.value}")
+                  f"{number(result.objective)} (bound {number(result.bound)}, gap "
+                  f"{'-' if result.gap is None else format(result.gap, '.1e')}), status {result.status.value}"
+                  + (f" ({STATUS_MEANING[result.status.value]})" if result.status.value in STATUS_MEANING else ""))
     risk = village_risk_table(outcome)
     table = Table(title="worst year and scenario per village (yuan per capita)")
     for column in ("village", "floor", "worst_year", "worst_scenario", "worst_income_per_capita", "margin_to_floor"):
@@ -617,6 +679,7 @@ def transition(scenario: ScenarioArg, out: OutOpt,
                       f"({cost['relative_cost_of_robustness']:.2%})")
     console.print("times (s): " + ", ".join(f"{k} {v:.2f}" for k, v in outcome.times.items()))
     console.print(f"written to {out}")
+    raise typer.Exit(exit_for(result.status.value))
 
 
 def _parse_steps(text: str | None) -> dict[str, float] | None:
@@ -652,6 +715,7 @@ def report_command(out_dir: Annotated[Path, typer.Argument(help="a folder writte
     except OptilandError as exc:
         _fail(exc)
     pages = len(list(folder.glob("*.html")))
+    _print_plan_status(out_dir)
     console.print(f"report written to {folder / 'index.html'} ({pages} pages, Markdown twins beside them)")
 
 

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+EXIT_OK = 0
+"""A plan proven within the gap asked for (status optimal), or a plan whose gap is stated (feasible)."""
+EXIT_FAILED = 1
+"""`check` found violations; a sweep run failed; an unexpected error."""
+EXIT_INPUT = 2
+"""Bad input: nothing solved, nothing written."""
+EXIT_INFEASIBLE = 3
+"""Proven infeasible: no plan exists; the diagnosis says which targets cannot be met and by how much."""
+EXIT_TIME_LIMIT = 4
+"""The time limit came with a plan: written with its status time_limit, bound and gap."""
+EXIT_NO_PLAN = 5
+"""The time limit came before any plan: nothing written, nothing known about feasibility."""
+EXIT_INTERRUPTED = 130
+"""Interrupted (SIGINT): a plan found by then is written with status interrupted, else nothing."""
+
 
 class OptilandError(Exception):
     """Base of every error optiland raises on purpose (the CLI prints it and exits non-zero)."""
+
+    exit_code = EXIT_INPUT
 
 
 @dataclass
@@ -88,9 +105,29 @@ def input_error(message: str, **where: object) -> InputError:
 
 
 class InfeasibleError(OptilandError):
-    """The scenario has no feasible plan; `diagnosis` explains which targets cannot be met and by how much."""
+    """The scenario has no feasible plan (proven); `diagnosis` explains which targets cannot be met and by how much."""
+
+    exit_code = EXIT_INFEASIBLE
 
     def __init__(self, diagnosis: str, shortfalls: object = None) -> None:
         super().__init__(diagnosis)
         self.diagnosis = diagnosis
         self.shortfalls = shortfalls
+
+
+class NoPlanError(OptilandError):
+    """A limit (time, or a HiGHS work limit) came before any plan was found: nothing is known about feasibility."""
+
+    exit_code = EXIT_NO_PLAN
+
+
+class Interrupted(OptilandError):
+    """Interrupted (SIGINT) before any plan was found."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class SolverError(OptilandError):
+    """The solver failed (it crashed, or ended without a result): nothing is known about the scenario."""
+
+    exit_code = EXIT_FAILED

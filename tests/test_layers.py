@@ -11,8 +11,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "optiland"
 
-RANK = {"errors": 0, "_paths": 0, "violations": 0, "io": 1, "mip": 1, "testing": 2, "model": 2, "pipeline": 3,
-        "analysis": 4, "views": 5, "check": 6, "app": 7, "cli": 8, "__main__": 9}
+RANK = {"errors": 0, "_paths": 0, "violations": 0, "progress": 0, "io": 1, "mip": 1, "testing": 2, "model": 2,
+        "pipeline": 3, "analysis": 4, "views": 5, "check": 6, "app": 7, "cli": 8, "__main__": 9}
 """Layer of each top-level module or folder under optiland/; a module may import a strictly lower rank, or its own
 folder. `io` and `mip` are both at the bottom and independent of each other."""
 
@@ -93,7 +93,8 @@ def test_no_cycle() -> None:
             pytest.fail("import cycle: " + " -> ".join(cycle))
 
 
-CHECK_MAY_IMPORT = ("optiland.errors", "optiland.violations", "optiland._paths", "optiland.io", "optiland.check",
+CHECK_MAY_IMPORT = ("optiland.errors", "optiland.violations", "optiland._paths", "optiland.progress",
+                    "optiland.io", "optiland.check",
                     "optiland.views.transition_output")
 """The checker (issue 22) derives the allowed set, coefficients, areas and references by its own code: besides its own
 folder and the base it may import only the io layer's readers (scenario, catalog, inputs), never the model, pipeline
@@ -145,9 +146,9 @@ def layer_diagram() -> str:
     uses: dict[str, set[str]] = {}
     for module, imports in _graph().items():
         own = _layer(module) or "optiland"
-        if own in {"optiland", "errors", "_paths", "violations", "__main__"}:
+        if own in {"optiland", "errors", "_paths", "violations", "progress", "__main__"}:
             continue
-        layers = {_layer(t) for t in imports} - {"", own, "errors", "_paths", "violations"}
+        layers = {_layer(t) for t in imports} - {"", own, "errors", "_paths", "violations", "progress"}
         uses.setdefault(own, set()).update(layers)
     order = sorted(uses, key=lambda layer: (RANK[layer], layer))
     width = max(map(len, order))

@@ -91,7 +91,9 @@ def _solve(backend: Backend, options: SolverOptions, what: str) -> Any:
     if result.status == Status.INFEASIBLE:
         raise InfeasibleError(f"the scenario is infeasible ({what}); solve it for an explanation")
     if not result.status.has_plan or result.objective is None:
-        raise InfeasibleError(f"no plan for {what}: {result.message}")
+        from optiland.pipeline.run import no_plan
+
+        raise no_plan(result, f"for {what}")
     return result
 
 

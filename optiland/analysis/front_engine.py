@@ -74,7 +74,7 @@ from optiland.analysis.front_methods import (  # noqa: F401  RETRIES, SolveError
     _weighted_sum_points,
 )
 from optiland.analysis.front_model import FrontModel, PyomoFrontModel
-from optiland.errors import InfeasibleError
+from optiland.errors import InfeasibleError, NoPlanError
 from optiland.mip.solver import SolverOptions, Status
 
 AUGMENT = 1e-3
@@ -169,7 +169,10 @@ def payoff_table(model: FrontModel, options: SolverOptions) -> tuple[pd.DataFram
                                        f"before any plan, so the row keeps the plan optimising {order[0]} "
                                        "(its value may lie below the true lexicographic optimum)")
             if values is None:
-                raise InfeasibleError(f"no feasible plan while optimising {k} ({result.message})")
+                if result.status == Status.INFEASIBLE:
+                    raise InfeasibleError(f"no feasible plan while optimising {k} ({result.message})")
+                raise NoPlanError(f"no plan found while optimising {k} ({result.message}); nothing is known "
+                                  "about whether one exists: give more time per solve (--time-limit)")
             g = sign[k] * values[k]
             model.set_bound(k, g - _tolerance(g))
         rows[first] = values

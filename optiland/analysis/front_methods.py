@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from optiland.analysis.front_model import FrontModel
-from optiland.errors import InfeasibleError, OptilandError
+from optiland.errors import InfeasibleError, NoPlanError, OptilandError
 from optiland.mip.solver import SolveResult, SolverOptions, Status
 
 Progress = Callable[[str, int, int], None]
@@ -174,7 +174,10 @@ def _lexicographic_points(model: FrontModel, names: list[str], sign: np.ndarray,
             result, point = _timed_solve(model, options, sign, names, label)
             solves += 1
             if point is None:
-                raise InfeasibleError(f"no feasible plan while optimising {k} ({result.message})")
+                if result.status == Status.INFEASIBLE:
+                    raise InfeasibleError(f"no feasible plan while optimising {k} ({result.message})")
+                raise NoPlanError(f"no plan found while optimising {k} ({result.message}); nothing is known "
+                                  "about whether one exists: give more time per solve (--time-limit)")
             g = point.g[names.index(k)]
             model.set_bound(k, g - _tolerance(g))
         found.append(point)  # type: ignore[arg-type]

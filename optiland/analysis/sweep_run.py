@@ -27,7 +27,7 @@ from optiland.analysis.sweep_design import (
     SERVICES,
     _plain,
 )
-from optiland.errors import InfeasibleError, InputError, Issue, OptilandError
+from optiland.errors import InfeasibleError, InputError, Issue, NoPlanError, OptilandError
 from optiland.io.catalog import Catalog, load_catalog, resolve_catalog_path
 from optiland.io.inputs import Inputs, read_inputs
 from optiland.io.scenario import Scenario
@@ -229,14 +229,13 @@ def execute(task: RunTask) -> dict[str, Any]:
                     metrics[metric] = float(METRICS[metric](plan))
             else:
                 metrics.update({str(k): float(v) for k, v in metric(plan).items()})
-    except InfeasibleError as exc:
+    except InfeasibleError as exc:  # proven: no plan exists
         error = str(exc)
-        if error.startswith("no plan"):
-            status = NO_PLAN
-        else:
-            status = INFEASIBLE
-            if "villages_below_floor" in metrics:
-                metrics["villages_below_floor"] = _villages_short(exc)
+        status = INFEASIBLE
+        if "villages_below_floor" in metrics:
+            metrics["villages_below_floor"] = _villages_short(exc)
+    except NoPlanError as exc:  # the time limit came first: nothing known about feasibility
+        status, error = NO_PLAN, str(exc)
     except Exception as exc:  # noqa: BLE001 - a failing run is a result of the sweep
         status, error = FAILED, _error_text(exc)
     if "run_seconds" in metrics:

@@ -142,7 +142,9 @@ def solve_transition(tp: TransitionProblem, options: SolverOptions, scales: dict
     if result.status == Status.INFEASIBLE:
         raise _explain(tp, scales, clock.options_now())
     if not result.status.has_plan or result.x is None:
-        raise InfeasibleError(f"no transition plan within the time limit: {result.message}")
+        from optiland.pipeline.run import no_plan
+
+        raise no_plan(result, "for the transition")
     core = backend.solution(result)
     lp = backend.last_lp
     assert lp is not None

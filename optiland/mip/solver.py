@@ -40,11 +40,13 @@ class Status(str, enum.Enum):
     INFEASIBLE = "infeasible"
     UNBOUNDED = "unbounded"
     ERROR = "error"
+    INTERRUPTED = "interrupted"
+    """SIGINT: the best plan and bound so far, if any."""
 
     @property
     def has_plan(self) -> bool:
-        """Whether a plan comes with this status (a time limit may still have an incumbent)."""
-        return self in (Status.OPTIMAL, Status.TIME_LIMIT, Status.FEASIBLE)
+        """Whether a plan may come with this status (a time limit or an interruption may still have an incumbent)."""
+        return self in (Status.OPTIMAL, Status.TIME_LIMIT, Status.FEASIBLE, Status.INTERRUPTED)
 
 
 IPM_COLUMNS = 150_000
@@ -618,6 +620,10 @@ _STATUS = {
     "Unbounded": Status.UNBOUNDED,
     "Interrupted by user": Status.TIME_LIMIT,
     "Feasible": Status.FEASIBLE,
+    # HiGHS's work limits (simplex_iteration_limit, mip_max_nodes, ...) end a solve as its time limit does: a
+    # limit, not a proof; the message keeps HiGHS's own words
+    "Iteration limit reached": Status.TIME_LIMIT,
+    "Solution limit reached": Status.TIME_LIMIT,
 }
 
 
@@ -728,23 +734,43 @@ def solve_lp(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = No
     child_conn.close()
     deadline = began + options.time_limit
     state = _Progress()
-    while True:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            break
-        if parent_conn.poll(min(remaining, 0.5)):
-            try:
-                if state.take(parent_conn.recv()):
-                    break
-            except EOFError:
+    interrupted = False
+    try:
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
                 break
-        elif not process.is_alive() and not parent_conn.poll(0):
-            break
+            if parent_conn.poll(min(remaining, 0.5)):
+                try:
+                    if state.take(parent_conn.recv()):
+                        break
+                except EOFError:
+                    break
+                _report_progress(state, lp.sense)
+            elif not process.is_alive() and not parent_conn.poll(0):
+                break
+    except KeyboardInterrupt:  # SIGINT: stop the child, hand back the best plan and bound so far
+        interrupted = True
     elapsed = time.perf_counter() - began
     if process.is_alive():
         process.kill()
     process.join(timeout=5)
-    return _result(lp, options, state.final, state.best, state.proven(lp.sense), elapsed, process.exitcode)
+    result = _result(lp, options, None if interrupted else state.final, state.best, state.proven(lp.sense), elapsed,
+                     process.exitcode)
+    if interrupted:
+        result.status = Status.INTERRUPTED
+        result.message = ("interrupted; best plan and bound so far" if result.x is not None
+                          else "interrupted before any plan was found")
+    return result
+
+
+def _report_progress(state: Any, sense: str) -> None:
+    """Hand the best plan's objective and the best bound so far to the progress display (optiland.progress)."""
+    from optiland.progress import current
+
+    if state.best is not None:
+        bound = state.proven(sense)
+        current().incumbent(state.best[0], bound if bound is not None else state.best[1])
 
 
 def _result(lp: MatrixLP, options: SolverOptions, final: tuple[Any, ...] | None,
@@ -763,7 +789,8 @@ def _result(lp: MatrixLP, options: SolverOptions, final: tuple[Any, ...] | None,
         else:
             gap = None
         if status == Status.TIME_LIMIT and x is None:
-            message = "time limit reached before any feasible plan was found"
+            message = f"{'time limit reached' if name == 'Time limit reached' else name} before any feasible plan " \
+                      "was found"
         else:
             message = name
         return SolveResult(status, x, objective, bound if status.has_plan else None, gap, elapsed, message,

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optiland.errors import InfeasibleError, OptilandError
+from optiland.errors import InfeasibleError, NoPlanError, OptilandError
 from optiland.io.catalog import Catalog
 from optiland.io.inputs import Inputs
 from optiland.io.scenario import Scenario
@@ -436,6 +436,8 @@ class Decomposed:
     scales: dict[str, float]
     reference: Any
     """The index's reference (optiland.pipeline.reference.Reference), or None for another objective."""
+    timed_out: bool
+    """Whether a time limit cut the search short (a township's plan, or the bound's rounds)."""
     townships: list[dict[str, Any]]
     seconds: dict[str, float]
     notes: list[str]
@@ -531,7 +533,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
             done.update({d["index"]: d for d in _run_all(tasks(stage, late, columns, **extra), workers, dask_address)})
             still = [done[i]["late"] for i in late if done[i].get("late")]
             if still:
-                raise OptilandError(still[0] + (f" (and {len(still) - 1} more townships)" if len(still) > 1 else ""))
+                raise NoPlanError(still[0] + (f" (and {len(still) - 1} more townships)" if len(still) > 1 else "")
+                                  + "; nothing is known about whether a county plan exists")
             notes.append(f"{stage}: {len(late)} townships ran out of their equal share of the stage's time and ran "
                          "again with what the others left")
         return [done[i] for i in sorted(done)]
@@ -603,6 +606,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     # market cap gave a first bound of 7.6e8 against an objective of 0.95 at 100,000 parcels): start within the cap
     prices = {k: float(min(prices[k], cap[i])) for i, k in enumerate(keys)}
     best_bound, best_prices = None, prices
+    # the plans' own time limits count too: a township plan cut off by its share of the time
+    timed_out = any(p.get("status") == Status.TIME_LIMIT.value for p in plans)
     n_cuts_per_round = len(plans)
     radius = 0.25
     history: list[float] = []
@@ -612,6 +617,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         terms = _run_all(tasks("bound", columns=plan_columns, scales=scales, prices=prices), workers, dask_address)
         if any(t["bound_term"] is None for t in terms):
             notes.append(f"bound round {round_ + 1}: a township's LP relaxation did not finish in its time")
+            timed_out = True
             break
         bound = sum(t["bound_term"] for t in terms) + (1 if sense == "max" else -1) * sum(
             prices[k] * limits[k] for k in limits)
@@ -631,6 +637,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         per_round = (time.perf_counter() - start) / (round_ + 1)
         if round_ + 1 < rounds and time.perf_counter() + per_round > deadline:
             notes.append(f"bound rounds stopped after {round_ + 1} of {rounds} by the time limit")
+            timed_out = True
             break
         for t in sorted(terms, key=lambda t: t["index"]):
             cuts.append((t["value_at_zero"], np.array([t["usage"].get(k, 0.0) for k in keys])))
@@ -656,20 +663,30 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
             "binaries": sum(p["binaries"] for p in plans), "townships": len(plans),
             "largest_township_variables": max(p["size"]["variables"] for p in plans)}
     return Decomposed(problem=problem, solution=solution, objective=objective, bound=best_bound, gap=gap,
-                      scales=scales, reference=reference,
+                      scales=scales, reference=reference, timed_out=timed_out,
                       townships=[{k: p[k] for k in ("township", "objective", "status", "gap", "seconds")}
                                  for p in plans], seconds=seconds, notes=notes, size=size)
+
+
+def county_status(gap: float | None, bound: float | None, timed_out: bool, asked: float) -> tuple[Status, str]:
+    """The county plan's status and message: optimal within the gap asked for; time_limit when a time limit cut a
+    stage short; feasible otherwise (the bound's rounds stalled). A message claims a bound only when there is one."""
+    if gap is not None and gap <= asked:
+        return Status.OPTIMAL, "township decomposition: county plan within the gap of its Lagrangian bound"
+    status = Status.TIME_LIMIT if timed_out else Status.FEASIBLE
+    if bound is None:
+        return status, ("township decomposition: a feasible county plan; no bound (the bound stage did not finish"
+                        + (" in the time limit)" if timed_out else ")") + ", so no gap is known")
+    return status, ("township decomposition: a feasible county plan and its Lagrangian bound; gap above the one asked "
+                    "for" + (" when the time limit came" if timed_out else ""))
 
 
 def outcome(scenario: Scenario, catalog: Catalog, inputs: Inputs, read_seconds: float, options: SolverOptions,
             decomposed: Decomposed) -> Any:
     """The county plan as a RunOutcome, for results.make_plan and the same files as `solve`."""
-    within = decomposed.gap is not None and decomposed.gap <= options.mip_rel_gap
-    result = SolveResult(Status.OPTIMAL if within else Status.FEASIBLE, None, decomposed.objective,
-                         decomposed.bound, decomposed.gap, sum(decomposed.seconds.values()),
-                         "township decomposition: county plan within the gap of its Lagrangian bound" if within
-                         else "township decomposition: a feasible county plan and a valid bound; gap above the one "
-                              "asked for", solver_version=highs_version())
+    status, message = county_status(decomposed.gap, decomposed.bound, decomposed.timed_out, options.mip_rel_gap)
+    result = SolveResult(status, None, decomposed.objective, decomposed.bound, decomposed.gap,
+                         sum(decomposed.seconds.values()), message, solver_version=highs_version())
     prepared = Prepared(scenario, catalog, inputs, decomposed.problem, read_seconds)
     return RunOutcome(prepared=prepared, solution=decomposed.solution, result=result, options=options,
                       backend="matrix", es_scale=decomposed.scales,

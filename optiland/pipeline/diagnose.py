@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from optiland.errors import InfeasibleError
-from optiland.mip.solver import SolverOptions
+from optiland.mip.solver import SolverOptions, Status
 from optiland.model.backend import make_backend
 from optiland.model.problem import PlanningProblem
 
@@ -63,7 +63,10 @@ def diagnose(problem: PlanningProblem, options: SolverOptions, backend_name: str
     keys = backend.slack_keys
     backend.set_elastic_objective(_weights(problem, keys))
     result = backend.solve(options)
-    if not result.status.has_plan:
+    if not result.status.has_plan or result.x is None:
+        if result.status in (Status.TIME_LIMIT, Status.INTERRUPTED):
+            return InfeasibleError(f"the scenario is infeasible (proven); its diagnosis did not finish "
+                                   f"({result.message}): give more time to see which targets cannot be met")
         hint = ("no allowed option changes what that constraint bounds" if "trivially infeasible" in result.message
                 else "check the site rules: some parcel may have no allowed option")
         return InfeasibleError(f"the scenario is infeasible and the elastic diagnosis failed too ({result.message}); "

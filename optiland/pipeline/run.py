@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from optiland.errors import InfeasibleError, InputError, Issue
+from optiland.errors import InfeasibleError, InputError, Interrupted, Issue, NoPlanError, OptilandError, SolverError
 from optiland.io.catalog import Catalog, load_catalog
 from optiland.io.inputs import Inputs, read_inputs
 from optiland.io.scenario import Scenario, load_scenario
@@ -198,7 +198,7 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
     if result.status == Status.INFEASIBLE:
         raise _infeasible(problem, clock)
     if not result.status.has_plan or result.x is None:
-        raise InfeasibleError(f"no plan: {result.message}")
+        raise no_plan(result)
     if problem.spatial is not None and problem.spatial.caps:
         result, more = _lazy_neighbourhood_caps(backend, problem, result, clock)
         notes += more
@@ -246,7 +246,9 @@ def _lazy_neighbourhood_caps(backend: Backend, problem: PlanningProblem, result:
             raise InfeasibleError(f"the neighbourhood caps cannot all hold ({len(model._cap_keys)} cells capped "
                                   f"after {rounds} rounds)")
         if not result.status.has_plan or result.x is None:
-            raise InfeasibleError(f"no plan under the neighbourhood caps: {result.message}")
+            raise no_plan(result, f"under the neighbourhood caps (round {rounds})")
+        if result.status == Status.INTERRUPTED:
+            break
     possible = sum(len(np.unique(cap.cell)) * len(cap.groups_of_rows(problem.allowed)[1]) for cap in spatial.caps)
     return result, [f"neighbourhood caps: {len(model._cap_keys)} rows added lazily in {rounds} rounds "
                     f"(of {possible:,} cell-group pairs)"]
@@ -274,6 +276,19 @@ def binding_rows(lp: MatrixLP, x: np.ndarray, tol: float = 1e-6) -> list[str]:
     for family, rows in names.items():
         out.append(", ".join(rows) if len(rows) <= 3 else f"{family} ({len(rows)} rows)")
     return out
+
+
+def no_plan(result: SolveResult, where: str = "") -> OptilandError:
+    """The error for a solve that ended without a plan and without a proof that none exists: the time limit (or a
+    HiGHS work limit) came first (NoPlanError: nothing is claimed about feasibility), an interruption, or a solver
+    failure."""
+    at = f" {where}" if where else ""
+    if result.status == Status.INTERRUPTED:
+        return Interrupted(f"interrupted before any plan was found{at}; nothing written")
+    if result.status == Status.TIME_LIMIT:
+        return NoPlanError(f"no plan found{at} before the time limit ({result.message}); nothing is known about "
+                           "whether one exists: give more time (--time-limit)")
+    return SolverError(f"the solver ended without a plan{at} and without a proof that none exists: {result.message}")
 
 
 def _infeasible(problem: PlanningProblem, clock: _Clock) -> InfeasibleError:

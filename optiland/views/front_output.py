@@ -94,6 +94,18 @@ def plot_front(result: Front, path: Any, base: Mapping[str, float] | None = None
     plt.close(fig)
 
 
+def front_status(result: Any) -> str:
+    """The front's status: "time_limit" when a point's solve was cut off by the time limit (its point kept with its
+    gap, or its grid point left without a plan), "interrupted" likewise, else "optimal" (every point within its
+    gap, or proven infeasible)."""
+    statuses = set(result.table["status"]) if "status" in result.table.columns else set()
+    if "interrupted" in statuses:
+        return "interrupted"
+    if "time_limit" in statuses or any(": no plan (" in note for note in result.notes):
+        return "time_limit"
+    return "optimal"
+
+
 def write_front(out_dir: Any, prepared: Any, result: Front, model: LandUseFrontModel, options: SolverOptions,
                 times: Mapping[str, float]) -> Any:
     """Write front.csv, front.png, plans.parquet and run.json to OUT_DIR, whole or not at all."""
@@ -117,6 +129,7 @@ def write_front(out_dir: Any, prepared: Any, result: Front, model: LandUseFrontM
             "backend": getattr(getattr(model, "backend", None), "name", None),
             "solver": {"name": "highs", "options": options.as_dict()},
             "reference": model.reference,
+            "status": front_status(result),
             **result.summary(),
             "baseline": base,
             "points": json.loads(table.to_json(orient="records")),
