@@ -212,6 +212,20 @@ def provenance(prepared: Prepared) -> dict[str, Any]:
     }
 
 
+def reference_record(outcome: RunOutcome) -> dict[str, Any] | None:
+    """run.json's "reference": the index's R_s, their kind and the potentials (None when the run used no index)."""
+    if outcome.reference is not None:
+        return outcome.reference.record()
+    if not outcome.es_scale:
+        return None
+    from optiland.pipeline.reference import kind_of
+
+    scenario = outcome.prepared.scenario
+    pinned = scenario.objective.reference if scenario is not None else {}
+    return {"kind": kind_of(outcome.es_scale, pinned), "values": dict(outcome.es_scale),
+            "pinned": [s for s in outcome.es_scale if s in pinned]}
+
+
 def make_plan(outcome: RunOutcome) -> Plan:
     """Collect the tables and the provenance record of a solved scenario."""
     prepared = outcome.prepared
@@ -228,7 +242,7 @@ def make_plan(outcome: RunOutcome) -> Plan:
         "objective": {"name": prepared.problem.params["objective"], "sense": prepared.problem.params["sense"],
                       "value": result.objective, "bound": result.bound, "gap": result.gap,
                       "weights": prepared.problem.params["weights"]},
-        "reference": outcome.reference.record() if outcome.reference is not None else None,
+        "reference": reference_record(outcome),
         "totals": {
             "income": float(villages["income_total"].sum()),
             "establishment_cost": float(townships["establishment_cost"].sum()),
