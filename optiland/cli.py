@@ -65,7 +65,10 @@ def _check_out(out: Path, force: bool) -> None:
 
 @app.command()
 def solve(scenario: ScenarioArg, out: OutOpt,
-          time_limit: Annotated[float | None, typer.Option(help="seconds, kept even if HiGHS overruns")] = None,
+          time_limit: Annotated[float | None, typer.Option(help="seconds for the whole command: building, every "
+                                                                "solve and the diagnosis (reading the inputs and "
+                                                                "writing excepted); kept even if HiGHS overruns")
+                                ] = None,
           gap: Annotated[float | None, typer.Option(help="relative MIP gap")] = None,
           backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "auto",
           threads: Annotated[int | None, typer.Option(help="HiGHS threads")] = None,

@@ -135,3 +135,45 @@ def test_transition_without_a_plan_in_time_is_not_infeasible(tmp_path: Path) -> 
     result = runner.invoke(app, ["transition", str(scenario), "--out", str(tmp_path / "out")])
     assert result.exit_code == EXIT_NO_PLAN, result.output
     assert "infeasible" not in result.output
+
+
+def test_decompose_without_a_plan_in_time_exits_5_not_2(tmp_path: Path) -> None:
+    """A township without a plan in its share of the time ended `solve --strategy decompose` with exit 2."""
+    scenario = _instance(tmp_path, NO_PLAN)
+    result = runner.invoke(app, ["solve", str(scenario), "--out", str(tmp_path / "out"), "--strategy", "decompose",
+                                 "--workers", "1"])
+    assert result.exit_code == EXIT_NO_PLAN, result.output
+    assert "infeasible" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_the_time_limit_counts_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--time-limit bounds the command, not only the solver: a build that takes a second leaves the solver at most
+    the rest (a slower machine only leaves it less)."""
+    import time
+
+    from optiland.model import backend as backends
+    from optiland.pipeline.run import prepare, solve_prepared, solver_options
+
+    prepared = prepare(write_instance(tmp_path / "inst"))
+    given: list[float] = []
+    real = backends.make_backend
+
+    def slow_backend(name: str, problem: object) -> object:
+        built = real(name, problem)
+        build, solve = built.build, built.solve
+
+        def slow_build(*args: object, **kwargs: object) -> None:
+            build(*args, **kwargs)
+            time.sleep(1.0)
+
+        def watched_solve(options: object, *args: object, **kwargs: object) -> object:
+            given.append(options.time_limit)  # type: ignore[attr-defined]
+            return solve(options, *args, **kwargs)
+
+        built.build, built.solve = slow_build, watched_solve
+        return built
+
+    monkeypatch.setattr("optiland.pipeline.run.make_backend", slow_backend)
+    outcome = solve_prepared(prepared, solver_options(prepared.scenario, time_limit=30))
+    assert given and max(given) <= 29.0 + 1e-6
+    assert outcome.times["limited"] >= 1.0  # run.json: the time under the limit, the build in it

@@ -181,6 +181,8 @@ class TownshipTask:
     columns: np.ndarray | None = None
     """Columns (township model positions) the township's LPs of the stage before used: column generation starts
     with them too."""
+    deadline: float | None = None
+    """The command's wall-clock deadline (time.time()): the task's solves end by it, whatever its share."""
 
 
 def _build(task: TownshipTask) -> tuple[PlanningProblem, Any]:
@@ -256,6 +258,10 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         return {"index": task.index, "township": task.township, "potential": potential(problem)}
     start = time.perf_counter()
     problem, backend = _build(task)
+    if task.deadline is not None:  # the build counts against the command's time limit
+        left = max(task.deadline - time.time(), 0.01)
+        if left < task.options.time_limit:
+            task = replace(task, options=SolverOptions(**{**task.options.as_dict(), "time_limit": left}))
     params = problem.params
     out: dict[str, Any] = {"index": task.index, "township": task.township, "build_seconds": backend.build_seconds}
     if task.stage == "need":
@@ -442,6 +448,8 @@ class Decomposed:
     seconds: dict[str, float]
     notes: list[str]
     size: dict[str, int]
+    limited: float = 0.0
+    """Wall seconds under the time limit: from the start of the decomposition to the county plan assembled."""
 
 
 def assemble(plans: list[dict[str, Any]], inputs: Inputs, scenario: Scenario, catalog: Catalog,
@@ -486,6 +494,10 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
                             "couple every township); solve without --strategy decompose")
     if options.strategy == "auto":  # townships by column generation of their variants (optiland.mip.colgen)
         options = SolverOptions(**{**options.as_dict(), "strategy": "colgen"})
+    # the time limit bounds the whole decomposition (reading the inputs and writing excepted): every task's solves
+    # end by this wall-clock deadline, its model build included (time.time(): the same on every worker)
+    deadline = time.perf_counter() + options.time_limit
+    wall_deadline = time.time() + options.time_limit
     parts = split_inputs(inputs)
     county_probe = build_problem(_township_scenario(scenario, parts[0][0], set(parts[0][1].villages["village"])),
                                  catalog, parts[0][1])
@@ -498,7 +510,6 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
              "price steps) and population (transfer budget)",
              f"township models solved with strategy {options.strategy}"]
 
-    deadline = time.perf_counter() + options.time_limit
     rounds = 1 + max(bound_steps, 0)
     def tasks(stage: str, subset: Sequence[int] | None = None, columns: dict[int, np.ndarray] | None = None,
               **extra: Any) -> list[TownshipTask]:
@@ -521,13 +532,17 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
                 else options.polish_seconds
         timed = SolverOptions(**{**options.as_dict(), **changes})
         return [TownshipTask(i, parts[i][0], scenario, catalog, parts[i][1], county, share, timed, stage, **extra,
-                             columns=(columns or {}).get(i)) for i in chosen]
+                             columns=(columns or {}).get(i), deadline=wall_deadline) for i in chosen]
 
     def run_stage(stage: str, columns: dict[int, np.ndarray] | None = None, **extra: Any) -> list[dict[str, Any]]:
         """A stage over every township; the townships that ran out of their equal share of its time (the larger
         or harder ones) run again with what the others left of it, and only then is running out an error."""
         done = {d["index"]: d for d in _run_all(tasks(stage, None, columns, **extra), workers, dask_address)}
         late = sorted(i for i, d in done.items() if d.get("late"))
+        if late and deadline - time.perf_counter() < 1.0:
+            raise NoPlanError(done[late[0]]["late"] + (f" (and {len(late) - 1} more townships)" if len(late) > 1
+                                                       else "") + "; the time limit is reached: nothing is known "
+                                                                  "about whether a county plan exists")
         if late:
             say(f"{len(late)} townships again with the time the others left")
             done.update({d["index"]: d for d in _run_all(tasks(stage, late, columns, **extra), workers, dask_address)})
@@ -613,6 +628,10 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     history: list[float] = []
     stalled = 0
     for round_ in range(rounds):
+        if deadline - time.perf_counter() < 0.5:
+            notes.append(f"bound rounds stopped after {round_} of {rounds} by the time limit")
+            timed_out = True
+            break
         say(f"Lagrangian bound, round {round_ + 1}")
         terms = _run_all(tasks("bound", columns=plan_columns, scales=scales, prices=prices), workers, dask_address)
         if any(t["bound_term"] is None for t in terms):
@@ -665,7 +684,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     return Decomposed(problem=problem, solution=solution, objective=objective, bound=best_bound, gap=gap,
                       scales=scales, reference=reference, timed_out=timed_out,
                       townships=[{k: p[k] for k in ("township", "objective", "status", "gap", "seconds")}
-                                 for p in plans], seconds=seconds, notes=notes, size=size)
+                                 for p in plans], seconds=seconds, notes=notes, size=size,
+                      limited=time.perf_counter() - (deadline - options.time_limit))
 
 
 def county_status(gap: float | None, bound: float | None, timed_out: bool, asked: float) -> tuple[Status, str]:
@@ -690,7 +710,8 @@ def outcome(scenario: Scenario, catalog: Catalog, inputs: Inputs, read_seconds: 
     prepared = Prepared(scenario, catalog, inputs, decomposed.problem, read_seconds)
     return RunOutcome(prepared=prepared, solution=decomposed.solution, result=result, options=options,
                       backend="matrix", es_scale=decomposed.scales,
-                      reference=decomposed.reference, times={"read": read_seconds, **decomposed.seconds},
+                      reference=decomposed.reference, times={"read": read_seconds, **decomposed.seconds,
+                                                         "limited": decomposed.limited},
                       model_size={**decomposed.size, "parcels": decomposed.problem.n_parcels},
                       notes=decomposed.notes + [f"{t['township']}: objective {t['objective']:.6g}, gap {t['gap']}, "
                                                 f"{t['seconds']:.1f} s" for t in decomposed.townships])

@@ -132,17 +132,23 @@ def solver_options(scenario: Scenario, **overrides: Any) -> SolverOptions:
 
 
 class _Clock:
-    """Wall-clock budget shared by the solves of one run, so the user's time limit holds for the whole solve."""
+    """Wall-clock budget of one command, started before the model is built: the user's time limit holds for the
+    build, every solve and the diagnosis together (reading the inputs and writing the results excepted; run.json's
+    times report them apart). No stage gets a fixed share of it: what a stage ends with never depends on the clock
+    unless the limit itself is reached."""
 
     def __init__(self, options: SolverOptions) -> None:
         self.options = options
-        self.deadline = time.perf_counter() + options.time_limit
+        self.start = time.perf_counter()
+        self.deadline = self.start + options.time_limit
 
-    def options_now(self, share: float = 1.0, **changes: Any) -> SolverOptions:
-        """The options for the next solve: the time left, or at most `share` of the whole limit."""
-        remaining = max(self.deadline - time.perf_counter(), 0.01)
-        limit = min(remaining, max(share * self.options.time_limit, 0.01))
-        return SolverOptions(**{**self.options.as_dict(), "time_limit": limit, **changes})
+    def left(self) -> float:
+        """Seconds left (0 once the limit is reached)."""
+        return max(self.deadline - time.perf_counter(), 0.0)
+
+    def options_now(self, **changes: Any) -> SolverOptions:
+        """The options for the next solve: its time limit is the time left."""
+        return SolverOptions(**{**self.options.as_dict(), "time_limit": max(self.left(), 0.01), **changes})
 
 
 def index_reference(problem: PlanningProblem, backend: Backend | None = None, options: SolverOptions | None = None,
@@ -169,6 +175,7 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
     """Build, set the service index's reference, solve; raise InfeasibleError with a diagnosis if no plan exists.
     `constrained_reference`: also bound each service's constrained best gain by LP (a report figure)."""
     problem = prepared.problem
+    clock = _Clock(options)  # the time limit counts the build too
     if reuse is not None and reuse.update(problem):
         backend, build_seconds = reuse, 0.0
     else:
@@ -176,7 +183,6 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         backend.build(problem)
         build_seconds = backend.build_seconds
     matrix_before = backend.matrix_seconds
-    clock = _Clock(options)
     params = problem.params
     name, sense = params["objective"], params["sense"]
     notes: list[str] = []
@@ -214,7 +220,7 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         prepared=prepared, solution=backend.solution(result), result=result, options=options,
         backend=backend.name, es_scale=scales, reference=ref,
         times={"read": prepared.read_seconds, "build": build_seconds, "matrix": matrix_seconds,
-               "solve": solve_seconds},
+               "solve": solve_seconds, "limited": time.perf_counter() - clock.start},
         model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows,
                     "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels,
                     **{f"boundary_{k}": v for k, v in spatial_size.items()}},
