@@ -539,10 +539,12 @@ def test_exact_mode_sets_zero_gap_and_the_plain_mip(monkeypatch: pytest.MonkeyPa
     m.col = pyo.Constraint(m.I, rule=lambda m, j: sum(m.x[i, j] for i in m.I) == 1)
     objectives = {f"c{k + 1}": sum(int(cost[k, i, j]) * m.x[i, j] for i in m.I for j in m.I) for k in range(2)}
     seen: list[tuple[float, float, str]] = []
+    highs: list[dict] = []
     solve = PyomoFrontModel.solve
 
     def record(self: PyomoFrontModel, options: SolverOptions) -> object:
         seen.append((options.mip_rel_gap, options.mip_abs_gap, options.strategy))
+        highs.append(options.highs)
         return solve(self, options)
 
     monkeypatch.setattr(PyomoFrontModel, "solve", record)
@@ -550,7 +552,7 @@ def test_exact_mode_sets_zero_gap_and_the_plain_mip(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(solver, "_repair", lambda *a, **k: repairs.append(1))
     loose = SolverOptions(mip_rel_gap=0.05, strategy="auto", time_limit=30)
     result = front(m, objectives, {"c1": "min", "c2": "min"}, options=loose, exact=True)
-    assert set(seen) == {(0.0, 0.0, "mip")}
+    assert set(seen) == {(0.0, 0.0, "mip")} and all(h["mip_heuristic_run_rins"] is False for h in highs)
     plans = np.array([[sum(cost[k, i, p[i]] for i in range(n)) for k in range(2)]
                       for p in itertools.permutations(range(n))])
     assert _found(result) == _nondominated(plans, ["min", "min"])

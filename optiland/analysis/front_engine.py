@@ -256,11 +256,11 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
 
     `exact=True` sets what an exact front needs: a zero MIP gap (mip_rel_gap = mip_abs_gap = 0) and, for a model that
     is not optiland's own land-use model, strategy "mip" (branch and bound at once; the LP-and-repair of "auto" is
-    made for the land-use model); when every constrained objective is integer-valued (integer coefficients on integer
-    variables) and no `steps` are given, unit steps, so the front is the complete nondominated set; when every
-    objective is integer-valued, integral weights instead of the slack augmentation (module docstring). Other
-    options stay as given. Without `exact`, a Pyomo model's "auto" strategy is the plain MIP too, but the gap is the
-    options' (SolverOptions' default is 1e-4).
+    made for the land-use model) and HiGHS's root heuristics off (EXACT_HIGHS; `options.highs` wins); when every
+    constrained objective is integer-valued (integer coefficients on integer variables) and no `steps` are given,
+    unit steps, so the front is the complete nondominated set; when every objective is integer-valued, integral
+    weights instead of the slack augmentation (module docstring). Other options stay as given. Without `exact`, a
+    Pyomo model's "auto" strategy is the plain MIP too, but the gap is the options' (SolverOptions' default is 1e-4).
 
     A Pyomo model is left as it was given: the adapter's block is removed when the front is done or raises, the
     model's objectives and constraints were never changed, and no value is loaded into its variables.
@@ -280,6 +280,15 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
     finally:
         if built is not None:
             built.remove()
+
+
+EXACT_HIGHS = {"mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
+               "mip_heuristic_run_feasibility_jump": False, "mip_heuristic_effort": 0.0}
+"""HiGHS options exact mode adds for a generic model (options.highs given by the caller win): no RINS, RENS or
+feasibility-jump sub-MIPs and no heuristic effort. An exact front's MIPs are small and each is solved to a proven
+optimum, so these root heuristics are overhead: on the knapsacks of benchmarks/pareto.py they took about 40% of the
+time and left the branch-and-bound nodes unchanged (benchmarks/results/pareto.csv shows pyaugmecon with and without
+them too)."""
 
 
 def _integer_valued(model: FrontModel, name: str) -> bool:
@@ -311,6 +320,7 @@ def _front(model: FrontModel, method: str, points: int | Mapping[str, int], opti
         changes: dict[str, Any] = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0}
         if not getattr(model, "optiland_model", False):
             changes["strategy"] = "mip"
+            changes["highs"] = {**EXACT_HIGHS, **options.highs}
         options = replace(options, **changes)
         integer = {k: _integer_valued(model, k) for k in names}
         if steps is None and method in ("augmecon2", "augmecon-r", "augmecon2-classic") and not refine \
