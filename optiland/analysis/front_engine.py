@@ -26,6 +26,11 @@ Method. Every objective is turned into a maximised one, :math:`g_k = f_k` (max) 
    infeasible point makes every point it dominates infeasible. Both are flagged and skipped, in outer loops too.
 4. Duplicates are merged and only nondominated points kept.
 
+Warm starts: every solve starts from the last plan found where it still holds (optiland.mip.solver checks it). With
+two objectives in representation mode (``points``, no ``steps``) the grid is solved from its tightest point down, so
+every point starts from the previous point's plan, which the looser bound keeps feasible (the first from the payoff
+table's last plan, the optimum there); exact mode keeps the ascending order, which the bypass needs.
+
 Refinement (two objectives, representation mode): extra epsilon solves in the middle of the neighbouring pair of
 points where the front is sparse and bends most.
 
@@ -505,6 +510,24 @@ def _augmecon(model: FrontModel, names: list[str], sign: np.ndarray, ideal: np.n
     found: list[_Found] = []
     grid_solves = infeasible = done = 0
     capped = False
+    if p == 2 and not (steps and names[1] in steps):  # representation mode: from the tightest point down
+        for i in range(counts[0] - 1, -1, -1):
+            if grid_solves >= max_points:
+                capped = True
+                break
+            e = (nadir[1] + i * grid_steps[names[1]],)
+            model.set_epsilon(names[1], e[0])
+            result, point = _timed_solve(model, options, sign, names, "grid", e)
+            grid_solves += 1
+            if point is None:
+                infeasible += result.status == Status.INFEASIBLE
+                notes.append(f"grid point {float(e[0]):g}: no plan ({result.message})")
+            else:
+                found.append(point)
+            if progress:
+                progress("grid", grid_solves, total)
+        return found, {"grid_points": total, "solves": grid_solves, "grid_solves": grid_solves,
+                       "infeasible": infeasible, "capped": capped, "steps": grid_steps, "flag_entries_peak": 0}
     outer = [range(c) for c in counts[1:]][::-1]  # outer loops, outermost first (objective p ... 3)
     for rest in itertools.product(*outer):
         index_outer = tuple(reversed(rest))  # indices of objectives 3..p
