@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -200,12 +201,15 @@ def outcome_from_front(prepared: Any, front_dir: Any, pick: str, options: Solver
     backend.build(problem)
     m = backend.model
     start = time.perf_counter()
-    scales = dict((run.get("reference") or {}).get("values") or run.get("es_scale") or {})
     params = problem.params
-    if not scales and (params["objective"] == "ecosystem_services" or "ecosystem_services" in params["bounds"]):
-        reference = index_reference(problem)
-        scales = reference.values
-        notes += reference.notes
+    reference = index_reference(problem)  # closed form: the plan's run.json and townships.csv carry it, as solve's
+    notes += reference.notes
+    recorded = dict((run.get("reference") or {}).get("values") or run.get("es_scale") or {})
+    if recorded and (set(recorded) != set(reference.values) or any(
+            abs(recorded[s] - v) > 1e-9 * max(1.0, abs(v)) for s, v in reference.values.items())):
+        notes.append("the front's index reference differs from this scenario's; the front's values are used")
+        reference = replace(reference, values=recorded, kind="pinned", pinned=sorted(recorded))
+    scales = reference.values
     m._es_scale = scales
     if "ecosystem_services" in params["bounds"]:
         backend.set_bound("ecosystem_services", *params["bounds"]["ecosystem_services"])
@@ -247,7 +251,7 @@ def outcome_from_front(prepared: Any, front_dir: Any, pick: str, options: Solver
     n_cols, n_rows, nnz = lp.shape
     outcome = RunOutcome(
         prepared=prepared, solution=backend.solution(result), result=result, options=options, backend=backend.name,
-        es_scale=scales, times={"read": prepared.read_seconds, "build": backend.build_seconds,
+        es_scale=scales, reference=reference, times={"read": prepared.read_seconds, "build": backend.build_seconds,
                                 "solve": time.perf_counter() - start},
         model_size={"variables": n_cols, "binaries": int(lp.integer.sum()), "constraints": n_rows, "nonzeros": nnz,
                     "allowed_rows": len(allowed), "parcels": problem.n_parcels}, notes=notes)
