@@ -163,7 +163,7 @@ function buildMap() {
   map.on('rotate', () => { $('north').style.transform = `rotate(${-map.getBearing()}deg)`; });
   map.on('load', () => {
     map.addSource('parcels', { type: 'vector', url: `pmtiles://${location.origin}/api/instances/${S.key}/tiles.pmtiles`, promoteId: 'i' });
-    map.addLayer({ id: 'parcels-fill', type: 'fill', source: 'parcels', 'source-layer': 'parcels', paint: { 'fill-color': '#cccccc', 'fill-opacity': 0.92 } });
+    map.addLayer({ id: 'parcels-fill', type: 'fill', source: 'parcels', 'source-layer': 'parcels', paint: { 'fill-color': '#cccccc', 'fill-antialias': false } });  // opaque, no outline pass
     // parcel outlines only where a parcel is several pixels wide: below zoom 13 they would double the work of
     // building the tiles (every parcel a second time, as lines) to draw lines thinner than a pixel
     map.addLayer({ id: 'parcels-line', type: 'line', source: 'parcels', 'source-layer': 'parcels', minzoom: 13, paint: { 'line-color': '#ffffff', 'line-width': ['interpolate', ['linear'], ['zoom'], 13, 0.2, 15, 0.7] } });
