@@ -604,7 +604,7 @@ async function upload() {
     if (parcels) await api(`/api/uploads/${id}/parcels?filename=${encodeURIComponent(parcels.name)}`, { method: 'PUT', body: parcels });
     if (villages) await api(`/api/uploads/${id}/villages`, { method: 'PUT', body: villages });
     const encoding = $('up-encoding').value.trim() || null;
-    const r = await api(`/api/uploads/${id}/open`, { method: 'POST', json: { region: $('up-region').value.trim(), encoding, name: parcels ? parcels.name : 'upload' } });
+    const r = await api(`/api/uploads/${id}/open`, { method: 'POST', json: { region: $('up-region').value.trim() || null, encoding, name: parcels ? parcels.name : 'upload' } });
     status.textContent = t('opened');
     await loadInstances(r.instance);
   } catch (e) {
@@ -630,6 +630,7 @@ async function openInstance(key) {
   const opts = [...new Set(S.meta.kinds.filter((k) => !k.keeps_current_use).map((k) => k.option))];
   $('suit-option').replaceChildren(...opts.map((o) => el('option', { value: o }, optionLabel(o))));
   buildForm();
+  $('up-region').placeholder = t('catalog_default');
   $('plan-empty').hidden = false; $('plan-view').hidden = true;
   renderEdits();
   buildMap();
