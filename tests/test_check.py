@@ -415,3 +415,18 @@ def test_scenario_file_changed_since_the_run(folder: Path, tmp_path: Path) -> No
         assert {"input_hashes.scenario", "scenario.constraints.income_floor"} <= keys
     finally:
         scenario.write_text(original, encoding="utf-8")
+
+
+def test_boundaries_from_geometry_by_hand() -> None:
+    """The checker's own shared-boundary lengths (for the boundary penalty in run.json's objective): a 3 x 3 grid of
+    100 m squares has 12 inner edges of 100 m; the corner squares have 200 m of outer edge, the middle one none."""
+    import shapely
+
+    from optiland.check.instance import boundaries_of
+
+    boxes = [shapely.box(100 * c, 100 * r, 100 * c + 100, 100 * r + 100) for r in range(3) for c in range(3)]
+    (left, right, length), outer = boundaries_of(boxes)
+    pairs = sorted(zip(left.tolist(), right.tolist(), strict=True))
+    assert pairs == sorted([(i, i + 1) for i in range(9) if i % 3 != 2] + [(i, i + 3) for i in range(6)])
+    assert length == pytest.approx([100.0] * 12)
+    assert outer.tolist() == pytest.approx([200, 100, 200, 100, 0, 100, 200, 100, 200])
