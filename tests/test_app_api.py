@@ -471,3 +471,28 @@ def test_command_opens_the_demo_and_wants_a_token_off_localhost(tmp_path: Path) 
             app.wait(timeout=20)
         except subprocess.TimeoutExpired:
             app.kill()
+
+
+def test_bad_instance_named_by_its_own_files(tmp_path: Path, instance_dir: Path) -> None:
+    """An instance that does not validate is refused naming the planner's own file (not the project's copy), and
+    the project keeps nothing of it."""
+    from optiland.errors import InputError
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    layer = gpd.read_file(instance_dir / "parcels.gpkg")
+    layer.loc[2, "slope_deg"] = -4.0
+    layer.to_file(folder / "parcels.gpkg", layer="parcels", engine="pyogrio")
+    (folder / "villages.csv").write_bytes((instance_dir / "villages.csv").read_bytes())
+    (folder / "scenario.toml").write_bytes((instance_dir / "scenario.toml").read_bytes())
+    before = sorted(p.name for p in folder.iterdir())
+    state = make_state(tmp_path / "p")
+    try:
+        with pytest.raises(InputError) as caught:
+            state.open(folder / "scenario.toml")
+        named = [p for p in caught.value.problems if p.column == "slope_deg"]
+        assert named and named[0].file == str(folder / "parcels.gpkg") and named[0].row == layer.loc[2, "parcel_id"]
+        assert not [p for p in (state.root / "instances").iterdir()]
+        assert sorted(p.name for p in folder.iterdir()) == before
+    finally:
+        state.close()

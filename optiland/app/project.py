@@ -228,7 +228,7 @@ def _copy_inputs(scenario: Scenario, target: Path) -> dict[str, Any]:
         for f in files:
             link_or_copy(f, target / f.name)
         data["parcels"]["path"] = parcels.name
-    if scenario.villages is not None:
+    if scenario.villages is not None and scenario.resolve(scenario.villages.path).is_file():
         villages = scenario.resolve(scenario.villages.path)
         link_or_copy(villages, target / villages.name)
         data["villages"]["path"] = villages.name
@@ -264,20 +264,31 @@ def build_instance(scenario_path: Path, instances: Path, name: str | None = None
     """Validate a scenario as `optiland validate` does, copy its inputs into the project and write tiles,
     attributes and outlines once; an instance already built (same key) is reused as it is."""
     scenario = load_scenario(scenario_path)
-    prepared = prepare(scenario)
-    digest = hashlib.sha256(json.dumps({"scenario": scenario.to_dict(), "hashes": prepared.inputs.hashes,
-                                        "tiles": TILES_VERSION}, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    folder = instances / digest
-    if (folder / "instance.json").is_file():
-        return load_instance(folder)
     instances.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{digest}.tmp-", dir=instances))
+    tmp = Path(tempfile.mkdtemp(prefix=".new.tmp-", dir=instances))
     umask_mode(tmp)
     try:
         (tmp / "input").mkdir()
         data = _copy_inputs(scenario, tmp / "input")
         atomic_write(tmp / "input" / "scenario.toml", toml.dumps(data))
-        load_scenario(tmp / "input" / "scenario.toml")  # the copy reads back
+        try:  # read the copies, so that nothing (a cache beside a layer) is written outside the project
+            prepared = prepare(tmp / "input" / "scenario.toml")
+        except InputError as exc:  # name the planner's own files, not the copies
+            originals = {scenario.resolve(scenario.parcels.path).name: scenario.resolve(scenario.parcels.path),
+                         "scenario.toml": scenario_path}
+            if scenario.villages is not None:
+                originals[scenario.resolve(scenario.villages.path).name] = scenario.resolve(scenario.villages.path)
+            for problem in exc.problems:
+                if problem.file and str(tmp) in str(problem.file) and Path(problem.file).name in originals:
+                    problem.file = str(originals[Path(problem.file).name])
+            raise
+        digest = hashlib.sha256(json.dumps({"scenario": scenario.to_dict(), "hashes": prepared.inputs.hashes,
+                                            "tiles": TILES_VERSION}, sort_keys=True,
+                                           default=str).encode()).hexdigest()[:16]
+        folder = instances / digest
+        if (folder / "instance.json").is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return load_instance(folder)
         problem = prepared.problem
         catalog = prepared.catalog
         parcels = problem.parcels
