@@ -154,15 +154,20 @@ def main() -> None:
                 row["above_optimum"] = (row["best"] - optimum) / optimum
             rows.append({**row, "note": str(marxan), **stamp, "when": datetime.now(UTC).isoformat(timespec="seconds")})
         print(", ".join(f"{k}={rows[-1].get(k)}" for k in FIELDS), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".marxan-", suffix=".csv", dir=args.out.parent)
+        write(rows, args.out)  # after each BLM: a run stopped half-way keeps what it measured
+    print(f"written to {args.out}")
+
+
+def write(rows: list[dict[str, Any]], path: Path) -> None:
+    """The CSV, written beside and renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".marxan-", suffix=".csv", dir=path.parent)
     with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
         writer = csv.DictWriter(out, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows([{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
                           for row in rows])
-    os.replace(tmp, args.out)
-    print(f"written to {args.out}")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
