@@ -430,3 +430,24 @@ def test_boundaries_from_geometry_by_hand() -> None:
     assert pairs == sorted([(i, i + 1) for i in range(9) if i % 3 != 2] + [(i, i + 3) for i in range(6)])
     assert length == pytest.approx([100.0] * 12)
     assert outer.tolist() == pytest.approx([200, 100, 200, 100, 0, 100, 200, 100, 200])
+
+
+def test_a_plan_from_another_tool(folder: Path, tmp_path: Path) -> None:
+    """A plan folder with only the decisions (parcel_id, option, variant; village, herd, ranger_posts) and a run.json
+    naming the scenario, as another tool or a hand edit writes it, is checked the same way."""
+    import geopandas as gpd
+
+    out = tmp_path / "other"
+    out.mkdir()
+    plan = gpd.read_file(folder / "plan.gpkg", layer="parcels")[["parcel_id", "option", "variant", "geometry"]]
+    plan.to_file(out / "plan.gpkg", layer="parcels", driver="GPKG")
+    villages = pd.read_csv(folder / "villages.csv", encoding="utf-8-sig", dtype={"village": str})
+    villages[["village", "herd", "ranger_posts"]].to_csv(out / "villages.csv", index=False)
+    run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    (out / "run.json").write_text(json.dumps({"scenario_path": run["scenario_path"]}), encoding="utf-8")
+    assert check_outdir(out) == []
+    _edit_plan(out, lambda frame: frame.__setitem__("option", frame["option"].where(frame["parcel_id"] != "P4",
+                                                                                    "closure")))
+    _edit_plan(out, lambda frame: frame.__setitem__("variant", frame["variant"].where(frame["parcel_id"] != "P4",
+                                                                                      "closure")))
+    assert [(v.family, v.key) for v in check_outdir(out)] == [("farmland", "P4")]
