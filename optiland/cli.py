@@ -173,6 +173,21 @@ def _add_marxan_score(plan: object, prepared: object) -> None:
     plan.run["marxan_score"] = score_terms(problem, zone, meta)  # type: ignore[attr-defined]
 
 
+def _print_village_incomes(villages: pd.DataFrame) -> None:
+    """Per-capita income of every village before and after the plan, and the change (the summary's first lines)."""
+    if not {"income_per_capita_before", "income_per_capita_after"} <= set(villages.columns) or villages.empty:
+        return
+    table = Table(title="income per capita (yuan/yr)")
+    for column in ("village", "today", "plan", "change"):
+        table.add_column(column, justify="left" if column == "village" else "right")
+    before, after = villages["income_per_capita_before"], villages["income_per_capita_after"]
+    for name, b, a in zip(villages["village"], before, after, strict=True):
+        table.add_row(str(name), f"{b:,.0f}", f"{a:,.0f}", f"{a - b:+,.0f} ({(a - b) / b:+.1%})" if b else "")
+    console.print(table)
+    worse = int((after < before - 0.005).sum())
+    console.print(f"villages better off: {int((after > before + 0.005).sum())} of {len(villages)}; worse off: {worse}")
+
+
 def print_summary(plan: object) -> None:
     """Area by option per township and villages at or below their floor (for a Marxan import: units per zone and
     Marxan's score terms instead), objective, bound, gap, times."""
@@ -185,6 +200,14 @@ def print_summary(plan: object) -> None:
         console.print("planning units by zone: " + ", ".join(f"{zone} {n:,}" for zone, n in counts.items()))
         console.print(_marxan_line(score))
     else:
+        _print_village_incomes(villages)
+        gains = [c for c in parcels.columns if c.startswith("gain_")]
+        if gains:
+            console.print("ecosystem services, change over the current uses: " + ", ".join(
+                f"{c[5:]} {parcels[c].sum():+,.1f}" for c in gains))
+        for note in run.get("notes", []):
+            if note.startswith("balance:"):
+                console.print(note)
         areas = parcels.pivot_table(index="township", columns="option", values="area_mu", aggfunc="sum",
                                     fill_value=0)
         table = Table(title="area by option (mu)")

@@ -43,8 +43,8 @@ from optiland.testing import SMALL_CATALOG, make_inputs, make_scenario
 TOL = 1e-6
 """Relative feasibility tolerance: ``lhs <= rhs`` holds when ``lhs - rhs <= TOL * max(1, |rhs|)``."""
 DROPPABLE = ("income_floor", "no_worse_off", "transfer_budget", "transfer_share", "carrying_capacity", "ranger_posts",
-             "labour", "budget", "township_budget", "diversity", "forest_cover", "market", "price_steps",
-             "objective_bound")
+             "labour", "budget", "township_budget", "diversity", "forest_cover", "market", "area_limits",
+             "price_steps", "objective_bound")
 MAX_PLANS = 30_000_000
 """Refuse enumerations larger than this (assignments x village integers): a test instance is too big."""
 
@@ -290,6 +290,22 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
             for g, limit in market:
                 planned = sum(area[rows[:, i]] * (pair[rows[:, i]] == g) for i in range(n))
                 ok &= _le(planned, limit)[:, None]
+        if "area_limits" not in drop:  # scenario areas / township_areas: "<scope>:<option[.variant] or herd>"
+            names_t = list(p.townships["township"])
+            for key, (low, high) in (params.get("area_limits") or {}).items():
+                scope, name = key.split(":", 1)
+                parcel_in = np.ones(n, dtype=bool) if scope == "*" else town_of_parcel == names_t.index(scope)
+                if name == "herd":
+                    villages_in = np.ones(nv, dtype=bool) if scope == "*" else town_of_village == names_t.index(scope)
+                    held = np.broadcast_to(herd_grid[:, villages_in].sum(axis=1)[None, :].astype(float), (na, nh))
+                else:
+                    wanted = (pair == name) if "." in name else (option == name)
+                    held = np.broadcast_to(sum(area[rows[:, i]] * wanted[rows[:, i]] * parcel_in[i]
+                                               for i in range(n))[:, None], (na, nh))
+                if low is not None:
+                    ok &= _le(float(low), held, float(low))
+                if high is not None:
+                    ok &= _le(held, float(high))
 
         # income: what each village needs from its priced land (floor, transfer share), and what it can get
         needed = np.full((nv, na, nh), -np.inf)

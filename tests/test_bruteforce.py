@@ -138,6 +138,15 @@ BINDING: dict[str, dict[str, Any]] = {
     "income_growth": dict(instance="two", objective="cost",
                           constraints={"income_floor": 0, "village_income_growth": {"T2": 0.2},
                                        "village_no_worse_off": {"V1": True}}, drop="no_worse_off"),
+    # a demonstration base: at least 30 mu of closure, which earns less than what income would choose there
+    "area_min": dict(instance="one", objective="income", constraints={"areas": {"closure": {"min": 30}}},
+                     drop="area_limits"),
+    # a market plan: at most 5 mu of herbs, of any variant
+    "area_max": dict(instance="one", objective="income", constraints={"areas": {"herbs": {"max": 5}}},
+                     drop="area_limits"),
+    # township T2 keeps a herd of at least one head, though carbon wants its grass closed
+    "township_herd_min": dict(instance="two", objective="carbon",
+                              constraints={"township_areas": {"T2": {"herd": {"min": 1}}}}, drop="area_limits"),
     # ranger wages are income that costs nothing: the transfer budget caps posts and compensation
     "transfer_budget": dict(instance="one", objective="income", constraints={"transfer_budget": 12000},
                             drop="transfer_budget"),
@@ -258,6 +267,22 @@ def test_unreachable_growth_names_village_and_shortfall() -> None:
     row = info.value.shortfalls.iloc[0]
     assert (row["family"], row["village"]) == ("no_worse_off", "V1")
     assert row["short_per_capita"] == pytest.approx(shortfall, rel=1e-6)
+
+
+def test_unreachable_area_minimum_is_named() -> None:
+    """More fruit than the site rules allow anywhere: the diagnosis names the limit and the shortfall in mu."""
+    prepared = prepare_tiny(ONE, ONE_VILLAGE, "income", {"income_floor": 0, "areas": {"fruit": {"min": 500}}},
+                            OVERRIDES)
+    problem = prepared.problem
+    assert not scan(problem).feasible
+    most = scan(problem, drop=["area_limits"]).optimum("income", "max")
+    assert most is not None
+    fruit = problem.allowed[problem.allowed["option"] == "fruit"]
+    possible = float(problem.parcels["area_mu"].iloc[fruit["parcel"].unique()].sum())
+    with pytest.raises(InfeasibleError) as info:
+        solve_exact(prepared)
+    message = str(info.value)
+    assert f"the plan falls {500 - possible:,.1f} mu short of its minimum of 500 mu of fruit" in message, message
 
 
 def test_no_worse_off_off_by_default_in_a_catalog_without_it() -> None:

@@ -133,7 +133,8 @@ def test_conversion_table_rederived() -> None:
     assert options["P00"] == {"keep"}  # dry land at 10 degrees stays cropland
     assert "fruit" not in options["P01"] and {"closure", "afforestation"} <= options["P01"]  # 30 degrees: leaves
     assert options["P02"] == {"keep", "fruit", "herbs"} and options["P03"] <= {"keep", "fruit", "herbs"}
-    assert options["P05"] <= {"keep", "closure", "afforestation", "herbs"} and "fruit" not in options["P04"]
+    assert options["P05"] <= {"keep", "closure", "afforestation", "herbs", "understory_forage"}
+    assert "fruit" not in options["P04"] and "understory_forage" not in options["P06"]  # grass: open forage
     for pid in ("P07", "P08", "P09", "P10"):  # homestead, road (in a red line too), river, ditch: kept
         assert options[pid] == {"keep"}
     for pid in ("P12", "P13"):  # dry land and orchard inside a red line: protection and restoration only

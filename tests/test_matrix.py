@@ -125,7 +125,9 @@ def variant(prepared: Prepared, **changes: Any) -> PlanningProblem:
 COUPLING = {"constraints.township_budgets": {"T01": 9_000_000}, "constraints.max_transfer_share": 0.5,
             "constraints.market": {"fruit.orah": 200, "herbs.paris_polyphylla": 40},
             "constraints.bounds": {"income": [1.0, None], "cost": [None, 5e7], "carbon": [10.0, 1e9]},
-            "constraints.village_income_growth": {"T02": 0.05}, "constraints.village_no_worse_off": {"T01-V01": False}}
+            "constraints.village_income_growth": {"T02": 0.05}, "constraints.village_no_worse_off": {"T01-V01": False},
+            "constraints.areas": {"herbs": {"min": 5.0, "max": 4000.0}, "fruit.orah": {"max": 100.0}},
+            "constraints.township_areas": {"T01": {"herd": {"min": 2.0}, "closure": {"max": 1e6}}}}
 NONE_OPTIONAL = {"constraints.transfer_budget": None, "constraints.budget": None,
                  "constraints.diversity_cap": None, "constraints.forest_cover_min": None}
 
@@ -136,7 +138,9 @@ def small_problems() -> dict[str, PlanningProblem]:
     two = prepare_tiny(TWO, TWO_VILLAGES, "income", ALL_ACTIVE, OVERRIDES).problem
     bare = prepare_tiny(TWO, TWO_VILLAGES, "income", {"income_floor": 3000}, OVERRIDES).problem
     growth = prepare_tiny(TWO, TWO_VILLAGES, "income", {**ALL_ACTIVE, "village_income_growth": {"V2": 0.1},
-                                                         "no_worse_off": True, "village_no_worse_off": {"V1": False}},
+                                                         "no_worse_off": True, "village_no_worse_off": {"V1": False},
+                                                         "areas": {"herd": {"max": 3}, "fruit": {"min": 1}},
+                                                         "township_areas": {"T1": {"fruit": {"max": 0}}}},
                           {**OVERRIDES, "variants.fruit.pomelo.net_income_per_mu": 6000}).problem
     return {"golden": golden, "two-all-active": two, "two-no-optional": bare, "two-growth": growth}
 
@@ -164,7 +168,7 @@ def test_karst_same_model(karst: Prepared, case: str) -> None:
     expected = {"demo": {"diversity", "option_area_def", "forest_cover", "market", "price_step_link",
                          "price_step_width", "budget", "transfer_budget"},
                 "coupling": {"township_budget", "transfer_share", "objective_bound", "diversity", "market",
-                             "no_worse_off"},
+                             "no_worse_off", "area_min", "area_max"},
                 "none-optional": set()}[case]
     assert expected <= families  # the case exercises what it says
     if case == "none-optional":
@@ -252,7 +256,9 @@ def test_update_equals_fresh_build(karst: Prepared) -> None:
                "constraints.diversity_cap": 0.3, "constraints.forest_cover_min": 0.3,
                "constraints.township_budgets": {"T01": 7e6}, "constraints.market": {"fruit.orah": 250,
                                                                                   "herbs.paris_polyphylla": 10},
-               "constraints.village_income_growth": {"T02": 0.08}}
+               "constraints.village_income_growth": {"T02": 0.08},
+               "constraints.areas": {"herbs": {"min": 7.0, "max": 3000.0}, "fruit.orah": {"max": 90.0}},
+               "constraints.township_areas": {"T01": {"herd": {"min": 3.0}, "closure": {"max": 2e6}}}}
     second = variant(karst, **changed)
     backend = MatrixBackend()
     backend.build(first)

@@ -208,10 +208,12 @@ def build_instance(scenario: Any, catalog: Any, parcels: pd.DataFrame, villages:
                                                      minlength=len(township_names))})
 
     market = {}
+    market_share = getattr(constraints, "market_share", None)  # the planning area's share of the county market
+    market_share = 1.0 if market_share is None else float(market_share)
     if len(catalog.market) and "max_area_mu" in catalog.market.columns:
         for pair, value in catalog.market["max_area_mu"].items():
             if not blank(value):
-                market[(str(pair[0]), str(pair[1]))] = float(value)
+                market[(str(pair[0]), str(pair[1]))] = float(value) * market_share
     for key, value in constraints.market.items():
         option, _, variant = key.partition(".")
         market[(option, variant)] = float(value)
@@ -236,12 +238,36 @@ def build_instance(scenario: Any, catalog: Any, parcels: pd.DataFrame, villages:
         "objective": scenario.objective.name,
         "sense": scenario.objective.sense,
         "weights": weights,
-        "livestock": dict(catalog.livestock),
+        "livestock": _livestock(catalog),
         "rangers": dict(catalog.rangers),
+        "area_limits": _area_limits(constraints),
     }
     return Instance(scenario=scenario, catalog=catalog, parcels=parcels, villages=villages, townships=townships,
                     kinds=kinds, rules=rules, allowed=allowed, params=params, market=market, price_steps=steps,
                     services=services, spatial=spatial)
+
+
+def _livestock(catalog: Any) -> dict[str, Any]:
+    """[livestock] as the budget counts it: the purchase cost less the share financed by household microcredit
+    (``credit_financed_share``, default 0; docs/data-model.md)."""
+    livestock = dict(catalog.livestock)
+    share = livestock.get("credit_financed_share")
+    share = 0.0 if blank(share) else float(share)
+    livestock["purchase_cost_per_head"] = float(livestock["purchase_cost_per_head"]) * (1.0 - share)
+    return livestock
+
+
+def _area_limits(constraints: Any) -> dict[str, tuple[float | None, float | None]]:
+    """Scenario ``areas`` (scope ``*``) and ``township_areas`` as ``{"<scope>:<name>": (min, max)}`` (name: option,
+    option.variant or herd; docs/data-model.md)."""
+    out: dict[str, tuple[float | None, float | None]] = {}
+    tables = [("*", getattr(constraints, "areas", {}) or {})]
+    tables += list((getattr(constraints, "township_areas", {}) or {}).items())
+    for scope, table in tables:
+        for name, limits in table.items():
+            low, high = limits.get("min"), limits.get("max")
+            out[f"{scope}:{name}"] = (None if low is None else float(low), None if high is None else float(high))
+    return out
 
 
 def _growth(constraints: Any, catalog: Any, names: np.ndarray, towns: np.ndarray) -> np.ndarray:

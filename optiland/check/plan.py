@@ -46,9 +46,8 @@ from optiland.violations import FEATURE_TARGET_TOLERANCE, Violation
 FAMILIES = (
     "one_use", "current_use", "conversion", "red_line", "suitability", "farmland", "income_floor", "no_worse_off",
     "transfer_budget", "transfer_share", "carrying_capacity", "ranger_posts", "labour", "budget", "township_budget",
-    "diversity", "forest_cover",
-    "market", "price_steps", "objective_bound", "feature_target", "locks", "neighbourhood_cap", "consistency",
-    "provenance",
+    "diversity", "forest_cover", "market", "area_min", "area_max", "price_steps", "objective_bound", "feature_target",
+    "locks", "neighbourhood_cap", "consistency", "provenance",
 )
 """Constraint families a violation belongs to, in the order violations are listed."""
 
@@ -347,6 +346,7 @@ def evaluate(inst: Instance, parcels: pd.DataFrame, villages: pd.DataFrame, tol:
     income, parts, labour_used = _village_limits(ctx, land, slack)
     total_cost = _budgets(ctx)
     _areas(ctx)
+    _area_limits(ctx)
     values = _bounds(ctx, income, slack, total_cost, scale)
     _features_and_locks(ctx)
     _consistency(ctx, parts, income, labour_used, slack, parcels)
@@ -613,6 +613,39 @@ def _top(values: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
     if len(candidates) > k:
         candidates = candidates[np.argpartition(-values[candidates], k)[:k]]
     return candidates
+
+
+def _area_limits(ctx: _Context) -> None:
+    """``area_min`` / ``area_max``: the plan's area of an option or variant (or its herd), over the plan or in a
+    township, within the scenario's ``areas`` / ``township_areas`` (docs/data-model.md)."""
+    limits = ctx.problem.params.get("area_limits") or {}
+    if not limits:
+        return
+    assigned = ctx.kind >= 0
+    option = np.where(assigned, ctx.kinds.option[np.maximum(ctx.kind, 0)], None)
+    variant = np.where(assigned, ctx.kinds.variant[np.maximum(ctx.kind, 0)], None)
+    towns = list(ctx.township_names)
+    for key, (low, high) in limits.items():
+        scope, name = key.split(":", 1)
+        if scope != "*" and scope not in towns:
+            ctx.report.add("area_min" if low is not None else "area_max", key, f"unknown township {scope}", 1.0)
+            continue
+        if name == "herd":
+            villages = np.ones(len(ctx.herd), dtype=bool) if scope == "*" else (
+                ctx.town_of_village == towns.index(scope))
+            held, unit = float(ctx.herd[villages].sum()), "head"
+        else:
+            in_scope = np.ones(len(ctx.kind), dtype=bool) if scope == "*" else ctx.tidx == towns.index(scope)
+            wanted, _, own = name.partition(".")
+            match = assigned & (option == wanted) & ((variant == own) if own else True) & in_scope
+            held, unit = float(ctx.area[match].sum()), "mu"
+        where = "the plan" if scope == "*" else f"township {scope}"
+        if low is not None:
+            ctx.report.over("area_min", [key], float(low), held, lambda _, w=where, h=held, lo=low, u=unit, n=name: (
+                f"{w} has {_num(h)} {u} of {n}, below its minimum of {_num(lo)}"))
+        if high is not None:
+            ctx.report.over("area_max", [key], held, float(high), lambda _, w=where, h=held, hi=high, u=unit,
+                            n=name: f"{w} has {_num(h)} {u} of {n}, above its maximum of {_num(hi)}")
 
 
 def _areas(ctx: _Context) -> None:

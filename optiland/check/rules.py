@@ -309,7 +309,9 @@ def coefficients(catalog: Any, parcels: pd.DataFrame, kinds: Kinds, parcel: np.n
         "labour": labour_per_mu * area,
         "forest": np.where(keep, use_flag("forest_type"), kinds.flag("forest_type")[kind]),
         "ranger_area": np.where(kinds.flag("ranger_area")[kind], area, 0.0),
-        "livestock_area": np.where(kinds.flag("livestock")[kind], area, 0.0),
+        # a livestock variant's area feeds livestock_feed of a mu of open forage (variants.csv; blank: 1)
+        "livestock_area": np.where(kinds.flag("livestock")[kind], area * kinds.number("livestock_feed", 1.0)[kind],
+                                   0.0),
         "harvest": harvest,
         "converted": ~keep,
         "mu_per_household": kinds.number("mu_per_household", np.nan)[kind],

@@ -73,6 +73,10 @@ class ObjectiveConfig(_Strict):
     )
     minimise: Literal["cost"] | None = None
     weights: dict[str, float] = Field(default_factory=dict)
+    income_gain_share: float | None = Field(
+        None, ge=0, le=1, description="a balanced plan: the best objective among plans whose total income gains at "
+                                      "least this share of the largest gain over today's (two solves); catalog "
+                                      "default defaults.income_gain_share; 0 turns it off")
     reference: dict[str, float] = Field(
         default_factory=dict, description="service -> the gain the index divides it by (default: the parcels' "
                                           "potential, optiland.pipeline.reference); pins one scale for a study")
@@ -125,6 +129,14 @@ class ConstraintsConfig(_Strict):
     diversity_cap: float | None = Field(None, gt=0, le=1)
     forest_cover_min: float | None = Field(None, ge=0, le=1)
     market: dict[str, float] = Field(default_factory=dict, description="'option.variant' -> max area in mu")
+    areas: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="option, 'option.variant' or 'herd' -> {min = , max = } over the whole "
+                                          "plan (mu; herd: head): demonstration bases, market plans")
+    township_areas: dict[str, dict[str, dict[str, float]]] = Field(
+        default_factory=dict, description="township -> {option, 'option.variant' or 'herd' -> {min = , max = }}")
+    market_share: float | None = Field(
+        None, gt=0, le=1, description="the planning area's share of the catalog's (county) market limits, e.g. 1/12 "
+                                      "for one of a county's 12 townships; scales market.csv, not `market`")
     bounds: dict[str, list[float | None]] = Field(
         default_factory=dict, description="objective name -> {min = , max = } (or [lower, upper] with None open)"
     )

@@ -59,8 +59,8 @@ class Backend(Protocol):
     def matrix(self) -> MatrixLP:
         """The current model in matrix form."""
 
-    def solve(self, options: SolverOptions) -> SolveResult:
-        """Solve the current model."""
+    def solve(self, options: SolverOptions, start: np.ndarray | None = None) -> SolveResult:
+        """Solve the current model (`start`: a plan of its columns to begin from, used if feasible)."""
 
     def solution(self, result: SolveResult) -> Solution:
         """Read the plan of a result."""
@@ -175,15 +175,16 @@ class PyomoBackend:
         self.matrix_seconds += time.perf_counter() - start
         return lp
 
-    def solve(self, options: SolverOptions) -> SolveResult:
-        """Compile and solve; load the values back into the Pyomo variables."""
+    def solve(self, options: SolverOptions, start: np.ndarray | None = None) -> SolveResult:
+        """Compile and solve (`start`: a plan of the compiled columns to begin from, used if feasible); load the
+        values back into the Pyomo variables."""
         try:
             lp = self.matrix()
         except InfeasibleConstraintException as exc:  # a row without variables that cannot hold
             return SolveResult(Status.INFEASIBLE, None, None, None, None, 0.0, str(exc),
                                solver_version=highs_version())
         self.last_lp = lp
-        result = solve_lp(lp, options)
+        result = solve_lp(lp, options, start=start)
         if result.x is not None:
             load_values(self._compiled.columns, result.x)
         return result

@@ -156,7 +156,9 @@ def transfer_budget(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
 
 
 def carrying_capacity(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
-    r"""The herd is fed by forage grass: :math:`h_v \le \kappa \sum_{a \in A_v} S^{\mathrm{forage}}_a x_a`, with
+    r"""The herd is fed by forage grass: :math:`h_v \le \kappa \sum_{a \in A_v} S^{\mathrm{forage}}_a x_a`
+    (:math:`S^{\mathrm{forage}}_a` the area of a livestock option times its variant's ``livestock_feed``, the share of
+    a mu of open forage it feeds: 0.75 for understory grass in the karst catalog, seed 001), with
     :math:`\kappa` head per mu (catalog ``livestock.head_per_mu``: a stated assumption between seed 001's 0.75 and
     the 1.5 reported for Huanjiang by Farmers' Daily, 2024-11-23)."""
     kappa = float(p.params["livestock"]["head_per_mu"])
@@ -245,6 +247,54 @@ def diversity(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
 
     m.option_area_def = pyo.Constraint(m.option_area_index, rule=define)
     m.diversity = pyo.Constraint(pyo.Set(initialize=index, dimen=2, ordered=True), rule=rule)
+
+
+def area_rows(p: PlanningProblem, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """For an area limit ``"<scope>:<name>"``: the allowed rows it sums (area coefficient, 0 elsewhere) and the
+    villages whose herds it sums (empty unless name is ``herd``)."""
+    scope, name = key.split(":", 1)
+    a = p.allowed
+    township = np.append(p.villages["township_idx"].to_numpy(), -1)[a["village"].to_numpy()]
+    names = list(p.townships["township"])
+    in_scope = np.ones(len(a), dtype=bool) if scope == "*" else township == names.index(scope)
+    town_of_village = p.villages["township_idx"].to_numpy()
+    if name == "herd":
+        villages = np.arange(len(p.villages)) if scope == "*" else np.flatnonzero(
+            town_of_village == names.index(scope))
+        return np.zeros(len(a)), villages
+    option, _, variant = name.partition(".")
+    match = a["option"].to_numpy() == option
+    if variant:
+        match &= a["variant"].to_numpy() == variant
+    return np.where(match & in_scope, a["area"].to_numpy(dtype=float), 0.0), np.zeros(0, dtype=np.int64)
+
+
+def area_limits(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
+    r"""Demonstration bases and market plans: the area of an option or variant g (or the herd), over the plan or in
+    township t, between the scenario's bounds, ``area_min``: :math:`\sum_{a \in g (\cap A_t)} S_a x_a \ge L_g`
+    and ``area_max``: :math:`\le U_g`; for the herd :math:`\sum_{v (\in t)} h_v`. In the elastic model a shortfall
+    or excess slack. Source: seed 001 (demonstration bases of 500 mu of grass, 66 mu of Sophora; "12 township
+    industrial plans")."""
+    def expression(key: str) -> Any:
+        area, villages = area_rows(p, key)
+        return _lin(m, np.flatnonzero(area), area) + pyo.quicksum(m.herd[int(v)] for v in villages)
+
+    def rule(m: pyo.ConcreteModel, key: str, family: str) -> Any:
+        expr = expression(key)
+        need = m.target[family, key]
+        if family == "area_min":
+            expr = expr + _slack(m, family, key)
+            if isinstance(expr, (int, float)):
+                return pyo.Constraint.Feasible if expr >= pyo.value(need) else pyo.Constraint.Infeasible
+            return expr >= need
+        expr = expr - _slack(m, family, key)
+        if isinstance(expr, (int, float)):
+            return pyo.Constraint.Feasible if expr <= pyo.value(need) else pyo.Constraint.Infeasible
+        return expr <= need
+
+    for family in ("area_min", "area_max"):
+        keys = [key for (f, key) in target_values(p) if f == family]
+        setattr(m, family, pyo.Constraint(keys, rule=lambda m, key, family=family: rule(m, key, family)))
 
 
 def forest_cover(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
@@ -452,6 +502,7 @@ FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
     "labour": labour,
     "budget": budget,
     "diversity": diversity,
+    "area_limits": area_limits,
     "forest_cover": forest_cover,
     "market": market,
     "boundary_penalty": boundary_penalty,
@@ -461,7 +512,7 @@ FAMILIES: dict[str, Callable[[pyo.ConcreteModel, PlanningProblem], None]] = {
 """Constraint families in build order; red_line, suitability and farmland live in the allowed set."""
 
 ELASTIC_FAMILIES = ("income_floor", "no_worse_off", "transfer_budget", "labour", "budget", "township_budget",
-                    "forest_cover", "market",
+                    "forest_cover", "market", "area_min", "area_max",
                     "feature_target")
 """Families that get a nonnegative slack in the elastic model used to explain infeasibility."""
 
@@ -520,6 +571,11 @@ def target_values(p: PlanningProblem) -> dict[tuple[str, Any], float]:
             values[("market", f"{option}.{variant}")] = float(cap)
     for feature, target in (p.spatial.targets if p.spatial is not None else {}).items():
         values[("feature_target", feature)] = float(target)
+    for key, (low, high) in (params.get("area_limits") or {}).items():
+        if low is not None:
+            values[("area_min", key)] = float(low)
+        if high is not None:
+            values[("area_max", key)] = float(high)
     return values
 
 
@@ -585,4 +641,5 @@ def _elastic_keys(p: PlanningProblem) -> list[tuple[str, Any]]:
     keys += [("forest_cover", t) for t in range(len(p.townships))]
     keys += [("market", f"{o}.{v}") for (o, v) in p.market]
     keys += [("feature_target", f) for f in (p.spatial.targets if p.spatial is not None else {})]
+    keys += [key for key in target_values(p) if key[0] in ("area_min", "area_max")]
     return keys

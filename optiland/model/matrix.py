@@ -334,6 +334,7 @@ class MatrixBackend:
         blocks += [self._carrying_capacity(p), *self._ranger_posts(p), self._labour(p)]
         blocks += self._budget(p)
         blocks += self._diversity(p)
+        blocks += self._area_limits(p)
         blocks += self._forest_cover(p)
         blocks += self._market(p)
         blocks += self._objective_bounds(p)
@@ -530,6 +531,34 @@ class MatrixBackend:
             _Block("diversity", diversity, np.full(len(pairs), -INF), np.zeros(len(pairs)),
                    [f"diversity{index_repr((t, g))}<=" for t, g in pairs])]
 
+    def _area_limits(self, p: PlanningProblem) -> list[_Block]:
+        """formulation.area_limits: one row per area_min / area_max key (a handful); a limit on nothing is a
+        constant (kept as a trivial constraint, feasible or not)."""
+        from optiland.model.formulation import area_rows, target_values
+
+        blocks = []
+        self.area_limit_rows: dict[tuple[str, str], int] = {}
+        for family, sense in (("area_min", ">="), ("area_max", "<=")):
+            keys = [key for (f, key) in target_values(p) if f == family]
+            rows, lower, upper, names = [], [], [], []
+            for key in keys:
+                value = float(target_values(p)[(family, key)])
+                self.targets[(family, key)] = value
+                area, villages = area_rows(p, key)
+                if not area.any() and not len(villages):
+                    self._trivial[f"{family}{index_repr(key)}"] = 0.0 >= value if family == "area_min" else (
+                        0.0 <= value)
+                    continue
+                self.area_limit_rows[(family, key)] = len(rows)
+                rows.append(_merge(1, self.n_cols, [_xpart(None, area),
+                                                    _part(np.zeros(len(villages)), self.col_herd + villages, 1.0)]))
+                lower.append(value if family == "area_min" else -INF)
+                upper.append(INF if family == "area_min" else value)
+                names.append(f"{family}{index_repr(key)}{sense}")
+            if rows:
+                blocks.append(_Block(family, sp.vstack(rows, format="csr"), np.array(lower), np.array(upper), names))
+        return blocks
+
     def _forest_cover(self, p: PlanningProblem) -> list[_Block]:
         """formulation.forest_cover; a township with no forest-type option is a constant (kept as a trivial
         constraint, feasible or not)."""
@@ -662,22 +691,25 @@ class MatrixBackend:
         index = {self.row_names[i]: i for family, (first, last) in self.ranges.items() if family != "one_use"
                  for i in range(first, last)}
         sign = {"income_floor": (1.0, ">="), "no_worse_off": (1.0, ">="), "forest_cover": (1.0, ">="),
+                "area_min": (1.0, ">="), "area_max": (-1.0, "<="),
                 "transfer_budget": (-1.0, "<="),
                 "labour": (-1.0, "<="), "budget": (-1.0, "<="), "township_budget": (-1.0, "<="),
                 "market": (-1.0, "<=")}
         self.col_slack = self.n_cols
         rows, cols, values = [], [], []
-        new_names, new_lower = [], []
+        new_names, new_lower, new_upper = [], [], []
         n_rows = self._A.shape[0]
         for j, (family, key) in enumerate(keys):
             coef, side = sign[family]
             label = family if family in ("transfer_budget", "budget") else f"{family}{index_repr(key)}"
             row = index.get(f"{label}{side}")
-            if row is None and family == "forest_cover" and f"forest_cover[{key}]" in self._trivial:
-                row = n_rows + len(new_names)
-                new_names.append(f"forest_cover[{key}]>=")
-                new_lower.append(self.targets[("forest_cover", key)])
-                del self._trivial[f"forest_cover[{key}]"]
+            if row is None and family in ("forest_cover", "area_min", "area_max") and label in self._trivial:
+                row = n_rows + len(new_names)  # a constant row: its slack alone
+                new_names.append(f"{label}{side}")
+                value = self.targets[(family, key)]
+                new_lower.append(value if side == ">=" else -INF)
+                new_upper.append(value if side == "<=" else INF)
+                del self._trivial[label]
             if row is not None:
                 rows.append(row)
                 cols.append(self.col_slack + j)
@@ -691,7 +723,7 @@ class MatrixBackend:
         self._A.sort_indices()
         self.row_names = self.row_names.extended(new_names)
         self.row_lower = np.concatenate([self.row_lower, new_lower])
-        self.row_upper = np.concatenate([self.row_upper, np.full(len(new_names), INF)])
+        self.row_upper = np.concatenate([self.row_upper, new_upper])
         self.col_lower = np.concatenate([self.col_lower, np.zeros(len(keys))])
         self.col_upper = np.concatenate([self.col_upper, np.full(len(keys), INF)])
         self.integer = np.concatenate([self.integer, np.zeros(len(keys), dtype=bool)])
@@ -816,6 +848,14 @@ class MatrixBackend:
         elif family == "market":
             names = [self.row_names[i] for i in range(*self.ranges[family])]
             self.row_upper[start + names.index(f"market{index_repr(key)}<=")] = value
+        elif family in ("area_min", "area_max"):
+            row = self.area_limit_rows.get((family, key))
+            if row is None:
+                self._trivial[f"{family}{index_repr(key)}"] = 0.0 >= value if family == "area_min" else 0.0 <= value
+            elif family == "area_min":
+                self.row_lower[start + row] = value
+            else:
+                self.row_upper[start + row] = value
         elif family == "transfer_share":
             first, last = self.ranges[family]
             block = self._transfer_share_matrix(value)
@@ -873,9 +913,10 @@ class MatrixBackend:
                 return name
         return None
 
-    def solve(self, options: SolverOptions, columns: np.ndarray | None = None) -> SolveResult:
+    def solve(self, options: SolverOptions, columns: np.ndarray | None = None,
+              start: np.ndarray | None = None) -> SolveResult:
         """Hand the matrix to optiland.mip.solver.solve_lp (`columns`: where column generation starts, besides its
-        own picks)."""
+        own picks; `start`: a plan of this model's columns to begin from, used if feasible)."""
         bad = self.infeasible_constant()
         if bad is not None:
             return SolveResult(Status.INFEASIBLE, None, None, None, None, 0.0,
@@ -884,7 +925,7 @@ class MatrixBackend:
         lp = self.matrix()
         self.last_lp = lp
         villages = self.column_villages() if options.strategy == "colgen" else None  # colgen's integer bound
-        result = solve_lp(lp, options, columns=columns, villages=villages)
+        result = solve_lp(lp, options, columns=columns, villages=villages, start=start)
         self._x = None if result.x is None else np.asarray(result.x, dtype=float)
         return result
 

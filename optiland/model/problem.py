@@ -15,6 +15,7 @@ The allowed set encodes three constraint families by construction (nothing outsi
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,6 +325,62 @@ def with_scenario_conversions(catalog: Catalog, scenario: Scenario) -> Catalog:
     return dataclasses.replace(catalog, conversions=table)
 
 
+HERD = "herd"
+"""The name of the herd in area limits (head, not mu)."""
+
+
+def _area_limits(constraints: Any, catalog: Catalog, townships: list[str]) -> dict[str, tuple[float | None,
+                                                                                            float | None]]:
+    """Scenario ``areas`` and ``township_areas`` as ``{"<scope>:<name>": (min, max)}``: scope ``*`` (the whole plan)
+    or a township, name an option, ``option.variant`` or ``herd``."""
+    known = set(catalog.options.index) | {f"{o}.{v}" for o, v in catalog.variants.index} | {HERD}
+    out: dict[str, tuple[float | None, float | None]] = {}
+    problems: list[Issue] = []
+    tables = [("*", constraints.areas, "constraints.areas")]
+    for township, table in constraints.township_areas.items():
+        if township not in townships:
+            problems.append(Issue("unknown township", column="constraints.township_areas", row=township))
+        tables.append((township, table, f"constraints.township_areas.{township}"))
+    for scope, table, column in tables:
+        for name, limits in table.items():
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(Issue(f"unknown option, option.variant or herd{hint}", column=column, value=name))
+            extra = set(limits) - {"min", "max"}
+            if extra:
+                problems.append(Issue("an area limit takes min and max", column=f"{column}.{name}",
+                                      value=sorted(extra)))
+            low, high = limits.get("min"), limits.get("max")
+            if low is not None and high is not None and float(low) > float(high):
+                problems.append(Issue("min above max", column=f"{column}.{name}", value=[low, high]))
+            out[f"{scope}:{name}"] = (None if low is None else float(low), None if high is None else float(high))
+    if problems:
+        raise InputError(problems)
+    return out
+
+
+def _livestock_params(catalog: Catalog) -> dict[str, Any]:
+    """The catalog's ``[livestock]`` figures as the model uses them: the purchase cost per head counted against the
+    establishment budget (and the cost objective) is ``(1 - credit_financed_share)`` of the catalog's, the rest being
+    financed by household microcredit repaid from the herd's sales (``credit_financed_share``, default 0)."""
+    livestock = dict(catalog.livestock)
+    share = float(livestock.get("credit_financed_share", 0.0) or 0.0)
+    livestock["purchase_cost_per_head"] = float(livestock["purchase_cost_per_head"]) * (1.0 - share)
+    return livestock
+
+
+def _income_gain_share(scenario: Scenario, catalog: Catalog) -> float | None:
+    """The balance rule's share (scenario ``[objective] income_gain_share``, else the catalog's
+    ``defaults.income_gain_share``); None (no rule) when 0, absent, or the objective is income itself."""
+    share = scenario.objective.income_gain_share
+    if share is None:
+        share = catalog.defaults.get("income_gain_share")
+    if share is None or float(share) <= 0 or scenario.objective.name == "income":
+        return None
+    return float(share)
+
+
 def _income_growth(constraints: Any, catalog: Catalog, villages: pd.DataFrame, problems: list[Issue]) -> np.ndarray:
     """Per village, the per-capita income growth over today the plan must give (0: no worse off), NaN where the
     village has no such target. The catalog's ``defaults.no_worse_off`` (off when absent), then the scenario's
@@ -413,7 +470,8 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
     townships["area_mu"] = np.bincount(villages["township_idx"].to_numpy(dtype=np.int64), weights=villages["area_mu"],
                                        minlength=len(townships_list))
 
-    market = {pair: float(v) for pair, v in catalog.market["max_area_mu"].dropna().items()}
+    share = 1.0 if constraints.market_share is None else float(constraints.market_share)
+    market = {pair: float(v) * share for pair, v in catalog.market["max_area_mu"].dropna().items()}
     for key, value in constraints.market.items():
         pair = tuple(key.split("."))
         if len(pair) != 2 or pair not in catalog.variants.index:
@@ -444,7 +502,9 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
         "objective": scenario.objective.name,
         "sense": scenario.objective.sense,
         "weights": weights,
-        "livestock": dict(catalog.livestock),
+        "income_gain_share": _income_gain_share(scenario, catalog),
+        "area_limits": _area_limits(constraints, catalog, townships_list),
+        "livestock": _livestock_params(catalog),
         "rangers": dict(catalog.rangers),
     }
     spatial = build_spatial(scenario, catalog, parcels["parcel_id"].to_numpy(), inputs.parcels.geometry.to_numpy(),
@@ -490,7 +550,8 @@ def _coefficients(catalog: Catalog, parcels: pd.DataFrame, kinds: pd.DataFrame, 
         "labour": labour_per_mu * area,
         "forest": forest.astype(bool),
         "ranger_area": np.where(kinds["ranger_area"].to_numpy()[kind_idx], area, 0.0),
-        "livestock_area": np.where(kinds["livestock"].to_numpy()[kind_idx], area, 0.0),
+        "livestock_area": np.where(kinds["livestock"].to_numpy()[kind_idx], area * kind_col("livestock_feed", 1.0),
+                                   0.0),
         "diversity_capped": kinds["diversity_capped"].to_numpy()[kind_idx],
         "harvest": harvest,
         "mu_per_household": kind_col("mu_per_household", np.nan),

@@ -49,6 +49,9 @@ def _weights(problem: PlanningProblem, keys: list[tuple[str, object]]) -> dict[t
             scale = (params.get("forest_cover_min") or 0.0) * problem.townships["area_mu"].iloc[key]
         elif family == "feature_target":
             scale = problem.spatial.targets[key] if problem.spatial is not None else 1.0
+        elif family in ("area_min", "area_max"):
+            low, high = problem.params["area_limits"][key]
+            scale = low if family == "area_min" else high
         else:
             scale = problem.market.get(tuple(str(key).split(".")), 1.0)  # type: ignore[arg-type]
         weights[(family, key)] = 1.0 / max(float(scale), 1.0)
@@ -108,6 +111,14 @@ def diagnose(problem: PlanningProblem, options: SolverOptions, backend_name: str
                     "establishment budget")
         elif family == "market":
             text = f"the market limit of {key} is exceeded by {value:,.1f} mu"
+        elif family in ("area_min", "area_max"):
+            scope, name = str(key).split(":", 1)
+            where = "the plan" if scope == "*" else f"township {scope}"
+            unit = "head" if name == "herd" else "mu"
+            low, high = problem.params["area_limits"][key]
+            text = (f"{where} falls {value:,.1f} {unit} short of its minimum of {low:,.0f} {unit} of {name}"
+                    if family == "area_min" else
+                    f"{where} exceeds its maximum of {high:,.0f} {unit} of {name} by {value:,.1f} {unit}")
         elif family == "feature_target":
             target = problem.spatial.targets[key] if problem.spatial is not None else float("nan")
             text = f"feature {key} falls {value:,.6g} short of its target {target:,.6g}"

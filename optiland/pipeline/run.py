@@ -110,6 +110,7 @@ def default_strategy(scenario: Scenario | str | Path) -> str | None:
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     if (scenario.parcels.db or scenario.villages is None or scenario.constraints.bounds or scenario.spatial
+            or scenario.objective.income_gain_share
             or scenario.features or scenario.transition):
         return None
     from pyogrio.errors import DataLayerError, DataSourceError
@@ -199,8 +200,12 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         backend.es_scale = scales
     if es_bound is not None:
         backend.set_bound("ecosystem_services", *es_bound)
+    start = None
+    if params.get("income_gain_share") is not None:
+        note, start = balance_income(backend, problem, clock)
+        notes.append(note)
     backend.set_objective(objective_terms(problem), sense, scale=scales, weights=params["weights"])
-    result = backend.solve(clock.options_now())
+    result = backend.solve(clock.options_now()) if start is None else backend.solve(clock.options_now(), start=start)
     if result.status == Status.INFEASIBLE:
         raise _infeasible(problem, clock)
     if not result.status.has_plan or result.x is None:
@@ -225,6 +230,40 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
                     "nonzeros": nnz, "allowed_rows": len(problem.allowed), "parcels": problem.n_parcels,
                     **{f"boundary_{k}": v for k, v in spatial_size.items()}},
         notes=notes, model=backend)
+
+
+BALANCE_TIME_SHARE = 0.3
+"""The most of the time limit the income maximum of the balance rule may take."""
+BALANCE_GAP = 0.01
+"""Relative gap within which the income maximum of the balance rule is accepted: the income bound then lies within
+share x 1% of the gain of the exact rule's (the note gives the gap); proving the income optimum of a karst township
+to 0.1% took minutes (600 generated parcels: 178 s, stopped by its time share at 0.24%)."""
+
+
+def balance_income(backend: Backend, problem: PlanningProblem, clock: _Clock) -> tuple[str, np.ndarray | None]:
+    r"""The balance rule (``[objective] income_gain_share`` s): bound the total income from below by
+    :math:`B + s\,(I^* - B)`, B today's total income (optiland.model.problem: non-land plus current-use income of
+    every village), :math:`I^*` the most income a plan reaches under the same constraints (solved first, to within
+    BALANCE_GAP, in at most BALANCE_TIME_SHARE of the time limit); the scenario's objective is then optimised under that
+    bound. Returns the note that states the rule and its figures, and the income plan (it meets the bound: the
+    objective's solve starts from it)."""
+    share = float(problem.params["income_gain_share"])
+    backend.set_objective({"income": 1.0}, "max")
+    result = backend.solve(clock.options_now(BALANCE_TIME_SHARE, mip_rel_gap=BALANCE_GAP,
+                                             repair_accept_gap=BALANCE_GAP))
+    if result.status == Status.INFEASIBLE:
+        raise _infeasible(problem, clock)
+    if not result.status.has_plan or result.objective is None:
+        raise InfeasibleError(f"no plan found while finding the most income for the balance rule: {result.message}")
+    today = float(problem.villages["income_before"].sum())
+    best = float(result.objective)
+    need = today + share * max(best - today, 0.0)
+    lower, upper = problem.params["bounds"].get("income", (None, None))
+    backend.set_bound("income", max(need, lower) if lower is not None else need, upper)
+    gap = "unknown" if result.gap is None else f"{result.gap:.2e}"
+    note = (f"balance: the most {problem.params['objective']} with total income at least {need:,.0f} yuan/yr = today "
+            f"{today:,.0f} + {share:.0%} of the gain to the most income, {best:,.0f} (gap {gap})")
+    return note, None if result.x is None else np.asarray(result.x, dtype=float)
 
 
 def _lazy_neighbourhood_caps(backend: Backend, problem: PlanningProblem, result: SolveResult,

@@ -239,12 +239,22 @@ class ReportBuilder:
                 number(v.floor, 0, data_field="floor", **key),
                 number(v.income_per_capita_before, 0, data_field="income_per_capita_before", **key),
                 number(v.income_per_capita_after, 0, data_field="income_per_capita_after", **key),
+                number(v.income_per_capita_after - v.income_per_capita_before, 0, data_derived="income_change",
+                       **key),
                 Cell(t["at_floor"] if below else t["above_floor"],
                      {"data-village": v.village, "data-field": "at_or_below_floor", "data-value": str(below).lower(),
                       "class": "below" if below else "above"}),
             ])
         income.tables.append(Table([t["village"], t["population"], t["floor"], t["income_before"],
-                                    t["income_after"], t["floor_status"]], rows, key="village-income"))
+                                    t["income_after"], t["income_change"], t["floor_status"]], rows,
+                                   key="village-income"))
+        better = int((villages["income_per_capita_after"] > villages["income_per_capita_before"] + 0.005).sum())
+        worse = int((villages["income_per_capita_after"] < villages["income_per_capita_before"] - 0.005).sum())
+        income.paragraphs.append(Paragraph(t["villages_better_off"].format(better=better, total=len(villages),
+                                                                           worse=worse)))
+        balance = _balance_note(self.r.run)
+        if balance is not None:
+            income.paragraphs.append(Paragraph(t["balance_rule"].format(**balance)))
         sources = Section("sources", t["income_by_source"])
         rows = []
         for v in villages.itertuples(index=False):
@@ -269,6 +279,10 @@ class ReportBuilder:
         at = {"data_township": name}
         title = t["township_title"].format(name=name)
         sections: list[Section] = []
+        village_sections = self._village_tables(villages)  # first on the page: who gains, by how much
+        village_sections[0].pictures.append(self.plot.income_chart(
+            villages, f"{stem}-income.png", t["income_chart_alt"].format(name=name)))
+        sections.append(village_sections[0])
 
         overview = Section("overview", t["overview"])
         fields = (("area_mu", "area_mu", 1), ("establishment_cost", "establishment_cost", 0),
@@ -324,12 +338,9 @@ class ReportBuilder:
                                        key="industries"))
         sections.append(industries)
 
-        village_sections = self._village_tables(villages)
-        village_sections[0].pictures.append(self.plot.income_chart(
-            villages, f"{stem}-income.png", t["income_chart_alt"].format(name=name)))
         village_sections[1].pictures.append(self.plot.sources_chart(
             villages, f"{stem}-sources.png", t["income_sources_alt"].format(name=name)))
-        sections += village_sections
+        sections.append(village_sections[1])
 
         services = Section("services", t["ecosystem_services"], [Paragraph(t["es_note"])])
         rows = []
@@ -416,6 +427,16 @@ class ReportBuilder:
         totals.tables.append(Table([t["item"], t["value"]], [
             [text(t[k]), number(r.townships[k].sum(), d, data_county_field=k)] for k, d in fields], key="totals"))
         sections.append(totals)
+        areas = Section("areas", t["area_by_option"])
+        options = [o for o in c.options.index if f"area_mu__{o}" in r.townships.columns
+                   and r.townships[f"area_mu__{o}"].sum() > 0]
+        total_area = float(r.townships["area_mu"].sum())
+        areas.tables.append(Table([t["option"], t["area_mu"], t["share"]], [
+            [text(self.labels.option(o), data_option=o),
+             number(r.townships[f"area_mu__{o}"].sum(), 1, data_county_field=f"area_mu__{o}"),
+             number(r.townships[f"area_mu__{o}"].sum() / total_area if total_area else 0.0, 1, scale=100.0,
+                    suffix="%", data_derived="county_share", data_option=o)] for o in options], key="county-areas"))
+        sections.append(areas)
         county_map = Section("map", t["map"], [Paragraph(t["map_note"])])
         county_map.pictures.append(self.plot.plan_map(r.parcels, "county-map.png", t["county_title"],
                                                       t["map_alt"].format(name=t["county_title"]), areas="township"))
@@ -441,6 +462,19 @@ class ReportBuilder:
         sections.append(self._binding_section(None))
         sections.append(self._provenance_section(r.parcels, r.villages))
         return Page("index", t["county_title"], sections)
+
+
+_BALANCE = re.compile(r"balance: the most (?P<objective>\S+) with total income at least (?P<need>[\d,]+) yuan/yr = "
+                      r"today (?P<today>[\d,]+) \+ (?P<share>\d+)% of the gain to the most income, (?P<best>[\d,]+)")
+
+
+def _balance_note(run: dict[str, Any]) -> dict[str, str] | None:
+    """The balance rule's figures from run.json's notes (optiland.pipeline.run.balance_income), if it applied."""
+    for note in run.get("notes") or []:
+        found = _BALANCE.match(str(note))
+        if found:
+            return found.groupdict()
+    return None
 
 
 def _float(value: Any) -> float | None:
