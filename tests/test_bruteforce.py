@@ -471,3 +471,40 @@ def test_a_variants_own_slope_limit() -> None:
     assert model == set(_rows(derive_rows(problem)).index)
     assert (1, "fruit", "macadamia") in model and (1, "fruit", "pomelo") not in model  # 24.99 degrees
     assert (4, "fruit", "pomelo") in model  # 10 degrees
+
+
+CONVERSIONS = [  # read top to bottom: the first rule naming the option whose conditions hold decides
+    {"rule": "red_line_any", "current_use": "*", "red_line": True, "to": "closure", "allowed": True,
+     "description": "closure allowed inside red lines", "source": "test"},
+    {"rule": "sloping_fruit", "current_use": "0103;0404", "min_slope_deg": 5, "to": "forage;fruit", "allowed": False,
+     "description": "no grazing or orchards on sloping dry land or grass", "source": "test"},
+    {"rule": "woods", "current_use": "03", "to": "*", "allowed": False, "description": "forest land stays",
+     "source": "test"},
+    {"rule": "dry_land_herbs", "current_use": "0103", "max_slope_deg": 25, "to": "herbs.paris", "allowed": False,
+     "description": "no paris on dry land below 25 degrees", "source": "test"},
+]
+
+
+def test_conversion_rules_three_ways() -> None:
+    """Conversion rules with code lists, a two-digit class, slope conditions, a variant target and '*' give the same
+    rows in the model, the checker and the brute force, and the rows the rules say."""
+    from optiland.check import instance_of
+
+    prepared = prepare_tiny(BOUNDARY, BOUNDARY_VILLAGES, "income", {"income_floor": 0}, OVERRIDES)
+    prepared.scenario.catalog.conversion_rules = CONVERSIONS
+    from optiland.model.problem import build_problem
+
+    problem = build_problem(prepared.scenario, prepared.catalog, prepared.inputs)
+    model, derived = _rows(problem.allowed), _rows(derive_rows(problem))
+    assert list(model.index) == list(derived.index), sorted(set(model.index) ^ set(derived.index))
+    inst = instance_of(type(prepared)(prepared.scenario, prepared.catalog, prepared.inputs, problem, 0.0))
+    parcel, kind = np.nonzero(inst.allowed)
+    checker = {(p, inst.kinds.option[k], inst.kinds.variant[k]) for p, k in zip(parcel, kind, strict=True)}
+    assert checker == set(model.index), sorted(checker ^ set(model.index))
+    allowed = set(model.index)
+    assert (2, "herbs", "paris") not in allowed and (3, "herbs", "sophora") in allowed  # 35 deg: herbs' own limit
+    assert (0, "forage", "forage") not in allowed  # 25 degrees: its slope limit
+    assert {o for p, o, _ in allowed if p == 12} == {"closure"}  # shrub forest (class 03) in a red line
+    assert (1, "herbs", "paris") not in allowed and (1, "herbs", "sophora") in allowed  # dry land below 25
+    assert (11, "fruit", "pomelo") in allowed and (11, "forage", "forage") in allowed  # grass below 5 degrees
+    assert (5, "fruit", "pomelo") not in allowed and (1, "fruit", "macadamia") not in allowed  # 10 and 24.99

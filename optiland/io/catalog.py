@@ -130,7 +130,8 @@ def conversions_frame(rows: list[dict[str, Any]], where: str) -> pd.DataFrame:
         for column in sorted(unknown):
             problems.append(Issue("unknown column of a conversion rule", file=where, row=label, column=column))
         for column in ("rule", "current_use", "to", "allowed"):
-            if str(row.get(column, "") or "").strip() == "":
+            value = row.get(column)
+            if value is None or str(value).strip() == "":  # a TOML `allowed = false` is a value
                 problems.append(Issue("missing value", file=where, row=label, column=column))
         record = {c: str(row.get(c, "") if row.get(c) is not None else "").strip() for c in CONVERSION_COLUMNS}
         for column in ("red_line", "basic_farmland", "allowed"):
