@@ -805,8 +805,12 @@ def _parcel_consistency(ctx: _Context, parcels: pd.DataFrame) -> None:
         wrong.setdefault(i, []).append(text)
         amount[i] = max(amount.get(i, 0.0), diff)
 
+    uses = ctx.problem.catalog.current_uses
+    names = uses["name"].reindex(p["land_use"].astype(str)) if "name" in uses.columns else None
     texts = {"village": p["village"], "township": p["township"], "current_use": p["land_use"],
              "grade": p["grade"]}
+    if names is not None:
+        texts["current_use_name"] = pd.Series(names.to_numpy(), index=p.index)
     for column, source in texts.items():
         if column in parcels.columns:
             shown = parcels[column].astype(str).to_numpy()[rows]
