@@ -508,3 +508,16 @@ def test_conversion_rules_three_ways() -> None:
     assert (1, "herbs", "paris") not in allowed and (1, "herbs", "sophora") in allowed  # dry land below 25
     assert (11, "fruit", "pomelo") in allowed and (11, "forage", "forage") in allowed  # grass below 5 degrees
     assert (5, "fruit", "pomelo") not in allowed and (1, "fruit", "macadamia") not in allowed  # 10 and 24.99
+
+
+def test_explain_names_every_reason() -> None:
+    """`optiland explain`'s table: 'allowed' for an allowed pair; every rule forbidding a pair, joined by '; '."""
+    from optiland.model.problem import explain
+
+    problem = prepare_tiny(BOUNDARY, BOUNDARY_VILLAGES, "income", {"income_floor": 0}, OVERRIDES).problem
+    table = explain((problem.catalog, problem.parcels), "B12").set_index(["option", "variant"])
+    assert table.loc[("closure", "closure"), "allowed"] and table.loc[("closure", "closure"), "why"] == "allowed"
+    why = table.loc[("fruit", "pomelo"), "why"].split("; ")  # red line, slope 30 >= 25, grade moderate > light
+    assert len(why) == 3 and "red line" in why[0] and "slope" in why[1], why
+    allowed = set(_rows(problem.allowed).index)
+    assert {(12, o, v) for (o, v) in table.index[table["allowed"]]} == {k for k in allowed if k[0] == 12}
