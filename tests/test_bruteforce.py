@@ -455,7 +455,7 @@ def test_checker_rows_equal_the_model() -> None:
 
 def test_every_boundary_enumerated() -> None:
     """A tiny instance with a parcel on each boundary kind solves to the enumerated optimum (and both pass check)."""
-    parcels = BOUNDARY.iloc[[0, 6, 10, 11, 12]].reset_index(drop=True)
+    parcels = BOUNDARY.iloc[[0, 6, 10, 11, 12, 13]].reset_index(drop=True)
     prepared = prepare_tiny(parcels, BOUNDARY_VILLAGES, "income", {"income_floor": 3000, "budget": 60000},
                             OVERRIDES)
     _compare(prepared)
