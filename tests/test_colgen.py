@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from optiland.cli import app
 from optiland.mip import colgen
-from optiland.mip.solver import MatrixLP, SolverOptions, _highs, c_stdout
+from optiland.mip.solver import MatrixLP, SolverOptions, Status, _highs, c_stdout, relative_gap
 from optiland.pipeline.run import prepare, solve_prepared, solver_options
 
 runner = CliRunner()
@@ -314,6 +314,35 @@ def test_colgen_solve_reports_the_integer_bound_when_the_repair_is_short(tmp_pat
     tol = 1e-7 * abs(optimum)
     assert optimum - tol <= result.bound < plain.bound - tol
     assert result.objective <= optimum + tol
+
+
+def test_colgen_closes_a_gap_its_generated_columns_cannot(tmp_path: Path) -> None:
+    """With a gap of 0 asked and no polish limit, a plan the generated columns cannot improve to the bound sends
+    colgen on to the whole model's MIP from that plan: the answer is the proven optimum, status optimal (before:
+    status feasible, the plan of the generated columns' MIP and the integer bound above the optimum)."""
+    from optiland.model.matrix import MatrixBackend
+
+    prepared = prepare(_with_objective(generated_county(tmp_path, 120, 1, 4, seed=2), "income"))
+    lp, _ = _matrix(prepared, {"income": 1.0})
+    with c_stdout():
+        h = _highs(lp, SolverOptions(mip_rel_gap=0.0), 120)
+    h.run()
+    optimum = h.getInfo().objective_function_value
+    backend = MatrixBackend()
+    backend.build(prepared.problem)
+    backend.set_objective({"income": 1.0}, "max")
+    result = backend.solve(SolverOptions(strategy="colgen", mip_rel_gap=0.0, time_limit=120))
+    tol = 1e-6 * abs(optimum)
+    assert result.status == Status.OPTIMAL, result.message
+    assert abs(result.objective - optimum) <= tol and abs(result.bound - optimum) <= tol, result.message
+
+
+def test_plan_target_is_the_gap_asked() -> None:
+    """A plan at colgen.plan_target is exactly within the gap of the bound, for either sense and sign."""
+    for bound, sense in ((2.0, "max"), (-2.0, "max"), (2.0, "min"), (-2.0, "min")):
+        target = colgen.plan_target(bound, 1e-3, sense)
+        assert relative_gap(target, bound) == pytest.approx(1e-3, rel=1e-9)
+        assert (target <= bound) if sense == "max" else (target >= bound)
 
 
 def test_no_plan_over_the_generated_columns_falls_back_to_the_whole_model(

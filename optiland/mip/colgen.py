@@ -414,10 +414,15 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
                                        SolverOptions(**{**options.as_dict(), "time_limit": left()}))
         if tighter is not None and sign * tighter < sign * best_bound:
             best_bound, note = tighter, f"{note}; {said}"
+    target = plan_target(best_bound, max(options.mip_rel_gap, options.repair_accept_gap), lp.sense)
     if x_sub is not None and not enough() and left() > 1:
+        # the MIP over the generated columns, ended by value: once a plan is within the gap of the bound over every
+        # column (its own gap would stop it short: the demo's index, 1.0011e-4 against the 1e-4 asked), or once its
+        # own bound shows no such plan is among these columns
         polish = left() if options.polish_seconds is None else min(left(), options.polish_seconds)
-        more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(polish, 0.01),
-                                              "strategy": "mip"}), start=x_sub)
+        more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(polish, 0.01), "mip_rel_gap": 0.0,
+                                              "strategy": "mip", "objective_target": target,
+                                              "bound_target": target}), start=x_sub)
         if more.x is not None and sign * more.objective > sign * objective:
             objective, x_sub = more.objective, more.x
     if x_sub is not None and not enough() and options.polish_seconds is None and left() > 1:
@@ -425,15 +430,20 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         # the whole model's MIP, warm-started from it, with the time left; its bound tightens ours
         x_full = np.zeros(len(lp.c))
         x_full[sub_cols] = x_sub
-        whole = solve_lp(lp, SolverOptions(**{**options.as_dict(), "time_limit": left(), "strategy": "mip"}),
-                         start=x_full)
+        # to its own gap, or until a plan reaches the target of the bound over every column
+        whole = solve_lp(lp, SolverOptions(**{**options.as_dict(), "time_limit": left(), "strategy": "mip",
+                                              "objective_target": target}), start=x_full)
         if whole.status == Status.INFEASIBLE:  # cannot be (x_full is a plan); trust the plan in hand
             whole = SolveResult(Status.ERROR, None, None, None, None, 0.0, whole.message)
         if whole.bound is not None and sign * whole.bound < sign * best_bound:
             best_bound = whole.bound
         if whole.x is not None and sign * whole.objective > sign * objective:
-            return SolveResult(whole.status if whole.status != Status.TIME_LIMIT or left() <= 0 else Status.FEASIBLE,
-                               whole.x, whole.objective, best_bound, relative_gap(whole.objective, best_bound),
+            gap = relative_gap(whole.objective, best_bound)
+            within = gap is not None and (gap <= options.mip_rel_gap
+                                          or abs(best_bound - whole.objective) <= options.mip_abs_gap)
+            status = Status.OPTIMAL if within else (
+                whole.status if whole.status != Status.TIME_LIMIT or left() <= 0 else Status.FEASIBLE)
+            return SolveResult(status, whole.x, whole.objective, best_bound, gap,
                                time.perf_counter() - began, f"{note}; the generated columns' plan was not within "
                                f"the gap, so the whole model's MIP went on from it: {whole.message}",
                                solver_version=highs_version())
@@ -470,6 +480,13 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
     status = Status.OPTIMAL if within else (Status.TIME_LIMIT if left() <= 0 else Status.FEASIBLE)
     return SolveResult(status, x, objective, best_bound, gap, time.perf_counter() - began, note,
                        solver_version=highs_version(), row_dual=relaxation.y)
+
+
+def plan_target(bound: float, gap: float, sense: str) -> float:
+    """The objective a plan needs to be within relative `gap` of `bound` (``solver.relative_gap``: |bound - z| /
+    |z|): bound / (1 + gap) for a maximisation with a positive bound, bound / (1 - gap) with a negative one, and the
+    other way round for a minimisation."""
+    return bound / ((1 + gap) if (bound >= 0) == (sense == "max") else (1 - gap))
 
 
 BRANCHED_PER_BLOCK = 2

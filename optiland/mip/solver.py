@@ -86,6 +86,12 @@ class SolverOptions:
     preset: str = "default"
     log_file: str | None = None
     """A file for HiGHS's log, or "-" for the terminal (stderr)."""
+    objective_target: float | None = None
+    """With strategy mip: stop once a plan reaches this objective. Set by column generation, whose bound over every
+    column says which plan is good enough."""
+    bound_target: float | None = None
+    """With strategy mip: stop once the proven bound falls short of this (no plan that good exists in this model).
+    Both targets compare values, never the clock: where the search stops does not depend on the machine's load."""
 
     def __post_init__(self) -> None:
         if self.lp_method not in ("auto", "simplex", "ipm"):
@@ -183,6 +189,16 @@ SMALL_OBJECTIVE = 1e-3
 """Objectives whose largest coefficient is below this are scaled up inside HiGHS (``user_objective_scale``)."""
 
 
+def objective_scale_power(lp: MatrixLP) -> int:
+    """The power of two by which HiGHS scales the objective inside (``user_objective_scale``; 0: none).
+
+    HiGHS's optimality tolerances are absolute (1e-7) and the service index's coefficients are of that order:
+    unscaled, an LP is called optimal with improving columns left. HiGHS reports values, bounds and duals unscaled,
+    but the values its MIP callbacks see (incumbent, dual bound) are the scaled ones."""
+    largest = float(np.abs(lp.c).max()) if len(lp.c) else 0.0
+    return int(-round(np.log2(largest))) if 0.0 < largest < SMALL_OBJECTIVE else 0
+
+
 def _highs(lp: MatrixLP, options: SolverOptions, time_limit: float) -> Any:
     """A Highs object holding the model, with the options set."""
     import highspy
@@ -200,12 +216,9 @@ def _highs(lp: MatrixLP, options: SolverOptions, time_limit: float) -> Any:
     h.setOptionValue("threads", int(options.threads))
     h.setOptionValue("random_seed", int(options.random_seed))
     h.setOptionValue("presolve", options.presolve)
-    largest = float(np.abs(lp.c).max()) if len(lp.c) else 0.0
-    if 0.0 < largest < SMALL_OBJECTIVE:
-        # HiGHS's optimality tolerances are absolute (1e-7) and the service index's coefficients are of that order:
-        # unscaled, an LP is called optimal with improving columns left. HiGHS scales by this power of two inside
-        # and reports values, bounds and duals unscaled.
-        h.setOptionValue("user_objective_scale", int(-round(np.log2(largest))))
+    power = objective_scale_power(lp)
+    if power:
+        h.setOptionValue("user_objective_scale", power)
     for key, value in options.highs.items():
         h.setOptionValue(key, value)
     # the array form of passModel takes the numpy buffers as they are (filling a HighsLp's fields converts every
@@ -549,18 +562,26 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
                     conn.send(("done", "Feasible", objective, bound_lp, x, 0))
                     return
 
+    unscale = 2.0 ** -objective_scale_power(lp)  # the callbacks see HiGHS's scaled objective
+    sign = 1.0 if lp.sense == "max" else -1.0
+    target, short = options.objective_target, options.bound_target
+
     def on_improving(event: Any) -> None:
         data = event.data_out
         x = np.array(data.mip_solution, dtype=float)
-        conn.send(("incumbent", float(lp.c @ x + lp.offset), float(data.mip_dual_bound), x))
+        conn.send(("incumbent", float(lp.c @ x + lp.offset), float(data.mip_dual_bound) * unscale, x))
 
     streamed = {"bound": float("nan"), "at": -np.inf}
 
     def on_interrupt(event: Any) -> None:  # HiGHS asks often whether to stop: stream the bound it has proven
-        bound, now = float(event.data_out.mip_dual_bound), time.perf_counter()
+        bound, now = float(event.data_out.mip_dual_bound) * unscale, time.perf_counter()
         if np.isfinite(bound) and bound != streamed["bound"] and now - streamed["at"] >= BOUND_SECONDS:
             streamed["bound"], streamed["at"] = bound, now
             conn.send(("dual_bound", bound))
+        best = float(event.data_out.mip_primal_bound) * unscale
+        if ((target is not None and np.isfinite(best) and sign * best >= sign * target)
+                or (short is not None and np.isfinite(bound) and sign * bound < sign * short)):
+            event.interrupt()
 
     def run(h: Any) -> None:
         # HiGHS checks time_limit against its run clock, which adds up over the runs of one Highs object
