@@ -33,15 +33,21 @@ DB_HELP = "PostGIS database postgresql://user@host[:port]/db (password from PGPA
 TABLE_HELP = "with --db: read the parcels from this table ([schema.]name) instead of the scenario's file"
 
 
+PROGRESS_SECONDS = 5.0
+"""When stdout is not a terminal, a plain progress line on stderr this often (and at each new stage)."""
+
+
 @contextmanager
 def _elapsed(description: str) -> Iterator[Callable[[str], None]]:
-    """A spinner with the step's name and the time elapsed; yields a function that renames the step."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    """Progress of a long step (optiland.progress): on a terminal a live line with the stage, the time elapsed,
+    the best plan and bound (gap) and units done of total; otherwise a plain line on stderr every PROGRESS_SECONDS.
+    Yields a function that names a new stage."""
+    from optiland.progress import Display, reporting
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda text: bar.update(task, description=text)
+    live = sys.stdout.isatty() and sys.stderr.isatty()
+    with reporting(Display(sys.stderr, every=PROGRESS_SECONDS, live=live)) as display:
+        display.stage(description)
+        yield display.stage
 
 
 def _fail(exc: Exception, code: int = 2) -> None:
@@ -582,7 +588,6 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
            force: ForceOpt = False) -> None:
     """Pareto front by AUGMECON2: write front.csv, front.png, plans.parquet and run.json to OUT."""
     _check_out(out, force)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from optiland.analysis.pareto import run_front
     from optiland.pipeline.run import prepare, solver_options
@@ -593,13 +598,16 @@ def pareto(scenario: ScenarioArg, out: OutOpt,
         steps = _parse_steps(step)
         options = solver_options(prepare(scenario).scenario, time_limit=time_limit, mip_rel_gap=gap,
                                  threads=threads)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("payoff table", total=None)
+        from optiland.progress import current
+
+        with _elapsed("payoff table") as new_stage:
+            shown_stage = ["payoff"]
 
             def progress(stage: str, done: int, total: int) -> None:
-                bar.update(task, description="payoff table" if stage == "payoff" else f"{stage} points",
-                           completed=done, total=None if stage == "payoff" else total)
+                if stage != shown_stage[0]:
+                    shown_stage[0] = stage
+                    new_stage("payoff table" if stage == "payoff" else f"{stage} points")
+                current().step(done, None if stage == "payoff" else total)
 
             prepared, result, model, times = run_front(scenario, names, points, options, progress, backend=backend,
                                                        method=method,

@@ -9,6 +9,7 @@ live line on a terminal and, when the stream is not a terminal (a log file, a pi
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -67,6 +68,7 @@ class Display(Reporter):
     """A live status line on a terminal (rich), or plain lines every `every` seconds on any other stream."""
 
     def __init__(self, stream: IO[str], every: float = 5.0, live: bool | None = None) -> None:
+        self.pid = os.getpid()  # a forked worker inherits this object: it stays silent there
         self.stream = stream
         self.every = every
         self.live = bool(getattr(stream, "isatty", lambda: False)()) if live is None else live
@@ -119,6 +121,8 @@ class Display(Reporter):
 
     def stage(self, name: str, done: int | None = None, total: int | None = None) -> None:
         """Show the new stage at once (a plain line too)."""
+        if os.getpid() != self.pid:
+            return
         with self._state:
             self.name, self.done, self.total = name, done, total
             self.objective = self.bound = None
@@ -126,6 +130,8 @@ class Display(Reporter):
 
     def step(self, done: int, total: int | None = None) -> None:
         """Units done of total."""
+        if os.getpid() != self.pid:
+            return
         with self._state:
             self.done = done
             if total is not None:
@@ -134,6 +140,8 @@ class Display(Reporter):
 
     def incumbent(self, objective: float | None, bound: float | None) -> None:
         """A better plan or bound."""
+        if os.getpid() != self.pid:
+            return
         with self._state:
             changed = (objective, bound) != (self.objective, self.bound)
             self.objective, self.bound = objective, bound

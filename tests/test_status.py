@@ -177,3 +177,32 @@ def test_the_time_limit_counts_the_build(tmp_path: Path, monkeypatch: pytest.Mon
     outcome = solve_prepared(prepared, solver_options(prepared.scenario, time_limit=30))
     assert given and max(given) <= 29.0 + 1e-6
     assert outcome.times["limited"] >= 1.0  # run.json: the time under the limit, the build in it
+
+
+def test_progress_lines_when_not_a_terminal() -> None:
+    """Off a terminal, a plain line at each stage and every few seconds: stage, done of total, best, bound, gap."""
+    import io
+    import time
+
+    from optiland.progress import Display, current, reporting
+
+    stream = io.StringIO()
+    with reporting(Display(stream, every=0.05, live=False)):
+        current().stage("plans of 5 townships")
+        current().step(2, 5)
+        current().incumbent(0.95, 0.96)
+        ceiling = time.monotonic() + 60  # against a hang only: the line comes within a tick
+        while "best" not in stream.getvalue() and time.monotonic() < ceiling:
+            time.sleep(0.01)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith("plans of 5 townships")
+    last = [line for line in lines if "best" in line][-1]
+    assert "plans of 5 townships; 2 of 5; best 0.95, bound 0.96, gap 1.05e-02" in last
+    assert type(current()).__name__ == "Reporter"  # the display is removed with the block
+
+
+def test_solve_prints_its_stages_off_a_terminal(tmp_path: Path) -> None:
+    scenario = _instance(tmp_path, None)
+    result = runner.invoke(app, ["solve", str(scenario), "--out", str(tmp_path / "out")])
+    assert result.exit_code == EXIT_OK, result.output
+    assert "building the model" in result.output and "solving (ecosystem_services" in result.output

@@ -655,7 +655,12 @@ class _Inbox:
         self.messages: list[tuple[Any, ...]] = []
 
     def send(self, message: tuple[Any, ...]) -> None:
+        """Keep the message; hand an improving plan to the progress display (optiland.progress)."""
         self.messages.append(message)
+        if message[0] == "incumbent":
+            from optiland.progress import current
+
+            current().incumbent(message[1], message[2])
 
     def close(self) -> None:
         """Nothing to close."""

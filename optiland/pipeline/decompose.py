@@ -366,20 +366,36 @@ def _key(row_name: str) -> str:
 
 
 def _run_all(tasks: list[TownshipTask], workers: int, dask_address: str | None) -> list[dict[str, Any]]:
+    """Run the tasks (serially, on local processes or on Dask), reporting townships done of total."""
+    from optiland.progress import current
+
+    progress = current()
+    progress.step(0, len(tasks))
     if dask_address:
-        from dask.distributed import Client
+        from dask.distributed import Client, as_completed
 
         with Client(dask_address) as client:
-            return client.gather(client.map(run_task, tasks, pure=False))
+            futures = client.map(run_task, tasks, pure=False)
+            for done, _ in enumerate(as_completed(futures), start=1):
+                progress.step(done, len(tasks))
+            return client.gather(futures)
     if workers <= 1 or len(tasks) <= 1:
-        return [run_task(t) for t in tasks]
+        results = []
+        for task in tasks:
+            results.append(run_task(task))
+            progress.step(len(results), len(tasks))
+        return results
     import multiprocessing as mp
 
     from optiland.mip.lifeline import die_with_parent
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"), initializer=die_with_parent,
                              initargs=(os.getpid(),)) as pool:  # workers die with this process, whatever kills it
-        return list(pool.map(run_task, tasks))
+        results = []
+        for result in pool.map(run_task, tasks):  # in task order, as each arrives
+            results.append(result)
+            progress.step(len(results), len(tasks))
+        return results
 
 
 def _next_prices(cuts: list[tuple[float, np.ndarray]], per_round: int, keys: list[str], b: np.ndarray,

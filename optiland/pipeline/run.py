@@ -17,6 +17,7 @@ from optiland.model.backend import Backend, Solution, make_backend
 from optiland.model.problem import PlanningProblem, build_problem, village_sum
 from optiland.pipeline.outcome import Prepared, RunOutcome, objective_terms  # noqa: F401  (re-exported)
 from optiland.pipeline.reference import Reference, constrained_bounds, reference
+from optiland.progress import current
 
 
 def read(scenario: Scenario | str | Path) -> tuple[Scenario, Catalog, Inputs]:
@@ -177,6 +178,8 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
     `constrained_reference`: also bound each service's constrained best gain by LP (a report figure)."""
     problem = prepared.problem
     clock = _Clock(options)  # the time limit counts the build too
+    progress = current()
+    progress.stage(f"building the model ({len(problem.allowed):,} allowed rows)")
     if reuse is not None and reuse.update(problem):
         backend, build_seconds = reuse, 0.0
     else:
@@ -205,8 +208,10 @@ def solve_prepared(prepared: Prepared, options: SolverOptions, backend_name: str
         note, start = balance_income(backend, problem, clock)
         notes.append(note)
     backend.set_objective(objective_terms(problem), sense, scale=scales, weights=params["weights"])
+    progress.stage(f"solving ({name}, gap {options.mip_rel_gap:g}, time limit {options.time_limit:g} s)")
     result = backend.solve(clock.options_now()) if start is None else backend.solve(clock.options_now(), start=start)
     if result.status == Status.INFEASIBLE:
+        progress.stage("no plan exists: diagnosing which targets cannot be met")
         raise _infeasible(problem, clock)
     if not result.status.has_plan or result.x is None:
         raise no_plan(result)
@@ -283,6 +288,7 @@ def _lazy_neighbourhood_caps(backend: Backend, problem: PlanningProblem, result:
             break
         add_neighbourhood_caps(model, problem, broken)
         rounds += 1
+        current().stage(f"neighbourhood caps: round {rounds}, {len(broken)} cells over their cap")
         result = backend.solve(clock.options_now())
         if result.status == Status.INFEASIBLE:
             raise InfeasibleError(f"the neighbourhood caps cannot all hold ({len(model._cap_keys)} cells capped "
