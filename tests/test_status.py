@@ -206,3 +206,33 @@ def test_solve_prints_its_stages_off_a_terminal(tmp_path: Path) -> None:
     result = runner.invoke(app, ["solve", str(scenario), "--out", str(tmp_path / "out")])
     assert result.exit_code == EXIT_OK, result.output
     assert "building the model" in result.output and "solving (ecosystem_services" in result.output
+
+
+def test_sigint_writes_the_best_plan_so_far_as_interrupted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT while HiGHS searches (in the watched child): the watchdog stops it and the best plan found so far is
+    written with status interrupted, exit 130. The signal is sent when the first plan reaches the progress display:
+    an event, not a moment."""
+    import os
+    import signal
+
+    from optiland.errors import EXIT_INTERRUPTED
+    from optiland.progress import Display
+
+    instance = tmp_path / "gen"
+    result = runner.invoke(app, ["generate", "--parcels", "240", "--townships", "2", "--villages", "4", "--seed", "7",
+                                 "--out", str(instance)])
+    assert result.exit_code == 0, result.output
+    sent: list[bool] = []
+
+    def interrupt_at_first_plan(self: Display, objective: float | None, bound: float | None) -> None:
+        if objective is not None and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Display, "incumbent", interrupt_at_first_plan)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["solve", str(instance / "scenario.toml"), "--out", str(out), "--gap", "0"])
+    assert sent, "no plan reached the display"
+    assert result.exit_code == EXIT_INTERRUPTED, result.output
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run["status"] == "interrupted" and run["objective"]["value"] is not None
