@@ -570,10 +570,17 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
                          "again with what the others left")
         return [done[i] for i in sorted(done)]
 
+    def out_of_time(stage: str) -> None:
+        """No stage starts once the time limit is reached: without plans nothing is known."""
+        if time.perf_counter() >= deadline:
+            raise NoPlanError(f"the time limit ({options.time_limit:g} s) was reached before the {stage} of "
+                              f"{len(parts)} townships: no plan; nothing is known about whether a county plan "
+                              "exists (give more time)")
+
     budget = county["params"].get("budget")
     transfer = county["params"].get("transfer_budget")
     needs: list[dict[str, Any]] = []
-    if (budget is not None or transfer is not None) and len(parts) > 1:
+    if (budget is not None or transfer is not None) and len(parts) > 1 and time.perf_counter() < deadline:
         start = time.perf_counter()
         say(f"least establishment cost and transfers of {len(parts)} townships")
         needs = sorted(_run_all(tasks("need"), workers, dask_address), key=lambda n: n["index"])
@@ -603,6 +610,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
     if county["params"]["objective"] == "ecosystem_services":
         from optiland.pipeline.reference import reference as index_reference
 
+        out_of_time("index's reference")
         start = time.perf_counter()
         say(f"the index's reference: the potential of {len(parts)} townships")
         potentials = sorted(_run_all(tasks("potential"), workers, dask_address), key=lambda p: p["index"])
@@ -615,6 +623,7 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
         scales = reference.values
         notes += reference.notes
         seconds["reference"] = time.perf_counter() - start
+    out_of_time("plans")
     start = time.perf_counter()
     say(f"plans of {len(parts)} townships")
     plans = run_stage("plan", scales=scales)
