@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-EXIT_MEANING = {0: "done", 1: "failed", 2: "bad input", 3: "infeasible"}
+EXIT_MEANING = {0: "done", 1: "failed", 2: "bad input", 3: "infeasible",
+                4: "time limit reached: the best plan found, with its bound and gap",
+                5: "time limit reached before any plan: nothing known about feasibility",
+                130: "interrupted"}
+"""The command's exit codes (optiland.errors, README "Statuses and exit codes")."""
+WROTE_PLAN = (0, 4)
+"""Exit codes with which the command wrote its results (a time-limited plan is a result too)."""
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _HIGHS_ROW = re.compile(r"^\s*[A-Z]?\s+\d+\s+\d+\s+\d+\s+[\d.]+%\s+(\S+)\s+(\S+)\s+(\S+)")
 
@@ -267,7 +273,7 @@ class JobRunner:
             if job is None or job.state == CANCELLED:
                 continue
             code = proc.returncode
-            state = DONE if code == 0 else FAILED
+            state = DONE if code in WROTE_PLAN else FAILED
             message = EXIT_MEANING.get(code, f"exit {code}")
             if code != 0:
                 last = _last_error(self.folder(job_id) / "log.txt")
