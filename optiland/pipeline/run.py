@@ -251,6 +251,7 @@ def balance_income(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
     bound. Returns the note that states the rule and its figures, and the income plan (it meets the bound: the
     objective's solve starts from it)."""
     share = float(problem.params["income_gain_share"])
+    current().stage(f"the most income, for the balance rule (gap {BALANCE_GAP:g})")
     backend.set_objective({"income": 1.0}, "max")
     result = backend.solve(clock.options_now(mip_rel_gap=BALANCE_GAP, repair_accept_gap=BALANCE_GAP))
     if result.status == Status.INFEASIBLE:
