@@ -258,6 +258,9 @@ def balance_income(backend: Backend, problem: PlanningProblem, clock: _Clock) ->
         raise _infeasible(problem, clock)
     if not result.status.has_plan or result.objective is None:
         raise no_plan(result)  # a time limit without a plan says nothing about feasibility
+    if result.status == Status.INTERRUPTED:  # SIGINT stops the command, not only this stage
+        raise Interrupted("interrupted while finding the most income (balance rule), before any plan of the "
+                          "scenario's objective; nothing written")
     today = float(problem.villages["income_before"].sum())
     best = float(result.objective)
     need = today + share * max(best - today, 0.0)
