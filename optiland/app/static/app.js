@@ -387,6 +387,7 @@ function showJobBar(job) {
   if (p.bound) parts.push(`${t('bound')} ${p.bound}`);
   if (p.best) parts.push(`${t('best')} ${p.best}`);
   if (p.gap) parts.push(`${t('gap')} ${p.gap}`);
+  if (p.line && !p.bound) parts.push(p.line);  // the command's own stage line until HiGHS reports
   const elapsed = job.started ? ` ${Math.round(Date.now() / 1000 - job.started)} s` : '';
   bar.replaceChildren(parts.join(' · ') + elapsed, el('button', { type: 'button', id: 'cancel-running', onclick: () => cancelJob(job.id) }, t('cancel')));
 }
