@@ -213,7 +213,8 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
     bounds = {} if "objective_bound" in drop else dict(params.get("bounds") or {})
     if es_scale is None:
         bounds.pop("ecosystem_services", None)  # as the pipeline: the bound needs the G*_s, found without it
-    share = params.get("max_transfer_share") if "transfer_share" not in drop else None
+    # each village's cap on its transfers' share of income (scenario max_transfer_share, per village or township)
+    shares = villages["transfer_share"].to_numpy(dtype=float) if "transfer_share" not in drop else np.full(nv, np.nan)
     names = ["income", "cost", *services] + (["ecosystem_services"] if es_scale is not None else [])
     weights = params.get("weights") or {}
     best: dict[tuple[str, str], Best] = {}
@@ -314,8 +315,8 @@ def scan(problem: PlanningProblem, *, drop: Iterable[str] = (), herd_max: Sequen
                 needed[v] = np.maximum(needed[v], need[v] - other[v])
             if "no_worse_off" not in drop and np.isfinite(keep_today[v]):
                 needed[v] = np.maximum(needed[v], keep_today[v] - other[v])
-            if share is not None:
-                needed[v] = np.maximum(needed[v], transfers[v] / float(share) - other[v])
+            if np.isfinite(shares[v]):
+                needed[v] = np.maximum(needed[v], transfers[v] / float(shares[v]) - other[v])
         scale = np.maximum(1.0, np.abs(need))[:, None, None]
         if not schedules:
             ok &= (needed <= TOL * scale).all(axis=0)

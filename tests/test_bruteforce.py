@@ -154,6 +154,10 @@ BINDING: dict[str, dict[str, Any]] = {
     "transfer_share": dict(instance="one", objective="carbon",
                            constraints={"income_floor": 0, "max_transfer_share": 0.2},
                            villages=[("V1", "T1", 6, 3, 2000, 0)], drop="transfer_share"),
+    # the same, with V1's own cap (its township T1 is at 0.9, which would not bind)
+    "village_transfer_share": dict(instance="one", objective="carbon",
+                                   constraints={"income_floor": 0, "village_transfer_shares": {"T1": 0.9, "V1": 0.2}},
+                                   villages=[("V1", "T1", 6, 3, 2000, 0)], drop="transfer_share"),
     # a head earns 30,000 a year: the herd is as large as the forage carries
     "carrying_capacity": dict(instance="one", objective="income", overrides={"livestock.net_income_per_head": 30000},
                               drop="carrying_capacity", herd_max=8),

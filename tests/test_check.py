@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -210,8 +211,10 @@ def test_village_limits(problem: Instance, tables: Tables) -> None:
     poor = dataclasses.replace(problem, params={**problem.params, "transfer_budget": 10000.0})
     found = _only(check_plan(poor, parcels, villages), "transfer_budget")
     assert "V1" in found[0].message
-    strict = dataclasses.replace(problem, params={**problem.params, "max_transfer_share": 0.1})
+    strict = dataclasses.replace(problem, villages=problem.villages.assign(transfer_share=0.1))  # every village
     assert [v.key for v in _only(check_plan(strict, parcels, villages), "transfer_share")] == ["V1"]
+    one = dataclasses.replace(problem, villages=problem.villages.assign(transfer_share=[np.nan, 0.1]))  # V2 alone
+    assert not [v for v in check_plan(one, parcels, villages) if v.family == "transfer_share"]
 
 
 def test_priced_income_overstated(problem: Instance, tables: Tables) -> None:

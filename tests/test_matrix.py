@@ -126,6 +126,7 @@ COUPLING = {"constraints.township_budgets": {"T01": 9_000_000}, "constraints.max
             "constraints.market": {"fruit.orah": 200, "herbs.paris_polyphylla": 40},
             "constraints.bounds": {"income": [1.0, None], "cost": [None, 5e7], "carbon": [10.0, 1e9]},
             "constraints.village_income_growth": {"T02": 0.05}, "constraints.village_no_worse_off": {"T01-V01": False},
+            "constraints.village_transfer_shares": {"T02": 0.4, "T01-V02": 1.0},
             "constraints.areas": {"herbs": {"min": 5.0, "max": 4000.0}, "fruit.orah": {"max": 100.0}},
             "constraints.township_areas": {"T01": {"herd": {"min": 2.0}, "closure": {"max": 1e6}}}}
 NONE_OPTIONAL = {"constraints.transfer_budget": None, "constraints.budget": None,
@@ -257,6 +258,7 @@ def test_update_equals_fresh_build(karst: Prepared) -> None:
                "constraints.township_budgets": {"T01": 7e6}, "constraints.market": {"fruit.orah": 250,
                                                                                   "herbs.paris_polyphylla": 10},
                "constraints.village_income_growth": {"T02": 0.08},
+               "constraints.village_transfer_shares": {"T02": 0.45, "T01-V02": 1.0},
                "constraints.areas": {"herbs": {"min": 7.0, "max": 3000.0}, "fruit.orah": {"max": 90.0}},
                "constraints.township_areas": {"T01": {"herd": {"min": 3.0}, "closure": {"max": 2e6}}}}
     second = variant(karst, **changed)

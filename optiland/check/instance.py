@@ -176,6 +176,7 @@ def build_instance(scenario: Any, catalog: Any, parcels: pd.DataFrame, villages:
         floor[names == str(village)] = float(value)
     villages["floor"] = floor
     villages["growth"] = _growth(constraints, catalog, names, towns)
+    villages["transfer_share"] = _transfer_shares(constraints, catalog, names, towns)
     township_names = sorted(set(villages["township"].astype(str))) if len(villages) else []
     villages["township_idx"] = pd.Index(township_names).get_indexer(villages["township"].astype(str)) \
         if len(villages) else np.zeros(0, dtype=np.int64)
@@ -267,6 +268,21 @@ def _area_limits(constraints: Any) -> dict[str, tuple[float | None, float | None
         for name, limits in table.items():
             low, high = limits.get("min"), limits.get("max")
             out[f"{scope}:{name}"] = (None if low is None else float(low), None if high is None else float(high))
+    return out
+
+
+def _transfer_shares(constraints: Any, catalog: Any, names: np.ndarray, towns: np.ndarray) -> np.ndarray:
+    """Per village, the cap on its income's share from transfers (NaN: none; docs/data-model.md): the scenario's
+    max_transfer_share (else the catalog default; 1 is no cap), then village_transfer_shares per township and per
+    village (a village's own entry wins; 1 lifts the cap)."""
+    share = getattr(constraints, "max_transfer_share", None)
+    if share is None:
+        share = float(catalog.defaults.get("max_transfer_share", 1.0))
+    out = np.full(len(names), float(share) if float(share) < 1.0 else np.nan)
+    table = getattr(constraints, "village_transfer_shares", {}) or {}
+    for level in (towns, names):
+        for key, value in table.items():
+            out[level == key] = float(value) if float(value) < 1.0 else np.nan
     return out
 
 

@@ -538,12 +538,16 @@ def _village_limits(ctx: _Context, land: np.ndarray,
                                f"{_num(parts['wages'].sum())} = {_num(total)} yuan exceed the transfer "
                                f"budget of {_num(float(budget))} (largest: villages "
                                f"{_names(names[paid], transfers[paid])})"))
-    share = params.get("max_transfer_share")
-    if share is not None:
-        report.over("transfer_share", names, transfers, float(share) * income,
+    shares = (v["transfer_share"].to_numpy(dtype=float) if "transfer_share" in v.columns
+              else np.full(len(names), np.nan if params.get("max_transfer_share") is None
+                           else float(params["max_transfer_share"])))
+    capped = np.isfinite(shares)
+    if capped.any():
+        share = np.where(capped, shares, 0.0)
+        report.over("transfer_share", names, np.where(capped, transfers, 0.0), share * income,
                     lambda i: (f"village {names[i]}: transfers of {_num(transfers[i])} yuan are "
                                f"{transfers[i] / max(income[i], 1e-9):.1%} of its income {_num(income[i])}, "
-                               f"above the {float(share):.0%} allowed"), slack=slack * float(share))
+                               f"above the {share[i]:.0%} allowed"), slack=slack * share)
 
     kappa = float(livestock["head_per_mu"])
     forage = ctx.per_village(ctx.coef["livestock_area"])

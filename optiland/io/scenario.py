@@ -124,6 +124,9 @@ class ConstraintsConfig(_Strict):
         default_factory=dict, description="village or township -> its growth target (a village's own entry wins)")
     transfer_budget: float | None = Field(None, ge=0, description="yuan/yr for compensation and ranger wages")
     max_transfer_share: float | None = Field(None, gt=0, le=1)
+    village_transfer_shares: dict[str, float] = Field(
+        default_factory=dict, description="village or township -> cap on the share of its income from transfers "
+                                          "(a village's own entry wins; 1 lifts the cap there)")
     budget: float | None = Field(None, ge=0, description="establishment budget, yuan")
     township_budgets: dict[str, float] = Field(default_factory=dict)
     diversity_cap: float | None = Field(None, gt=0, le=1)

@@ -143,16 +143,18 @@ def no_worse_off(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
 def transfer_budget(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     r"""Compensation and ranger wages come from one yearly ecological-compensation budget B:
     :math:`\sum_v (\mathrm{comp}_v + \mathrm{wages}_v) \le B`; optionally each village's transfers are at most a
-    share :math:`\sigma` of its income, :math:`\mathrm{comp}_v + \mathrm{wages}_v \le \sigma\,\mathrm{income}_v`
+    share :math:`\sigma_v` of its income, :math:`\mathrm{comp}_v + \mathrm{wages}_v \le \sigma_v\,\mathrm{income}_v`
+    (scenario ``max_transfer_share``, per village or township ``village_transfer_shares``)
     (seed 003: incomes that hinge on transfers relapse when they stop)."""
     if ("transfer_budget", 0) in m.target:
         m.transfer_budget = pyo.Constraint(
             expr=pyo.quicksum(m.compensation[v] + m.wages[v] for v in m.V) - _slack(m, "transfer_budget", 0)
             <= m.target["transfer_budget", 0])
-    if ("transfer_share", 0) in m.target:
+    capped = [v for v in range(len(p.villages)) if ("transfer_share", v) in m.target]
+    if capped:
         m.transfer_share = pyo.Constraint(
-            m.V, rule=lambda m, v: m.compensation[v] + m.wages[v]
-            <= m.target["transfer_share", 0] * m.village_income[v])
+            capped, rule=lambda m, v: m.compensation[v] + m.wages[v]
+            <= m.target["transfer_share", v] * m.village_income[v])
 
 
 def carrying_capacity(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
@@ -556,8 +558,10 @@ def target_values(p: PlanningProblem) -> dict[tuple[str, Any], float]:
     for key in ("transfer_budget", "budget", "diversity_cap"):
         if params.get(key) is not None:
             values[(key, 0)] = float(params[key])
-    if params.get("max_transfer_share") is not None:
-        values[("transfer_share", 0)] = float(params["max_transfer_share"])
+    shares = p.villages["transfer_share"].to_numpy(dtype=float) if "transfer_share" in p.villages.columns else (
+        np.full(len(p.villages), np.nan if params.get("max_transfer_share") is None
+                else float(params["max_transfer_share"])))
+    values.update({("transfer_share", v): float(shares[v]) for v in range(len(p.villages)) if np.isfinite(shares[v])})
     names = list(p.townships["township"])
     for township, limit in (params.get("township_budgets") or {}).items():
         values[("township_budget", names.index(township))] = float(limit)

@@ -403,35 +403,46 @@ class MatrixBackend:
             A = _merge(1, self.n_cols, [_xpart(None, self.comp),
                                         _part(np.zeros(self.n_v), self.col_posts + np.arange(self.n_v), self.wage)])
             blocks.append(_Block("transfer_budget", A, np.array([-INF]), np.array([budget]), ["transfer_budget<="]))
-        if params.get("max_transfer_share") is not None:
-            share = float(params["max_transfer_share"])
-            self.targets[("transfer_share", 0)] = share
-            self._share_parts = self._transfer_share_parts()
-            A = self._transfer_share_matrix(share)
-            blocks.append(_Block("transfer_share", A, np.full(self.n_v, -INF), share * self.nonland,
-                                 [f"transfer_share[{v}]<=" for v in range(self.n_v)]))
+        target_of = self._targets_of(p)
+        shares = np.array([target_of.get(("transfer_share", v), np.nan) for v in range(self.n_v)], dtype=float)
+        capped = np.flatnonzero(np.isfinite(shares))
+        if len(capped):
+            for v in capped:
+                self.targets[("transfer_share", int(v))] = float(shares[v])
+            self.share_row = np.full(self.n_v, -1, dtype=np.int64)
+            self.share_row[capped] = np.arange(len(capped))
+            self._share_parts = self._transfer_share_parts(capped)
+            A = self._transfer_share_matrix(shares[capped])
+            blocks.append(_Block("transfer_share", A, np.full(len(capped), -INF), shares[capped] * self.nonland[capped],
+                                 [f"transfer_share[{v}]<=" for v in capped]))
         return blocks
 
-    def _transfer_share_parts(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        """(transfers, village income) as two matrices on one sparsity pattern (their union), so that a new share
-        only recombines their data: row v holds comp_v + wages_v - share * income_v."""
+    def _transfer_share_parts(self, capped: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(transfers, village income) of the capped villages as two matrices on one sparsity pattern (their union),
+        so that new shares only recombine their data: row r (village capped[r]) holds comp - share x income."""
+        row_of = np.full(self.n_v, -1, dtype=np.int64)
+        row_of[capped] = np.arange(len(capped))
         both = np.where((self.income_x != 0) | (self.comp != 0), 1.0, 0.0)
-        rows, cols, _ = _xpart(self.village, both, self._order_v)
-        villages = np.arange(self.n_v)
+        rows, cols, _ = _xpart(row_of[self.village], both, self._order_v)
+        n = len(capped)
+        z_rows = row_of[self.z_village]
+        z_in = np.flatnonzero(z_rows >= 0)
 
         def build(x: np.ndarray, herd: float, posts: float, z: np.ndarray) -> sp.csr_matrix:
-            return _merge(self.n_v, self.n_cols, [
-                (rows, cols, x[cols]), _part(villages, self.col_herd + villages, herd, keep_zeros=True),
-                _part(villages, self.col_posts + villages, posts, keep_zeros=True),
-                _part(self.z_village, self.col_z + np.arange(len(self.segments)), z, keep_zeros=True)])
+            return _merge(n, self.n_cols, [
+                (rows, cols, x[cols]), _part(np.arange(n), self.col_herd + capped, herd, keep_zeros=True),
+                _part(np.arange(n), self.col_posts + capped, posts, keep_zeros=True),
+                _part(z_rows[z_in], self.col_z + z_in, z[z_in], keep_zeros=True)])
 
         transfers = build(self.comp, 0.0, self.wage, np.zeros(len(self.segments)))
         income = build(self.income_x + self.comp, self.cattle, self.wage, self.z_income)
         return transfers, income
 
-    def _transfer_share_matrix(self, share: float) -> sp.csr_matrix:
+    def _transfer_share_matrix(self, shares: np.ndarray) -> sp.csr_matrix:
+        """Rows comp - share x income of the capped villages (`shares` one per row)."""
         transfers, income = self._share_parts
-        return sp.csr_matrix((transfers.data - share * income.data, transfers.indices, transfers.indptr),
+        per_entry = np.repeat(np.asarray(shares, dtype=float), np.diff(transfers.indptr))
+        return sp.csr_matrix((transfers.data - per_entry * income.data, transfers.indices, transfers.indptr),
                              shape=transfers.shape)
 
     def _per_village_cap(self, family: str, column: int, coef_col: float, area: np.ndarray,
@@ -864,10 +875,11 @@ class MatrixBackend:
             else:
                 self.row_upper[start + row] = value
         elif family == "transfer_share":
-            first, last = self.ranges[family]
-            block = self._transfer_share_matrix(value)
-            A.data[A.indptr[first]:A.indptr[last]] = block.data
-            self.row_upper[first:last] = value * self.nonland
+            row = int(self.share_row[key])
+            transfers, income = self._share_parts
+            lo, hi = transfers.indptr[row], transfers.indptr[row + 1]
+            A.data[A.indptr[start + row]:A.indptr[start + row + 1]] = transfers.data[lo:hi] - value * income.data[lo:hi]
+            self.row_upper[start + row] = value * self.nonland[key]
         elif family == "diversity_cap":
             first, last = self.ranges["diversity"]
             A.data[A.indptr[first + 1:last + 1] - 1] = -value  # the option_area entry ends each diversity row

@@ -381,6 +381,27 @@ def _income_gain_share(scenario: Scenario, catalog: Catalog) -> float | None:
     return float(share)
 
 
+def _transfer_shares(constraints: Any, catalog: Catalog, villages: pd.DataFrame, problems: list[Issue]) -> np.ndarray:
+    """Per village, the most of its income that may come from transfers (NaN: no cap): the scenario's
+    ``max_transfer_share`` (else the catalog's default; 1 is no cap), then ``village_transfer_shares`` per township
+    and per village (a village's own entry wins; 1 lifts the cap)."""
+    share = constraints.max_transfer_share
+    if share is None:
+        share = float(catalog.defaults.get("max_transfer_share", 1.0))
+    out = np.full(len(villages), float(share) if share < 1.0 else np.nan)
+    names, towns = villages["village"].astype(str).to_numpy(), villages["township"].astype(str).to_numpy()
+    known = set(names) | set(towns)
+    problems += [Issue("unknown village or township", column="constraints.village_transfer_shares", row=k)
+                 for k in constraints.village_transfer_shares if k not in known]
+    for level in (towns, names):
+        for key, value in constraints.village_transfer_shares.items():
+            if not 0 < float(value) <= 1:
+                problems.append(Issue("a transfer share lies in (0, 1]", column="constraints.village_transfer_shares",
+                                      row=key, value=value))
+            out[level == key] = float(value) if float(value) < 1.0 else np.nan
+    return out
+
+
 def _income_growth(constraints: Any, catalog: Catalog, villages: pd.DataFrame, problems: list[Issue]) -> np.ndarray:
     """Per village, the per-capita income growth over today the plan must give (0: no worse off), NaN where the
     village has no such target. The catalog's ``defaults.no_worse_off`` (off when absent), then the scenario's
@@ -425,6 +446,7 @@ def build_problem(scenario: Scenario, catalog: Catalog, inputs: Inputs) -> Plann
         floor[villages["village"] == village] = value
     villages["floor"] = floor
     villages["growth"] = _income_growth(constraints, catalog, villages, problems)
+    villages["transfer_share"] = _transfer_shares(constraints, catalog, villages, problems)
     townships_list = sorted(villages["township"].unique())
     villages["township_idx"] = pd.Series(range(len(townships_list)), index=townships_list).reindex(
         villages["township"]).to_numpy().astype(np.int64)

@@ -147,6 +147,10 @@ def _township_scenario(scenario: Scenario, township: str, villages: set[str]) ->
     constraints = scenario.constraints.model_copy(update={
         "township_budgets": {k: v for k, v in scenario.constraints.township_budgets.items() if k == township},
         "village_floors": {k: v for k, v in scenario.constraints.village_floors.items() if k in villages},
+        **{name: {k: v for k, v in getattr(scenario.constraints, name).items() if k in villages or k == township}
+           for name in ("village_no_worse_off", "village_income_growth", "village_transfer_shares")},
+        "township_floors": {k: v for k, v in scenario.constraints.township_floors.items() if k == township},
+        "township_areas": {k: v for k, v in scenario.constraints.township_areas.items() if k == township},
     })
     return scenario.model_copy(update={"constraints": constraints})
 
