@@ -742,5 +742,15 @@ def outcome(scenario: Scenario, catalog: Catalog, inputs: Inputs, read_seconds: 
                       reference=decomposed.reference, times={"read": read_seconds, **decomposed.seconds,
                                                          "limited": decomposed.limited},
                       model_size={**decomposed.size, "parcels": decomposed.problem.n_parcels},
-                      notes=decomposed.notes + [f"{t['township']}: objective {t['objective']:.6g}, gap {t['gap']}, "
-                                                f"{t['seconds']:.1f} s" for t in decomposed.townships])
+                      notes=decomposed.notes + _unsupported_notes(decomposed.problem)
+                      + [f"{t['township']}: objective {t['objective']:.6g}, gap {t['gap']}, "
+                         f"{t['seconds']:.1f} s" for t in decomposed.townships])
+
+
+def _unsupported_notes(problem: PlanningProblem) -> list[str]:
+    """What the decomposition leaves out, said in run.json: the balance rule (optiland.pipeline.run.balance_income)
+    needs the county's most income and a county income row, which the township split does not have yet."""
+    if problem.params.get("income_gain_share") is None:
+        return []
+    return [f"balance rule not applied (income_gain_share {problem.params['income_gain_share']:g}): the township "
+            "decomposition optimises the objective alone; solve with --strategy auto for a balanced plan"]
