@@ -57,6 +57,19 @@ def _fail(exc: Exception, code: int = 2) -> None:
     raise typer.Exit(getattr(exc, "exit_code", code))
 
 
+def _check_db(db: str | None, prefix: str, tables: str) -> None:
+    """Before any work: no password in --db (it would show in `ps`), a --prefix that keeps table names whole."""
+    from optiland.io.dburl import command_line_url
+    from optiland.io.postgis import PLAN_TABLES, ZONE_TABLES, check_prefix
+
+    try:
+        command_line_url(db)
+        if db:
+            check_prefix(prefix, PLAN_TABLES if tables == "plan" else ZONE_TABLES)
+    except OptilandError as exc:
+        _fail(exc)
+
+
 def _check_out(out: Path, force: bool) -> None:
     """Before any work: OUT must be a folder optiland may write (optiland.pipeline.outdir); exit 2 naming the
     problem (and --force where it applies) if not. With --force, this command's writers may replace OUT."""
@@ -105,6 +118,7 @@ def solve(scenario: ScenarioArg, out: OutOpt,
                                               "index stays scaled by the parcels' potential)")] = False) -> None:
     """Solve a scenario and write plan.gpkg, villages.csv, townships.csv and run.json to OUT."""
     _check_out(out, force)
+    _check_db(db, prefix, "plan")
     from optiland.io.postgis import with_database
     from optiland.pipeline.results import make_plan
     from optiland.pipeline.run import prepare, solve_prepared, solver_options
@@ -142,11 +156,13 @@ def solve(scenario: ScenarioArg, out: OutOpt,
         _add_marxan_score(plan, outcome.prepared)
         if from_front is not None:
             plan.run["front"] = point
-        if db:  # the database first (one transaction), then the folder: a failure writes neither
-            from optiland.io.postgis import without_password, write_plan_tables
+        if db:  # tables written in an open transaction, the folder swapped in, then the commit: both or neither
+            from optiland.io.postgis import pending_tables, plan_tables, without_password
 
-            write_plan_tables(without_password(db), plan, prefix=prefix)
-        plan.write(out)
+            with pending_tables(without_password(db), plan_tables(plan, prefix)) as commit:
+                plan.write(out, commit=commit)
+        else:
+            plan.write(out)
     except InfeasibleError as exc:
         _fail(exc, 3)
     except OptilandError as exc:
@@ -287,6 +303,7 @@ def validate(scenario: ScenarioArg,
     from optiland.io.postgis import with_database
     from optiland.pipeline.run import prepare
 
+    _check_db(db, "", "plan")
     try:
         prepared = prepare(with_database(scenario, db, table))
     except OptilandError as exc:
@@ -452,6 +469,7 @@ def zone_command(
         force: ForceOpt = False) -> None:
     """Ecological-space zones of a plan: DIR/zones.gpkg (zones, zone_stats, parcel_zones), zones.png, zoning.json."""
     _check_out(out, force)
+    _check_db(db, prefix, "zones")
     from optiland.io.postgis import redact
     from optiland.views.zoning import zone
 

@@ -440,3 +440,60 @@ def test_sweep_folder_refuses_foreign_files(tiny_scenario: Path, tmp_path: Path)
     with pytest.raises(OptilandError, match="notes.txt"):
         sw.sweep(tiny_scenario, design, executor="serial", out_dir=out, progress=False)
     assert sorted(os.listdir(out)) == ["notes.txt"]
+
+
+# ------------------------------------------------------------------------------------------ input text in outputs
+
+
+def test_report_escapes_names_from_the_input(tmp_path: Path) -> None:
+    """Before: a village named <script>...</script> was raw in the Markdown report (HTML was escaped)."""
+    from tests.conftest import TINY_PARCELS, TINY_VILLAGES, write_instance
+
+    evil = "<script>alert(1)</script>"
+    villages = TINY_VILLAGES.assign(village=[evil, "V2"], township=["T1 <b>x</b>", "T1 <b>x</b>"])
+    parcels = TINY_PARCELS.assign(village=TINY_PARCELS["village"].replace("V1", evil))
+    scenario = write_instance(tmp_path / "i", parcels=parcels, villages=villages)
+    out = tmp_path / "out"
+    result = _solve(scenario, out, "--report", "--lang", "en")
+    assert result.exit_code == 0, _text(result)
+    pages = list((out / "report").glob("*.md")) + list((out / "report").glob("*.html"))
+    assert any("&lt;script&gt;" in p.read_text(encoding="utf-8") for p in pages)
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "<script>alert" not in text and "<b>x</b>" not in text, page.name
+
+
+def test_catalog_formulas_are_bounded() -> None:
+    """Before: a catalog formula `9**9**9` ran for over 20 s (a Python integer of 370 million digits)."""
+    import numpy as np
+
+    from optiland.io.expressions import MAX_LENGTH, ExpressionError, evaluate
+
+    names = {"x": np.arange(3.0)}
+    for text, match in (("9**9**9", "exponent above"), ("x ** 1000", "exponent above"), ('"ab" * 99', "text"),
+                        ("1+" * MAX_LENGTH + "1", "characters"), ("(" * 500 + "1" + ")" * 500, "terms|parse")):
+        with pytest.raises(ExpressionError, match=match):
+            evaluate(text, names, {}, "catalog.toml generate.draws")
+    assert np.allclose(evaluate("x ** 2 + 2 ** 0.5", names, {}, "here"), np.arange(3.0) ** 2 + 2 ** 0.5)
+
+
+def test_password_redaction_and_prefix() -> None:
+    """Before: `?password=P&sslmode=disable` redacted to `?password=***` (the sslmode swallowed); a 55-character
+    --prefix silently truncated table names."""
+    from optiland.io.dburl import redact, without_password
+
+    assert redact("postgresql://ana@db/x?password=P&sslmode=disable") == \
+        "postgresql://ana@db/x?password=***&sslmode=disable"
+    assert redact("postgresql://ana:s3cret@db/x?sslmode=disable&password=P") == \
+        "postgresql://ana:***@db/x?sslmode=disable&password=***"
+    assert redact("host=db password='a b' dbname=x") == "host=db password=*** dbname=x"
+    saved = os.environ.get("PGPASSWORD")
+    try:
+        assert without_password("postgresql://ana@db/x?password=P%40&sslmode=disable") == \
+            "postgresql://ana@db/x?sslmode=disable"
+        assert os.environ["PGPASSWORD"] == "P@"
+    finally:
+        if saved is None:
+            os.environ.pop("PGPASSWORD", None)
+        else:
+            os.environ["PGPASSWORD"] = saved

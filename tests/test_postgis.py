@@ -60,6 +60,9 @@ def names() -> Iterator[tuple[str, str]]:
     _sql(f"DROP SCHEMA {schema} CASCADE")
     for (table,) in _sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE %s",
                          f"{prefix}%"):
+        _sql(f'DROP TABLE public."{table}"')
+    for (table,) in _sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE %s",
+                         f"{prefix}%"):
         _sql(f'DROP TABLE IF EXISTS public."{table}"')
 
 
@@ -96,9 +99,13 @@ def test_solve_and_zone_through_the_database(instance: Path, names: tuple[str, s
     schema, prefix = names
     url, password = DB, os.environ.get("PGPASSWORD")
     parts = urlsplit(DB)
-    if password and parts.username and parts.password is None:  # the password in the URL: it must not be stored
+    if password and parts.username and parts.password is None:  # a password on the command line is refused (ps)
         port = f":{parts.port}" if parts.port else ""
-        url = urlunsplit(parts._replace(netloc=f"{parts.username}:{password}@{parts.hostname}{port}"))
+        with_password = urlunsplit(parts._replace(netloc=f"{parts.username}:{password}@{parts.hostname}{port}"))
+        result = CliRunner().invoke(app, ["solve", str(instance / "scenario.toml"), "--out", str(tmp_path / "x"),
+                                          "--db", with_password, "--table", f"{schema}.parcels"])
+        assert result.exit_code == 2 and "PGPASSWORD" in result.output and password not in result.output
+        assert not (tmp_path / "x").exists()
     result = CliRunner().invoke(app, ["solve", str(instance / "scenario.toml"), "--out", str(tmp_path / "plan"),
                                       "--gap", "0.01", "--db", url, "--table", f"{schema}.parcels",
                                       "--prefix", prefix])
@@ -170,3 +177,53 @@ def test_missing_table_is_named(names: tuple[str, str]) -> None:
 
     with pytest.raises(InputError, match=r"no_such_parcels.*not found|not found.*no_such_parcels"):
         read_parcel_table(DB, f"{names[0]}.no_such_parcels")
+
+
+@needs_db
+def test_solve_writes_the_database_and_the_folder_or_neither(instance: Path, names: tuple[str, str],
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: `solve --db` committed its tables, then failed to write the folder (traceback, rc 1, the tables
+    committed). A folder that fails after the tables are written rolls them back; a commit that fails puts the
+    previous folder back."""
+    schema, prefix = names
+    prefix = prefix + "order_"
+    plan = tmp_path / "plan"
+    args = ["solve", str(instance / "scenario.toml"), "--out", str(plan), "--gap", "0.01", "--db", DB,
+            "--table", f"{schema}.parcels", "--prefix", prefix]
+    import optiland.pipeline.outdir as outdir
+
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outdir, "write_marker", full_disk)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "nothing there changed" in " ".join(result.output.split()), result.output
+    assert _sql("SELECT to_regclass(%s)", f'public."{prefix}plan"') == [(None,)] and not plan.exists()
+    monkeypatch.undo()
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    before = (plan / "run.json").read_text()
+    count = _sql(f'SELECT count(*) FROM public."{prefix}plan"')[0][0]
+    import psycopg
+
+    import optiland.io.postgis as postgis
+
+    def refused(conn: object) -> None:
+        raise psycopg.OperationalError("server closed the connection")
+
+    monkeypatch.setattr(postgis, "_commit", refused)
+    result = CliRunner().invoke(app, [*args[:5], "0.02", *args[6:]])
+    assert result.exit_code == 2 and "committing" in result.output, result.output
+    monkeypatch.undo()
+    assert (plan / "run.json").read_text() == before  # the previous folder is back
+    assert _sql(f'SELECT count(*) FROM public."{prefix}plan"')[0][0] == count
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan"]
+
+
+def test_prefix_too_long_is_refused_before_solving(tiny_scenario: Path, tmp_path: Path) -> None:
+    """Before: a 55-character --prefix cut table names silently (PostgreSQL keeps 63 bytes)."""
+    result = CliRunner().invoke(app, ["solve", str(tiny_scenario), "--out", str(tmp_path / "plan"),
+                                      "--db", "postgresql://nobody@localhost/none", "--table", "parcels",
+                                      "--prefix", "p" * 55])
+    assert result.exit_code == 2 and "63" in result.output and not (tmp_path / "plan").exists()

@@ -12,6 +12,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
     ast.Pow: operator.pow, ast.BitAnd: operator.and_, ast.BitOr: operator.or_,
@@ -23,8 +25,18 @@ _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
 }
 
 
+MAX_LENGTH = 2000
+"""Characters an expression may have."""
+MAX_NODES = 400
+"""Syntax-tree nodes an expression may have (operators, names, numbers, calls)."""
+MAX_EXPONENT = 64.0
+"""Largest power a number may be raised to: `9**9**9` (a Python integer of 370 million digits, minutes of work)
+is refused at once."""
+
+
 class ExpressionError(ValueError):
-    """An expression that does not parse, uses a construct outside the grammar, or names something unknown."""
+    """An expression that does not parse, uses a construct outside the grammar, names something unknown, or
+    exceeds the size and exponent limits."""
 
 
 def evaluate(text: str, names: Mapping[str, Any], functions: Mapping[str, Callable[..., Any]], where: str) -> Any:
@@ -32,10 +44,25 @@ def evaluate(text: str, names: Mapping[str, Any], functions: Mapping[str, Callab
 
     `where` names the expression's place (file and key) in error messages.
     """
+    text = str(text)
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(f"{where}: the expression has {len(text):,} characters; at most {MAX_LENGTH:,}")
     try:
-        tree = ast.parse(str(text), mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"{where}: cannot parse {text!r}: {exc.msg}") from None
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        reason = exc.msg if isinstance(exc, SyntaxError) else "nested too deeply"
+        raise ExpressionError(f"{where}: cannot parse {text!r}: {reason}") from None
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > MAX_NODES:
+        raise ExpressionError(f"{where}: the expression has {nodes} terms; at most {MAX_NODES}")
+
+    def power(left: Any, right: Any) -> Any:
+        exponent = np.asarray(right)
+        if exponent.size and np.nanmax(np.abs(exponent.astype(float))) > MAX_EXPONENT:
+            raise ExpressionError(f"{where}: an exponent above {MAX_EXPONENT:g} in {text!r}")
+        base = np.asarray(left)
+        return np.power(base.astype(float), exponent.astype(float)) if base.ndim == 0 and exponent.ndim == 0 \
+            else np.power(base, exponent, dtype=float)
 
     def walk(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
@@ -48,7 +75,15 @@ def evaluate(text: str, names: Mapping[str, Any], functions: Mapping[str, Callab
             return names[node.id]
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
             left = walk(node.left)
-            return _BINARY[type(node.op)](left, walk(node.right))
+            right = walk(node.right)
+            if isinstance(left, str) or isinstance(right, str):
+                raise ExpressionError(f"{where}: arithmetic on text in {text!r}")
+            if isinstance(node.op, ast.Pow):
+                return power(left, right)
+            try:
+                return _BINARY[type(node.op)](left, right)
+            except OverflowError:
+                raise ExpressionError(f"{where}: a number too large in {text!r}") from None
         if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
             return _UNARY[type(node.op)](walk(node.operand))
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:

@@ -10,7 +10,8 @@ if any statement fails, the database is left as it was.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import geopandas as gpd
@@ -133,20 +134,74 @@ def _copy_values(frame: pd.DataFrame, srid: int | None) -> list[np.ndarray]:
     return values
 
 
-def write_tables(url: str, tables: Mapping[str, pd.DataFrame], *, schema: str = "public") -> None:
-    """Replace each table (name -> frame, geometry columns kept with their SRID and a GiST index) in one
-    transaction: all of them are written, or none and the database is as it was."""
+MAX_NAME_BYTES = 63
+"""PostgreSQL's identifier length: a longer table name would be cut silently."""
+PLAN_TABLES = ("plan", "plan_villages", "plan_townships", "plan_run")
+ZONE_TABLES = ("zones", "zone_stats", "parcel_zones")
+
+
+def check_prefix(prefix: str, tables: tuple[str, ...]) -> None:
+    """A table-name prefix that keeps every name within PostgreSQL's 63 bytes (it would cut them silently)."""
+    longest = max(tables, key=lambda t: len(t.encode()))
+    size = len((prefix + longest).encode())
+    if size > MAX_NAME_BYTES:
+        room = MAX_NAME_BYTES - len(longest.encode())
+        raise OptilandError(f"--prefix {prefix!r} makes the table name {prefix + longest!r} {size} bytes long; "
+                            f"PostgreSQL keeps {MAX_NAME_BYTES} and would cut it: use a prefix of at most {room} "
+                            f"bytes")
+
+
+def _commit(conn: Any) -> None:
+    """Commit a transaction (a function of its own so that a test can make it fail)."""
+    conn.commit()
+
+
+@contextmanager
+def pending_tables(url: str, tables: Mapping[str, pd.DataFrame], *,
+                   schema: str = "public") -> Iterator[Callable[[], None]]:
+    """Write the tables (name -> frame) in a transaction left open and yield its `commit`: whatever else must be
+    written with them (a results folder) is written in the block, then committed; leaving the block without
+    committing, or by an error, rolls everything back. Each table is replaced (DROP, CREATE, COPY, GiST index)."""
     import psycopg
 
-    with connect(url) as conn:
+    for name in tables:
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise OptilandError(f"table name {name!r} is longer than PostgreSQL's {MAX_NAME_BYTES} bytes")
+    conn = connect(url)
+    committed = False
+    try:
         name = ""
         try:
-            with conn.transaction():
-                for name, frame in tables.items():
-                    _write_one(conn, schema, name, frame)
+            for name, frame in tables.items():
+                _write_one(conn, schema, name, frame)
         except psycopg.Error as exc:
             raise OptilandError(f"writing table {schema}.{name} to {redact(url)} failed, nothing was written: "
                                 f"{redact(str(exc)).strip()}") from None
+
+        def commit() -> None:
+            nonlocal committed
+            try:
+                _commit(conn)
+            except psycopg.Error as exc:
+                raise OptilandError(f"committing the tables to {redact(url)} failed, nothing was written: "
+                                    f"{redact(str(exc)).strip()}") from None
+            committed = True
+
+        yield commit
+    finally:
+        if not committed:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - a lost connection rolls back by itself
+                pass
+        conn.close()
+
+
+def write_tables(url: str, tables: Mapping[str, pd.DataFrame], *, schema: str = "public") -> None:
+    """Replace each table (name -> frame, geometry columns kept with their SRID and a GiST index) in one
+    transaction: all of them are written, or none and the database is as it was."""
+    with pending_tables(url, tables, schema=schema) as commit:
+        commit()
 
 
 def _write_one(conn: Any, schema: str, name: str, frame: pd.DataFrame) -> None:
@@ -179,13 +234,19 @@ def _write_one(conn: Any, schema: str, name: str, frame: pd.DataFrame) -> None:
                 sql.Identifier(f"{name}_{column}_gist"[:63]), target, sql.Identifier(str(column))))
 
 
-def write_plan_tables(url: str, plan: Any, prefix: str = "", schema: str = "public") -> list[str]:
+def plan_tables(plan: Any, prefix: str = "") -> dict[str, pd.DataFrame]:
     """A solved plan (optiland.pipeline.results.Plan) as tables ``{prefix}plan`` (parcels with geometry),
     ``{prefix}plan_villages``, ``{prefix}plan_townships`` and ``{prefix}plan_run`` (run.json as JSON text, one row)."""
+    check_prefix(prefix, PLAN_TABLES)
     run = pd.DataFrame({"run": [json.dumps(plan.run, ensure_ascii=False, default=str)]})
-    tables = {f"{prefix}plan": plan.to_geodataframe().set_crs(plan.geometry.crs, allow_override=True),
-              f"{prefix}plan_villages": plan.villages, f"{prefix}plan_townships": plan.townships,
-              f"{prefix}plan_run": run}
+    return {f"{prefix}plan": plan.to_geodataframe().set_crs(plan.geometry.crs, allow_override=True),
+            f"{prefix}plan_villages": plan.villages, f"{prefix}plan_townships": plan.townships,
+            f"{prefix}plan_run": run}
+
+
+def write_plan_tables(url: str, plan: Any, prefix: str = "", schema: str = "public") -> list[str]:
+    """Write `plan_tables` in one transaction."""
+    tables = plan_tables(plan, prefix)
     write_tables(url, tables, schema=schema)
     return list(tables)
 
@@ -193,6 +254,7 @@ def write_plan_tables(url: str, plan: Any, prefix: str = "", schema: str = "publ
 def write_zoning_tables(url: str, zoning: Any, prefix: str = "", schema: str = "public") -> list[str]:
     """A zoning (optiland.views.zoning.Zoning) as tables ``{prefix}zones`` (patch polygons), ``{prefix}zone_stats`` and
     ``{prefix}parcel_zones``."""
+    check_prefix(prefix, ZONE_TABLES)
     tables = {f"{prefix}zones": zoning.zones, f"{prefix}zone_stats": zoning.stats,
               f"{prefix}parcel_zones": zoning.parcels}
     write_tables(url, tables, schema=schema)

@@ -107,6 +107,13 @@ def text(value: Any, **attrs: str) -> Cell:
 # Rendering and writing
 
 
+def markdown_text(value: Any) -> str:
+    """Text from the input (a village or township name, a title) made inert in Markdown: HTML's &, < and > as
+    entities (a `<script>` in a village name is shown, never run), table bars escaped, one line."""
+    text = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
 @cache
 def _environments() -> tuple[Any, Any]:
     import jinja2
@@ -116,7 +123,7 @@ def _environments() -> tuple[Any, Any]:
                               lstrip_blocks=True)
     markdown = jinja2.Environment(loader=loader, autoescape=False, undefined=jinja2.StrictUndefined,
                                   trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    markdown.filters["md"] = lambda value: str(value).replace("|", "\\|").replace("\n", " ")
+    markdown.filters["md"] = markdown_text
     return html, markdown
 
 
