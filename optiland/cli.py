@@ -513,6 +513,8 @@ def generate(parcels: Annotated[int, typer.Option(help="number of parcels")],
     try:
         write_atomically(out, lambda tmp: generate_instance(parcels, townships, villages, seed, tmp,
                                                                      region=region))
+    except ValueError as exc:  # counts the generator cannot draw (too few parcels per village, ...)
+        _fail(OptilandError(f"generate: {exc}"))
     except OptilandError as exc:
         _fail(exc)
     console.print(f"instance written to {out} (scenario: {out / 'scenario.toml'})")

@@ -497,3 +497,10 @@ def test_password_redaction_and_prefix() -> None:
             os.environ.pop("PGPASSWORD", None)
         else:
             os.environ["PGPASSWORD"] = saved
+
+
+def test_generate_bad_counts_is_a_message(tmp_path: Path) -> None:
+    """Before: `generate --parcels 10` died in a traceback (ValueError)."""
+    result = runner.invoke(app, ["generate", "--parcels", "10", "--out", str(tmp_path / "g")])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "need at least" in _text(result) and not (tmp_path / "g").exists()
