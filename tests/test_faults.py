@@ -504,3 +504,61 @@ def test_generate_bad_counts_is_a_message(tmp_path: Path) -> None:
     result = runner.invoke(app, ["generate", "--parcels", "10", "--out", str(tmp_path / "g")])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "need at least" in _text(result) and not (tmp_path / "g").exists()
+
+
+KILLED_SOLVE = textwrap.dedent("""
+    import os, pathlib, sys, time
+    from optiland.mip import solver
+    from optiland.io import inputs
+    scenario, out, phase, ready = sys.argv[1:5]
+
+    def stall():  # the phase has begun: say so, then take "for ever"
+        pathlib.Path(ready, str(os.getpid())).touch()
+        time.sleep(600)
+
+    if phase == "read":
+        real_read = inputs.read_parcels
+        inputs.read_parcels = lambda *a, **k: (stall(), real_read(*a, **k))[1]
+    elif phase == "solve":
+        solver.IN_PROCESS_COLUMNS = 0  # the watched child, as on a real instance
+        real_child = solver._child
+        solver._child = lambda *a, **k: (stall(), real_child(*a, **k))[1]
+    elif phase == "write":
+        from optiland.pipeline import results
+        real_write = results.Plan._write_into
+        results.Plan._write_into = lambda self, folder: (real_write(self, folder), stall())
+    from optiland.cli import app
+    app(["solve", scenario, "--out", out])
+""")
+
+
+@pytest.mark.parametrize("phase", ["read", "solve", "write"])
+def test_solve_killed_at_each_phase(tiny_scenario: Path, tmp_path: Path, phase: str) -> None:
+    """`optiland solve` killed by SIGKILL while reading, while its HiGHS child solves, and while writing: the
+    previous results stay whole at --out, no process is left behind, and the next run cleans up and succeeds."""
+    psutil = pytest.importorskip("psutil")
+    out = tmp_path / "out"
+    assert _solve(tiny_scenario, out).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    process = subprocess.Popen([sys.executable, "-c", KILLED_SOLVE, str(tiny_scenario), str(out), phase,
+                                str(ready)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 120  # a ceiling against hangs
+        while time.monotonic() < deadline and not any(ready.iterdir()):
+            time.sleep(0.05)
+        assert any(ready.iterdir()), f"the {phase} phase never began"
+        family = psutil.Process(process.pid).children(recursive=True)
+        process.kill()
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    end = time.monotonic() + 5
+    while time.monotonic() < end and any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in family):
+        time.sleep(0.05)
+    assert not [c for c in family if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert _solve(tiny_scenario, out).exit_code == 0
+    assert sorted(os.listdir(tmp_path)) == ["out", "ready", "tiny"]
