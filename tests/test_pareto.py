@@ -585,3 +585,25 @@ def test_nadir_bounds_and_sparse_flags_on_three_objectives() -> None:
     assert _found(cut) == {q for q in expected if q[1] >= tighter["f2"]}
     with pytest.raises(ValueError, match="nadir for f1"):
         front(m, objectives, senses, options=EXACT, nadir={"f1": 0})
+
+
+def test_representation_grid_starts_every_point_from_the_previous_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two objectives in representation mode run from the tightest grid point down: every grid solve is handed a
+    start plan that meets all its rows (the previous point's, under a looser bound), the first the payoff table's
+    optimum there. Solved upwards, a previous plan never meets the next, tighter bound."""
+    from optiland.analysis import front_model
+    from optiland.mip.solver import is_plan
+
+    m, objectives, expected = _biobjective_knapsack()
+    starts: list[bool] = []
+    solve_lp = front_model.solve_lp
+
+    def record(lp: object, options: SolverOptions, start: object = None) -> object:
+        starts.append(start is not None and is_plan(lp, start))  # type: ignore[arg-type]
+        return solve_lp(lp, options, start=start)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(front_model, "solve_lp", record)
+    result = front(m, objectives, {"f1": "max", "f2": "max"}, points=8, options=EXACT)
+    grid = starts[result.payoff_solves:]
+    assert len(grid) == result.solves == 8 and all(grid)
+    assert _found(result) <= expected and len(result.table) >= 5
