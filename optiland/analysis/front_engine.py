@@ -291,9 +291,8 @@ EXACT_HIGHS = {"mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
                "mip_heuristic_run_feasibility_jump": False, "mip_heuristic_effort": 0.0}
 """HiGHS options exact mode adds for a generic model (options.highs given by the caller win): no RINS, RENS or
 feasibility-jump sub-MIPs and no heuristic effort. An exact front's MIPs are small and each is solved to a proven
-optimum, so these root heuristics are overhead: on the knapsacks of benchmarks/pareto.py they took about 40% of the
-time and left the branch-and-bound nodes unchanged (benchmarks/results/pareto.csv shows pyaugmecon with and without
-them too)."""
+optimum, so these root heuristics are mostly overhead: on the knapsacks of benchmarks/pareto.py pyaugmecon too needed
+28-38% less CPU with them off (benchmarks/results/pareto.csv, columns pyaugmecon_exact_highs_*)."""
 
 
 def _integer_valued(model: FrontModel, name: str) -> bool:
