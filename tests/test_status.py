@@ -236,3 +236,30 @@ def test_sigint_writes_the_best_plan_so_far_as_interrupted(tmp_path: Path, monke
     assert result.exit_code == EXIT_INTERRUPTED, result.output
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert run["status"] == "interrupted" and run["objective"]["value"] is not None
+
+
+def test_decompose_shares_without_a_plan_are_no_proof(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A township infeasible only with its share of a county limit proves nothing about the county: no plan, exit 5
+    (it was 'infeasible', exit 3). Infeasible with every county limit lifted is a proof (exit 3)."""
+    import numpy as np
+
+    from optiland.errors import InfeasibleError, NoPlanError
+    from optiland.pipeline import decompose
+    from optiland.pipeline.run import solver_options
+    from tests.bruteforce import prepare_tiny
+    from tests.test_bruteforce import OVERRIDES, TWO, TWO_VILLAGES
+
+    def none_for_the_first(parts: object, catalog: object) -> decompose.Shares:
+        first = np.array([0.0, 1.0])
+        return decompose.Shares(budget=first, transfer=first, area=first)
+
+    monkeypatch.setattr(decompose, "shares", none_for_the_first)
+    monkeypatch.setattr(decompose.Shares, "by_need", lambda self, *args, **kwargs: self)
+    floors = {"income_floor": 9000, "budget": 200000, "transfer_budget": 100000}  # T1 must convert: it needs budget
+    prepared = prepare_tiny(TWO, TWO_VILLAGES, "income", floors, OVERRIDES)
+    options = solver_options(prepared.scenario, mip_rel_gap=0, time_limit=60)
+    with pytest.raises(NoPlanError, match="though it has one without them"):
+        decompose.solve_by_township(prepared.scenario, prepared.catalog, prepared.inputs, options, workers=1)
+    impossible = prepare_tiny(TWO, TWO_VILLAGES, "income", {**floors, "income_floor": 90000}, OVERRIDES)
+    with pytest.raises(InfeasibleError, match="whatever its share"):
+        decompose.solve_by_township(impossible.scenario, impossible.catalog, impossible.inputs, options, workers=1)

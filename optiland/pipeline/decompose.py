@@ -295,9 +295,16 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
                            f"the time limit ({result.message}); give the run more time")
             return out
         if result.status == Status.INFEASIBLE:
-            raise InfeasibleError(f"township {task.township} cannot meet its targets with its shares of the county "
-                                  f"limits ({_shares_text(problem)}; {result.message}); solve it alone to see "
-                                  "which village and target")
+            # infeasible with its shares proves nothing about the county (other shares may do); infeasible with the
+            # county limits lifted altogether does: the township's own rows are rows of the county model
+            if _infeasible_alone(backend, lp, task.options):
+                raise InfeasibleError(f"township {task.township} cannot meet its own targets whatever its share of "
+                                      f"the county limits ({result.message}); solve it alone to see which village "
+                                      "and target")
+            raise NoPlanError(f"township {task.township} has no plan with its shares of the county limits "
+                              f"({_shares_text(problem)}) though it has one without them: the decomposition found "
+                              "no county plan and nothing is known about whether one exists; solve the county as "
+                              "one model (--strategy auto)")
         solution = backend.solution(result)
         out.update({
             "objective": float(result.objective), "status": result.status.value, "gap": result.gap,
@@ -350,6 +357,17 @@ def _shares_text(problem: PlanningProblem) -> str:
     parts = [f"{name} {problem.params[name]:,.0f} yuan" for name in ("budget", "transfer_budget")
              if problem.params.get(name) is not None]
     return ", ".join(parts) or "no county budgets"
+
+
+def _infeasible_alone(backend: Any, lp: MatrixLP, options: SolverOptions) -> bool:
+    """Whether the township model is proven infeasible with its coupling rows lifted (its own targets alone)."""
+    from optiland.mip.solver import solve_lp
+
+    rows = _coupling_rows(backend)
+    lower, upper = lp.row_lower.copy(), lp.row_upper.copy()
+    lower[rows], upper[rows] = -INF, INF
+    free = MatrixLP(**{**lp.__dict__, "row_lower": lower, "row_upper": upper})
+    return solve_lp(free, SolverOptions(**{**options.as_dict(), "strategy": "auto"})).status == Status.INFEASIBLE
 
 
 def _coupling_rows(backend: Any) -> np.ndarray:
