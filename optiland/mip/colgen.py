@@ -51,6 +51,7 @@ from optiland.mip.solver import (
     parcel_columns,
     partition_rows,
     relative_gap,
+    run_highs,
     solve_lp,
 )
 
@@ -290,7 +291,7 @@ def relax(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         # HiGHS checks time_limit against its run clock, which adds up over the runs of one Highs object
         h.setOptionValue("time_limit", h.getRunTime() + max(left(), 0.01))
         with c_stdout(to_stderr=options.log_file == "-"):
-            h.run()
+            run_highs(h)
         status = h.modelStatusToString(h.getModelStatus())
         if status != "Optimal":
             message = f"; restricted LP: {status}"
@@ -415,6 +416,21 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         if tighter is not None and sign * tighter < sign * best_bound:
             best_bound, note = tighter, f"{note}; {said}"
     target = plan_target(best_bound, max(options.mip_rel_gap, options.repair_accept_gap), lp.sense)
+    if x_sub is not None and not enough() and villages is not None and left() > 1:
+        # the plan's villages one at a time, each over all its columns with the rest of the plan fixed: a plan within
+        # the gap in a few small MIPs, where the MIP over the generated columns first runs its root cut loop
+        x_full = np.zeros(len(lp.c))
+        x_full[sub_cols] = x_sub
+        x_full, said = village_polish(lp, x_full, villages, relaxation.x, target, options, left)
+        value = float(lp.c @ x_full + lp.offset)
+        if sign * value > sign * objective:
+            objective, note = value, f"{note}; {said}"
+            outside = np.ones(len(lp.c), dtype=bool)
+            outside[sub_cols] = False
+            if np.all(np.abs(x_full[outside]) < 0.5):
+                x_sub = x_full[sub_cols]
+            else:  # it took columns the LP never generated: kept as the plan to beat
+                start, start_ok = x_full, True
     if x_sub is not None and not enough() and left() > 1:
         # the MIP over the generated columns, ended by value: once a plan is within the gap of the bound over every
         # column (its own gap would stop it short: the demo's index, 1.0011e-4 against the 1e-4 asked), or once its
@@ -487,6 +503,78 @@ def plan_target(bound: float, gap: float, sense: str) -> float:
     |z|): bound / (1 + gap) for a maximisation with a positive bound, bound / (1 - gap) with a negative one, and the
     other way round for a minimisation."""
     return bound / ((1 + gap) if (bound >= 0) == (sense == "max") else (1 - gap))
+
+
+POLISH_GAP = 1e-7
+"""Relative gap (of the whole objective) to which `village_polish` solves each village's MIP: its optimum, in effect."""
+
+
+def village_polish(lp: MatrixLP, x: np.ndarray, group: np.ndarray, x_lp: np.ndarray | None, target: float,
+                   options: SolverOptions, left: Callable[[], float]) -> tuple[np.ndarray, str]:
+    """Improve a plan `x` block by block (a village: its parcels over all their columns, its herd and ranger posts;
+    `blocks`), each with the rest of the plan fixed and the columns that link blocks (option areas) free, until its
+    objective reaches `target` or every block has had its turn. Blocks whose general integers are fractional in
+    `x_lp` (the LP relaxation) go first, where rounding the herd and posts cost most; then the others in order.
+
+    Each step is a small MIP (the block's columns; the rows they touch, their bounds less the fixed columns'
+    activity) started from the plan, so it never makes the plan worse; a step's result is kept only if the whole plan
+    still meets every row. The order and each MIP's stopping rule (its gap, POLISH_GAP) are fixed, so the plan does not
+    depend on the machine's load. On the generated 20,000-parcel set, 4 of 80 villages took a repaired plan 1.2e-4 off
+    the integer bound to 9.0e-5 (by hand, /tmp/speed/t8.py). Returns the plan and a note."""
+    sign = 1.0 if lp.sense == "max" else -1.0
+    col_block, _ = blocks(lp, group)
+    n_blocks = int(col_block.max()) + 1 if len(col_block) else 0
+    if not n_blocks:
+        return x, "no blocks to polish"
+    first: list[int] = []
+    if x_lp is not None:
+        binary = lp.integer & (lp.col_lower == 0) & (lp.col_upper == 1)
+        fractional = lp.integer & ~binary & (np.abs(x_lp - np.rint(x_lp)) > 1e-6) & (col_block >= 0)
+        first = [int(b) for b in np.unique(col_block[fractional])]
+    order = first + [b for b in range(n_blocks) if b not in set(first)]
+    A = lp.A.tocsc()
+    link = col_block < 0
+    x = np.asarray(x, dtype=float).copy()
+    activity = lp.A @ x
+    value = float(lp.c @ x + lp.offset)
+    steps = improved = 0
+    for b in order:
+        if sign * value >= sign * target or left() <= 0:
+            break
+        steps += 1
+        free = np.flatnonzero((col_block == b) | link)
+        block = A[:, free]
+        rows = np.unique(block.indices)
+        shift = activity[rows] - block[rows] @ x[free]
+        model = MatrixLP(c=lp.c[free], A=block[rows].tocsr(), row_lower=lp.row_lower[rows] - shift,
+                         row_upper=lp.row_upper[rows] - shift, col_lower=lp.col_lower[free],
+                         col_upper=lp.col_upper[free], integer=lp.integer[free], sense=lp.sense,
+                         offset=value - float(lp.c[free] @ x[free]))
+        with c_stdout():
+            h = _highs(model, SolverOptions(**{**options.as_dict(), "mip_rel_gap": POLISH_GAP}), max(left(), 0.01))
+            start = highspy_solution(x[free])
+            h.setSolution(start)
+            run_highs(h)
+        if h.getInfo().primal_solution_status != 2:
+            continue
+        candidate = x.copy()
+        candidate[free] = np.array(h.getSolution().col_value, dtype=float)
+        candidate[lp.integer] = np.rint(candidate[lp.integer])
+        new_value = float(lp.c @ candidate + lp.offset)
+        if sign * new_value > sign * value and is_plan(lp, candidate):
+            x, value, activity = candidate, new_value, lp.A @ candidate
+            improved += 1
+    return x, f"village polish: {improved} of {steps} villages improved the plan, objective {value:.8g}"
+
+
+def highspy_solution(values: np.ndarray) -> object:
+    """A HighsSolution holding column values (a MIP start)."""
+    import highspy
+
+    solution = highspy.HighsSolution()
+    solution.col_value = np.asarray(values, dtype=float)
+    solution.value_valid = True
+    return solution
 
 
 BRANCHED_PER_BLOCK = 2
