@@ -260,6 +260,12 @@ def run_task(task: TownshipTask) -> dict[str, Any]:
         villages = set(task.inputs.villages["village"])
         problem = build_problem(_township_scenario(task.scenario, task.township, villages), task.catalog, task.inputs)
         return {"index": task.index, "township": task.township, "potential": potential(problem)}
+    if task.deadline is not None and time.time() >= task.deadline:  # no model is built once the time is up
+        late = {"index": task.index, "township": task.township, "need": None, "usage": None, "bound_term": None}
+        if task.stage == "plan":
+            late["late"] = (f"township {task.township}: the time limit was reached before its plan started; give "
+                            "the run more time")
+        return late
     start = time.perf_counter()
     problem, backend = _build(task)
     if task.deadline is not None:  # the build counts against the command's time limit
