@@ -93,7 +93,10 @@ def solve(version: str, task: str, scenario: Path, gap: float, time_limit: float
         run_json = out / "run.json"
         if run_json.exists():
             data = json.loads(run_json.read_text())
-            result = data.get("result", {})
+            result = data.get("result", {})  # the release's run.json
+            if isinstance(data.get("objective"), dict):  # the current one: objective {value, bound, gap}
+                result = {"objective": data["objective"].get("value"), "bound": data["objective"].get("bound"),
+                          "gap": data["objective"].get("gap")}
             row.update(status=data.get("status") or result.get("status"), objective=result.get("objective"),
                        bound=result.get("bound"), gap=result.get("gap"),
                        solve_s=round(float(data.get("times", {}).get("solve", float("nan"))), 2),
