@@ -275,7 +275,7 @@ def area_limits(m: pyo.ConcreteModel, p: PlanningProblem) -> None:
     r"""Demonstration bases and market plans: the area of an option or variant g (or the herd), over the plan or in
     township t, between the scenario's bounds, ``area_min``: :math:`\sum_{a \in g (\cap A_t)} S_a x_a \ge L_g`
     and ``area_max``: :math:`\le U_g`; for the herd :math:`\sum_{v (\in t)} h_v`. In the elastic model a shortfall
-    or excess slack. Source: seed 001 (demonstration bases of 500 mu of grass, 66 mu of Sophora; "12 township
+    or excess slack. Source: seed 001 (demonstration bases of 500 mu of grass, 66 mu of a medicinal herb; "12 township
     industrial plans")."""
     def expression(key: str) -> Any:
         area, villages = area_rows(p, key)
