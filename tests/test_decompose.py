@@ -49,16 +49,19 @@ def test_bound_is_valid_and_plan_feasible(county: Path, objective: str, tmp_path
     # of the townships', so both scale the index alike
     prepared = prepare(scenario)
     options = solver_options(prepared.scenario, **EXACT)
-    monolithic = solve_prepared(prepared, options, "pyomo")
+    # The monolithic model to 1e-5, not 0: proving its income optimum exactly took 140 s of the suite. Its plan and
+    # bound bracket the optimum, so the two checks below stay exact: the decomposition's plan is no better than the
+    # monolithic bound, its bound no worse than the monolithic plan.
+    monolithic = solve_prepared(prepared, solver_options(prepared.scenario, **{**EXACT, "mip_rel_gap": 1e-5}), "pyomo")
     if objective == "ecosystem_services":
         assert decomposed.reference.kind == "potential"
         assert decomposed.es_scale.keys() == monolithic.es_scale.keys()
         for service, value in monolithic.es_scale.items():
             assert decomposed.es_scale[service] == pytest.approx(value, rel=1e-12, abs=1e-12)
-    optimum = monolithic.result.objective
-    tol = 1e-6 * max(1.0, abs(optimum))
-    assert result.objective <= optimum + tol  # a restriction of the county model
-    assert result.bound >= optimum - tol  # weak duality
+    best, bound = monolithic.result.objective, monolithic.result.bound
+    tol = 1e-6 * max(1.0, abs(best))
+    assert result.objective <= bound + tol  # a restriction of the county model
+    assert result.bound >= best - tol  # weak duality
     assert result.status.value in ("optimal", "feasible")
     assert (result.status.value == "optimal") == (result.gap <= options.mip_rel_gap + 1e-12)
 
