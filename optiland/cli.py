@@ -1,4 +1,5 @@
-"""The `optiland` command: solve, validate, check, explain, zone, generate, sweep, pareto, report, catalog show."""
+"""The `optiland` command: solve, validate, check, explain, zone, generate, sweep, pareto, whatif, report,
+catalog show."""
 
 from __future__ import annotations
 
@@ -750,6 +751,90 @@ def _parse_steps(text: str | None) -> dict[str, float] | None:
         if steps[name.strip()] <= 0:
             raise OptilandError(f"--step {item!r}: the step must be positive")
     return steps
+
+
+@app.command("whatif")
+def whatif_command(
+        out_dir: Annotated[Path, typer.Argument(help="a folder written by solve")],
+        exact: Annotated[list[str] | None, typer.Option(
+            "--exact", help="a lever (option, option.variant or herd) whose entry price is found by bisection "
+                            "(repeat it; 'absent' for every lever the plan leaves out)")] = None,
+        resolve: Annotated[list[str] | None, typer.Option(
+            "--resolve", help="a binding row or family (no_worse_off, budget, bound_income, ...) whose marginal value "
+                              "is re-solved with its figure raised by --step (repeat it; 'all' for every one)")] = None,
+        tolerance: Annotated[float, typer.Option(help="bisection tolerance, yuan per mu (per head)")] = 10.0,
+        step: Annotated[float, typer.Option(help="the re-solve's step, a share of the target's figure (at least one "
+                                                 "unit)")] = 0.01,
+        gap: Annotated[float | None, typer.Option(help="relative MIP gap of the re-solves (default: the run's)")
+                       ] = None,
+        time_limit: Annotated[float | None, typer.Option(help="seconds per re-solve (default: the run's)")] = None,
+        force: ForceOpt = False) -> None:
+    """What would it take: the net income (or subsidy) at which each option left out enters the plan and the parcels
+    it takes first, and what one more unit of each binding target is worth. Writes OUT_DIR/whatif/options.csv and
+    targets.csv."""
+    _check_out(out_dir / "whatif", force)
+    from optiland.analysis.whatif import whatif, write_whatif
+
+    try:
+        levers: bool | list[str] = True if exact and "absent" in exact else list(exact or [])
+        rows: bool | list[str] = True if resolve and "all" in resolve else list(resolve or [])
+        with _elapsed("what would it take"):
+            study = whatif(out_dir, exact=levers, resolve=rows, tolerance=tolerance, step=step, gap=gap,
+                           time_limit=time_limit)
+        folder = write_whatif(study, out_dir)
+    except (OptilandError, OSError, ValueError) as exc:
+        _fail(exc)
+    print_whatif(study)
+    console.print(f"written to {folder} (options.csv, targets.csv)")
+
+
+def _money(value: float, sign: bool = False) -> str:
+    if pd.isna(value):
+        return ""
+    value = 0.0 if abs(value) < 0.5 else value  # no "-0"
+    return f"{value:+,.0f}" if sign else f"{value:,.0f}"
+
+
+def _rate(value: float, scale: float) -> str:
+    """A marginal value, 0 when it is rounding noise against the objective's scale."""
+    if pd.isna(value):
+        return ""
+    return "0" if abs(value) <= 1e-9 * max(1.0, scale) else f"{value:.4g}"
+
+
+def print_whatif(study: Any) -> None:
+    """The options the plan leaves out or caps with their entry prices (LP estimate, and the bisection's where asked),
+    then the binding targets with what one more unit of each is worth."""
+    table = Table(title="what would it take: options left out or capped (net income, yuan per mu; per head for the "
+                        "herd)")
+    for column in ("lever", "status", "now", "LP estimate", "enters at", "subsidy", "first parcels"):
+        table.add_column(column, justify="right" if column in ("now", "LP estimate", "enters at", "subsidy") else
+                         "left")
+    options = study.options
+    for row in options[options["status"] != "in the plan"].itertuples(index=False):
+        lp = "in the LP relaxation" if row.lp_uses_now is True else _money(row.lp_subsidy, sign=True)
+        if row.resolves:
+            never = pd.isna(row.subsidy)
+            enters = "never" if never else _money(row.entry_price)
+            subsidy = "" if never else _money(row.subsidy, sign=True)
+            unit = "head" if row.lever == "herd" else "mu"
+            first = f"{row.first_parcels} ({row.first_amount:,.0f} {unit})" if row.first_parcels else row.note
+            enters += "" if row.proven else " (within the gap)"
+        else:
+            enters, subsidy, first = "", "", f"LP: {row.lp_first_parcels}" if row.lp_first_parcels else ""
+        table.add_row(str(row.lever), str(row.status), _money(row.income_now), lp, enters, subsidy, first)
+    console.print(table)
+    targets = Table(title=f"binding targets: {study.objective_unit} per unit more of the figure")
+    for column in ("row", "meaning", "figure", "unit", "LP dual", "re-solve", "proven between"):
+        targets.add_column(column, justify="left" if column in ("row", "meaning", "unit") else "right")
+    scale = float(study.targets["lp_value_per_unit"].abs().max()) if len(study.targets) else 1.0
+    for row in study.targets.itertuples(index=False):
+        bracket = "" if pd.isna(row.value_low) else f"[{_rate(row.value_low, scale)}, {_rate(row.value_high, scale)}]"
+        targets.add_row(str(row.row), str(row.meaning), f"{row.figure:,.6g}", str(row.unit),
+                        _rate(row.lp_value_per_unit, 0.0), _rate(row.value_per_unit, scale), bracket)
+    console.print(targets)
+    for note in study.notes:
+        console.print(note)
 
 
 @app.command("report")
