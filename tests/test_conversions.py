@@ -135,6 +135,8 @@ def test_conversion_table_rederived() -> None:
     assert options["P02"] == {"keep", "fruit", "herbs"} and options["P03"] <= {"keep", "fruit", "herbs"}
     assert options["P05"] <= {"keep", "closure", "afforestation", "herbs", "understory_forage"}
     assert "fruit" not in options["P04"] and "understory_forage" not in options["P06"]  # grass: open forage
+    # understory herbs need a canopy: forest and garden land only (rule herbs_only_under_canopy)
+    assert "herbs" not in options["P01"] and "herbs" not in options["P06"] and "herbs" in options["P05"]
     for pid in ("P07", "P08", "P09", "P10"):  # homestead, road (in a red line too), river, ditch: kept
         assert options[pid] == {"keep"}
     for pid in ("P12", "P13"):  # dry land and orchard inside a red line: protection and restoration only
