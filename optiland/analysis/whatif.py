@@ -72,6 +72,7 @@ from optiland.mip.solver import (
 from optiland.model.backend import Backend, make_backend
 from optiland.model.problem import PlanningProblem
 from optiland.pipeline.outcome import Prepared, RunOutcome, objective_terms
+from optiland.progress import current
 
 HERD = "herd"
 """The lever of the cattle's net income per head (the name area limits give the herd too)."""
@@ -531,6 +532,7 @@ def entry_price(model: Model, lever: str, tolerance: float = 1.0, start_high: fl
     `start_high` until it enters, then halving the bracket)."""
     lp = model.lp
     cols = model.choice_columns(lever)
+    current().stage(f"{lever}: the best plan without it")
     if not len(cols):
         raise InputError([Issue("no allowed row pays this lever", column="lever", value=lever)])
     upper = lp.col_upper.copy()
@@ -548,6 +550,7 @@ def entry_price(model: Model, lever: str, tolerance: float = 1.0, start_high: fl
         *lp.row_names, f"whatif_holds[{lever}]>="]
 
     def solve_at(t: float, hint: np.ndarray | None) -> SolveResult:
+        current().stage(f"{lever}: re-solve {resolves + 1} at {t:+,.2f} yuan per unit")
         at = model.at(lever, t)
         forced = replace(at, A=sp.vstack([at.A, force], format="csr"), row_lower=np.append(at.row_lower, 1.0),
                          row_upper=np.append(at.row_upper, INF), row_names=names)
@@ -717,6 +720,7 @@ def target_values(model: Model, relaxation: dict[str, Any] | None = None, resolv
 def _resolve_row(model: Model, i: int, side: str, change: float, delta: float) -> dict[str, Any]:
     """Re-solve the MIP with row i's active bound raised by `change` row units (`delta` in the target's unit)."""
     lp = model.lp
+    current().stage(f"{lp.row_names[i].rstrip('<=>')}: re-solve with the figure raised by {delta:,.6g}")
     lower, upper = lp.row_lower.copy(), lp.row_upper.copy()
     if side == ">=":
         lower[i] += change
