@@ -182,3 +182,24 @@ def test_cli_writes_the_tables_beside_the_plan(tmp_path: Path) -> None:
     assert runner.invoke(app, ["check", str(out)]).exit_code == 0
     again = runner.invoke(app, ["solve", str(scenario), "--out", str(out), "--gap", "0"])
     assert again.exit_code == 0, again.output
+
+
+def test_the_balance_rules_income_row_is_the_runs(tmp_path: Path) -> None:
+    from tests.conftest import TINY_SCENARIO
+
+    text = TINY_SCENARIO.replace('maximise = "ecosystem_services"',
+                                 'maximise = "ecosystem_services"\nincome_gain_share = 0.75')
+    scenario = write_instance(tmp_path / "tiny", scenario=text)
+    out = tmp_path / "out"
+    solved = CliRunner().invoke(app, ["solve", str(scenario), "--out", str(out), "--gap", "0"])
+    assert solved.exit_code == 0, solved.output
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    need = W._balance_need(run["notes"])
+    assert need is not None
+    model = W.model_of_folder(out)
+    assert model.value == pytest.approx(run["objective"]["value"], rel=1e-9)
+    row = list(model.lp.row_names).index("bound_income>=")
+    nonland = float(model.problem.villages.eval("nonland_income_per_capita * population").sum())
+    assert abs(model.lp.row_lower[row] + nonland - need) <= 0.5
+    targets = W.target_values(model)
+    assert "bound_income" in set(targets["family"])  # the balance rule's income row binds the index
