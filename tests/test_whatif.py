@@ -28,10 +28,12 @@ from tests.test_bruteforce import ONE, ONE_VILLAGE, OVERRIDES, TWO, TWO_VILLAGES
 INSTANCES = {"one": (ONE, ONE_VILLAGE), "two": (TWO, TWO_VILLAGES)}
 
 # (instance, objective, constraints, lever): a variant kept out by the ranger posts it would cost V2 (carbon, a floor
-# it then misses), a fruit kept out by the floor's trade-off (carbon), the herd and a forage option (income)
+# it then misses), fruit kept out by the floor's trade-off (carbon), the herd and a forage option (income)
 ENTRY = {
     "quercus_carbon": ("two", "carbon", {"income_floor": 6000, "budget": 40000}, "afforestation.quercus"),
     "macadamia_carbon_floor": ("one", "carbon", {"income_floor": 12000}, "fruit.macadamia"),
+    # pomelo's price halves beyond 10 mu (the small catalog's price steps): its income is in the step segments
+    "pomelo_priced_carbon_floor": ("one", "carbon", {"income_floor": 12000}, "fruit.pomelo"),
     "herd_income": ("one", "income", {"budget": 20000}, "herd"),
     "forage_income": ("one", "income", {"budget": 20000}, "forage"),
 }
@@ -203,3 +205,23 @@ def test_the_balance_rules_income_row_is_the_runs(tmp_path: Path) -> None:
     assert abs(model.lp.row_lower[row] + nonland - need) <= 0.5
     targets = W.target_values(model)
     assert "bound_income" in set(targets["family"])  # the balance rule's income row binds the index
+
+
+@pytest.mark.parametrize("case", sorted(set(ENTRY) - {"herd_income"}))
+def test_lp_estimate_is_the_relaxations_entry_price(case: str) -> None:
+    # just below the estimate the LP relaxation gains nothing from the lever, just above it does (the herd is left
+    # out: a head needs forage, whose capacity row is at zero in the relaxation, so its entering pivot is degenerate)
+    instance, objective, constraints, lever = ENTRY[case]
+    parcels, villages = INSTANCES[instance]
+    model = W.model_of_outcome(solve_exact(prepare_tiny(parcels, villages, objective, constraints, OVERRIDES)))
+    estimate = W.entry_estimates(model, [lever]).iloc[0]
+    assert not estimate["lp_uses_now"] and estimate["lp_subsidy"] > 0
+    upper = model.lp.col_upper.copy()
+    upper[model.columns(lever)] = 0.0
+    gains = []
+    for shift in (0.999 * estimate["lp_subsidy"], 1.001 * estimate["lp_subsidy"]):
+        at = model.at(lever, shift)
+        with_it, without = W._lp_solve(at, model.options), W._lp_solve(replace(at, col_upper=upper), model.options)
+        assert with_it is not None and without is not None
+        gains.append(with_it["objective"] - without["objective"])
+    assert gains[0] == pytest.approx(0.0, abs=1e-9) and gains[1] > 1e-6
