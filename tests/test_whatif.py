@@ -225,3 +225,18 @@ def test_lp_estimate_is_the_relaxations_entry_price(case: str) -> None:
         assert with_it is not None and without is not None
         gains.append(with_it["objective"] - without["objective"])
     assert gains[0] == pytest.approx(0.0, abs=1e-9) and gains[1] > 1e-6
+
+
+def test_a_capped_variant_and_what_a_mu_more_of_its_market_is_worth() -> None:
+    # paris earns the most per mu; the market takes 10 mu of it
+    constraints = {"market": {"herbs.paris": 10}}
+    prepared = prepare_tiny(ONE, ONE_VILLAGE, "income", constraints, OVERRIDES)
+    outcome = solve_exact(prepared)
+    study = W.whatif(outcome, resolve=["market"], step=0.5)
+    assert study.options.set_index("lever").loc["herbs.paris", "status"] == "capped (market['herbs.paris'])"
+    row = study.targets.set_index("family").loc["market"]
+    assert row["figure"] == 10 and row["tight"] and row["step"] == 5
+    moved = prepare_tiny(ONE, ONE_VILLAGE, "income", {"market": {"herbs.paris": 15}}, OVERRIDES)
+    best, _ = optimal_plan(moved.problem)
+    assert row["value_per_unit"] == pytest.approx((best.value - outcome.result.objective) / 5, rel=1e-9)
+    assert row["value_per_unit"] > 0

@@ -777,8 +777,8 @@ def whatif(source: RunOutcome | str | Path, exact: bool | Sequence[str] = False,
     table = table.merge(estimates, on="lever", how="left")
     table["status"] = np.where(table["in_plan"] > TOL, "in the plan", "absent")
     caps = target_values(model, relaxation)
-    for family in ("market", "area_max", "diversity"):  # a cap the plan meets exactly
-        for row in caps[(caps["family"] == family) & caps["tight"]].itertuples():
+    for family in ("market", "area_max", "diversity"):  # a cap that binds (met exactly, or priced by the relaxation)
+        for row in caps[caps["family"] == family].itertuples():
             lever = row.key.split(" ")[-1] if family == "diversity" else row.key.split(":")[-1]
             table.loc[(table["lever"] == lever) & (table["in_plan"] > TOL), "status"] = f"capped ({row.row})"
     if exact is True:
