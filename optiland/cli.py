@@ -815,7 +815,8 @@ def print_whatif(study: Any) -> None:
         lp = "in the LP relaxation" if row.lp_uses_now is True else _money(row.lp_subsidy, sign=True)
         if row.resolves:
             never = pd.isna(row.subsidy)
-            enters = "never" if never else _money(row.entry_price)
+            enters = "never" if never else (_money(row.entry_price) if pd.notna(row.entry_price)
+                                            else "now " + _money(row.subsidy, sign=True))
             subsidy = "" if never else _money(row.subsidy, sign=True)
             unit = "head" if row.lever == "herd" else "mu"
             first = f"{row.first_parcels} ({row.first_amount:,.0f} {unit})" if row.first_parcels else row.note
