@@ -338,9 +338,10 @@ def model_of_folder(out_dir: str | Path, options: SolverOptions | None = None) -
     run = json.loads(run_file.read_text(encoding="utf-8"))
     if not run.get("scenario_path"):
         raise InputError([Issue("run.json names no scenario file", file=str(run_file), column="scenario_path")])
-    if "transition" in run or "marxan_score" in run:
-        raise InputError([Issue("what-if reads the folder of a solve (not a transition or a Marxan import)",
-                                file=str(run_file))])
+    if "transition" in run or "marxan_score" in run or "front" in run:
+        raise InputError([Issue("what-if reads the folder of a solve of the scenario's own objective (not a "
+                                "transition, a Marxan import or a point picked from a front, whose plan answers its "
+                                "point's bounds)", file=str(run_file))])
     path = Path(run["scenario_path"])
     if not path.is_absolute() and not path.is_file() and (out_dir / path).is_file():
         path = out_dir / path
