@@ -183,6 +183,37 @@ def test_polish_seconds_caps_the_mip_after_a_repair_plan(county: Path, monkeypat
     assert limits and max(limits) <= 0.5
 
 
+def test_polish_nodes_caps_the_mip_after_a_repair_plan(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With polish_nodes, the MIP over the generated columns stops at that many nodes (a work limit: the township
+    decomposition's plan stage, whose plan must not depend on the machine's load) and no whole-model MIP follows."""
+    from optiland.model.matrix import MatrixBackend
+
+    prepared = prepare(_with_objective(county, "income"))
+    backend = MatrixBackend()
+    backend.build(prepared.problem)
+    backend.set_objective({"income": 1.0}, "max")
+    lp = backend.matrix()
+    calls: list[tuple[int, dict[str, object]]] = []
+    real = colgen.solve_lp
+
+    def recording(model: MatrixLP, options: SolverOptions, start: np.ndarray | None = None) -> object:
+        calls.append((len(model.c), dict(options.highs)))
+        return real(model, options, start)
+
+    real_repair = colgen._repair
+
+    def quick_repair(sub: MatrixLP, x: np.ndarray, reduced: np.ndarray, options: SolverOptions, left: object) -> object:
+        return real_repair(sub, x, reduced, SolverOptions(**{**options.as_dict(), "mip_rel_gap": 0.05}), left)
+
+    monkeypatch.setattr(colgen, "solve_lp", recording)
+    monkeypatch.setattr(colgen, "_repair", quick_repair)  # a plan short of the zero gap asked for, at once
+    result = colgen.solve(lp, SolverOptions(strategy="colgen", mip_rel_gap=0.0, repair_accept_gap=0.0,
+                                            time_limit=60, polish_nodes=7))
+    assert result.x is not None
+    assert calls and all(highs.get("mip_max_nodes") == 7 for _, highs in calls)
+    assert all(n < len(lp.c) for n, _ in calls)  # the generated columns' MIP only, never the whole model's
+
+
 def test_a_column_with_an_upper_bound_keeps_its_positive_reduced_cost() -> None:
     """Column 4 (objective 1, now at most 1) sits in a <= row h - x_0 <= 0.5 priced 0: its reduced cost 1 enters the
     bound at its upper bound, which is exact (1). Moving that excess onto the row (as for a column without an upper

@@ -196,20 +196,38 @@ def test_watchdog_reports_the_best_bound_proven_not_the_root_lps(monkeypatch: py
 
 
 def test_the_repair_leaves_the_full_mip_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The auto strategy's repair gets at most REPAIR_SHARE of the time left; when it finds nothing, the full MIP
-    still has the rest and proves the optimum the plain MIP finds."""
-    budgets: list[float] = []
-
-    def no_repair(lp: MatrixLP, x_lp: np.ndarray, dual: np.ndarray, options: SolverOptions, left: Any) -> None:
-        budgets.append(left())
-        return None
-
-    monkeypatch.setattr(solver, "_repair", no_repair)
+    """When the repair finds nothing, the full MIP still proves the optimum the plain MIP finds."""
+    monkeypatch.setattr(solver, "_repair", lambda *args: None)
     lp = assignment_lp(n=30, seed=4)
     result = solve_lp(lp, SolverOptions(mip_rel_gap=0.0, time_limit=200.0))
     plain = solve_lp(lp, SolverOptions(mip_rel_gap=0.0, time_limit=200.0, strategy="mip"))
-    assert len(budgets) == 1 and 0 < budgets[0] <= solver.REPAIR_SHARE * 200.0
     assert result.status == Status.OPTIMAL and result.objective == pytest.approx(plain.objective, rel=1e-9)
+
+
+def test_a_repair_mip_ends_on_its_node_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repair MIP ends on work (REPAIR_NODES nodes), not the clock (issue 26: uncapped, a repair MIP took the whole
+    time limit; issue 20: a stage ended by the clock makes the plan depend on the machine's load)."""
+    seen: list[Any] = []
+    real = solver._highs
+
+    def keeping(lp: MatrixLP, options: SolverOptions, time_limit: float) -> Any:
+        h = real(lp, options, time_limit)
+        seen.append(h)
+        return h
+
+    monkeypatch.setattr(solver, "_highs", keeping)
+    rng = np.random.default_rng(1)  # a market-split row pair: branch and bound needs hundreds of nodes
+    a = rng.integers(0, 100, (2, 24)).astype(float)
+    b = np.floor(a.sum(axis=1) / 2)
+    lp = MatrixLP(c=rng.uniform(0, 1, 24), A=sp.csr_matrix(a), row_lower=b, row_upper=b, col_lower=np.zeros(24),
+                  col_upper=np.ones(24), integer=np.ones(24, dtype=bool))
+    exact = SolverOptions(mip_rel_gap=0.0, mip_abs_gap=0.0, presolve="off")
+    monkeypatch.setattr(solver, "REPAIR_NODES", 10**6)
+    solver._solve_fixed(lp, lp.col_lower, lp.col_upper, exact, 600.0, integer=True)
+    assert seen[-1].getInfo().mip_node_count > 3
+    monkeypatch.setattr(solver, "REPAIR_NODES", 3)
+    solver._solve_fixed(lp, lp.col_lower, lp.col_upper, exact, 600.0, integer=True)
+    assert seen[-1].getInfo().mip_node_count <= 3
 
 
 def test_the_full_mip_streams_its_proven_bound() -> None:

@@ -23,7 +23,8 @@ coefficients are of that order, so the restricted model is solved with its objec
 column's reduced cost within rounding error of its terms (``ROUNDING``) counts as zero (times an infinite upper
 bound it would make the bound infinite), and rows without bounds are left out of the restricted model (their duals
 are noise). The plan comes from the restricted model (the repair of optiland.mip.solver, then its MIP warm-started if
-the repair is not within the gap, for at most ``polish_seconds`` if set), so its true gap is against this bound.
+the repair is not within the gap, for at most ``polish_seconds`` or ``polish_nodes`` if set), so its true gap is
+against this bound.
 A plan is called optimal only when that gap is within the one asked for.
 """
 
@@ -436,12 +437,14 @@ def solve(lp: MatrixLP, options: SolverOptions, start: np.ndarray | None = None,
         # column (its own gap would stop it short: the demo's index, 1.0011e-4 against the 1e-4 asked), or once its
         # own bound shows no such plan is among these columns
         polish = left() if options.polish_seconds is None else min(left(), options.polish_seconds)
+        nodes = {} if options.polish_nodes is None else {"mip_max_nodes": int(options.polish_nodes)}
         more = solve_lp(sub, SolverOptions(**{**options.as_dict(), "time_limit": max(polish, 0.01), "mip_rel_gap": 0.0,
-                                              "strategy": "mip", "objective_target": target,
-                                              "bound_target": target}), start=x_sub)
+                                              "strategy": "mip", "objective_target": target, "bound_target": target,
+                                              "highs": {**options.highs, **nodes}}), start=x_sub)
         if more.x is not None and sign * more.objective > sign * objective:
             objective, x_sub = more.objective, more.x
-    if x_sub is not None and not enough() and options.polish_seconds is None and left() > 1:
+    if x_sub is not None and not enough() and options.polish_seconds is None and options.polish_nodes is None \
+            and left() > 1:
         # the generated columns' best plan is not the model's (issue 22: --gap 0 ended 17% off, status feasible):
         # the whole model's MIP, warm-started from it, with the time left; its bound tightens ours
         x_full = np.zeros(len(lp.c))

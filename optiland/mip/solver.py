@@ -78,7 +78,12 @@ class SolverOptions:
     repair_accept_gap: float = 0.0
     polish_seconds: float | None = None
     """With strategy colgen: the most the MIP over the generated columns may run once the repair has a plan (None:
-    the rest of the time limit)."""
+    the rest of the time limit). A ceiling in seconds: the plan then depends on the machine's speed (polish_nodes
+    does not)."""
+    polish_nodes: int | None = None
+    """With strategy colgen: the most branch-and-bound nodes of the MIP over the generated columns once the repair
+    has a plan; with it set, no whole-model MIP follows (as with polish_seconds). A work limit: the plan does not
+    depend on the machine's load (the township decomposition's plan stage uses it)."""
     lp_method: str = "auto"
     """How the LP relaxations of the auto strategy are solved: simplex, ipm (interior point, then crossover to a
     basic solution: few fractional parcels either way), or auto (ipm from IPM_COLUMNS columns up)."""
@@ -333,21 +338,27 @@ usually make up for a head of cattle or a ranger post; 25 leave the repair room)
 def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, owner: np.ndarray, regret: np.ndarray,
                                      tol: float) -> np.ndarray:
     """One-choice rows to free because rounding the general integers (a village's herd, ranger posts) breaks a local
-    row: with every fractional integer rounded down, each row whose activity leaves its bounds (typically the
-    village's income floor) gets its FREE_PER_BROKEN_ROW parcels of smallest regret freed; without them the repair
-    MIP is often infeasible."""
+    row: with every fractional integer rounded down, and again rounded up, each row whose activity leaves its bounds
+    (rounded down: typically the village's income floor; rounded up: the herd's grazing or the posts' closure area)
+    gets its FREE_PER_BROKEN_ROW parcels of smallest regret freed; without them the repair MIP is often infeasible,
+    or can only round down (the balanced demo: every village's ranger post rounded down, 0.992 to 0, where rounding
+    up needed 12 mu more of closure)."""
     free = np.zeros(len(regret), dtype=bool)
     binary = lp.integer & (lp.col_lower == 0) & (lp.col_upper == 1)
     general = lp.integer & ~binary
-    rounded = x_lp.copy()
-    rounded[general] = np.floor(x_lp[general] + tol)
-    changed = np.flatnonzero(general & (np.abs(rounded - x_lp) > tol))
+    changed = np.flatnonzero(general & (np.abs(x_lp - np.rint(x_lp)) > tol))
     if not len(changed):
         return free
     touched = np.unique(lp.A.tocsc()[:, changed].indices)
-    activity = lp.A.tocsr()[touched] @ rounded
-    scale = 1e-9 * np.maximum(1.0, np.abs(activity))
-    broken = touched[(activity < lp.row_lower[touched] - scale) | (activity > lp.row_upper[touched] + scale)]
+    broken_sets = []
+    for rounding in (np.floor, np.ceil):
+        rounded = x_lp.copy()
+        rounded[changed] = rounding(x_lp[changed])
+        activity = lp.A.tocsr()[touched] @ rounded
+        scale = 1e-9 * np.maximum(1.0, np.abs(activity))
+        broken_sets.append(touched[(activity < lp.row_lower[touched] - scale)
+                                   | (activity > lp.row_upper[touched] + scale)])
+    broken = np.unique(np.concatenate(broken_sets))
     if not len(broken):
         return free
     local = lp.A.tocsr()[broken]
@@ -368,11 +379,14 @@ def _rows_beside_fractional_integers(lp: MatrixLP, x_lp: np.ndarray, owner: np.n
 
 def _solve_fixed(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: SolverOptions, seconds: float,
                  integer: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """Solve `lp` with new column bounds, as a MIP or as its relaxation (by simplex); (x, reduced costs) or None."""
+    """Solve `lp` with new column bounds, as a MIP (at most REPAIR_NODES nodes; `seconds` a ceiling against hangs)
+    or as its relaxation (by simplex); (x, reduced costs) or None."""
     model = MatrixLP(**{**lp.__dict__, "col_lower": lower, "col_upper": upper,
                         "integer": lp.integer if integer else np.zeros_like(lp.integer)})
     h = _highs(model, options, seconds)
-    if not integer:
+    if integer:
+        h.setOptionValue("mip_max_nodes", REPAIR_NODES)
+    else:
         set_lp_method(h, model, options)
     run_highs(h)
     if h.getInfo().primal_solution_status != 2:
@@ -382,11 +396,15 @@ def _solve_fixed(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: So
 
 
 BLOCKING_SECONDS = 10.0
-"""The most the elastic repair that finds the rows a failed repair cannot meet (`_blocking_rows`) may take."""
-REPAIR_SHARE = 0.5
-"""The most of the time left after the LP relaxation that the auto strategy's repair (all the MIPs it solves) may
-take; the full MIP has the rest. Uncapped, a 1,145-unit Marxan set's repair MIP (822 of 2,014 binaries free) took the
-whole time limit and the full MIP got none (issue 26)."""
+"""A ceiling (against hangs) on the elastic repair that finds the rows a failed repair cannot meet (`_blocking_rows`);
+REPAIR_NODES ends it."""
+REPAIR_NODES = 200
+"""Branch-and-bound nodes each repair MIP may take: a work limit, not the clock, ends the repair, so its plan does not
+depend on the machine's load (the time left is only a ceiling against hangs). Uncapped, a 1,145-unit Marxan set's
+repair MIP (822 of 2,014 binaries free) took the whole time limit and the full MIP got none (issue 26); with the
+balance rule's income row, the demo's index repair MIP (3,365 columns free) ran on for all of a 600 s limit, short of
+its own 0.01% gap (it found 0.725127 in 200 nodes, 0.725151 in 810, against a best known plan of 0.725293 and a
+proven bound of 0.725404; profiled by hand, /tmp/eng/rep3.py)."""
 BOUND_SECONDS = 0.5
 """The full MIP streams its proven bound to the parent at most this often (when it moved), so that a plan the
 watchdog hands back carries the best bound proven, not the root LP's."""
@@ -410,6 +428,7 @@ def _blocking_rows(lp: MatrixLP, parcel_rows: np.ndarray, lower: np.ndarray, upp
                        integer=np.r_[lp.integer, np.zeros(2 * m, dtype=bool)], sense="min")
     with c_stdout():
         h = _highs(elastic, SolverOptions(**{**options.as_dict(), "mip_rel_gap": 1e-4}), seconds)
+    h.setOptionValue("mip_max_nodes", REPAIR_NODES)  # work ends it; `seconds` is a ceiling
     run_highs(h)
     if h.getInfo().primal_solution_status != 2:
         return np.array([], dtype=np.int64)
@@ -544,9 +563,7 @@ def _child(lp: MatrixLP, options: SolverOptions, conn: Any, in_process: bool = F
             conn.send(("bound", bound_lp))
             x_lp = np.array(r.getSolution().col_value, dtype=float)
             dual_lp = np.array(r.getSolution().col_dual, dtype=float)
-            repair_end = time.perf_counter() + REPAIR_SHARE * max(left(), 0.0)
-            repaired = _repair(lp, x_lp, dual_lp, options,
-                               lambda: min(left(), repair_end - time.perf_counter()))
+            repaired = _repair(lp, x_lp, dual_lp, options, left)
             if repaired is not None and (incumbent is None or (repaired[0] >= incumbent[0] if lp.sense == "max"
                                                                else repaired[0] <= incumbent[0])):
                 incumbent = repaired

@@ -66,11 +66,13 @@ TOWNSHIP_ACCEPT_GAP = 2e-3
 """A township plan this close to its township's LP bound is kept without more branch and bound. Measured on
 township T01 of the generated 100,000-parcel instance: LP 0.273180, repair 0.272830 (0.13% below) after a root
 node of 50 s whose bound moved 0.0001%; the county gap reports what is left."""
-TOWNSHIP_POLISH_SECONDS = 5.0
-"""Once a township's repair has a plan, its restricted MIP runs at most this long. At 1,000,000 parcels the twelve
-townships whose repair was not within TOWNSHIP_ACCEPT_GAP ran their MIPs for 24-50 s each (their whole share of
-the stage: 450 of the stage's 800 worker-seconds) and ended 0.13-0.25% below their LP bounds all the same; at
-100,000 parcels asking them for 0.05% tripled the stage and lifted the county objective by 2.4e-5."""
+TOWNSHIP_POLISH_NODES = 100
+"""Once a township's repair has a plan, its restricted MIP takes at most this many branch-and-bound nodes (a work
+limit: the plan does not depend on the machine's load; its share of the stage's time is only a ceiling). At
+1,000,000 parcels the twelve townships whose repair was not within TOWNSHIP_ACCEPT_GAP ran their MIPs for 24-50 s
+each (their whole share of the stage: 450 of the stage's 800 worker-seconds) and ended 0.13-0.25% below their LP
+bounds all the same; at 100,000 parcels asking them for 0.05% tripled the stage and lifted the county objective by
+2.4e-5. (It was TOWNSHIP_POLISH_SECONDS = 5 s until the clock was taken out of every stage, issue 20.)"""
 TOWNSHIP_MIP_OPTIONS = {"mip_pool_soft_limit": 500, "mip_lp_age_limit": 2}
 """HiGHS options of the townships' repair MIPs: a smaller cut pool aged faster ends the root cut loop early (same
 township: the repair in 8.7 s instead of 48.6 s, 0.14% instead of 0.13% below the LP bound)."""
@@ -572,8 +574,8 @@ def solve_by_township(scenario: Scenario, catalog: Catalog, inputs: Inputs, opti
             # time; and cap HiGHS's root cut loop, which holds most of the repair's time and barely moves its bound
             changes["repair_accept_gap"] = max(options.repair_accept_gap, options.mip_rel_gap, TOWNSHIP_ACCEPT_GAP)
             changes["highs"] = {**TOWNSHIP_MIP_OPTIONS, **options.highs}
-            changes["polish_seconds"] = TOWNSHIP_POLISH_SECONDS if options.polish_seconds is None \
-                else options.polish_seconds
+            if options.polish_seconds is None and options.polish_nodes is None:
+                changes["polish_nodes"] = TOWNSHIP_POLISH_NODES
         timed = SolverOptions(**{**options.as_dict(), **changes})
         return [TownshipTask(i, parts[i][0], scenario, catalog, parts[i][1], county, share, timed, stage, **extra,
                              columns=(columns or {}).get(i), deadline=wall_deadline) for i in chosen]
