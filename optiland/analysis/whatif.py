@@ -101,6 +101,9 @@ class Model:
     dc: np.ndarray
     dA: sp.csc_matrix
     lever_of: np.ndarray
+    row_of: np.ndarray
+    """The allowed row of every parcel column (-1 for the others: herds, posts, segments, ...), read from the column
+    names (``x[i]``): a backend may order its columns as it likes."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -108,10 +111,12 @@ class Model:
         """+1 for a maximised objective, -1 for a minimised one."""
         return 1.0 if self.lp.sense == "max" else -1.0
 
-    @property
-    def n_x(self) -> int:
-        """Number of parcel columns (the first columns, in the allowed set's order)."""
-        return len(self.problem.allowed)
+    def chosen_rows(self, x: np.ndarray) -> np.ndarray:
+        """Per allowed row, whether the plan `x` chooses it."""
+        chosen = np.zeros(len(self.problem.allowed), dtype=bool)
+        cols = np.flatnonzero(self.row_of >= 0)
+        chosen[self.row_of[cols]] = x[cols] > 0.5
+        return chosen
 
     def columns(self, lever: str) -> np.ndarray:
         """Columns a lever pays (parcel columns and price-step segments of its variants, or the herds)."""
@@ -123,7 +128,7 @@ class Model:
     def choice_columns(self, lever: str) -> np.ndarray:
         """The columns whose being positive means the lever is in a plan: its parcel columns, or the herds."""
         cols = self.columns(lever)
-        return cols if lever == HERD else cols[cols < self.n_x]
+        return cols if lever == HERD else cols[self.row_of[cols] >= 0]
 
     def at(self, lever: str, t: float) -> MatrixLP:
         """The model with the lever raised by t yuan per mu (per head)."""
@@ -241,7 +246,8 @@ def _mip(model: Model, lp: MatrixLP, start: np.ndarray | None) -> SolveResult:
         options = replace(options, strategy="colgen")
     if options.strategy == "colgen":
         villages = np.full(len(lp.c), -1, dtype=np.int64)
-        villages[:model.n_x] = model.problem.allowed["village"].to_numpy()
+        cols = np.flatnonzero(model.row_of >= 0)
+        villages[cols] = model.problem.allowed["village"].to_numpy()[model.row_of[cols]]
     if start is not None and not _feasible(lp, start):
         start = None
     return solve_lp(lp, options, start=start, villages=villages)
@@ -286,7 +292,8 @@ def build_model(prepared: Prepared, x_integer: dict[str, float], options: Solver
     x[fixed] = np.rint(x[fixed])
     value = float(lp.c @ x + lp.offset)
     return Model(problem=problem, lp=lp, x=x, value=value, bound=value if bound is None else float(bound),
-                 options=options, dc=lp1.c - lp.c, dA=(lp1.A - lp.A).tocsc(), lever_of=_lever_names(problem, lp))
+                 options=options, dc=lp1.c - lp.c, dA=(lp1.A - lp.A).tocsc(), lever_of=_lever_names(problem, lp),
+                 row_of=np.array([int(n[2:-1]) if n.startswith("x[") else -1 for n in lp.col_names], dtype=np.int64))
 
 
 def _balance_need(notes: Sequence[str]) -> float | None:
@@ -394,7 +401,7 @@ def levers(model: Model) -> pd.DataFrame:
     """Every lever with its net income now, and what of it the plan holds (mu, or head)."""
     p = model.problem
     a = p.allowed
-    chosen = model.x[:model.n_x] > 0.5
+    chosen = model.chosen_rows(model.x)
     convert = a["converted"].to_numpy(dtype=bool)
     rows = []
     variants = p.catalog.variants
@@ -436,7 +443,7 @@ def _first_parcels(model: Model, x: np.ndarray, lever: str, limit: int = 10) -> 
         villages = p.villages["village"].to_numpy()
         order = [i for i in np.argsort(-values, kind="stable") if values[i] > 0]
         return ", ".join(f"{villages[i]} {int(values[i])} head" for i in order[:limit]), float(values.sum())
-    held = cols[x[cols] > 0.5]
+    held = model.row_of[cols[x[cols] > 0.5]]
     area = p.allowed["area"].to_numpy()[held]
     ids = p.parcels["parcel_id"].astype(str).to_numpy()[p.allowed["parcel"].to_numpy()[held]]
     order = np.argsort(-area, kind="stable")
@@ -472,10 +479,11 @@ def entry_estimates(model: Model, names: Sequence[str], relaxation: dict[str, An
         dj, sj = d[cols].copy(), s[cols].copy()
         if lever != HERD:  # a priced variant's income is in its segments: take the parcel with its first-step share
             for i, j in enumerate(cols):
-                z = z_of.get((int(village[j]), str(model.lever_of[j])))
+                row = model.row_of[j]
+                z = z_of.get((int(village[row]), str(model.lever_of[j])))
                 if z is not None:
-                    dj[i] += harvested[j] * d[z]
-                    sj[i] += harvested[j] * s[z]
+                    dj[i] += harvested[row] * d[z]
+                    sj[i] += harvested[row] * s[z]
         used = x_lp[cols] > TOL
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(model.sign * sj > 1e-12, -dj / sj, INF)
@@ -486,7 +494,7 @@ def entry_estimates(model: Model, names: Sequence[str], relaxation: dict[str, An
             first = ", ".join(str(model.problem.villages["village"].iloc[int(i)]) for i in order[:limit]
                               if np.isfinite(t[i]))
         else:
-            parcels = model.problem.allowed["parcel"].to_numpy()[cols[order]]
+            parcels = model.problem.allowed["parcel"].to_numpy()[model.row_of[cols[order]]]
             first = ", ".join(dict.fromkeys(ids[parcels[np.isfinite(t[order])]][:limit]))
         out.append({"lever": lever, "lp_subsidy": best if np.isfinite(best) else np.nan,
                     "lp_first_parcels": first if np.isfinite(best) else "no price brings it into the LP relaxation",
