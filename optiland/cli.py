@@ -155,6 +155,11 @@ def solve(scenario: ScenarioArg, out: OutOpt,
                                              constrained_reference=constrained_reference)
         plan = make_plan(outcome)
         _add_marxan_score(plan, outcome.prepared)
+        from functools import partial
+
+        from optiland.views.report_gpkg import style_plan
+
+        plan.extras.append(partial(style_plan, catalog=outcome.prepared.catalog))  # QGIS opens plan.gpkg styled
         if from_front is not None:
             plan.run["front"] = point
         if db:  # tables written in an open transaction, the folder swapped in, then the commit: both or neither
@@ -846,11 +851,12 @@ def report_command(out_dir: Annotated[Path, typer.Argument(help="a folder writte
                                     ] = None,
                    force: Annotated[bool, typer.Option("--force", help="replace OUT_DIR/report even if it holds "
                                                        "files optiland did not write")] = False) -> None:
-    """Write OUT_DIR/report/: a county overview and one page per township (HTML and Markdown, maps and charts)."""
-    _check_out(out_dir / "report", force)
-    from optiland.views.report import write_report
+    """Write OUT_DIR/report/ (Chinese) or OUT_DIR/report-en/ (English): a county overview and one page per township
+    (HTML and Markdown, maps and charts)."""
+    from optiland.views.report import report_folder, write_report
 
     try:
+        _check_out(report_folder(out_dir, lang), force)
         folder = write_report(out_dir, lang=lang, front_dir=front)
     except OptilandError as exc:
         _fail(exc)

@@ -83,8 +83,8 @@ def test_deterministic(small_instance: Path, solved: Path, tmp_path: Path) -> No
     again = tmp_path / "again"
     result = runner.invoke(app, ["solve", str(small_instance), "--out", str(again), "--time-limit", "600"])
     assert result.exit_code == 0, result.output
-    first = gpd.read_file(solved / "plan.gpkg")[["parcel_id", "option", "variant"]]
-    second = gpd.read_file(again / "plan.gpkg")[["parcel_id", "option", "variant"]]
+    first = gpd.read_file(solved / "plan.gpkg", layer="parcels")[["parcel_id", "option", "variant"]]
+    second = gpd.read_file(again / "plan.gpkg", layer="parcels")[["parcel_id", "option", "variant"]]
     pd.testing.assert_frame_equal(first, second)
 
 

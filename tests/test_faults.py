@@ -81,8 +81,9 @@ def test_report_inside_results_is_optilands(tiny_scenario: Path, tmp_path: Path)
     out = tmp_path / "out"
     assert _solve(tiny_scenario, out, "--report", "--lang", "en").exit_code == 0
     assert outdir.foreign_entries(out) == []
+    assert (out / "report-en" / "index.html").is_file()  # English: report-en/, beside the Chinese report/
     assert _solve(tiny_scenario, out).exit_code == 0
-    assert not (out / "report").exists()
+    assert not (out / "report-en").exists()
 
 
 @pytest.mark.parametrize("under", [False, True])
@@ -456,7 +457,8 @@ def test_report_escapes_names_from_the_input(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = _solve(scenario, out, "--report", "--lang", "en")
     assert result.exit_code == 0, _text(result)
-    pages = list((out / "report").glob("*.md")) + list((out / "report").glob("*.html"))
+    pages = list((out / "report-en").glob("*.md")) + list((out / "report-en").glob("*.html"))
+    assert pages
     assert any("&lt;script&gt;" in p.read_text(encoding="utf-8") for p in pages)
     for page in pages:
         text = page.read_text(encoding="utf-8")

@@ -362,7 +362,7 @@ def test_solve_from_front_writes_a_plan_check_accepts(small_front: tuple[Path, P
     chosen = plans[(plans["point"] == front_run["knee"]) & (plans["kind"] == "parcel")]
     import geopandas as gpd
 
-    written = gpd.read_file(plan_dir / "plan.gpkg")[["parcel_id", "option", "variant"]]
+    written = gpd.read_file(plan_dir / "plan.gpkg", layer="parcels")[["parcel_id", "option", "variant"]]
     merged = written.merge(chosen.rename(columns={"id": "parcel_id"}).astype({"parcel_id": str}), on="parcel_id")
     assert len(merged) == 120
     assert (merged["option_x"] == merged["option_y"].astype(str)).all()

@@ -28,15 +28,17 @@ from optiland.pipeline.run import Prepared, solve_prepared, solver_options
 from optiland.testing import SMALL_CATALOG, make_inputs
 from optiland.views import report as report_module
 from optiland.views import report_data
-from optiland.views.report import write_report
+from optiland.views.report import report_folder, write_report
 from optiland.views.report_data import binding_constraints, find_cjk_font, industry_income, load_strings
 from optiland.views.report_page import markdown_text
+from optiland.views.report_plots import Plotter
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 runner = CliRunner()
+EN = "report-en"  # the English report's folder; the Chinese one is "report" (report_folder)
 
 # Eight parcels, two villages in two townships; maximising income under these limits keeps a herd and a ranger
 # post, fills a market limit and binds the cattle carrying capacity of village V2 (so the report has something to
@@ -93,10 +95,26 @@ def county_zh(county: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("no Noto CJK font for Chinese plot labels: apt-get install fonts-noto-cjk")
     out = tmp_path_factory.mktemp("zh") / "plan"
     shutil.copytree(county, out)
-    result = runner.invoke(app, ["report", str(out), "--lang", "zh"])
+    save = Plotter._save
+
+    def spy(self: Plotter, fig, name: str, *args: object, **kwargs: object) -> object:  # noqa: ANN001
+        """Every text a picture draws (titles, legends, axis and tick labels, map labels), as it is saved."""
+        from matplotlib.text import Text
+
+        fig.canvas.draw()  # tick labels exist once drawn
+        ZH_PLOT_TEXTS[name] = [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+        return save(self, fig, name, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Plotter, "_save", spy)
+        result = runner.invoke(app, ["report", str(out), "--lang", "zh"])
     assert result.exit_code == 0, result.output
     assert "report written to" in result.output
     return out
+
+
+ZH_PLOT_TEXTS: dict[str, list[str]] = {}
+"""The texts of the Chinese report's pictures, by file name (filled by the county_zh fixture)."""
 
 
 @pytest.fixture(scope="module")
@@ -218,8 +236,8 @@ def check_numbers(out: Path, cells: list[tuple[dict[str, str], str]]) -> int:
     return compared
 
 
-def township_pages(out: Path) -> list[Path]:
-    return sorted((out / "report").glob("township-*.html"))
+def township_pages(out: Path, lang: str = "en") -> list[Path]:
+    return sorted(report_folder(out, lang).glob("township-*.html"))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -227,7 +245,7 @@ def township_pages(out: Path) -> list[Path]:
 
 
 def test_report_files_links_and_twins(county_en: Path) -> None:
-    report = county_en / "report"
+    report = county_en / EN
     _, townships = read_tables(county_en)
     pages = township_pages(county_en)
     assert len(pages) == len(townships) == 2
@@ -256,7 +274,7 @@ def test_report_files_links_and_twins(county_en: Path) -> None:
 
 def test_numbers_equal_the_csvs(county_en: Path) -> None:
     villages, townships = read_tables(county_en)
-    index_cells = parse(county_en / "report" / "index.html").cells
+    index_cells = parse(county_en / EN / "index.html").cells
     assert check_numbers(county_en, index_cells) >= 8 * (len(townships) + 1)
     for page in township_pages(county_en):
         cells = parse(page).cells
@@ -270,7 +288,7 @@ def test_numbers_equal_the_csvs(county_en: Path) -> None:
 
 
 def test_industry_shares_are_recomputed_from_the_plan(county_en: Path) -> None:
-    parcels = pyogrio.read_dataframe(county_en / "plan.gpkg", read_geometry=False)
+    parcels = pyogrio.read_dataframe(county_en / "plan.gpkg", layer="parcels", read_geometry=False)
     villages = pd.read_csv(county_en / "villages.csv", encoding="utf-8-sig", dtype={"village": str})
     run = json.loads((county_en / "run.json").read_text())
     catalog = load_catalog(run["catalog"]["path"])
@@ -298,17 +316,17 @@ def test_industry_shares_are_recomputed_from_the_plan(county_en: Path) -> None:
 def test_chinese_report_uses_catalog_names(county_zh: Path, county_en: Path) -> None:
     run = json.loads((county_zh / "run.json").read_text())
     catalog = load_catalog(run["catalog"]["path"])
-    parcels = pyogrio.read_dataframe(county_zh / "plan.gpkg", read_geometry=False)
+    parcels = pyogrio.read_dataframe(county_zh / "plan.gpkg", layer="parcels", read_geometry=False)
     used = [o for o in catalog.options.index if o in set(parcels["option"])]
     zh = load_strings("zh")
-    for page in township_pages(county_zh):
+    for page in township_pages(county_zh, "zh"):
         html = page.read_text(encoding="utf-8")
         assert '<html lang="zh-CN">' in html and zh["provenance"] in html
         assert check_numbers(county_zh, parse(page).cells) >= 30
         markdown = page.with_suffix(".md").read_text(encoding="utf-8")
         assert zh["villages_income"] in markdown
     index_zh = (county_zh / "report" / "index.html").read_text(encoding="utf-8")
-    index_en = (county_en / "report" / "index.html").read_text(encoding="utf-8")
+    index_en = (county_en / EN / "index.html").read_text(encoding="utf-8")
     for option in used:
         assert catalog.options.loc[option, "name_zh"] in index_zh
         assert catalog.options.loc[option, "name"] in index_en
@@ -316,7 +334,7 @@ def test_chinese_report_uses_catalog_names(county_zh: Path, county_en: Path) -> 
 
 
 def test_rich_plan_sections(rich: Path) -> None:
-    report = rich / "report"
+    report = rich / EN
     villages, townships = read_tables(rich)
     assert villages["herd"].sum() > 0 and villages["ranger_posts"].sum() > 0
     run = json.loads((rich / "run.json").read_text())
@@ -334,7 +352,7 @@ def test_rich_plan_sections(rich: Path) -> None:
             assert load_strings("en")["figures"]["net_income_per_head"] in html
     # species with their adaptation class, from the catalog
     catalog = load_catalog(SMALL_CATALOG, overrides=OVERRIDES)
-    parcels = pyogrio.read_dataframe(rich / "plan.gpkg", read_geometry=False)
+    parcels = pyogrio.read_dataframe(rich / "plan.gpkg", layer="parcels", read_geometry=False)
     planted = parcels[parcels["variant"].isin(catalog.variants["adaptation_class"].dropna().index
                                               .get_level_values(1))]
     for row in planted.itertuples():
@@ -358,7 +376,7 @@ def catalog_figure(catalog, key: str) -> float:  # noqa: ANN001
 def test_catalog_figures_equal_the_catalog(rich: Path) -> None:
     catalog = load_catalog(SMALL_CATALOG, overrides=OVERRIDES)
     keys = set()
-    for page in [rich / "report" / "index.html", *township_pages(rich)]:
+    for page in [rich / EN / "index.html", *township_pages(rich)]:
         for attrs, text in parse(page).cells:
             if "data-catalog" in attrs and "data-value" in attrs:
                 expected = catalog_figure(catalog, attrs["data-catalog"])
@@ -367,11 +385,11 @@ def test_catalog_figures_equal_the_catalog(rich: Path) -> None:
                 keys.add(attrs["data-catalog"].split(".")[0])
     # the overridden cattle income and the ranger wage are shown, as the plan keeps a herd and a ranger post
     assert {"defaults", "current_uses", "options", "variants", "livestock", "rangers"} <= keys
-    index = parse(rich / "report" / "index.html").cells
+    index = parse(rich / EN / "index.html").cells
     assert any(a.get("data-catalog") == "livestock.net_income_per_head" and float(a["data-value"]) == 1800
                for a, _ in index)
     warning = load_strings("en")["catalog_changed"].split(":")[0]
-    assert warning not in (rich / "report" / "index.html").read_text(encoding="utf-8")
+    assert warning not in (rich / EN / "index.html").read_text(encoding="utf-8")
 
 
 def test_a_changed_catalog_is_flagged(rich: Path, tmp_path: Path) -> None:
@@ -383,7 +401,7 @@ def test_a_changed_catalog_is_flagged(rich: Path, tmp_path: Path) -> None:
     write_report(out, lang="en")
     warning = load_strings("en")["catalog_changed"].format(old="0+older", new=load_catalog(
         SMALL_CATALOG, overrides=OVERRIDES).version)
-    for page in [out / "report" / "index.html", *township_pages(out)]:
+    for page in [out / EN / "index.html", *township_pages(out)]:
         assert f'<p class="warning" role="note">{warning.split(";")[0]};' in page.read_text(encoding="utf-8")
 
 
@@ -407,11 +425,11 @@ def test_a_village_at_its_floor_is_listed_as_binding(county_en: Path, tmp_path: 
 
 
 def test_map_draws_red_lines_only_where_they_are(rich: Path) -> None:
-    parcels = pyogrio.read_dataframe(rich / "plan.gpkg", read_geometry=False)
+    parcels = pyogrio.read_dataframe(rich / "plan.gpkg", layer="parcels", read_geometry=False)
     red_by_township = parcels.groupby("township")["red_line"].any()
     assert red_by_township["T1"] and not red_by_township["T2"]
     for township, has_red in red_by_township.items():
-        image = np.asarray(Image.open(rich / "report" / "img" / f"township-{township}-map.png").convert("RGB"))
+        image = np.asarray(Image.open(rich / EN / "img" / f"township-{township}-map.png").convert("RGB"))
         red = (image[..., 0] > 190) & (image[..., 1] < 60) & (image[..., 2] < 60)
         assert (red.sum() > 50) == bool(has_red), township
 
@@ -421,14 +439,14 @@ def test_front_with_chosen_point(fronted: tuple[Path, Path]) -> None:
     run = json.loads((plan / "run.json").read_text())
     point = run["front"]["point"]
     table = pd.read_csv(front / "front.csv", encoding="utf-8-sig").set_index("plan_id")
-    for page in [plan / "report" / "index.html", *township_pages(plan)]:
+    for page in [plan / EN / "index.html", *township_pages(plan)]:
         parsed = parse(page)
         assert "front" in parsed.section_ids and "img/front.png" in parsed.images
         values = {a["data-front-field"]: float(a["data-value"]) for a, _ in parsed.cells if "data-front-field" in a}
         assert set(values) == set(run["front"]["objectives"])
         for name, value in values.items():
             assert value == pytest.approx(table.loc[point, name])
-    assert f"point {point} (knee)" in (plan / "report" / "index.html").read_text(encoding="utf-8")
+    assert f"point {point} (knee)" in (plan / EN / "index.html").read_text(encoding="utf-8")
     # the same front given explicitly to a plan not picked from it is shown without a chosen point
     other = plan.parent / "other"
     shutil.copytree(plan, other)
@@ -437,7 +455,7 @@ def test_front_with_chosen_point(fronted: tuple[Path, Path]) -> None:
     (other / "run.json").write_text(json.dumps(record))
     result = runner.invoke(app, ["report", str(other), "--lang", "en", "--front", str(front)])
     assert result.exit_code == 0, result.output
-    index = parse(other / "report" / "index.html")
+    index = parse(other / EN / "index.html")
     assert "front" in index.section_ids and not [a for a, _ in index.cells if "data-front-field" in a]
 
 
@@ -448,8 +466,11 @@ def test_both_languages_have_every_label() -> None:
             out |= keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
         return out
 
+    # grades are named by the catalog in English; units, regions, solvers and sources are the Chinese words for
+    # what the catalog and run.json hold in English (English pages show those as written)
+    zh_only = ("grades.", "units.", "regions.", "solvers.", "sources.")
     en, zh = keys(load_strings("en")), keys(load_strings("zh"))
-    assert en - {k for k in en if k.startswith("grades.")} == zh - {k for k in zh if k.startswith("grades.")}
+    assert {k for k in en if not k.startswith(zh_only)} == {k for k in zh if not k.startswith(zh_only)}
 
 
 def test_binding_notes_are_placed() -> None:
@@ -479,7 +500,7 @@ def test_not_an_outdir_names_the_files(tmp_path: Path, county: Path) -> None:
     with pytest.raises(InputError) as info:
         write_report(broken, lang="en")
     assert "villages.csv" in str(info.value) and "income_per_capita_after" in str(info.value)
-    assert not (broken / "report").exists()
+    assert not (broken / EN).exists()
     no_villages = tmp_path / "no-villages"
     shutil.copytree(county, no_villages)
     villages.head(0).to_csv(no_villages / "villages.csv", index=False)  # as an instance without villages writes it
@@ -494,12 +515,12 @@ def test_not_an_outdir_names_the_files(tmp_path: Path, county: Path) -> None:
 def test_missing_cjk_font_is_a_clear_error(county_en: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "plan"
     shutil.copytree(county_en, out)
-    before = (out / "report" / "index.html").read_bytes()
+    before = (out / EN / "index.html").read_bytes()
     monkeypatch.setattr(report_data, "find_cjk_font", lambda: None)
     result = runner.invoke(app, ["report", str(out), "--lang", "zh"])
     assert result.exit_code == 2
     assert "fonts-noto-cjk" in flat(result.output) and "--lang en" in flat(result.output)
-    assert (out / "report" / "index.html").read_bytes() == before  # the English report is untouched
+    assert (out / EN / "index.html").read_bytes() == before  # the English report is untouched
     write_report(out, lang="en")  # English needs no CJK font
 
 
@@ -517,7 +538,7 @@ def test_a_failure_leaves_the_previous_report(county_en: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "plan"
     shutil.copytree(county_en, out)
-    before = sorted(p.relative_to(out) for p in (out / "report").rglob("*"))
+    before = sorted(p.relative_to(out) for p in (out / EN).rglob("*"))
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
@@ -525,7 +546,7 @@ def test_a_failure_leaves_the_previous_report(county_en: Path, tmp_path: Path,
     monkeypatch.setattr(report_module.Plotter, "sources_chart", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         write_report(out, lang="en")
-    assert sorted(p.relative_to(out) for p in (out / "report").rglob("*")) == before
+    assert sorted(p.relative_to(out) for p in (out / EN).rglob("*")) == before
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".optiland"]
 
 
@@ -576,8 +597,8 @@ TRACED_CELLS = """Array.from(document.querySelectorAll('td[data-field], td[data-
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_pages_in_chromium(browser, lang: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:  # noqa: ANN001
     out = request.getfixturevalue(f"county_{lang}")
-    report = out / "report"
-    pages = [report / "index.html", *township_pages(out)]
+    report = report_folder(out, lang)
+    pages = [report / "index.html", *township_pages(out, lang)]
     for path in pages:
         page, errors = open_page(browser, path)
         assert page.evaluate("document.images.length") >= 1
@@ -587,7 +608,7 @@ def test_pages_in_chromium(browser, lang: str, request: pytest.FixtureRequest, t
         assert errors == [], (path.name, errors)
         page.close()
     # a township page on a phone: nothing wider than the screen (wide tables scroll inside their own box)
-    township = township_pages(out)[0]
+    township = township_pages(out, lang)[0]
     page, errors = open_page(browser, township, width=390)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot = tmp_path / f"{township.stem}-{lang}-phone.png"
@@ -612,8 +633,348 @@ def test_pages_in_chromium(browser, lang: str, request: pytest.FixtureRequest, t
 
 def test_front_page_in_chromium(browser, fronted: tuple[Path, Path]) -> None:  # noqa: ANN001
     plan, _ = fronted
-    page, errors = open_page(browser, plan / "report" / "index.html")
+    page, errors = open_page(browser, plan / EN / "index.html")
     assert page.evaluate(BROKEN_IMAGES) == []
     assert page.locator("section#front img").evaluate("i => i.naturalWidth") > 0
     page.close()
     assert errors == []
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A township plan a county bureau prints (issue 21, item 7)
+
+ALLOWED_LATIN = {
+    "optiland": "the program's name, in the line saying what wrote the page",
+    "HiGHS": "the solver's name, as its authors spell it",
+    "GB/T": "Chinese national standards are cited by their code (GB/T 21010—2017) in Chinese documents too",
+    "A4": "the paper size, written so in Chinese",
+    "run.json": "the results file that keeps the solver's notes, named so that a reader can find it",
+}
+
+
+def latin_only_names(catalog) -> list[str]:  # noqa: ANN001
+    """Species the catalog names in Chinese by their Latin name (it knows no Chinese one: karst-southwest's
+    Vernicia tonkinensis), which a Chinese page shows as Chinese botanical texts do, in Latin."""
+    variants = catalog.variants
+    same = variants["name_zh"].astype(str) == variants["scientific_name"].astype(str)
+    return [str(name) for name in variants.loc[same, "scientific_name"] if LATIN_NAME.fullmatch(str(name))]
+"""Latin-script words a Chinese page may show besides what the input names (villages, townships, parcels), the
+paths of the run's files and checksums (shown as they are, so that a reader can find and verify them) and Latin
+scientific names (``<td lang="la">``, printed in Latin in Chinese plans too)."""
+
+LATIN_NAME = re.compile(r"[A-Z][a-z]+(?: (?:spp?\.|[a-z]+(?:-[a-z]+)?))?(?: (?:var\.|subsp\.|f\.) [a-z]+)?"
+                        r"(?: '[^']+')?(?:、[A-Z][a-z]+(?: (?:spp?\.|[a-z]+(?:-[a-z]+)?))?"
+                        r"(?: (?:var\.|subsp\.|f\.) [a-z]+)?(?: '[^']+')?)*")
+
+
+class _Visible(HTMLParser):
+    """What a reader sees of an HTML page (text, alt and title attributes; not style or script), and the text of
+    the cells marked as Latin scientific names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+        self.latin: list[str] = []
+        self._hidden = 0
+        self._latin: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag in ("style", "script", "title"):
+            self._hidden += 1
+        self.text += [values[k] for k in ("alt", "title", "aria-label") if values.get(k)]
+        if tag == "td" and values.get("lang") == "la":
+            self._latin = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "title"):
+            self._hidden -= 1
+        if tag == "td" and self._latin is not None:
+            self.latin.append("".join(self._latin).strip())
+            self._latin = None
+
+    def handle_data(self, data: str) -> None:
+        if self._latin is not None:
+            self._latin.append(data)
+        elif not self._hidden:
+            self.text.append(data)
+
+
+def _allowed_strings(out: Path) -> list[str]:
+    """The input's names, the run's paths and checksums: shown as they are (longest first, for removal)."""
+    run = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    villages, townships = read_tables(out)
+    parcels = pyogrio.read_dataframe(out / "plan.gpkg", layer="parcels", read_geometry=False, columns=["parcel_id"])
+    catalog = load_catalog(run["catalog"]["path"])
+    strings = [*map(str, villages.index), *map(str, townships.index), *parcels["parcel_id"].astype(str),
+               str(out.resolve()), str(run.get("scenario_path")), str(catalog.path), catalog.digest[:12],
+               *[str(h)[:16] for h in (run.get("input_hashes") or {}).values()], *ALLOWED_LATIN,
+               *latin_only_names(catalog)]
+    return sorted({s for s in strings if s}, key=len, reverse=True)
+
+
+def _latin_words(texts: list[str], allowed: list[str]) -> list[str]:
+    found = []
+    for value in texts:
+        for name in allowed:
+            value = value.replace(name, " ")
+        found += re.findall(r"[A-Za-z][A-Za-z'’.-]*", value)
+    return found
+
+
+def test_zh_report_has_no_english(county_zh: Path) -> None:
+    """Every page, its Markdown twin and every picture of the Chinese report: no Latin-script word outside the
+    allow-list (ALLOWED_LATIN, the input's names, paths, checksums and Latin scientific names)."""
+    allowed = _allowed_strings(county_zh)
+    report = report_folder(county_zh, "zh")
+    pages = sorted(report.glob("*.html"))
+    latin_cells = []
+    for page in pages:
+        visible = _Visible()
+        visible.feed(page.read_text(encoding="utf-8"))
+        assert _latin_words(visible.text, allowed) == [], page.name
+        latin_cells += visible.latin
+        # the Markdown twin: its text without link and image targets (file names)
+        markdown = re.sub(r"\]\([^)]*\)", "]", page.with_suffix(".md").read_text(encoding="utf-8"))
+        markdown = markdown.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        for name in visible.latin:
+            markdown = markdown.replace(name, " ")
+        assert _latin_words([markdown], allowed) == [], page.with_suffix(".md").name
+    assert latin_cells, "the instance plants species, whose Latin names the species table shows"
+    for name in latin_cells:
+        assert LATIN_NAME.fullmatch(name), name
+    pictures = sorted(p.name for p in (report / "img").glob("*.png"))
+    assert sorted(ZH_PLOT_TEXTS) == pictures
+    for name, texts in ZH_PLOT_TEXTS.items():
+        assert texts and _latin_words(texts, allowed) == [], (name, texts)
+    run = json.loads((county_zh / "run.json").read_text(encoding="utf-8"))
+    index = (report / "index.html").read_text(encoding="utf-8")
+    assert load_strings("zh")["gap_within"].split("{")[0] in index  # the gap in words: 与最优解相差不超过 ...%
+    assert load_strings("zh")["statuses"][run["status"]] in index
+
+
+@pytest.mark.parametrize("region", ["karst-southwest", "sandy-land-north"])
+def test_every_catalog_text_has_chinese_words(region: str) -> None:
+    """What a Chinese page takes from a shipped catalog (names, units, region, sources) reads in Chinese: a
+    figure's source becomes a Chinese note of what it rests on, every service's unit is translated."""
+    from optiland.views.report_data import Labels
+    from optiland.views.report_text import cite
+
+    catalog = load_catalog(None, region=region)
+    zh = load_strings("zh")
+    labels = Labels(catalog, zh, "zh")
+    shown = [labels.region(), *(labels.option(o) for o in catalog.options.index),
+             *(labels.variant(o, v) for o, v in catalog.variants.index),
+             *(labels.current_use(c) for c in catalog.current_uses.index),
+             *(labels.service(s) for s in catalog.service_names),
+             *(labels.service_unit(s) for s in catalog.service_names)]
+    sources = [value for table in (catalog.options, catalog.variants, catalog.current_uses)
+               for column in table.columns if "source" in column for value in table[column].dropna()]
+    sources += [v for group in (catalog.defaults, catalog.livestock, catalog.rangers) for k, v in group.items()
+                if str(k).endswith("source") and isinstance(v, str)]
+    assert len(sources) > 20
+    cited = [cite(source, zh) for source in sources]
+    assert _latin_words(shown + cited, [*ALLOWED_LATIN, *latin_only_names(catalog)]) == []
+    # a source naming a seed and its stage cites the seed's title and the stage, once
+    assert cite("assumption: x (seed 001 stage 2, seed 001 stage 3; COEFFICIENTS.md)", zh) == \
+        "假设；参见《环江县科技扶贫二十五年》第二阶段、第三阶段、《系数说明》"
+
+
+def test_no_negative_zero(county: Path, tmp_path: Path) -> None:
+    """A value that rounds to zero is shown without a sign, in tables and figures, in both languages."""
+    from optiland.views.report_page import format_figure, format_general, format_number, number
+
+    assert [format_number(-0.0001, d) for d in (0, 1, 2)] == ["0", "0.0", "0.00"]
+    assert number(-0.0001, 1, scale=100.0, suffix="%").text == "0.0%"
+    assert format_number(-0.6, 0) == "-1" and format_figure(-0.0) == "0" and format_general(-0.0) == "0"
+    assert format_general(-1234567.8) == "-1,234,568" and format_general(6.2e-5) == "0.000062"
+    out = tmp_path / "plan"
+    shutil.copytree(county, out)
+    villages = pd.read_csv(out / "villages.csv", encoding="utf-8-sig", dtype={"village": str, "township": str})
+    villages["income_per_capita_after"] = villages["income_per_capita_before"] - 0.0001  # a change of -0.0001
+    villages.to_csv(out / "villages.csv", index=False, encoding="utf-8-sig")
+    townships = pd.read_csv(out / "townships.csv", encoding="utf-8-sig", dtype={"township": str})
+    for column in [c for c in townships.columns if c.startswith(("gain_", "index_"))]:
+        townships[column] = -0.0001
+    townships.to_csv(out / "townships.csv", index=False, encoding="utf-8-sig")
+    langs = ["en"] + (["zh"] if find_cjk_font() is not None else [])
+    for lang in langs:
+        write_report(out, lang=lang)
+        for page in report_folder(out, lang).glob("*.*"):
+            if page.suffix not in (".html", ".md"):
+                continue
+            text = page.read_text(encoding="utf-8")
+            signed = re.findall(r"(?<![\w-])[-−][\d,]*\.?\d+%?", text)
+            assert [s for s in signed if not re.search(r"[1-9]", s)] == [], page.name
+        cells = [c for page in township_pages(out, lang) for c in parse(page).cells]
+        changes = [text for attrs, text in cells if attrs.get("data-derived") == "income_change"]
+        assert changes and set(changes) == {"0"}
+
+
+def test_english_report_beside_the_chinese_one(county_zh: Path, tmp_path: Path) -> None:
+    """`report --lang en` writes report-en/ and leaves report/ (Chinese) as it was, and the other way round."""
+    out = tmp_path / "plan"
+    shutil.copytree(county_zh, out)
+    zh = {p.relative_to(out): p.read_bytes() for p in (out / "report").rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["report", str(out), "--lang", "en"])
+    assert result.exit_code == 0, result.output
+    assert str(out / "report-en" / "index.html") in flat(result.output).replace(" ", "") or \
+        "report-en" in flat(result.output)
+    assert {p.relative_to(out): p.read_bytes() for p in (out / "report").rglob("*") if p.is_file()} == zh
+    assert '<html lang="en">' in (out / "report-en" / "index.html").read_text(encoding="utf-8")
+    en = {p.relative_to(out): p.stat().st_mtime_ns for p in (out / "report-en").rglob("*") if p.is_file()}
+    assert runner.invoke(app, ["report", str(out), "--lang", "zh"]).exit_code == 0
+    assert {p.relative_to(out): p.stat().st_mtime_ns for p in (out / "report-en").rglob("*") if p.is_file()} == en
+
+
+def test_pictures_print_at_300_dpi(county_zh: Path) -> None:
+    """Every map and chart is a 300 dpi PNG, shown on the page at its printed size (96 CSS px per inch)."""
+    report = report_folder(county_zh, "zh")
+    shown = {}
+    for page in report.glob("*.html"):
+        for match in re.finditer(r'<img src="(?P<src>[^"]+)" alt="[^"]*" width="(?P<w>\d+)" height="(?P<h>\d+)"',
+                                 page.read_text(encoding="utf-8")):
+            shown[match["src"]] = (int(match["w"]), int(match["h"]))
+    assert any("map" in src for src in shown)
+    for src, (width, height) in shown.items():
+        with Image.open(report / src) as picture:
+            dpi = picture.info["dpi"]
+            assert dpi[0] == pytest.approx(300, abs=0.5) and dpi[1] == pytest.approx(300, abs=0.5), src
+            assert abs(picture.size[0] - width * 300 / 96) <= 3 and abs(picture.size[1] - height * 300 / 96) <= 3
+            if "map" in src:
+                assert picture.size[0] >= 4 * 300  # at least 4 inches wide on paper, at 300 dpi
+
+
+def _leading_by_hand(parcels: pd.DataFrame, villages: pd.DataFrame, catalog) -> list[str]:  # noqa: ANN001
+    """Dominant and secondary industries derived again from plan.gpkg and villages.csv: each option's land income
+    and compensation, the livestock options' share (by area) of the cattle income and the ranger-area options' of
+    the ranger wages; the kept current use left out; largest first."""
+    total: dict[str, float] = {}
+    area = parcels.groupby("option")["area_mu"].sum()
+    for option, group in parcels.groupby("option"):
+        total[option] = float(group["income"].sum() + group["compensation"].sum())
+    for flag, column in (("livestock", "income_cattle"), ("ranger_area", "income_wages")):
+        members = [o for o in area.index if bool(catalog.options.loc[o, flag])]
+        for option in members:
+            total[option] += float(villages[column].sum()) * area[option] / area[members].sum()
+    ranked = sorted((o for o in total if o != catalog.keep_option and total[o] > 0), key=lambda o: -total[o])
+    return ranked[:2]
+
+
+def test_dominant_and_secondary_industries_per_township_and_village(county_en: Path) -> None:
+    parcels = pyogrio.read_dataframe(county_en / "plan.gpkg", layer="parcels", read_geometry=False)
+    villages = pd.read_csv(county_en / "villages.csv", encoding="utf-8-sig", dtype={"village": str, "township": str})
+    catalog = load_catalog(json.loads((county_en / "run.json").read_text())["catalog"]["path"])
+    shown: dict[tuple[str, str], str] = {}
+    for page in [county_en / EN / "index.html", *township_pages(county_en)]:
+        for attrs, _ in parse(page).cells:
+            if attrs.get("data-derived") in ("dominant", "secondary"):
+                where = attrs.get("data-village") or attrs["data-township"]
+                shown[(where, attrs["data-derived"])] = attrs["data-option"]
+    areas = [("data-village", v, parcels[parcels["village"] == v], villages[villages["village"] == v])
+             for v in villages["village"]]
+    areas += [("data-township", t, parcels[parcels["township"] == t], villages[villages["township"] == t])
+              for t in sorted(set(villages["township"]))]
+    assert len(shown) == 2 * len(areas)
+    for _, name, mine, theirs in areas:
+        expected = _leading_by_hand(mine, theirs, catalog) + ["", ""]
+        assert (shown[(name, "dominant")], shown[(name, "secondary")]) == (expected[0], expected[1]), name
+
+
+def test_plan_gpkg_opens_styled_in_qgis(county: Path) -> None:
+    """plan.gpkg holds parcels with Chinese names, villages, townships and red lines, and a default QGIS style per
+    layer in layer_styles: parcels categorized by option in the report's colours, labelled in Chinese."""
+    import sqlite3
+    import xml.etree.ElementTree as ET
+
+    from optiland.check import check_outdir
+    from optiland.views.report_data import Labels
+
+    gpkg = county / "plan.gpkg"
+    layers = dict(pyogrio.list_layers(gpkg))
+    assert layers == {"parcels": "Polygon", "villages": "MultiPolygon", "townships": "MultiPolygon",
+                      "red_lines": "MultiPolygon", "layer_styles": None}
+    catalog = load_catalog(json.loads((county / "run.json").read_text())["catalog"]["path"])
+    parcels = pyogrio.read_dataframe(gpkg, layer="parcels")
+    for row in parcels.itertuples():
+        assert row.option_name_zh == catalog.options.loc[row.option, "name_zh"]
+        assert row.current_use_name_zh == catalog.current_uses.loc[row.current_use, "name_zh"]
+        if (row.option, row.variant) in catalog.variants.index:
+            assert row.variant_name_zh == catalog.variants.loc[(row.option, row.variant), "name_zh"]
+    villages, townships = read_tables(county)
+    village_layer = pyogrio.read_dataframe(gpkg, layer="villages").set_index("village")
+    assert sorted(village_layer.index) == sorted(villages.index)
+    for column in ("income_per_capita_before", "income_per_capita_after", "population"):
+        assert np.allclose(village_layer.loc[villages.index, column], villages[column])
+    mu = parcels.groupby("village")["area_mu"].sum()  # the merged outline covers its parcels (1 mu = 666.67 m2)
+    assert np.allclose(village_layer.loc[mu.index].geometry.area / (10000 / 15), mu, rtol=1e-3)
+    township_layer = pyogrio.read_dataframe(gpkg, layer="townships").set_index("township")
+    assert sorted(township_layer.index) == sorted(townships.index)
+    red = pyogrio.read_dataframe(gpkg, layer="red_lines")
+    assert red["area_mu"].sum() == pytest.approx(parcels.loc[parcels["red_line"], "area_mu"].sum())
+    assert parcels["red_line"].any()
+    with sqlite3.connect(gpkg) as connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(layer_styles)")]
+        styles = connection.execute("SELECT f_table_name, f_geometry_column, styleQML, styleSLD, useAsDefault "
+                                    "FROM layer_styles").fetchall()
+        geometry = dict(connection.execute("SELECT table_name, column_name FROM gpkg_geometry_columns"))
+    connection.close()
+    assert columns == ["id", "f_table_catalog", "f_table_schema", "f_table_name", "f_geometry_column", "styleName",
+                       "styleQML", "styleSLD", "useAsDefault", "description", "owner", "ui", "update_time"]
+    assert sorted(s[0] for s in styles) == ["parcels", "red_lines", "townships", "villages"]
+    plotter = Plotter(county, ["DejaVu Sans"], Labels(catalog, load_strings("zh"), "zh"), catalog)
+    for table, column, qml, sld, default in styles:
+        assert column == geometry[table] and default == 1
+        root = ET.fromstring(qml.split("\n", 1)[1])  # after the DOCTYPE line
+        ET.fromstring(sld.split("\n", 1)[1])
+        renderer = root.find("renderer-v2")
+        if table != "parcels":
+            assert renderer.get("type") == "singleSymbol"
+            continue
+        assert (renderer.get("type"), renderer.get("attr")) == ("categorizedSymbol", "option")
+        symbols = {s.get("name"): s for s in renderer.find("symbols")}
+        categories = renderer.find("categories")
+        assert [c.get("value") for c in categories] == list(catalog.options.index)
+        for category in categories:
+            option = category.get("value")
+            assert category.get("label") == catalog.options.loc[option, "name_zh"]
+            fill = symbols[category.get("symbol")].find("layer/Option/Option[@name='color']").get("value")
+            colour = plotter.colours[option].lstrip("#")
+            assert fill == ",".join(str(int(colour[i:i + 2], 16)) for i in (0, 2, 4)) + ",255", option
+        aliases = {a.get("field"): a.get("name") for a in root.find("aliases")}
+        assert aliases["option_name_zh"] == "规划用途"
+    assert check_outdir(county) == []  # the added layers and columns leave the plan as the checker reads it
+
+
+A4_POINTS = (595.28, 841.89)
+"""ISO A4 (210 x 297 mm) in PDF points."""
+
+
+def pdf_page_sizes(pdf: bytes) -> list[tuple[float, float]]:
+    """The MediaBox of every page of a PDF as chromium writes it (page dictionaries are plain objects there)."""
+    boxes = re.findall(rb"/MediaBox\s*\[\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*\]", pdf)
+    return [(float(x1) - float(x0), float(y1) - float(y0)) for x0, y0, x1, y1 in boxes]
+
+
+def test_prints_on_a4(browser, county_zh: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """Printed by chromium with the page's own CSS page size (no size given by the printer): A4 portrait, every
+    page; the map stays on the page whole."""
+    report = report_folder(county_zh, "zh")
+    for path in (report / "index.html", township_pages(county_zh, "zh")[0]):
+        page, errors = open_page(browser, path)
+        pdf = page.pdf(prefer_css_page_size=True)  # without the CSS @page size chromium prints US Letter
+        margins = page.evaluate("""() => { for (const sheet of document.styleSheets) for (const rule of sheet.cssRules)
+            if (rule.type === CSSRule.PAGE_RULE) return rule.style.margin; return null; }""")
+        page.close()
+        assert errors == []
+        sizes = pdf_page_sizes(pdf)
+        assert len(sizes) >= 2, path.name
+        for width, height in sizes:
+            assert width == pytest.approx(A4_POINTS[0], abs=1.0) and height == pytest.approx(A4_POINTS[1], abs=1.0)
+        assert margins and all(part.endswith("mm") and float(part[:-2]) >= 15 for part in margins.split()), margins
+        (tmp_path / f"{path.stem}.pdf").write_bytes(pdf)
+    folder = artifact_folder()
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for pdf in tmp_path.glob("*.pdf"):
+            shutil.copy(pdf, folder / pdf.name)

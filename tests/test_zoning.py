@@ -47,7 +47,7 @@ def test_writes_layers_map_and_record(zoned: tuple[Path, object]) -> None:
 
 def test_zone_areas_add_up_to_parcel_areas(plan_dir: Path, zoned: tuple[Path, object]) -> None:
     out, _ = zoned
-    parcels = pyogrio.read_dataframe(plan_dir / "plan.gpkg")
+    parcels = pyogrio.read_dataframe(plan_dir / "plan.gpkg", layer="parcels")
     zones = pyogrio.read_dataframe(out / "zones.gpkg", layer="zones")
     parcel_area = parcels.groupby("township")["area_mu"].sum()
     zone_area = zones.groupby("township")["area_mu"].sum()
@@ -93,7 +93,7 @@ def test_small_patches_are_merged_or_flagged_and_never_cross_a_red_line(zoned: t
     same = zones["zone"].to_numpy()[left] == zones["zone"].to_numpy()[right]
     assert not (could_join & same).any()
     # red-line parcels keep their rule's zone and each patch lies on one side of the red line
-    plan = pyogrio.read_dataframe(Path(zoning.record["plans"][0]) / "plan.gpkg", read_geometry=False)
+    plan = pyogrio.read_dataframe(Path(zoning.record["plans"][0]) / "plan.gpkg", layer="parcels", read_geometry=False)
     red_parcel = plan["red_line"].to_numpy(dtype=bool)
     assert (parcels["zone"][red_parcel] == "ecological_protection").all()
     assert not parcels["merged"][red_parcel].any()
@@ -135,7 +135,7 @@ def test_folder_of_plans_is_a_region_of_counties(plan_dir: Path, tmp_path: Path)
     for shift, county in enumerate(("county-a", "county-b")):  # side by side, 100 km apart
         (region / county).mkdir(parents=True)
         shutil.copy(plan_dir / "run.json", region / county)
-        plan = pyogrio.read_dataframe(plan_dir / "plan.gpkg")
+        plan = pyogrio.read_dataframe(plan_dir / "plan.gpkg", layer="parcels")
         plan["geometry"] = plan.geometry.translate(xoff=100_000.0 * shift)
         pyogrio.write_dataframe(plan, region / county / "plan.gpkg", layer="parcels")
     result = CliRunner().invoke(app, ["zone", str(region), "--out", str(tmp_path / "out"), "--mmu", str(MMU)])
@@ -179,7 +179,7 @@ def test_zones_a_solved_plan(tmp_path: Path) -> None:
     assert solved.exit_code == 0, solved.output
     result = CliRunner().invoke(app, ["zone", str(tmp_path / "plan"), "--out", str(tmp_path / "zones")])
     assert result.exit_code == 0, result.output
-    plan = pyogrio.read_dataframe(tmp_path / "plan" / "plan.gpkg")
+    plan = pyogrio.read_dataframe(tmp_path / "plan" / "plan.gpkg", layer="parcels")
     parcel_zones = pyogrio.read_dataframe(tmp_path / "zones" / "zones.gpkg", layer="parcel_zones")
     assert len(parcel_zones) == len(plan) and (parcel_zones["option"].to_numpy() == plan["option"].to_numpy()).all()
     closure = (plan["option"] == "closure").to_numpy() & ~parcel_zones["merged"].to_numpy(dtype=bool)

@@ -10,7 +10,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -38,6 +38,9 @@ class Plan:
     townships: pd.DataFrame
     run: dict[str, Any]
     geometry: gpd.GeoSeries | None = None
+    extras: list[Callable[[Path], None]] = field(default_factory=list)
+    """Writers of more content into the new folder, run after the tables and inside the same atomic write (the
+    command line adds views' styles and layers to plan.gpkg: optiland.views.report_gpkg.style_plan)."""
 
     def to_geodataframe(self) -> gpd.GeoDataFrame:
         """Parcels with their geometry."""
@@ -61,6 +64,8 @@ class Plan:
         self.run["times"]["write"] = round(time.perf_counter() - start, 3)
         (folder / "run.json").write_text(json.dumps(self.run, indent=2, ensure_ascii=False, default=_json),
                                          encoding="utf-8")
+        for extra in self.extras:
+            extra(folder)
 
 
 def _json(value: Any) -> Any:

@@ -50,11 +50,14 @@ from optiland.views.report_page import (
     Section,
     Table,
     format_figure,
+    format_general,
+    format_number,
     number,
     render,
     text,
 )
 from optiland.views.report_plots import Plotter
+from optiland.views.report_text import cite, format_time, gap_words, latin_names, reference_note, translated_notes
 
 # ------------------------------------------------------------------------------------------------------------
 # Building the pages
@@ -126,12 +129,16 @@ class ReportBuilder:
             return section
         section.paragraphs.append(Paragraph(self.t["binding_note"]))
         rows = []
+        model_rows = self.lang != "zh"  # a model row's name (carrying_capacity[1]) means nothing on a printed plan
         for b in entries:
             scope = b.village or b.township or self.t["binding_county"]
+            if b.rows > 1 and not model_rows:
+                scope += self.t["paren"].format(self.t["binding_rows"].format(n=b.rows))
             row = b.row if b.rows == 1 else self.t["binding_rows"].format(n=b.rows)
-            rows.append([text(scope), text(self.labels.constraint(b.family), data_binding=b.family), text(row)])
-        section.tables.append(Table([self.t["binding_scope"], self.t["binding_constraint"], self.t["binding_row"]],
-                                    rows))
+            rows.append([text(scope), text(self.labels.constraint(b.family), data_binding=b.family),
+                         *([text(row)] if model_rows else [])])
+        section.tables.append(Table([self.t["binding_scope"], self.t["binding_constraint"],
+                                     *([self.t["binding_row"]] if model_rows else [])], rows))
         return section
 
     def _provenance_section(self, parcels: pd.DataFrame, villages: pd.DataFrame) -> Section:
@@ -140,32 +147,45 @@ class ReportBuilder:
         solver = run.get("solver") or {}
         objective = run.get("objective") or {}
         catalog = run.get("catalog") or {}
+        status = str(run.get("status", ""))
         facts: list[list[Cell]] = [
-            [text(t["solver"]), text(f"{solver.get('name', '')} {solver.get('version') or ''}".strip(),
+            [text(t["solver"]), text(self.labels.solver(str(solver.get("name", "")), str(solver.get("version") or "")),
                                      data_run_field="solver.name")],
-            [text(t["status"]), text(self.labels.status(str(run.get("status", ""))), data_run_field="status")],
+            [text(t["status"]), text(self.labels.status(status), data_run_field="status")],
         ]
         if objective:
-            sense = t["senses"].get(objective.get("sense", ""), "")
-            facts.append([text(t["objective"]), text(f"{self.labels.objective(objective.get('name', ''))} "
-                                                     f"({sense})")])
-            for key, label in (("value", "objective_value"), ("bound", "bound"), ("gap", "gap")):
+            sense = objective.get("sense", "")
+            facts.append([text(t["objective"]), text(f"{self.labels.objective(objective.get('name', ''))}"
+                                                     f"{t['paren'].format(t['senses'].get(sense, ''))}")])
+            for key, label in (("value", "objective_value"), ("bound", f"bound_{sense}" if sense else "bound")):
                 value = objective.get(key)
                 if value is not None:
-                    facts.append([text(t[label]), Cell(f"{float(value):.6g}", {
+                    facts.append([text(t[label]), Cell(format_general(float(value)), {
                         "data-run-field": f"objective.{key}", "data-value": repr(float(value))}, numeric=True)])
+            gap = objective.get("gap")
+            if gap is not None:
+                facts.append([text(t["gap"]), Cell(gap_words(float(gap), status, t), {
+                    "data-run-field": "objective.gap", "data-value": repr(float(gap))})])
         facts += [
-            [text(t["catalog"]), text(f"{catalog.get('name', '')} {catalog.get('version', '')}")],
+            [text(t["catalog"]), text(_catalog_version(catalog, self.labels.region(), t))],
             [text(t["scenario"]), text(run.get("scenario_path") or t["dash"])],
-            [text(t["created"]), text(run.get("created", t["dash"]))],
+            [text(t["created"]), text(format_time(run.get("created", t["dash"]), self.lang))],
             [text(t["optiland_version"]), text(run.get("optiland_version", t["dash"]))],
         ]
         for key, digest in (run.get("input_hashes") or {}).items():
-            facts.append([text(f"{t['input_hashes']}{t['colon']}{key}"), text(str(digest)[:16])])
+            name = t["inputs"].get(key, key)
+            facts.append([text(f"{t['input_hashes']}{t['colon']}{name}"), text(str(digest)[:16])])
         section.tables.append(Table([t["item"], t["value"]], facts, key="run"))
-        for note in run.get("notes") or []:
-            if isinstance(note, str) and not note.startswith("binding:"):
-                section.paragraphs.append(Paragraph(f"{t['notes']}{t['colon']}{note}"))
+        reference = reference_note(run.get("reference"), self.labels.service, t)
+        if reference is not None:
+            section.paragraphs.append(Paragraph(reference))
+        shown, left = translated_notes(run.get("notes") or [], t)
+        for note in shown:
+            section.paragraphs.append(Paragraph(f"{t['notes']}{t['colon']}{note}"))
+        if left:
+            section.paragraphs.append(Paragraph(t["notes_left"].format(n=left)))
+        if t["sources_note"]:
+            section.paragraphs.append(Paragraph(t["sources_note"].format(path=self.catalog.path)))
         section.tables.append(Table([t["item"], t["figure"], t["value"], t["source"]],
                                     self._catalog_rows(parcels, villages), key="catalog-figures"))
         return section
@@ -183,7 +203,7 @@ class ReportBuilder:
             attrs = {"data-catalog": key, **({"data-value": repr(float(value))} if numeric else {})}
             shown = format_figure(float(value)) if numeric else str(value)
             rows.append([text(item), text(figure), Cell(shown, attrs, numeric=numeric),
-                         text(source if isinstance(source, str) and source else dash)])
+                         text(cite(source, self.t) if isinstance(source, str) and source else dash)])
 
         if "income_floor" in c.defaults:
             add(f["defaults"], f["income_floor"], float(c.defaults["income_floor"]),
@@ -193,7 +213,7 @@ class ReportBuilder:
                 use = c.current_uses.loc[code]
                 add(f"{f['current_use']} {code} {self.labels.current_use(code)}", f["income_per_mu"],
                     float(use["income_per_mu"]), use.get("income_source"), f"current_uses.{code}.income_per_mu")
-        services = ", ".join(self.labels.service(s) for s in c.service_names)
+        services = self.t["list_sep"].join(self.labels.service(s) for s in c.service_names)
         planted = parcels[parcels["option"] != c.keep_option]
         for option in [o for o in c.options.index if o in set(planted["option"])]:
             record = c.options.loc[option]
@@ -211,8 +231,8 @@ class ReportBuilder:
                                     ("net_income_per_mu", "income_source"), ("labour_days_per_mu", "labour_source")):
                     if key in v.index:
                         add(item, f[key], _float(v[key]), v.get(source), f"variants.{option}.{variant}.{key}")
-                coefficients = ", ".join(f"{self.labels.service(s)} {float(v[s]):g}" for s in c.service_names
-                                         if s in v.index)
+                coefficients = self.t["list_sep"].join(f"{self.labels.service(s)} {format_general(float(v[s]))}"
+                                                       for s in c.service_names if s in v.index)
                 add(item, f["es_coefficients"].format(services=services), coefficients, v.get("es_source"),
                     f"variants.{option}.{variant}")
         groups = (("livestock", c.livestock, int(villages["herd"].sum())),
@@ -228,7 +248,7 @@ class ReportBuilder:
 
     def _village_tables(self, villages: pd.DataFrame) -> list[Section]:
         t = self.t
-        income = Section("villages", t["villages_income"])
+        income = Section("villages", t["villages_income"], tables_first=True)
         rows = []
         for v in villages.itertuples(index=False):
             key = {"data_village": v.village}
@@ -295,10 +315,7 @@ class ReportBuilder:
         income = industry_income(parcels, villages, c)
         leading = leading_industries(income, c)
         for key, position in (("dominant", 0), ("secondary", 1)):
-            option = leading[position] if len(leading) > position else None
-            shown = (f"{labels.option(option)} ({income.loc[option, 'share'] * 100:.1f}%)" if option
-                     else t["none"])
-            overview.paragraphs.append(Paragraph(f"{t[key]}{t['colon']}{shown}"))
+            overview.paragraphs.append(Paragraph(f"{t[key]}{t['colon']}{self._industry(income, leading, position)}"))
         sections.append(overview)
 
         plan_map = Section("map", t["map"], [Paragraph(t["map_note"])])
@@ -336,6 +353,7 @@ class ReportBuilder:
         industries.tables.append(Table([t["option"], t["land_income"], t["compensation_income"], t["cattle_income"],
                                         t["wages_income"], t["income_yuan"], t["income_share"]], rows,
                                        key="industries"))
+        industries.tables.append(self._village_industries(parcels, villages))
         sections.append(industries)
 
         village_sections[1].pictures.append(self.plot.sources_chart(
@@ -403,7 +421,8 @@ class ReportBuilder:
                     else number(planted.loc[(planted["option"] == option) & (planted["variant"] == variant),
                                             "area_mu"].sum(), 1, data_derived="area_mu", data_township=name))
             rows.append([text(labels.variant(option, variant), data_variant=f"{option}.{variant}"),
-                         text(scientific if isinstance(scientific, str) else t["dash"]),
+                         text(self._scientific(scientific), lang="la") if isinstance(scientific, str)
+                         else text(t["dash"]),
                          text(labels.option(option)),
                          text(labels.adaptation(cls) if has_class else t["dash"], data_adaptation=cls or ""),
                          area, number(n, 0, data_derived="parcels", data_township=name)])
@@ -414,13 +433,44 @@ class ReportBuilder:
             section.paragraphs.append(Paragraph(t["no_species"]))
         return section
 
+    def _industry(self, income: pd.DataFrame, leading: list[str], position: int) -> str:
+        """The dominant (0) or secondary (1) industry with its share of land-based income, or "none"."""
+        if len(leading) <= position:
+            return self.t["none"]
+        option = leading[position]
+        share = format_number(float(income.loc[option, "share"]) * 100, 1)
+        return f"{self.labels.option(option)}{self.t['paren'].format(share + '%')}"
+
+    def _village_industries(self, parcels: pd.DataFrame, villages: pd.DataFrame) -> Table:
+        """Per village: its dominant and secondary industries by the same rule as the township's
+        (``leading_industries``), and the households the plan reaches there."""
+        t, rows = self.t, []
+        for v in villages.itertuples(index=False):
+            mine = parcels[parcels["village"] == v.village]
+            income = industry_income(mine, villages[villages["village"] == v.village], self.catalog)
+            leading = leading_industries(income, self.catalog)
+            cells = [text(v.village, data_village=v.village)]
+            for key, position in (("dominant", 0), ("secondary", 1)):
+                option = leading[position] if len(leading) > position else ""
+                cells.append(text(self._industry(income, leading, position), data_village=v.village,
+                                  data_derived=key, data_option=option))
+            cells.append(number(v.households_reached, 0, data_field="households_reached", data_village=v.village))
+            rows.append(cells)
+        return Table([t["village"], t["dominant"], t["secondary"], t["households_reached"]], rows,
+                     key="village-industries")
+
+    def _scientific(self, name: str) -> str:
+        """A scientific name; in Chinese without the catalog's English glosses (Latin names are printed in Latin
+        in Chinese plans too)."""
+        return latin_names(name) if self.lang == "zh" else name
+
     # county page --------------------------------------------------------------------------------------------
 
     def index_page(self) -> Page:
         """The county: totals, a map, every township linked with its headline figures, the front, provenance."""
         t, c = self.t, self.catalog
         r = self.r
-        sections: list[Section] = []
+        sections: list[Section] = [self._village_tables(r.villages)[0]]  # first: every village, before and after
         fields = (("area_mu", 1), ("establishment_cost", 0), ("labour_days", 0), ("herd", 0), ("ranger_posts", 0),
                   ("households_reached", 0), ("population", 0), ("villages_at_or_below_floor", 0))
         totals = Section("totals", t["county_totals"])
@@ -448,13 +498,15 @@ class ReportBuilder:
             row = r.townships[r.townships["township"] == name].iloc[0]
             parcels = r.parcels[r.parcels["township"] == name]
             villages = r.villages[r.villages["township"] == name]
-            leading = leading_industries(industry_income(parcels, villages, c), c)
+            income = industry_income(parcels, villages, c)
+            leading = leading_industries(income, c)
             rows.append([Cell(name, {"data-township": name}, href=self.stems[name]),
                          *[number(row[k], d, data_field=k, data_township=name) for k, d in fields],
-                         text(self.labels.option(leading[0]) if leading else t["none"], data_township=name,
-                              data_derived="dominant", data_option=leading[0] if leading else "")])
-        listing.tables.append(Table([t["township"], *[t[k] for k, _ in fields], t["dominant"]], rows,
-                                    key="township-list"))
+                         *[text(self._industry(income, leading, position), data_township=name, data_derived=key,
+                                data_option=leading[position] if len(leading) > position else "")
+                           for key, position in (("dominant", 0), ("secondary", 1))]])
+        listing.tables.append(Table([t["township"], *[t[k] for k, _ in fields], t["dominant"], t["secondary"]],
+                                    rows, key="township-list"))
         sections.append(listing)
         front = self._front_section()
         if front is not None:
@@ -477,6 +529,14 @@ def _balance_note(run: dict[str, Any]) -> dict[str, str] | None:
     return None
 
 
+def _catalog_version(record: dict[str, Any], region: str, strings: dict[str, Any]) -> str:
+    """run.json's catalog: the region, and its version (number and content digest) in the page's words."""
+    version = str(record.get("version", ""))
+    number, _, digest = version.partition("+")
+    return strings["catalog_version"].format(name=record.get("name", ""), region=region, version=version,
+                                             number=number, digest=digest or strings["dash"])
+
+
 def _float(value: Any) -> float | None:
     try:
         result = float(value)
@@ -485,9 +545,21 @@ def _float(value: Any) -> float | None:
     return None if math.isnan(result) else result
 
 
+REPORT_FOLDERS = {"zh": "report", "en": "report-en"}
+"""The report's folder in a results folder, per language: the default (Chinese) one keeps the name other tools and
+the README use, and an English report never replaces the Chinese one a bureau prints."""
+
+
+def report_folder(outdir: str | Path, lang: str) -> Path:
+    """Where ``write_report(outdir, lang)`` writes: ``OUTDIR/report`` (zh) or ``OUTDIR/report-en`` (en)."""
+    load_strings(lang)  # an unknown language is an error naming the known ones
+    return Path(outdir) / REPORT_FOLDERS.get(lang, f"report-{lang}")
+
+
 def write_report(outdir: str | Path, lang: str = "zh", front_dir: str | Path | None = None) -> Path:
-    """Write OUTDIR/report/ (index and one page per township, HTML and Markdown, pictures in img/), whole or not at
-    all; returns the report folder. ``front_dir``: a pareto OUTDIR to show (default: the one run.json records)."""
+    """Write the report folder (``report_folder``: index and one page per township, HTML and Markdown, pictures in
+    img/), whole or not at all; returns it. ``front_dir``: a pareto OUTDIR to show (default: the one run.json
+    records)."""
     strings = load_strings(lang)
     results = read_results(outdir)
     fonts = plot_fonts(lang)
@@ -500,7 +572,8 @@ def write_report(outdir: str | Path, lang: str = "zh", front_dir: str | Path | N
         notes.append(Paragraph(strings["front_missing"].format(dir=missing_front), warning=True))
     labels = Labels(catalog, strings, lang)
     run = results.run
-    generated = strings["generated"].format(version=run.get("optiland_version", "?"), created=run.get("created", "?"),
+    generated = strings["generated"].format(version=run.get("optiland_version", "?"),
+                                            created=format_time(run.get("created", "?"), lang),
                                             outdir=results.out_dir.resolve())
 
     def write(folder: Path) -> None:
@@ -515,4 +588,4 @@ def write_report(outdir: str | Path, lang: str = "zh", front_dir: str | Path | N
     with warnings.catch_warnings():
         # a village or township name in a script the chosen fonts lack still plots (as boxes); not worth a failure
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        return write_atomically(Path(outdir) / "report", write)
+        return write_atomically(report_folder(outdir, lang), write)

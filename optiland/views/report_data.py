@@ -38,7 +38,10 @@ OPTION_COLOURS = ("#1b9e77", "#66a61e", "#e6ab02", "#7570b3", "#a6761d", "#e7298
                   "#b2df8a", "#fb9a99")
 """Colour of each option in catalog order (no red: red outlines the red lines); the kept current use is grey."""
 RED_LINE_COLOUR = "#d7191c"
-DPI = 110
+DPI = 300
+"""Resolution of every map and chart: print quality on A4 (the pages show them at their size in inches)."""
+SCREEN_DPI = 96
+"""CSS pixels per inch: a picture's width and height attributes are its printed size in CSS pixels."""
 
 VILLAGE_FAMILIES = {"income_floor", "transfer_share", "carrying_capacity", "ranger_posts", "ranger_households",
                     "labour"}
@@ -211,8 +214,28 @@ class Labels:
         return _localised(self.catalog.services.get(service, {}), "label", self.lang, service)
 
     def service_unit(self, service: str) -> str:
-        """An ecosystem service's unit."""
-        return _localised(self.catalog.services.get(service, {}), "unit", self.lang, "")
+        """An ecosystem service's unit: the catalog's ``unit_zh`` in Chinese, else the unit's translation in
+        strings.toml (``[zh.units]``), else the catalog's ``unit``."""
+        record = self.catalog.services.get(service, {})
+        unit = _localised(record, "unit", self.lang, "")
+        if self.lang != "zh" or record.get("unit_zh"):
+            return unit
+        return self.t.get("units", {}).get(unit, unit)
+
+    def region(self) -> str:
+        """The catalog's region: its ``title_zh`` in Chinese, else strings.toml's ``[zh.regions]``, else the
+        catalog's title or name."""
+        region = self.catalog.region
+        if self.lang == "zh":
+            zh = region.get("title_zh") or self.t.get("regions", {}).get(self.catalog.name)
+            if zh:
+                return str(zh)
+        return str(region.get("title") or self.catalog.name)
+
+    def solver(self, name: str, version: str) -> str:
+        """A solver by its own spelling (HiGHS), with its version."""
+        shown = self.t.get("solvers", {}).get(name.lower(), name)
+        return self.t["solver_name"].format(name=shown, version=version).strip()
 
     def current_use(self, code: str) -> str:
         """A current land use's name."""

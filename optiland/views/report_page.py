@@ -62,6 +62,7 @@ class Section:
     paragraphs: list[Paragraph] = field(default_factory=list)
     pictures: list[Picture] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
+    tables_first: bool = False  # the figures before the picture of them (the village incomes: numbers first)
 
 
 @dataclass
@@ -74,18 +75,41 @@ class Page:
     back: str | None = None
 
 
+def no_negative_zero(shown: str) -> str:
+    """``shown`` without the sign of a value that rounds to zero ("-0", "-0.00" and "-0%" read as a loss that is
+    not there)."""
+    if shown.startswith("-") and not any(ch in "123456789" for ch in shown):
+        return shown[1:]
+    return shown
+
+
 def format_number(value: float, decimals: int) -> str:
-    """Thousands separators and fixed decimals; a blank for a missing value."""
+    """Thousands separators and fixed decimals, never "-0"; a dash for a missing value."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
-    return f"{value:,.{decimals}f}"
+    return no_negative_zero(f"{value:,.{decimals}f}")
 
 
 def format_figure(value: float) -> str:
-    """A catalog figure as written: whole numbers with thousands separators, others to at most 6 decimals."""
+    """A catalog figure as written: whole numbers with thousands separators, others to at most 6 decimals; never
+    "-0"."""
     if value.is_integer():
-        return f"{value:,.0f}"
-    return f"{value:,.6f}".rstrip("0").rstrip(".")
+        return no_negative_zero(f"{value:,.0f}")
+    return no_negative_zero(f"{value:,.6f}".rstrip("0").rstrip("."))
+
+
+def format_general(value: float, digits: int = 6) -> str:
+    """A figure to ``digits`` significant digits (whole numbers in full), in positional notation (no "e+06", which a planner does not
+    read), with thousands separators; never "-0"."""
+    if not math.isfinite(value):
+        return "—"
+    if value == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    shown = f"{round(value, decimals):,.{decimals}f}"
+    if "." in shown:
+        shown = shown.rstrip("0").rstrip(".")
+    return no_negative_zero(shown)
 
 
 def number(value: Any, decimals: int, *, scale: float = 1.0, suffix: str = "", **attrs: str) -> Cell:

@@ -13,11 +13,30 @@ import pandas as pd
 
 from optiland.io.catalog import Catalog
 from optiland.pipeline.results import INCOME_SOURCES
-from optiland.views.report_data import DPI, KEEP_COLOUR, OPTION_COLOURS, RED_LINE_COLOUR, FrontInfo, Labels
-from optiland.views.report_page import Picture
+from optiland.views.report_data import (
+    DPI,
+    KEEP_COLOUR,
+    OPTION_COLOURS,
+    RED_LINE_COLOUR,
+    SCREEN_DPI,
+    FrontInfo,
+    Labels,
+)
+from optiland.views.report_page import Picture, no_negative_zero
 
 # ------------------------------------------------------------------------------------------------------------
 # Pictures
+
+
+def _thousands(value: float, _position: int) -> str:
+    """Tick labels as the tables write numbers: thousands separators, never "-0"."""
+    return no_negative_zero(f"{value:,.0f}") if float(value).is_integer() else no_negative_zero(f"{value:,g}")
+
+
+def _formatter() -> Any:
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(_thousands)
 
 
 class Plotter:
@@ -34,10 +53,12 @@ class Plotter:
         from PIL import Image
 
         path = self.folder / "img" / name
-        fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+        fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")  # 300 dpi: print quality on A4
         with Image.open(path) as image:
             width, height = image.size
-        return Picture(f"img/{name}", alt, width, height, caption)
+        # shown at its size in inches (CSS px at 96 per inch), so that it prints at 300 dpi
+        return Picture(f"img/{name}", alt, round(width * SCREEN_DPI / DPI), round(height * SCREEN_DPI / DPI),
+                       caption)
 
     def _figure(self, width: float, height: float) -> tuple[Any, Any]:
         from matplotlib.figure import Figure
@@ -79,6 +100,7 @@ class Plotter:
             for label, point in zip(outlines.index, outlines.geometry.representative_point(), strict=True):
                 ax.text(point.x, point.y, str(label), ha="center", va="center", fontsize=8, path_effects=halo)
             ax.set_aspect("equal")
+            ax.set(xlabel="", ylabel="")  # geopandas names the CRS axes ("Easting [metre]"); the map shows none
             ax.set_axis_off()
             ax.set_title(title, fontsize=12)
             self._scale_bar(ax)
@@ -116,7 +138,7 @@ class Plotter:
 
         with matplotlib.rc_context(self._rc()):
             n = len(villages)
-            fig, ax = self._figure(7.0, 1.4 + 0.55 * n)
+            fig, ax = self._figure(7.0, 1.2 + 0.36 * n)
             y = np.arange(n)
             ax.barh(y + 0.2, villages["income_per_capita_before"], height=0.38, color="#bdbdbd",
                     label=self.t["chart_before"])
@@ -128,6 +150,7 @@ class Plotter:
             ax.set_yticks(y, villages["village"])
             ax.invert_yaxis()
             ax.set_xlabel(self.t["chart_income_axis"])
+            ax.xaxis.set_major_formatter(_formatter())
             ax.grid(axis="x", alpha=0.3)
             ax.legend(loc="lower right", fontsize=8)
             return self._save(fig, name, alt)
@@ -139,7 +162,7 @@ class Plotter:
         colours = ("#bdbdbd", "#1b9e77", "#e6ab02", "#7570b3", "#66a61e")
         with matplotlib.rc_context(self._rc()):
             n = len(villages)
-            fig, ax = self._figure(7.0, 1.6 + 0.45 * n)
+            fig, ax = self._figure(7.0, 1.4 + 0.32 * n)
             y = np.arange(n)
             left = np.zeros(n)
             population = villages["population"].to_numpy(dtype=float)
@@ -150,6 +173,7 @@ class Plotter:
             ax.set_yticks(y, villages["village"])
             ax.invert_yaxis()
             ax.set_xlabel(self.t["chart_income_axis"])
+            ax.xaxis.set_major_formatter(_formatter())
             ax.grid(axis="x", alpha=0.3)
             ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, fontsize=8)
             return self._save(fig, name, alt)
@@ -157,7 +181,6 @@ class Plotter:
     def front_chart(self, front: FrontInfo, name: str) -> Picture:
         """The front over its first two objectives (a third colours the points), knee, ideal, chosen point."""
         import matplotlib
-        from matplotlib.ticker import StrMethodFormatter
 
         names = front.run["objectives"]
         table = front.table
@@ -191,7 +214,7 @@ class Plotter:
             ax.set_ylabel(label[y])
             for axis, column in ((ax.xaxis, x), (ax.yaxis, y)):
                 if table[column].abs().max() >= 1e4:  # yuan read better in full than as an offset "1e6"
-                    axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+                    axis.set_major_formatter(_formatter())
             ax.grid(alpha=0.3)
             ax.legend(loc="best", fontsize=8)
             return self._save(fig, name, alt)
