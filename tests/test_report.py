@@ -4,6 +4,7 @@ and the pages opened in Debian's headless chromium (skipped with a reason where 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -978,3 +979,41 @@ def test_prints_on_a4(browser, county_zh: Path, tmp_path: Path) -> None:  # noqa
         folder.mkdir(parents=True, exist_ok=True)
         for pdf in tmp_path.glob("*.pdf"):
             shutil.copy(pdf, folder / pdf.name)
+
+
+def test_what_would_it_take_is_shown(county: Path, tmp_path: Path) -> None:
+    """`optiland whatif` run on the folder: the county page lists what would bring each left-out option into the
+    plan and what each binding target is worth, figures as in OUTDIR/whatif/, in Chinese words."""
+    out = tmp_path / "plan"
+    shutil.copytree(county, out)
+    write_report(out, lang="en")
+    assert "whatif" not in parse(out / EN / "index.html").section_ids  # no study, no section
+    result = runner.invoke(app, ["whatif", str(out)])
+    assert result.exit_code == 0, result.output
+    options = pd.read_csv(out / "whatif" / "options.csv", encoding="utf-8-sig").set_index("lever")
+    targets = pd.read_csv(out / "whatif" / "targets.csv", encoding="utf-8-sig").set_index("row")
+    langs = ["en"] + (["zh"] if find_cjk_font() is not None else [])
+    for lang in langs:
+        write_report(out, lang=lang)
+        page = report_folder(out, lang) / "index.html"
+        parsed = parse(page)
+        assert {"whatif", "whatif-targets"} <= set(parsed.section_ids) or targets.empty
+        shown = 0
+        for attrs, text in parsed.cells:
+            column = attrs.get("data-whatif")
+            if column is None:
+                continue
+            table = options.loc[attrs["data-lever"]] if "data-lever" in attrs else targets.loc[attrs["data-row"]]
+            expected = float(table[column])
+            if math.isinf(expected):
+                assert text == load_strings(lang)["whatif_never" if expected > 0 else "whatif_today"]
+            else:
+                assert float(attrs["data-value"]) == pytest.approx(expected)
+                assert shown_number(text) == pytest.approx(expected, rel=1e-2, abs=0.5)
+            shown += 1
+        left_out = options[options["status"] != "in the plan"]
+        assert shown > 0 and shown >= len(targets) + len(left_out[left_out["lp_subsidy"].notna()])
+        if lang == "zh":
+            visible = _Visible()
+            visible.feed(page.read_text(encoding="utf-8"))
+            assert _latin_words(visible.text, _allowed_strings(out)) == []

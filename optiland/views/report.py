@@ -33,6 +33,7 @@ from optiland.views.report_data import (
     FrontInfo,
     Labels,
     Results,
+    WhatIf,
     binding_constraints,
     industry_income,
     leading_industries,
@@ -41,6 +42,7 @@ from optiland.views.report_data import (
     read_catalog,
     read_front,
     read_results,
+    read_whatif,
 )
 from optiland.views.report_page import (
     Cell,
@@ -71,8 +73,9 @@ class ReportBuilder:
     """Turns a results folder into pages (sections of text, pictures and traceable tables)."""
 
     def __init__(self, results: Results, catalog: Catalog, lang: str, plotter: Plotter,
-                 front: FrontInfo | None, notes: list[Paragraph]) -> None:
+                 front: FrontInfo | None, notes: list[Paragraph], whatif: WhatIf | None = None) -> None:
         self.r, self.catalog, self.lang = results, catalog, lang
+        self.whatif = whatif
         self.t = load_strings(lang)
         self.labels = plotter.labels
         self.plot = plotter
@@ -459,6 +462,88 @@ class ReportBuilder:
         return Table([t["village"], t["dominant"], t["secondary"], t["households_reached"]], rows,
                      key="village-industries")
 
+    def _lever(self, lever: str, kind: str) -> str:
+        """A what-would-it-take lever by its names: an option, "option · variant", or the herd."""
+        if kind == "livestock":
+            return self.t["whatif_herd"]
+        option, _, variant = lever.partition(".")
+        if not variant:
+            return self.labels.option(option)
+        return f"{self.labels.option(option)} · {self.labels.variant(option, variant)}"
+
+    def _unit(self, unit: str) -> str:
+        return str(self.t.get("units", {}).get(unit, unit))
+
+    def _whatif_sections(self) -> list[Section]:
+        """What it would take (optiland whatif, if run on this folder): for each option, variant or the herd the
+        plan leaves out or caps, the net income or subsidy at which it enters and the parcels it takes first
+        (proven by re-solving where `--exact` asked for it, else the LP estimate); for each binding target, what one
+        more unit of it is worth to the objective."""
+        if self.whatif is None:
+            return []
+        t, w = self.t, self.whatif
+        section = Section("whatif", t["whatif"], [Paragraph(t["whatif_note"])])
+        rows = []
+        left_out = w.options[w.options["status"].astype(str) != "in the plan"].copy()
+        exact = pd.to_numeric(left_out["subsidy"], errors="coerce")
+        left_out["_order"] = exact.where(exact.notna(), pd.to_numeric(left_out["lp_subsidy"], errors="coerce"))
+        for row in left_out.sort_values("_order", na_position="last", kind="stable").itertuples(index=False):
+            proven = pd.notna(row.entry_price)
+            entry, subsidy = (row.entry_price, row.subsidy) if proven else (row.lp_entry_price, row.lp_subsidy)
+            if pd.isna(entry) and pd.isna(subsidy):
+                continue  # no estimate (e.g. an option whose variants are listed one by one)
+            first = str(row.first_parcels if proven else row.lp_first_parcels)
+            parcels = [p for p in re.split(r"[;,\s]+", first) if p and p != "nan"]
+            keys = {"data_lever": row.lever}
+            status = t["whatif_capped"] if str(row.status).startswith("capped") else t["whatif_absent"]
+            basis = (t["whatif_proven"] if bool(row.proven) else t["whatif_resolved"]) if proven else t["whatif_lp"]
+            rows.append([text(self._lever(row.lever, row.kind), **keys), text(status),
+                         number(row.income_now, 0, data_whatif="income_now", **keys)
+                         if pd.notna(row.income_now) else text(t["dash"]),
+                         self._price(entry, "entry_price" if proven else "lp_entry_price", keys),
+                         self._price(subsidy, "subsidy" if proven else "lp_subsidy", keys), text(basis),
+                         text(t["list_sep"].join(parcels[:3]) + (t["whatif_more"] if len(parcels) > 3 else "")
+                              if parcels else t["dash"])])
+        if rows:
+            section.tables.append(Table([t["whatif_lever"], t["whatif_status"], t["whatif_income_now"],
+                                         t["whatif_entry"], t["whatif_subsidy"], t["whatif_basis"],
+                                         t["whatif_first"]], rows, key="whatif-options"))
+        targets = Section("whatif-targets", t["whatif_targets"])
+        rows = []
+        for row in w.targets.itertuples(index=False):
+            resolved = pd.notna(row.value_per_unit)
+            value = row.value_per_unit if resolved else row.lp_value_per_unit
+            key = " ".join(self._key(part) for part in str(row.key).split()) if pd.notna(row.key) else ""
+            rows.append([text(self.labels.constraint(row.family), data_row=row.row), text(key or t["dash"]),
+                         Cell(format_general(float(row.figure)), {"data-row": row.row, "data-whatif": "figure",
+                                                                 "data-value": repr(float(row.figure))}, numeric=True),
+                         text(self._unit(row.unit)),
+                         Cell(format_general(float(value), 3) if pd.notna(value) else t["dash"],
+                              {"data-row": row.row, "data-whatif": "value_per_unit" if resolved else
+                               "lp_value_per_unit", "data-value": repr(float(value))}, numeric=True),
+                         text(t["whatif_resolved"] if resolved else t["whatif_dual"])])
+        if rows:
+            targets.paragraphs.append(Paragraph(t["whatif_targets_note"].format(unit=self._unit(w.objective_unit))))
+            targets.tables.append(Table([t["binding_constraint"], t["whatif_key"], t["value"], t["unit"],
+                                         t["whatif_value"], t["whatif_basis"]], rows, key="whatif-targets"))
+        return [section, *([targets] if rows else [])]
+
+    def _price(self, value: Any, column: str, keys: dict[str, str]) -> Cell:
+        """An entry price or subsidy: "never" above the study's ceiling, "today" when it already enters."""
+        value = float(value) if pd.notna(value) else math.nan
+        if math.isnan(value):
+            return text(self.t["dash"])
+        if math.isinf(value):
+            return text(self.t["whatif_never"] if value > 0 else self.t["whatif_today"], data_whatif=column, **keys)
+        return number(value, 0, data_whatif=column, **keys)
+
+    def _key(self, part: str) -> str:
+        """A target's key: a variant (option.variant) by its names, a village or township as written."""
+        option, _, variant = part.partition(".")
+        if variant and option in self.catalog.options.index:
+            return self._lever(part, "variant")
+        return part
+
     def _scientific(self, name: str) -> str:
         """A scientific name; in Chinese without the catalog's English glosses (Latin names are printed in Latin
         in Chinese plans too)."""
@@ -508,6 +593,7 @@ class ReportBuilder:
         listing.tables.append(Table([t["township"], *[t[k] for k, _ in fields], t["dominant"], t["secondary"]],
                                     rows, key="township-list"))
         sections.append(listing)
+        sections += self._whatif_sections()
         front = self._front_section()
         if front is not None:
             sections.append(front)
@@ -565,6 +651,7 @@ def write_report(outdir: str | Path, lang: str = "zh", front_dir: str | Path | N
     fonts = plot_fonts(lang)
     catalog, changed = read_catalog(results)
     front, missing_front = read_front(results, front_dir)
+    whatif = read_whatif(results)
     notes = []
     if changed:
         notes.append(Paragraph(strings["catalog_changed"].format(old=changed, new=catalog.version), warning=True))
@@ -578,7 +665,7 @@ def write_report(outdir: str | Path, lang: str = "zh", front_dir: str | Path | N
 
     def write(folder: Path) -> None:
         (folder / "img").mkdir()
-        builder = ReportBuilder(results, catalog, lang, Plotter(folder, fonts, labels, catalog), front, notes)
+        builder = ReportBuilder(results, catalog, lang, Plotter(folder, fonts, labels, catalog), front, notes, whatif)
         pages = [builder.index_page()] + [builder.township_page(name) for name in builder.township_names]
         for page in pages:
             html, markdown = render(page, strings, generated)

@@ -378,3 +378,41 @@ def read_front(results: Results, front_dir: str | Path | None) -> tuple[FrontInf
     if record.get("dir") and Path(record["dir"]).resolve() == front_dir.resolve():
         chosen, pick = int(record["point"]), str(record.get("pick", ""))
     return FrontInfo(front_dir, table, run, chosen, pick), None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# What would it take (optiland whatif)
+
+WHATIF_DIR = "whatif"
+"""Where ``optiland whatif OUTDIR`` writes options.csv, targets.csv and notes.json (optiland.analysis.whatif)."""
+
+
+@dataclass
+class WhatIf:
+    """A results folder's "what would it take" study, as written."""
+
+    options: pd.DataFrame
+    targets: pd.DataFrame
+    objective_unit: str
+
+
+def read_whatif(results: Results) -> WhatIf | None:
+    """OUTDIR/whatif/ if `optiland whatif` wrote it, else None; a file missing from it or a column missing from a
+    file is named."""
+    folder = results.out_dir / WHATIF_DIR
+    if not folder.is_dir():
+        return None
+    for name in ("options.csv", "targets.csv"):
+        if not (folder / name).is_file():
+            raise InputError([Issue("what-would-it-take file missing (is this a folder written by `optiland "
+                                    "whatif`?)", file=str(folder / name))])
+    options = pd.read_csv(folder / "options.csv", encoding="utf-8-sig", dtype={"lever": str})
+    targets = pd.read_csv(folder / "targets.csv", encoding="utf-8-sig", dtype={"row": str, "key": str})
+    _require_columns(options, ("lever", "kind", "status", "unit", "income_now", "lp_entry_price", "lp_subsidy",
+                               "lp_first_parcels", "entry_price", "subsidy", "first_parcels", "proven"),
+                     folder / "options.csv", command="whatif")
+    _require_columns(targets, ("row", "family", "key", "figure", "unit", "lp_value_per_unit", "value_per_unit"),
+                     folder / "targets.csv", command="whatif")
+    notes = folder / "notes.json"
+    unit = json.loads(notes.read_text(encoding="utf-8")).get("objective_unit", "") if notes.is_file() else ""
+    return WhatIf(options, targets, str(unit))

@@ -99,8 +99,8 @@ def format_figure(value: float) -> str:
 
 
 def format_general(value: float, digits: int = 6) -> str:
-    """A figure to ``digits`` significant digits (whole numbers in full), in positional notation (no "e+06", which a planner does not
-    read), with thousands separators; never "-0"."""
+    """A figure to ``digits`` significant digits (whole numbers in full), in positional notation (no "e+06",
+    which a planner does not read), with thousands separators; never "-0"."""
     if not math.isfinite(value):
         return "—"
     if value == 0:
