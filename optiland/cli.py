@@ -839,6 +839,10 @@ def print_whatif(study: Any) -> None:
         targets.add_row(str(row.row), str(row.meaning), f"{row.figure:,.6g}", str(row.unit),
                         _rate(row.lp_value_per_unit, 0.0), _rate(row.value_per_unit, scale), bracket)
     console.print(targets)
+    found = options[(options["resolves"] > 0) & (options["in_plan"] <= 0)]["summary"].tolist()
+    found += study.targets[study.targets["resolves"].fillna(0) > 0]["summary"].tolist()
+    for sentence in found:
+        console.print(f"- {sentence}")
     for note in study.notes:
         console.print(note)
 

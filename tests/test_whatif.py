@@ -180,6 +180,9 @@ def test_cli_writes_the_tables_beside_the_plan(tmp_path: Path) -> None:
     quercus = options.loc["afforestation.quercus"]
     assert quercus["status"] == "absent" and quercus["resolves"] >= 3 and quercus["proven"]
     assert quercus["subsidy"] - quercus["subsidy_low"] <= 5 and quercus["first_parcels"] == "P4"
+    assert quercus["summary"].startswith(f"afforestation.quercus (Quercus acutissima) enters the plan at a net income "
+                                         f"of {quercus['entry_price']:,.0f} yuan/mu (now 60 yuan/mu)")
+    assert "first on P4" in quercus["summary"] and quercus["summary"] in " ".join(result.output.split())
     floors = targets[targets["family"] == "income_floor"]
     assert len(floors) and floors["resolves"].eq(1).all() and set(floors["key"]) <= {"V1", "V2"}
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))

@@ -819,33 +819,81 @@ def whatif(source: RunOutcome | str | Path, exact: bool | Sequence[str] = False,
     notes.append(f"entry prices by bisection to {tolerance:g} yuan per unit, each MIP at a gap of {gap:g}; the model "
                  "is the run's, every target held at its value in the run")
     table["name"], table["name_zh"] = zip(*[_names(model.problem, g) for g in table["lever"]], strict=True)
+    table["summary"] = [_option_sentence(row, gap) for row in table.to_dict("records")]
+    targets["summary"] = [_target_sentence(row, objective_unit(model.problem), model.value)
+                          for row in targets.to_dict("records")]
     return WhatIf(options=table.reindex(columns=OPTION_COLUMNS), targets=targets.reindex(columns=TARGET_COLUMNS),
                   objective_unit=objective_unit(model.problem), notes=notes)
 
 
 OPTION_COLUMNS = ["lever", "kind", "name", "name_zh", "status", "unit", "income_now", "in_plan", "allowed_mu",
                   "lp_entry_price", "lp_subsidy", "lp_first_parcels", "lp_uses_now", "entry_price", "subsidy",
-                  "subsidy_low", "first_parcels", "first_amount", "resolves", "proven", "note"]
+                  "subsidy_low", "first_parcels", "first_amount", "resolves", "proven", "note", "summary"]
 """Columns of options.csv: a lever (``option``, ``option.variant`` or ``herd``), its catalog names, whether the plan
 holds it (``in_plan``: mu, or head), its net income now (yuan/mu or yuan/head; empty for an option whose variants
 differ); the LP estimate of its entry price, of the subsidy that takes it there (entry price less income now) and of
 the parcels it takes first, and whether the LP relaxation already uses it (fractionally: then the estimate is 0);
 the entry price by bisection (`subsidy`: the smallest tested subsidy at which it enters, `subsidy_low`: the largest
 at which it does not), the parcels of the plan at that price and their area (head), the number of MIPs solved and
-whether their bounds prove every decision."""
+whether their bounds prove every decision; `summary`, the finding in a sentence."""
 TARGET_COLUMNS = ["row", "family", "key", "meaning", "sense", "figure", "unit", "in_plan", "tight", "lp_value_per_unit",
-                  "step", "value_per_unit", "value_low", "value_high", "resolves", "resolve_note"]
+                  "step", "value_per_unit", "value_low", "value_high", "resolves", "resolve_note", "summary"]
 """Columns of targets.csv: a binding row (`binding`), its family and key (village, township, variant), what it
 means, its sense and figure in its unit, the plan's value of it and whether the plan meets it exactly; the
 objective's change per unit more of the figure by the LP relaxation's dual, and by re-solving with the figure raised
-by `step` units (`value_low`, `value_high`: the bracket the solves' bounds prove)."""
+by `step` units (`value_low`, `value_high`: the bracket the solves' bounds prove); `summary`, in a sentence."""
+
+
+def _option_sentence(row: dict[str, Any], gap: float) -> str:
+    """A lever's finding in words a planner reads."""
+    unit = str(row["unit"])
+    each = unit.split("/")[1]
+    what = f"{row['lever']} ({row['name']})"
+    if row["in_plan"] > TOL:
+        held = f"{row['in_plan']:,.0f} {'head' if row['lever'] == HERD else 'mu'}"
+        return f"{what} is in the plan ({held})" + ("" if row["status"] == "in the plan" else f", {row['status']}")
+    now = "" if pd.isna(row["income_now"]) else f" (now {row['income_now']:,.0f} {unit})"
+    if row["resolves"]:
+        if pd.isna(row["subsidy"]):
+            return f"{what}{now}: {row['note']}; {int(row['resolves'])} re-solves"
+        price = (f"a net income of {row['entry_price']:,.0f} {unit}{now}, a subsidy of {row['subsidy']:,.0f} yuan per "
+                 f"{each}" if pd.notna(row["entry_price"]) else f"{row['subsidy']:,.0f} yuan per {each} more on "
+                 "every variant")
+        amount = f"{row['first_amount']:,.0f} {'head' if row['lever'] == HERD else 'mu'}"
+        sure = ("proven by the solves' bounds" if row["proven"] else
+                f"decided within the solver's gap of {gap:g}")
+        return (f"{what} enters the plan at {price}; first on {row['first_parcels']} ({amount}); between "
+                f"{row['subsidy_low']:,.0f} and {row['subsidy']:,.0f} more, {int(row['resolves'])} re-solves, {sure}")
+    if row.get("lp_uses_now") is True:
+        return f"{what}{now}: the LP relaxation already uses it on parts of parcels; ask --exact for its price"
+    if pd.isna(row["lp_subsidy"]):
+        return f"{what}{now}: no net income brings it into the LP relaxation"
+    return (f"{what}{now}: the LP estimate is {row['lp_subsidy']:,.0f} yuan per {each} more, first on "
+            f"{row['lp_first_parcels']} (an estimate; --exact for the price)")
+
+
+def _target_sentence(row: dict[str, Any], unit: str, value: float) -> str:
+    """A binding target's marginal value in words (a rate whose change over the step is below the objective's
+    rounding, 1e-9 of `value`, reads 0)."""
+
+    def rate(v: float) -> str:
+        return "0" if abs(v * (row.get("step") or 1.0)) <= 1e-9 * max(1.0, abs(value)) else f"{v:.4g}"
+
+    where = f" ({row['key']})" if isinstance(row.get("key"), str) and row["key"] else ""
+    head = f"{row['meaning']}{where} at {row['figure']:,.6g} {row['unit']}"
+    if pd.notna(row.get("value_per_unit")):
+        return (f"{head}: one {row['unit']} more changes the objective by {rate(row['value_per_unit'])} {unit} "
+                f"(re-solved with {row['step']:,.6g} more; proven between {rate(row['value_low'])} and "
+                f"{rate(row['value_high'])}; LP dual {row['lp_value_per_unit']:.4g})")
+    return (f"{head}: one {row['unit']} more changes the objective by about {row['lp_value_per_unit']:.4g} {unit} "
+            "(LP dual)")
 
 
 def _names(problem: PlanningProblem, lever: str) -> tuple[str, str]:
     """A lever's name and Chinese name in the catalog."""
     catalog = problem.catalog
     if lever == HERD:
-        return "cattle (net income per head)", "肉牛（每头净收入）"
+        return "cattle", "肉牛"
     option, _, variant = lever.partition(".")
     table, key = (catalog.variants, (option, variant)) if variant else (catalog.options, option)
     row = table.loc[key]
