@@ -16,10 +16,11 @@ the **entry price** is the smallest t at which :math:`V_{\mathrm{in}}(t) > V_{\m
 plan holds the lever, at or below it a plan without it is optimal (a tie counts as "not entering").
 :math:`V_{\mathrm{in}}` never falls as t rises (more income only loosens the rows income enters, which are all
 "at least" rows or transfer caps, and adds to an income objective; a scenario bounding income from above breaks
-this and is refused), so the entry price is found by bisection (`entry_price`): two MIPs per step would do, one
-suffices (:math:`V_{\mathrm{out}}` is solved once), each decision taken from the solves' plans and proven by their
-bounds where they allow (with a MIP gap of 0, always). It is exact to the tolerance asked; the number of re-solves is
-reported.
+this and is refused), so the entry price is found by bisection (`entry_price`): :math:`V_{\mathrm{out}}` once (the
+lever's columns fixed at 0), then :math:`V_{\mathrm{in}}` (a row asking for one parcel or head of it) at today's price,
+at a ceiling (1,000,000 yuan more: not entering there means income cannot bring it in), doubling from the LP estimate
+until it enters, then halving the bracket to the tolerance asked. Each decision compares the two solves' plans and is
+proven when their bounds allow (with a MIP gap of 0, always); the number of re-solves is reported.
 
 The **LP estimate** (`entry_estimates`, every lever at the cost of one LP) is the same question asked of the LP
 relaxation: the model's derivative in the lever (the model built once more with every lever raised by one yuan:
@@ -29,16 +30,16 @@ the relaxation's optimum by :math:`s_j = \Delta c_j - y^\top \Delta A_j` per yua
 first price step). The smallest :math:`t_j` is the estimate and its parcels the first ones; it is only an estimate:
 the relaxation is not the plan (it may split parcels, and an integer plan needs a whole parcel, a whole head).
 
-**Marginal value of a binding target** (`target_values`). Every row at its bound in the plan (definitions
-excepted) is a target that binds: a village's floor, no village worse off, the income row of the balance rule, a
-budget, forest cover, a cap. One more unit of its figure (a yuan per capita of a floor, a yuan of a budget, a mu of
-forest cover or of a cap, ...) changes the best objective by its marginal value. Fixing every integer variable at
-the plan and re-solving the LP gives no information here: in this model every continuous column (price-step
-segments, option areas) is defined by the integer ones, so the fixed LP has nothing left to move and its duals are
-zero or arbitrary. Reported instead: the LP relaxation's dual (an estimate, exact for the relaxation over the range of
-its basis), and, on request, the **parametric re-solve**: the MIP with the target raised by a step, whose objective
-change per unit is proven to lie between two figures built from the two solves' plans and bounds (equal with a gap
-of 0).
+**Marginal value of a binding target** (`target_values`). Every row at its bound in the plan, or with a nonzero dual in
+the LP relaxation (an integer plan can be held back by a target it meets with room to spare), definitions excepted, is a
+target that binds (`binding`): a village's floor, no village worse off, the income row of the balance rule, a budget,
+forest cover, a cap. One more unit of its figure (a yuan per capita of a floor, a yuan of a budget, a mu of forest cover
+or of a cap, ...) changes the best objective by its marginal value. Fixing every integer variable at the plan and
+re-solving the LP gives no information here: in this model every continuous column (price-step segments, option areas)
+is defined by the integer ones, so the fixed LP has nothing left to move and its duals are zero or arbitrary. Reported
+instead: the LP relaxation's dual (an estimate, exact for the relaxation over the range of its basis), and, on request,
+the **parametric re-solve**: the MIP with the target raised by a step, whose objective change per unit is proven to lie
+between two figures built from the two solves' plans and bounds (equal with a gap of 0).
 
 Tables: `WhatIf.options` (one row per lever) and `WhatIf.targets` (one row per binding row); `write_whatif` writes
 them to ``OUT/whatif/options.csv`` and ``OUT/whatif/targets.csv``.
