@@ -909,6 +909,12 @@ def test_plan_gpkg_opens_styled_in_qgis(county: Path) -> None:
         assert np.allclose(village_layer.loc[villages.index, column], villages[column])
     mu = parcels.groupby("village")["area_mu"].sum()  # the merged outline covers its parcels (1 mu = 666.67 m2)
     assert np.allclose(village_layer.loc[mu.index].geometry.area / (10000 / 15), mu, rtol=1e-3)
+    villages_csv = pd.read_csv(county / "villages.csv", encoding="utf-8-sig", dtype={"village": str})
+    for village, row in village_layer.iterrows():
+        expected = [catalog.options.loc[o, "name_zh"] for o in _leading_by_hand(
+            parcels[parcels["village"] == village], villages_csv[villages_csv["village"] == village], catalog)]
+        expected += [load_strings("zh")["none"]] * 2
+        assert (row["dominant_industry"], row["secondary_industry"]) == (expected[0], expected[1]), village
     township_layer = pyogrio.read_dataframe(gpkg, layer="townships").set_index("township")
     assert sorted(township_layer.index) == sorted(townships.index)
     red = pyogrio.read_dataframe(gpkg, layer="red_lines")

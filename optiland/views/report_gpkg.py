@@ -29,6 +29,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from optiland.io.catalog import Catalog
@@ -36,8 +37,7 @@ from optiland.views.report_data import (
     KEEP_COLOUR,
     OPTION_COLOURS,
     RED_LINE_COLOUR,
-    industry_income,
-    leading_industries,
+    leading_by,
     load_strings,
 )
 
@@ -179,19 +179,36 @@ def _sld(layer: str, rules: list[tuple[str | None, str, str | None, str, float]]
 # Layers
 
 
-def _leading_names(parcels: pd.DataFrame, villages: pd.DataFrame, catalog: Catalog,
-                   names: dict[str, str]) -> tuple[str, str]:
-    leading = leading_industries(industry_income(parcels, villages, catalog), catalog)
+def _leading_names(leading: dict[str, list[str]], area: str, names: dict[str, str]) -> tuple[str, str]:
+    ranked = leading.get(area, [])
     none = load_strings("zh")["none"]
-    return (names.get(leading[0], leading[0]) if leading else none,
-            names.get(leading[1], leading[1]) if len(leading) > 1 else none)
+    return (names.get(ranked[0], ranked[0]) if ranked else none,
+            names.get(ranked[1], ranked[1]) if len(ranked) > 1 else none)
 
 
 def _dissolved(parcels: gpd.GeoDataFrame, by: str) -> gpd.GeoDataFrame:
-    """Parcels merged by ``by`` (one multipolygon per value), with their area in mu."""
-    frame = parcels[[by, "area_mu", "geometry"]]
-    merged = frame.dissolve(by=by, aggfunc={"area_mu": "sum"}, sort=True).reset_index()
-    return gpd.GeoDataFrame(merged, geometry="geometry", crs=parcels.crs)
+    """Parcels merged by ``by`` (one multipolygon per value), with their area in mu.
+
+    Parcels tile the land, so they are merged as a coverage (GEOS's coverage union: 0.2 s for 100,000 generated
+    parcels, against 4 s for a general union); where that fails or its result is not valid or differs in area
+    from its parcels (parcels that overlap, leave slivers or do not share vertices, as digitised layers may), the
+    area is merged again the general way."""
+    import shapely
+    from shapely.errors import GEOSException
+
+    keys, shapes, areas = [], [], []
+    for key, group in parcels.groupby(by, sort=True):
+        geometries = group.geometry.values
+        try:
+            merged = shapely.coverage_union_all(geometries)
+            exact = bool(shapely.is_valid(merged)) and bool(np.isclose(
+                shapely.area(merged), shapely.area(geometries).sum(), rtol=1e-9, atol=1e-6))
+        except GEOSException:
+            exact = False
+        keys.append(key)
+        shapes.append(merged if exact else shapely.union_all(geometries))
+        areas.append(float(group["area_mu"].sum()))
+    return gpd.GeoDataFrame({by: keys, "area_mu": areas}, geometry=shapes, crs=parcels.crs)
 
 
 def area_layers(parcels: gpd.GeoDataFrame, villages: pd.DataFrame, townships: pd.DataFrame,
@@ -204,16 +221,16 @@ def area_layers(parcels: gpd.GeoDataFrame, villages: pd.DataFrame, townships: pd
         table = villages[["village", "township", "population", "households", "floor", "income_per_capita_before",
                           "income_per_capita_after", "households_reached"]].copy()
         table["income_change"] = table["income_per_capita_after"] - table["income_per_capita_before"]
-        leading = [_leading_names(parcels[parcels["village"] == v], villages[villages["village"] == v], catalog,
-                                  names) for v in table["village"]]
+        ranked = leading_by(parcels, villages, catalog, "village")
+        leading = [_leading_names(ranked, v, names) for v in table["village"]]
         table["dominant_industry"] = [d for d, _ in leading]
         table["secondary_industry"] = [s for _, s in leading]
         layers["villages"] = shapes.merge(table, on="village", how="inner")
     if len(townships):
         shapes = _dissolved(parcels, "township").drop(columns="area_mu")
         table = townships[["township", "area_mu", "population", "herd", "households_reached"]].copy()
-        leading = [_leading_names(parcels[parcels["township"] == t], villages[villages["township"] == t], catalog,
-                                  names) for t in table["township"]]
+        ranked = leading_by(parcels, villages, catalog, "township")
+        leading = [_leading_names(ranked, t, names) for t in table["township"]]
         table["dominant_industry"] = [d for d, _ in leading]
         table["secondary_industry"] = [s for _, s in leading]
         layers["townships"] = shapes.merge(table, on="township", how="inner")
@@ -235,17 +252,23 @@ def _add_zh_columns(connection: sqlite3.Connection, catalog: Catalog) -> None:
     # the triggers, though for these updates (neither fid nor geometry changes) they never run
     for function in ("ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"):
         connection.create_function(function, 1, _never_called)
-    connection.execute('ALTER TABLE "parcels" ADD COLUMN "option_name_zh" TEXT')
-    connection.execute('ALTER TABLE "parcels" ADD COLUMN "variant_name_zh" TEXT')
-    connection.execute('ALTER TABLE "parcels" ADD COLUMN "current_use_name_zh" TEXT')
-    connection.executemany('UPDATE "parcels" SET "option_name_zh" = ? WHERE "option" = ?',
-                           [(name, option) for option, name in options.items()])
-    connection.executemany('UPDATE "parcels" SET "variant_name_zh" = ? WHERE "option" = ? AND "variant" = ?',
-                           [(name, o, v) for (o, v), name in variants.items()])
+    # one pass per column, names looked up in a keyed temporary table (an UPDATE per name would scan the layer
+    # once per name: 120 scans of a county's parcels)
+    connection.execute("CREATE TEMP TABLE zh_names (kind TEXT, key TEXT, name TEXT, PRIMARY KEY (kind, key))")
+    connection.executemany("INSERT INTO zh_names VALUES (?, ?, ?)",
+                           [("option", o, n) for o, n in options.items()]
+                           + [("variant", f"{o}.{v}", n) for (o, v), n in variants.items()]
+                           + [("use", c, n) for c, n in uses.items()])
+    for column, kind, key in (("option_name_zh", "option", '"option"'),
+                              ("variant_name_zh", "variant", '"option" || \'.\' || "variant"'),
+                              ("current_use_name_zh", "use", '"current_use"')):
+        connection.execute(f'ALTER TABLE "parcels" ADD COLUMN "{column}" TEXT')
+        connection.execute(f'UPDATE "parcels" SET "{column}" = (SELECT name FROM zh_names '
+                           f"WHERE kind = '{kind}' AND key = {key})")
+    # a variant of an option's own name (an option with one variant) has no row of its own: the option's name
     connection.execute('UPDATE "parcels" SET "variant_name_zh" = "option_name_zh" '
                        'WHERE "variant_name_zh" IS NULL AND "variant" = "option"')
-    connection.executemany('UPDATE "parcels" SET "current_use_name_zh" = ? WHERE "current_use" = ?',
-                           [(name, code) for code, name in uses.items()])
+    connection.execute("DROP TABLE zh_names")
 
 
 def style_plan(folder: str | Path, catalog: Catalog) -> None:
@@ -261,7 +284,7 @@ def style_plan(folder: str | Path, catalog: Catalog) -> None:
     villages = pd.read_csv(folder / "villages.csv", encoding="utf-8-sig", dtype={"village": str, "township": str})
     townships = pd.read_csv(folder / "townships.csv", encoding="utf-8-sig", dtype={"township": str})
     for column in ("village", "township", "option", "variant", "current_use"):
-        parcels[column] = parcels[column].astype(str)
+        parcels[column] = parcels[column].astype(str).to_numpy(dtype=object)  # plain strings: set() and masks are fast
     layers = area_layers(parcels, villages, townships, catalog)
     for name, layer in layers.items():
         pyogrio.write_dataframe(layer, gpkg, layer=name, driver="GPKG", promote_to_multi=True)
