@@ -963,9 +963,28 @@ def pdf_page_sizes(pdf: bytes) -> list[tuple[float, float]]:
     return [(float(x1) - float(x0), float(y1) - float(y0)) for x0, y0, x1, y1 in boxes]
 
 
+A4_TEXT_WIDTH = 642
+"""CSS px between the side margins of an A4 page (210 - 2 x 20 mm = 170 mm at 96 px per inch)."""
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_tables_fit_between_the_margins(browser, lang: str, request: pytest.FixtureRequest) -> None:  # noqa: ANN001
+    """In print, no table is wider than the text on A4 (a wider one is cut off at the margin on paper)."""
+    out = request.getfixturevalue(f"county_{lang}")
+    report = report_folder(out, lang)
+    for path in (report / "index.html", *township_pages(out, lang)):
+        page = browser.new_page(viewport={"width": A4_TEXT_WIDTH, "height": 900})
+        page.emulate_media(media="print")
+        page.goto(path.as_uri(), wait_until="load")
+        wide = page.evaluate(f"""Array.from(document.querySelectorAll('table, img'))
+            .filter(e => e.getBoundingClientRect().right > {A4_TEXT_WIDTH + 1}).map(e => e.id || e.src)""")
+        page.close()
+        assert wide == [], (path.name, wide)
+
+
 def test_prints_on_a4(browser, county_zh: Path, tmp_path: Path) -> None:  # noqa: ANN001
     """Printed by chromium with the page's own CSS page size (no size given by the printer): A4 portrait, every
-    page; the map stays on the page whole."""
+    page."""
     report = report_folder(county_zh, "zh")
     for path in (report / "index.html", township_pages(county_zh, "zh")[0]):
         page, errors = open_page(browser, path)
