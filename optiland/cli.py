@@ -817,7 +817,8 @@ def print_whatif(study: Any) -> None:
                          "left")
     options = study.options
     for row in options[options["status"] != "in the plan"].itertuples(index=False):
-        lp = "in the LP relaxation" if row.lp_uses_now is True else _money(row.lp_subsidy, sign=True)
+        lp = ("in the LP relaxation" if row.lp_uses_now is True else "a tie in the LP" if row.lp_subsidy == 0
+              else _money(row.lp_subsidy, sign=True))
         if row.resolves:
             never = pd.isna(row.subsidy)
             enters = "never" if never else (_money(row.entry_price) if pd.notna(row.entry_price)

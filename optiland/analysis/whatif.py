@@ -869,6 +869,8 @@ def _option_sentence(row: dict[str, Any], gap: float) -> str:
         return f"{what}{now}: the LP relaxation already uses it on parts of parcels; ask --exact for its price"
     if pd.isna(row["lp_subsidy"]):
         return f"{what}{now}: no net income brings it into the LP relaxation"
+    if row["lp_subsidy"] == 0:
+        return f"{what}{now}: the LP relaxation is indifferent to it at today's price; ask --exact for its price"
     return (f"{what}{now}: the LP estimate is {row['lp_subsidy']:,.0f} yuan per {each} more, first on "
             f"{row['lp_first_parcels']} (an estimate; --exact for the price)")
 
