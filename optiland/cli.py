@@ -855,19 +855,22 @@ def report_command(out_dir: Annotated[Path, typer.Argument(help="a folder writte
                                                               "(default: the one solve --from-front recorded)")
                                     ] = None,
                    force: Annotated[bool, typer.Option("--force", help="replace OUT_DIR/report even if it holds "
-                                                       "files optiland did not write")] = False) -> None:
+                                                       "files optiland did not write")] = False,
+                   pdf: Annotated[bool, typer.Option("--pdf", help="also print each page to an A4 PDF beside it "
+                                                     "(needs chromium)")] = False) -> None:
     """Write OUT_DIR/report/ (Chinese) or OUT_DIR/report-en/ (English): a county overview and one page per township
     (HTML and Markdown, maps and charts)."""
     from optiland.views.report import report_folder, write_report
 
     try:
         _check_out(report_folder(out_dir, lang), force)
-        folder = write_report(out_dir, lang=lang, front_dir=front)
+        folder = write_report(out_dir, lang=lang, front_dir=front, pdf=pdf)
     except OptilandError as exc:
         _fail(exc)
     pages = len(list(folder.glob("*.html")))
     _print_plan_status(out_dir)
-    console.print(f"report written to {folder / 'index.html'} ({pages} pages, Markdown twins beside them)")
+    twins = "Markdown twins and A4 PDFs" if pdf else "Markdown twins"
+    console.print(f"report written to {folder / 'index.html'} ({pages} pages, {twins} beside them)")
 
 
 @catalog_app.command("show")

@@ -1042,3 +1042,26 @@ def test_what_would_it_take_is_shown(county: Path, tmp_path: Path) -> None:
             visible = _Visible()
             visible.feed(page.read_text(encoding="utf-8"))
             assert _latin_words(visible.text, _allowed_strings(out)) == []
+
+
+def test_report_to_pdf(county_zh: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`report --pdf`: every page also as an A4 PDF, printed by Debian's chromium; without a browser, an error
+    naming the package, and the report as it was. About 8 s: one chromium process per page (three pages)."""
+    out = tmp_path / "plan"
+    shutil.copytree(county_zh, out)
+    if report_module.find_browser() is None:
+        pytest.skip("no chromium to print PDFs: apt-get install chromium")
+    result = runner.invoke(app, ["report", str(out), "--pdf"])
+    assert result.exit_code == 0, result.output
+    report = report_folder(out, "zh")
+    pages = sorted(p.stem for p in report.glob("*.html"))
+    assert sorted(p.stem for p in report.glob("*.pdf")) == pages
+    for pdf in report.glob("*.pdf"):
+        sizes = pdf_page_sizes(pdf.read_bytes())
+        assert sizes and all(w == pytest.approx(A4_POINTS[0], abs=1.0) and h == pytest.approx(A4_POINTS[1], abs=1.0)
+                             for w, h in sizes), (pdf.name, sizes)
+    before = sorted(p.relative_to(out) for p in report.rglob("*"))
+    monkeypatch.setattr(report_module, "find_browser", lambda: None)
+    with pytest.raises(OptilandError, match="apt-get install chromium"):
+        write_report(out, lang="zh", pdf=True)
+    assert sorted(p.relative_to(out) for p in report.rglob("*")) == before

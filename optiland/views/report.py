@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from optiland.errors import OptilandError
 from optiland.io.catalog import Catalog
 from optiland.pipeline.results import FLOOR_TOLERANCE, INCOME_SOURCES, write_atomically
 from optiland.views.report_data import (
@@ -642,11 +643,55 @@ def report_folder(outdir: str | Path, lang: str) -> Path:
     return Path(outdir) / REPORT_FOLDERS.get(lang, f"report-{lang}")
 
 
-def write_report(outdir: str | Path, lang: str = "zh", front_dir: str | Path | None = None) -> Path:
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+"""Browsers that print a page to PDF headless (Debian's chromium first); $OPTILAND_CHROMIUM names another."""
+PDF_SECONDS = 120
+
+
+def find_browser() -> str | None:
+    """A headless-capable Chromium for printing pages to PDF, or None."""
+    import os
+    import shutil
+
+    given = os.environ.get("OPTILAND_CHROMIUM")
+    if given:
+        return given if Path(given).is_file() else shutil.which(given)
+    return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+
+def print_pdf(browser: str, page: Path, pdf: Path) -> None:
+    """Print one HTML page to PDF with the page's own CSS page size (A4, its margins), no browser header or
+    footer; a failure is an error naming the page."""
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="optiland-chromium-") as profile:
+        command = [browser, "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+                   "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.resolve().as_uri()]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            command.insert(1, "--no-sandbox")  # chromium refuses to run as root inside its sandbox
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=PDF_SECONDS, check=False)
+        except subprocess.TimeoutExpired:
+            raise OptilandError(f"printing {page.name} to PDF with {browser} took over {PDF_SECONDS} s") from None
+    if done.returncode != 0 or not pdf.is_file() or pdf.stat().st_size == 0:
+        raise OptilandError(f"printing {page.name} to PDF with {browser} failed (exit {done.returncode}): "
+                            f"{done.stderr.strip()[-300:]}")
+
+
+def write_report(outdir: str | Path, lang: str = "zh", front_dir: str | Path | None = None,
+                 pdf: bool = False) -> Path:
     """Write the report folder (``report_folder``: index and one page per township, HTML and Markdown, pictures in
     img/), whole or not at all; returns it. ``front_dir``: a pareto OUTDIR to show (default: the one run.json
-    records)."""
+    records). ``pdf``: each page also as ``<page>.pdf`` (A4), printed by a headless Chromium (``find_browser``)."""
     strings = load_strings(lang)
+    browser = find_browser() if pdf else None
+    if pdf and browser is None:
+        raise OptilandError("printing the report to PDF needs a Chromium browser and none was found: install "
+                            "Debian's chromium (apt-get install chromium) or name one in $OPTILAND_CHROMIUM; the "
+                            "HTML pages print on A4 from any browser's print dialog too")
     results = read_results(outdir)
     fonts = plot_fonts(lang)
     catalog, changed = read_catalog(results)
@@ -671,6 +716,9 @@ def write_report(outdir: str | Path, lang: str = "zh", front_dir: str | Path | N
             html, markdown = render(page, strings, generated)
             (folder / f"{page.stem}.html").write_text(html, encoding="utf-8")
             (folder / f"{page.stem}.md").write_text(markdown, encoding="utf-8")
+        if browser is not None:
+            for page in pages:
+                print_pdf(browser, folder / f"{page.stem}.html", folder / f"{page.stem}.pdf")
 
     with warnings.catch_warnings():
         # a village or township name in a script the chosen fonts lack still plots (as boxes); not worth a failure
