@@ -832,12 +832,13 @@ def print_whatif(study: Any) -> None:
         table.add_row(str(row.lever), str(row.status), _money(row.income_now), lp, enters, subsidy, first)
     console.print(table)
     targets = Table(title=f"binding targets: {study.objective_unit} per unit more of the figure")
-    for column in ("row", "meaning", "figure", "unit", "LP dual", "re-solve", "proven between"):
-        targets.add_column(column, justify="left" if column in ("row", "meaning", "unit") else "right")
+    for column in ("target", "meaning", "figure", "unit", "LP dual", "re-solve", "proven between"):
+        targets.add_column(column, justify="left" if column in ("target", "meaning", "unit") else "right")
     scale = float(study.targets["lp_value_per_unit"].abs().max()) if len(study.targets) else 1.0
     for row in study.targets.itertuples(index=False):
         bracket = "" if pd.isna(row.value_low) else f"[{_rate(row.value_low, scale)}, {_rate(row.value_high, scale)}]"
-        targets.add_row(str(row.row), str(row.meaning), f"{row.figure:,.6g}", str(row.unit),
+        where = f"{row.family} {row.key}" if isinstance(row.key, str) and row.key else str(row.row)
+        targets.add_row(where, str(row.meaning), f"{row.figure:,.6g}", str(row.unit),
                         _rate(row.lp_value_per_unit, 0.0), _rate(row.value_per_unit, scale), bracket)
     console.print(targets)
     found = options[(options["resolves"] > 0) & (options["in_plan"] <= 0)]["summary"].tolist()

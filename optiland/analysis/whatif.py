@@ -817,8 +817,10 @@ def whatif(source: RunOutcome | str | Path, exact: bool | Sequence[str] = False,
     targets = target_values(model, relaxation, resolve, step)
     notes = list(model.notes)
     gap = model.options.mip_rel_gap
-    notes.append(f"entry prices by bisection to {tolerance:g} yuan per unit, each MIP at a gap of {gap:g}; the model "
-                 "is the run's, every target held at its value in the run")
+    if found or (not targets.empty and targets["resolves"].fillna(0).gt(0).any()):
+        notes.append(f"re-solves: each MIP at a gap of {gap:g}" + (f", entry prices by bisection to {tolerance:g} yuan "
+                     "per unit" if found else "") + "; the model is the run's, every target held at its value in "
+                     "the run")
     table["name"], table["name_zh"] = zip(*[_names(model.problem, g) for g in table["lever"]], strict=True)
     table["summary"] = [_option_sentence(row, gap) for row in table.to_dict("records")]
     targets["summary"] = [_target_sentence(row, objective_unit(model.problem), model.value)
