@@ -311,7 +311,7 @@ def model_of_outcome(outcome: RunOutcome, options: SolverOptions | None = None) 
     problem = outcome.prepared.problem
     need = None
     if problem.params.get("income_gain_share") is not None:
-        lp = outcome.model.last_lp if outcome.model is not None and outcome.model.last_lp is not None else None
+        lp = getattr(outcome.model, "last_lp", None)  # the model as last solved (none after a decomposition)
         if lp is not None:  # exact: the income row's bound plus the expression's constant (non-land income)
             names = list(lp.row_names)
             if "bound_income>=" in names:
