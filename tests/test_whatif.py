@@ -170,8 +170,11 @@ def test_cli_writes_the_tables_beside_the_plan(tmp_path: Path) -> None:
     runner = CliRunner()
     solved = runner.invoke(app, ["solve", str(scenario), "--out", str(out), "--gap", "0"])
     assert solved.exit_code == 0, solved.output
+    plain = runner.invoke(app, ["whatif", str(out)])  # LP figures only, nothing re-solved
+    assert plain.exit_code == 0, plain.output
+    assert pd.read_csv(out / "whatif" / "targets.csv", encoding="utf-8-sig")["resolves"].isna().all()
     result = runner.invoke(app, ["whatif", str(out), "--exact", "afforestation.quercus", "--resolve", "income_floor",
-                                 "--tolerance", "5"])
+                                 "--tolerance", "5"])  # replaces the study it wrote
     assert result.exit_code == 0, result.output
     assert "what would it take" in result.output and "binding targets" in result.output
     options = pd.read_csv(out / "whatif" / "options.csv", encoding="utf-8-sig").set_index("lever")

@@ -814,7 +814,7 @@ def whatif(source: RunOutcome | str | Path, exact: bool | Sequence[str] = False,
     table["resolves"] = [found[g].resolves if g in found else 0 for g in table["lever"]]
     table["proven"] = [found[g].proven if g in found else False for g in table["lever"]]
     table["note"] = [found[g].note if g in found else "" for g in table["lever"]]
-    targets = target_values(model, relaxation, resolve, step)
+    targets = target_values(model, relaxation, resolve, step).reindex(columns=TARGET_COLUMNS)
     notes = list(model.notes)
     gap = model.options.mip_rel_gap
     if found or (not targets.empty and targets["resolves"].fillna(0).gt(0).any()):
