@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 from optiland.errors import InputError, Issue
 from optiland.io.catalog import Catalog
 from optiland.io.scenario import RiskConfig, TransitionConfig
+from optiland.io.tables import duplicate_keys, line, numbers, read_table
 from optiland.model.problem import PlanningProblem
 
 ITEMS = ("income", "cost", "compensation", "labour", "services")
@@ -148,42 +148,53 @@ def sample_scenarios(products: list[str], cv: pd.Series, n: int, horizon: int, s
 
 def read_scenarios(path: Path, products: list[str], horizon: int) -> PriceScenarios:
     """A scenario table: scenario, product, factor, optional probability (per scenario; default equal) and year
-    (1..H; blank: every year). Unlisted products keep factor 1."""
-    if not path.is_file():
-        raise InputError([Issue("price scenario table not found", file=str(path))])
-    table = pd.read_csv(path, dtype={"scenario": str, "product": str}, encoding="utf-8-sig")
+    (1..H; blank: every year). Unlisted products keep factor 1. Read by optiland.io.tables.read_table (Excel's
+    encodings, blank lines, error cells); a (scenario, product, year) listed twice with different figures is an
+    error naming both lines, and so is a scenario given two probabilities."""
     where = str(path)
-    missing = [c for c in ("scenario", "product", "factor") if c not in table.columns]
-    if missing:
-        raise InputError([Issue("missing column", file=where, column=c) for c in missing])
-    problems = []
-    for i, row in enumerate(table.itertuples(index=False), start=2):
-        if row.product not in products:
-            problems.append(Issue(f"unknown product; known: {', '.join(products)}", file=where, row=f"line {i}",
-                                  column="product", value=row.product))
-        if not (isinstance(row.factor, (int, float)) and math.isfinite(row.factor) and row.factor >= 0):
-            problems.append(Issue("factor must be a number >= 0", file=where, row=f"line {i}", column="factor",
-                                  value=row.factor))
+    table = read_table(path, "price scenario table", ("scenario", "product", "factor"))
+    problems: list[Issue] = []
+    for p in np.flatnonzero(~table["product"].isin(products).to_numpy()):
+        problems.append(Issue(f"unknown product; known: {', '.join(products)}", file=where, row=line(table, p),
+                              column="product", value=table["product"].iloc[p]))
+    factors = numbers(table, "factor", where, problems, minimum=0.0)
+    if "year" in table.columns:
+        years = numbers(table, "year", where, problems, blank=np.nan)
+        for p in np.flatnonzero(years.notna().to_numpy()):
+            if not (years.iloc[p] == int(years.iloc[p]) and years.iloc[p] >= 1):
+                problems.append(Issue("year must be a whole number from 1 (years past the horizon are not "
+                                      "planned), or blank",
+                                      file=where, row=line(table, p), column="year", value=table["year"].iloc[p]))
+    else:
+        years = pd.Series(np.nan, index=table.index)
+    keyed = table.assign(year=years.fillna(0).astype(str), factor=factors.astype(str))
+    problems += duplicate_keys(keyed[["scenario", "product", "year", "factor"]], ("scenario", "product", "year"),
+                               where, identical_ok=True)[1]
+    probability = None
+    if "probability" in table.columns:
+        given = numbers(table, "probability", where, problems, minimum=0.0)
+        problems += duplicate_keys(table.assign(probability=given.astype(str))[["scenario", "probability"]],
+                                   ("scenario",), where, identical_ok=True)[1]
+        probability = given
     if problems:
         raise InputError(problems)
     names = list(dict.fromkeys(table["scenario"]))
     factor = np.ones((len(names), len(products), horizon))
-    years = table["year"] if "year" in table.columns else pd.Series(np.nan, index=table.index)
-    for row, year in zip(table.itertuples(index=False), years, strict=True):
-        s, k = names.index(row.scenario), products.index(row.product)
+    for scenario, product, value, year in zip(table["scenario"], table["product"], factors, years, strict=True):
+        s, k = names.index(scenario), products.index(product)
         if pd.isna(year):
-            factor[s, k, :] = row.factor
-        elif 1 <= int(year) <= horizon:
-            factor[s, k, int(year) - 1] = row.factor
-    if "probability" in table.columns:
-        first = table.groupby("scenario", sort=False)["probability"].first()
-        probability = first.reindex(names).to_numpy(dtype=float)
-        if np.isnan(probability).any() or (probability < 0).any() or abs(probability.sum() - 1) > 1e-6:
+            factor[s, k, :] = value
+        elif year <= horizon:
+            factor[s, k, int(year) - 1] = value
+    if probability is not None:
+        first = probability.groupby(table["scenario"].to_numpy(), sort=False).first()
+        chances = first.reindex(names).to_numpy(dtype=float)
+        if abs(chances.sum() - 1) > 1e-6:
             raise InputError([Issue("probabilities must be >= 0 and sum to 1 over the scenarios", file=where,
-                                    column="probability", value=float(np.nansum(probability)))])
+                                    column="probability", value=float(np.nansum(chances)))])
     else:
-        probability = np.full(len(names), 1.0 / len(names))
-    return PriceScenarios(names, probability, products, factor, f"table {path.name}")
+        chances = np.full(len(names), 1.0 / len(names))
+    return PriceScenarios(names, chances, products, factor, f"table {path.name}")
 
 
 # --------------------------------------------------------------------------------------------------- the problem

@@ -23,7 +23,7 @@ from optiland.check.rules import (
     kinds_of,
     rules_of,
 )
-from optiland.errors import InputError, Issue
+from optiland.io.tables import numbers, read_table
 
 M2_PER_MU = 10000.0 / 15.0
 """1 mu = 10,000 / 15 m2 (15 mu to the hectare)."""
@@ -311,15 +311,14 @@ def _growth(constraints: Any, catalog: Any, names: np.ndarray, towns: np.ndarray
 
 
 def _table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    if not path.is_file():
-        raise InputError([Issue("file not found", file=str(path))])
-    table = pd.read_csv(path, dtype=str, skipinitialspace=True, encoding="utf-8-sig")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise InputError([Issue("missing column", file=str(path), column=c) for c in missing])
-    for column in columns:
-        table[column] = table[column].str.strip()
-    return table
+    """A scenario's CSV table read as the solve reads it (optiland.io.tables: encodings, blank lines, repeated
+    headers, stripped cells), so that the checker sees the same rows."""
+    return read_table(path, path.name, columns, empty_ok=True)
+
+
+def _number(table: pd.DataFrame, column: str) -> pd.Series:
+    """A number column as the solve reads it ("1,200", full-width digits); what the solve refuses counts 0 here."""
+    return numbers(table, column, "", []).fillna(0.0)
 
 
 def _spatial(scenario: Any, catalog: Any, parcels: pd.DataFrame, kinds: Kinds, allowed: np.ndarray,
@@ -334,8 +333,8 @@ def _spatial(scenario: Any, catalog: Any, parcels: pd.DataFrame, kinds: Kinds, a
     if config is not None and config.locks is not None:
         table = _table(scenario.resolve(config.locks), ("parcel_id", "option", "lock"))
         locked_in = table["lock"].str.lower().map(LOCK_WORDS)
-        out.locks = pd.DataFrame({"parcel_id": table["parcel_id"], "option": table["option"],
-                                  "locked_in": locked_in.astype(bool), "line": np.arange(len(table)) + 2})
+        out.locks = pd.DataFrame({"parcel_id": table["parcel_id"].to_numpy(), "option": table["option"].to_numpy(),
+                                  "locked_in": locked_in.astype(bool).to_numpy(), "line": table.index.to_numpy()})
         for lock in out.locks.itertuples(index=False):  # a lock shrinks the allowed set
             if lock.parcel_id in position.index:
                 of_option = kinds.option == lock.option
@@ -344,7 +343,7 @@ def _spatial(scenario: Any, catalog: Any, parcels: pd.DataFrame, kinds: Kinds, a
     if config is not None and config.parcel_costs is not None:
         table = _table(scenario.resolve(config.parcel_costs), ("parcel_id", "option", "cost"))
         out.parcel_costs = pd.DataFrame({"parcel_id": table["parcel_id"], "option": table["option"],
-                                         "cost": pd.to_numeric(table["cost"], errors="coerce").fillna(0.0)})
+                                         "cost": _number(table, "cost").to_numpy()})
     if features is not None:
         table = _table(scenario.resolve(features.path), ("parcel_id", "feature", "amount"))
         out.features = sorted(table["feature"].unique())
@@ -353,7 +352,7 @@ def _spatial(scenario: Any, catalog: Any, parcels: pd.DataFrame, kinds: Kinds, a
         cols = pd.Index(out.features).get_indexer(table["feature"])
         ok = ~np.isnan(rows)
         np.add.at(out.amounts, (rows[ok].astype(np.int64), cols[ok]),
-                  pd.to_numeric(table["amount"], errors="coerce").fillna(0.0).to_numpy(dtype=float)[ok])
+                  _number(table, "amount").to_numpy(dtype=float)[ok])
         credited = {k: v if isinstance(v, dict) else dict.fromkeys(v, 1.0) for k, v in features.credited.items()}
         default = credited.get("*", {o: 1.0 for o in options if o != kinds.option[0]})
         out.credited = {f: {str(o): float(s) for o, s in credited.get(f, default).items()} for f in out.features}
@@ -415,8 +414,10 @@ def _boundary_file(path: Path, position: pd.Series) -> tuple[tuple[np.ndarray, n
     """A boundary table (id1, id2, boundary; id1 = id2 is an outer edge), comma, tab or space separated."""
     if path.suffix.lower() == ".parquet":
         table = pd.read_parquet(path)
+        table["boundary"] = pd.to_numeric(table["boundary"], errors="coerce")
     else:
-        table = pd.read_csv(path, sep=None, engine="python", dtype={"id1": str, "id2": str})
+        table = read_table(path, path.name, ("id1", "id2", "boundary"), separators=("\t", ",", ";", " "))
+        table["boundary"] = _number(table, "boundary")
     left = position.reindex(table["id1"].astype(str).str.strip()).to_numpy()
     right = position.reindex(table["id2"].astype(str).str.strip()).to_numpy()
     length = pd.to_numeric(table["boundary"], errors="coerce").to_numpy(dtype=float)

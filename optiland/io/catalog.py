@@ -114,9 +114,9 @@ def empty_conversions() -> pd.DataFrame:
 def read_conversions(path: Path) -> pd.DataFrame:
     """Read a conversion table (docs/data-model.md, ``conversions.csv``): columns checked, booleans and slopes
     parsed; codes and options are checked against the catalog by `validate_catalog`."""
-    if not path.is_file():
-        raise InputError([Issue("conversion table missing", file=str(path))])
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    from optiland.io.tables import read_table
+
+    frame = read_table(path, "conversion table", ("rule", "current_use", "to", "allowed"), empty_ok=True)
     return conversions_frame(frame.to_dict("records"), str(path))
 
 

@@ -19,6 +19,7 @@ from pyproj import CRS
 from optiland.errors import InputError, Issue, Problems
 from optiland.io.catalog import CORE_PARCEL_COLUMNS, Catalog
 from optiland.io.scenario import Scenario
+from optiland.io.tables import codec_message, guess_encoding  # noqa: F401 - imported from here too
 
 M2_PER_MU = 10000.0 / 15.0
 CORE_BOOL_COLUMNS = ["red_line", "basic_farmland"]
@@ -82,31 +83,6 @@ def gauss_kruger_crs(longitude: float) -> CRS:
     """CGCS2000 3-degree Gauss-Kruger zone (central meridian nearest the longitude), EPSG:4534-4554."""
     meridian = int(np.clip(round(longitude / 3.0) * 3, 75, 135))
     return CRS.from_epsg(4534 + (meridian - 75) // 3)
-
-
-def guess_encoding(raw: bytes) -> str | None:
-    """The encoding a text that is not UTF-8 most likely has: UTF-16 by its byte-order mark, else GBK (GB 2312's
-    superset, the usual one of Chinese tables and Shapefiles) if it decodes; None if neither."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16"
-    try:
-        raw.decode("gbk")
-    except UnicodeDecodeError:
-        return None
-    return "GBK"
-
-
-def codec_message(path: Path, declared: str | None, section: str, reason: str) -> str:
-    """Why a file could not be decoded, and the line to add to the scenario."""
-    probe = path.with_suffix(".dbf") if path.suffix.lower() == ".shp" else path
-    try:
-        guess = guess_encoding(probe.read_bytes()[:1 << 20])
-    except OSError:
-        guess = None
-    fix = (f'declare it in the scenario: [{section}] encoding = "{guess}"' if guess
-           else f"declare its encoding in the scenario's [{section}] table (encoding = \"...\")")
-    return (f"the text is not in the encoding {'declared' if declared else 'assumed'} ({declared or 'UTF-8'}): "
-            f"{reason}; {fix}")
 
 
 def _read_layer(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoDataFrame | pd.DataFrame:

@@ -25,6 +25,7 @@ import pandas as pd
 import shapely
 
 from optiland.errors import InputError, Issue
+from optiland.io.tables import line, numbers, read_table
 
 COLUMNS = ("id1", "id2", "boundary")
 CHUNK = 250_000
@@ -170,23 +171,24 @@ def cached_boundary_table(parcel_file: Path, parcel_hash: str, ids: np.ndarray |
 
 def read_boundary_table(path: Path) -> pd.DataFrame:
     """Read a boundary table (CSV, Marxan bound.dat with tab, comma or space separators, or parquet)."""
-    if not path.is_file():
-        raise InputError([Issue("boundary table not found", file=str(path))])
     if path.suffix.lower() == ".parquet":
+        if not path.is_file():
+            raise InputError([Issue("boundary table not found", file=str(path))])
         table = pd.read_parquet(path)
-    else:
-        table = pd.read_csv(path, sep=None, engine="python", skipinitialspace=True, dtype={"id1": str, "id2": str})
-    table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError([Issue(f"missing column (a boundary table has {', '.join(COLUMNS)})", file=str(path),
-                                column=c) for c in missing])
-    table = table[list(COLUMNS)].copy()
-    length = pd.to_numeric(table["boundary"], errors="coerce")
-    bad = np.flatnonzero(length.isna().to_numpy() | (length.to_numpy() < 0))
-    if len(bad):
-        raise InputError([Issue("boundary length must be a number >= 0", file=str(path), row=f"line {i + 2}",
-                                column="boundary", value=table["boundary"].iloc[i]) for i in bad[:20]])
+        table.columns = [str(c).strip() for c in table.columns]
+        missing = [c for c in COLUMNS if c not in table.columns]
+        if missing:
+            raise InputError([Issue(f"missing column (a boundary table has {', '.join(COLUMNS)})", file=str(path),
+                                    column=c) for c in missing])
+        table = table[list(COLUMNS)].astype(str).reset_index(drop=True)
+    else:  # Excel's encodings, blank lines and error cells handled (optiland.io.tables)
+        table = read_table(path, "boundary table", COLUMNS, separators=("\t", ",", ";", " "),
+                           empty_ok=True)[list(COLUMNS)]
+    problems: list[Issue] = []
+    length = numbers(table, "boundary", str(path), problems, minimum=0.0)
+    if problems:
+        raise InputError(problems)
+    table = table.copy()
     table["boundary"] = length.astype(float)
     table["id1"] = table["id1"].astype(str).str.strip()
     table["id2"] = table["id2"].astype(str).str.strip()
@@ -205,7 +207,7 @@ def boundary_arrays(table: pd.DataFrame, ids: np.ndarray | pd.Series,
     for column in ("id1", "id2"):
         found = position.reindex(table[column].to_numpy()).to_numpy()
         for i in np.flatnonzero(np.isnan(found))[:20]:
-            problems.append(Issue("unknown parcel id in the boundary table", file=file, row=f"line {i + 2}",
+            problems.append(Issue("unknown parcel id in the boundary table", file=file, row=line(table, i),
                                   column=column, value=table[column].iloc[i]))
         sides.append(found)
     if problems:

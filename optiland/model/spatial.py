@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from optiland.errors import InputError, Issue
+from optiland.io.tables import duplicate_keys, line, numbers, read_table
 from optiland.model.adjacency import boundary_arrays, boundary_table, cached_boundary_table, read_boundary_table
 
 if TYPE_CHECKING:
@@ -207,21 +208,16 @@ def _weights(config: object, groups: list[str], file: str | None) -> np.ndarray:
 
 
 def _read_parcel_table(path: Path, what: str, columns: tuple[str, ...], parcel_ids: np.ndarray,
-                       options: list[str] | None = None) -> tuple[pd.DataFrame, list[Issue]]:
-    """A CSV table keyed by parcel_id (as text, ids and options stripped): the required columns must be there;
-    unknown parcel ids (and options, when `options` is given) come back as problems naming their line."""
+                       options: list[str] | None = None, empty_ok: bool = False) -> tuple[pd.DataFrame, list[Issue]]:
+    """A CSV table keyed by parcel_id (optiland.io.tables.read_table: Excel's encodings, blank lines and error
+    cells handled; the index is the line number): the required columns must be there; unknown parcel ids (and
+    options, when `options` is given) come back as problems naming their line."""
     file = str(path)
-    if not path.is_file():
-        raise InputError([Issue(f"{what} not found", file=file)])
-    table = pd.read_csv(path, dtype=str, skipinitialspace=True, encoding="utf-8-sig")
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise InputError([Issue("missing column", file=file, column=c) for c in missing])
-    table["parcel_id"] = table["parcel_id"].str.strip()
-    problems = _bad_lines(table, "parcel_id", ~table["parcel_id"].isin(set(map(str, parcel_ids))),
-                          "unknown parcel id", file)
+    table = read_table(path, what, columns, empty_ok=empty_ok)
+    known = set(map(str, parcel_ids))
+    problems = _bad_lines(table, "parcel_id", ~table["parcel_id"].isin(known), "unknown parcel id (not in the "
+                          "parcel layer)", file)
     if options is not None:
-        table["option"] = table["option"].str.strip()
         problems += _bad_lines(table, "option", ~table["option"].isin(options),
                                f"unknown option; known: {', '.join(options)}", file)
     return table, problems
@@ -229,20 +225,27 @@ def _read_parcel_table(path: Path, what: str, columns: tuple[str, ...], parcel_i
 
 def _bad_lines(table: pd.DataFrame, column: str, bad: pd.Series, message: str, file: str,
                most: int = 20) -> list[Issue]:
-    """An Issue for each of the first `most` lines where `bad` holds (line numbers count the header)."""
-    return [Issue(message, file=file, row=f"line {i + 2}", column=column, value=table[column].iloc[i])
+    """An Issue for each of the first `most` lines where `bad` holds (the line numbers of the file)."""
+    return [Issue(message, file=file, row=line(table, i), column=column, value=table[column].iloc[i])
             for i in np.flatnonzero(bad.to_numpy())[:most]]
 
 
 def read_locks(path: Path, parcel_ids: np.ndarray, options: list[str]) -> pd.DataFrame:
-    """Read a lock table (parcel_id, option, lock = in | out); errors name the line, column and value."""
-    table, problems = _read_parcel_table(path, "lock table", ("parcel_id", "option", "lock"), parcel_ids, options)
-    lock = table["lock"].str.strip().str.lower()
+    """Read a lock table (parcel_id, option, lock = in | out); errors name the line, column and value. A header
+    without rows locks nothing; a (parcel, option) listed twice is an error naming both lines, unless the rows
+    are identical."""
+    table, problems = _read_parcel_table(path, "lock table", ("parcel_id", "option", "lock"), parcel_ids, options,
+                                         empty_ok=True)
+    lock = table["lock"].str.lower()
     problems += _bad_lines(table, "lock", ~lock.isin(list(LOCK_VALUES)), "lock is 'in' or 'out'", str(path))
+    table, repeated = duplicate_keys(table.assign(lock=lock)[["parcel_id", "option", "lock"]],
+                                     ("parcel_id", "option"), str(path), identical_ok=True)
+    problems += repeated
     if problems:
         raise InputError(problems)
-    return pd.DataFrame({"parcel_id": table["parcel_id"], "option": table["option"],
-                         "locked_in": lock.map(LOCK_VALUES).astype(bool), "line": np.arange(len(table)) + 2})
+    return pd.DataFrame({"parcel_id": table["parcel_id"].to_numpy(), "option": table["option"].to_numpy(),
+                         "locked_in": table["lock"].map(LOCK_VALUES).astype(bool).to_numpy(),
+                         "line": table.index.to_numpy()})
 
 
 def apply_locks(allowed_mask: np.ndarray, kinds: pd.DataFrame, parcel_ids: np.ndarray, locks: pd.DataFrame,
@@ -272,16 +275,16 @@ def apply_locks(allowed_mask: np.ndarray, kinds: pd.DataFrame, parcel_ids: np.nd
 
 def read_features(path: Path, parcel_ids: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Read a long feature table (parcel_id, feature, amount) into names and an amount[parcel, feature] matrix;
-    repeated (parcel, feature) rows add up."""
+    a (parcel, feature) listed twice is an error naming both lines (added up or a copy? the planner says)."""
     table, problems = _read_parcel_table(path, "feature table", ("parcel_id", "feature", "amount"), parcel_ids)
-    amount = pd.to_numeric(table["amount"], errors="coerce")
-    problems = _bad_lines(table, "amount", amount.isna(), "not a number", str(path)) + problems
+    amount = numbers(table, "amount", str(path), problems)
+    problems += duplicate_keys(table[["parcel_id", "feature", "amount"]], ("parcel_id", "feature"), str(path))[1]
     if problems:
         raise InputError(problems)
     position = pd.Series(np.arange(len(parcel_ids)), index=pd.Index(np.asarray(parcel_ids).astype(str)))
     parcel = position.reindex(table["parcel_id"].to_numpy()).to_numpy()
-    names = sorted(table["feature"].str.strip().unique())
-    feature = pd.Series(np.arange(len(names)), index=names).reindex(table["feature"].str.strip()).to_numpy()
+    names = sorted(table["feature"].unique())
+    feature = pd.Series(np.arange(len(names)), index=names).reindex(table["feature"]).to_numpy()
     matrix = np.zeros((len(parcel_ids), len(names)))
     np.add.at(matrix, (parcel.astype(np.int64), feature), amount.to_numpy(dtype=float))
     return names, matrix
@@ -289,14 +292,16 @@ def read_features(path: Path, parcel_ids: np.ndarray) -> tuple[list[str], np.nda
 
 def read_parcel_costs(path: Path, parcel_ids: np.ndarray, options: list[str]) -> pd.DataFrame:
     """Read a parcel cost table (parcel_id, option, cost): the cost of giving the parcel that option (for example
-    Marxan's planning-unit cost of a zone), added to the establishment cost of the parcel's rows of the option."""
+    Marxan's planning-unit cost of a zone), added to the establishment cost of the parcel's rows of the option.
+    A header without rows adds nothing; a (parcel, option) listed twice is an error naming both lines."""
     table, problems = _read_parcel_table(path, "parcel cost table", ("parcel_id", "option", "cost"), parcel_ids,
-                                         options)
-    cost = pd.to_numeric(table["cost"], errors="coerce")
-    problems = _bad_lines(table, "cost", cost.isna(), "not a number", str(path)) + problems
+                                         options, empty_ok=True)
+    cost = numbers(table, "cost", str(path), problems)
+    problems += duplicate_keys(table[["parcel_id", "option", "cost"]], ("parcel_id", "option"), str(path))[1]
     if problems:
         raise InputError(problems)
-    return pd.DataFrame({"parcel_id": table["parcel_id"], "option": table["option"], "cost": cost})
+    return pd.DataFrame({"parcel_id": table["parcel_id"].to_numpy(), "option": table["option"].to_numpy(),
+                         "cost": cost.to_numpy()})
 
 
 def add_parcel_costs(allowed: pd.DataFrame, parcel_ids: np.ndarray, costs: pd.DataFrame) -> None:
