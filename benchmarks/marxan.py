@@ -1,25 +1,29 @@
 """Marxan and optiland side by side on a Marxan input set (default: the shipped sample, 1,751 units, 17 features)
 at several BLM values: optiland's time to a plan within 1% and to the proven optimum, Marxan's best and mean score
-over its runs, one after the other on the same machine.
+over its runs, one after the other on the same machine; then the side-by-side table.
 
     flock /work/bench.lock .venv/bin/python benchmarks/marxan.py
         [--input ../shared/data/marxan-sample/input.dat] [--blms 0 1 10] [--time-limit 1800] [--threads 2]
         [--marxan PATH] [--marxan-runs 20] [--marxan-iterations 10000000] [--out benchmarks/results/marxan.csv]
+        [--fresh]
 
 optiland: the input set imported with the BLM replaced (`optiland import marxan`), then the solve pipeline
-(optiland.pipeline.run.solve_prepared, strategy auto, HiGHS in its child process) at a 1% gap and at gap 0;
-`time_s` is the solve (build, hand-over and HiGHS), `total_s` import, read and solve. The objective is Marxan's
-score of a plan with every target met (cost + BLM x boundary); `score` recomputes Marxan's terms from the plan
-(optiland.analysis.marxan.score_terms).
+(optiland.pipeline.run.solve_prepared, strategy auto, HiGHS in its child process) at a 1% gap and at gap 0
+(mip_rel_gap 0, HiGHS's absolute gap 1e-6: a proof); `time_s` is the solve (build, hand-over and HiGHS),
+`total_s` import, read and solve. The objective is Marxan's score of a plan with every target met (cost + BLM x
+boundary); `score` recomputes Marxan's terms from the plan (optiland.analysis.marxan.score_terms).
 
-Marxan: the executable given by --marxan (or $MARXAN; Marxan 4.0.6 built from its source) runs in a copy of the
-input folder with BLM, NUMREPS, NUMITNS and SAVESUMMARY set (a MATRIXSPORDERNAME line naming a missing file is
-dropped: Marxan stops on it); `time_s` is its wall time for all runs, `best` and `mean` the Score column of
-output_sum.csv over the runs, `runs_missing` the runs with a target missed (Missing_Values > 0). `above_optimum`
-is (best - optiland's proven optimum) / optimum. Without an executable the Marxan rows are left out, and the CSV's
-`note` says so: its figures are never invented.
+Marxan: the executable given by --marxan (or $MARXAN_BIN, $MARXAN, `marxan` on the PATH; Marxan 4.0.6 built from
+its source) runs in a copy of the input folder with BLM, NUMREPS, NUMITNS and SAVESUMMARY set (a MATRIXSPORDERNAME
+line naming a missing file is dropped: Marxan stops on it); `time_s` is its wall time for all runs, `best` and
+`mean` the Score column of output_sum.csv over the runs, `runs_missing` the runs with a target missed
+(Missing_Values > 0). `above_optimum` is (best - optiland's proven optimum) / optimum. Without an executable the
+Marxan rows say "not run" and carry no figure: its figures are never invented.
 
-The CSV is rewritten whole (written beside, then renamed); `shared` records that other processes used the 2 cores.
+The rows of the BLM values run replace those of the same BLM values in --out, the others are kept (unless
+--fresh): a benchmark longer than one hold of the bench lock runs one BLM per hold. The CSV is rewritten whole
+(written beside, then renamed) after each BLM; the table printed at the end covers every BLM in it. `shared`
+records that other processes used the 2 cores.
 """
 
 from __future__ import annotations
@@ -115,8 +119,8 @@ def run_marxan(executable: Path, input_dat: Path, blm: float, runs: int, iterati
 
 
 def find_marxan(given: str | None) -> Path | None:
-    """The Marxan executable: --marxan, else $MARXAN, else `marxan` on the PATH; None when there is none."""
-    for candidate in (given, os.environ.get("MARXAN"), shutil.which("marxan")):
+    """The Marxan executable: --marxan, else $MARXAN_BIN, $MARXAN, `marxan` on the PATH; None when there is none."""
+    for candidate in (given, os.environ.get("MARXAN_BIN"), os.environ.get("MARXAN"), shutil.which("marxan")):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
     return None
@@ -133,9 +137,11 @@ def main() -> None:
     parser.add_argument("--marxan-runs", type=int, default=20)
     parser.add_argument("--marxan-iterations", type=int, default=10_000_000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "marxan.csv")
+    parser.add_argument("--fresh", action="store_true", help="drop the rows of other BLM values from --out")
     args = parser.parse_args()
     marxan = find_marxan(args.marxan)
     stamp = {"shared": "yes: the 2 cores were shared with other agents' work", "host": platform.node()}
+    kept = [] if args.fresh else [row for row in read(args.out) if float(row["blm"]) not in args.blms]
     rows: list[dict[str, Any]] = []
     for blm in args.blms:
         optimum = None
@@ -146,16 +152,77 @@ def main() -> None:
             rows.append({**row, **stamp, "when": datetime.now(UTC).isoformat(timespec="seconds")})
             print(", ".join(f"{k}={rows[-1].get(k)}" for k in FIELDS[:13]), flush=True)
         if marxan is None:
-            rows.append({"blm": blm, "tool": "marxan", "note": "not run: no Marxan executable (--marxan, $MARXAN); "
-                         "its figures are left out", **stamp, "when": datetime.now(UTC).isoformat(timespec="seconds")})
+            rows.append({"blm": blm, "tool": "marxan", "note": "not run: no Marxan executable (--marxan, $MARXAN_BIN, "
+                         "$MARXAN); its figures are left out", **stamp,
+                         "when": datetime.now(UTC).isoformat(timespec="seconds")})
         else:
             row = run_marxan(marxan, args.input, blm, args.marxan_runs, args.marxan_iterations)
             if optimum is not None:
                 row["above_optimum"] = (row["best"] - optimum) / optimum
             rows.append({**row, "note": str(marxan), **stamp, "when": datetime.now(UTC).isoformat(timespec="seconds")})
         print(", ".join(f"{k}={rows[-1].get(k)}" for k in FIELDS), flush=True)
-        write(rows, args.out)  # after each BLM: a run stopped half-way keeps what it measured
-    print(f"written to {args.out}")
+        write(sorted(kept + rows, key=lambda row: float(row["blm"])), args.out)  # a run stopped half-way keeps
+    print(f"written to {args.out}\n")                                           # what it measured
+    print(table(read(args.out)))
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    """The rows of an earlier CSV (empty cells as None; numbers as float), [] without one."""
+    if not path.is_file():
+        return []
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return [{k: _value(v) for k, v in row.items()} for row in table.to_dict("records")]
+
+
+def _value(text: str) -> Any:
+    if text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The side-by-side table (Markdown): per BLM, optiland's time to a plan within 1% and to the proven optimum
+    (objective, gap or boundary), Marxan's best and mean score over its runs (and how far the best is above the
+    optimum); a cell says why a figure is missing."""
+    lines = ["| BLM | optiland: plan within 1% | optiland: proven optimum | Marxan: best of its runs | Marxan: mean |",
+             "|---|---|---|---|---|"]
+    for blm in sorted({float(row["blm"]) for row in rows}):
+        of = {(row["tool"], row.get("setting") or ""): row for row in rows if float(row["blm"]) == blm}
+        within = of.get(("optiland", "gap 0.01"))
+        proven = of.get(("optiland", "gap 0"))
+        marxan = next((row for (tool, _), row in of.items() if tool == "marxan"), None)
+        lines.append(f"| {blm:g} | {_cell(within, gap=True)} | {_cell(proven, gap=False)} | "
+                     f"{_marxan_cell(marxan, 'best')} | {_marxan_cell(marxan, 'mean')} |")
+    return "\n".join(lines)
+
+
+def _cell(row: dict[str, Any] | None, gap: bool) -> str:
+    if row is None:
+        return "not run"
+    if row.get("objective") is None:
+        return f"{row.get('status') or 'no plan'}, no plan" + (f" in {float(row['time_s']):.0f} s"
+                                                              if row.get("time_s") is not None else "")
+    if row.get("status") != "optimal":
+        return (f"{row['status']} at {float(row['time_s']):.0f} s: {float(row['objective']):,.0f} "
+                f"(gap {100 * float(row['gap']):.3f}%)")
+    extra = f"gap {100 * float(row['gap']):.2f}%" if gap else f"boundary {float(row['boundary_length']):,.0f}"
+    return f"{float(row['time_s']):.2f} s: {float(row['objective']):,.0f} ({extra})"
+
+
+def _marxan_cell(row: dict[str, Any] | None, key: str) -> str:
+    if row is None or row.get(key) is None:
+        return "not run"  # the CSV's note says why
+    text = f"{float(row[key]):,.0f}"
+    if key == "best":
+        above = row.get("above_optimum")
+        text += (f" ({100 * float(above):+.2f}% vs optimum)" if above is not None else "") + (
+            f", {int(row['runs'])} runs in {float(row['time_s']):.1f} s")
+        if row.get("runs_missing"):
+            text += f", {int(row['runs_missing'])} missing a target"
+    return text
 
 
 def write(rows: list[dict[str, Any]], path: Path) -> None:

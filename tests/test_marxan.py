@@ -443,3 +443,18 @@ def test_side_by_side_benchmark_runs_both_tools(tmp_path: Path) -> None:
     fake.chmod(0o755)
     row = bench.run_marxan(fake, folder / "input.dat", 3.0, 2, 1000)
     assert row["best"] == 30 and row["mean"] == 35 and row["runs"] == 2 and row["runs_missing"] == 1
+    # the side-by-side table from the CSV: rows of the BLM values run replace the same BLM's, the rest are kept
+    optiland_rows = [{**bench.run_optiland(folder / "input.dat", 3.0, gap, 60.0, 1), "when": "now"}
+                     for gap in (0.01, 0.0)]
+    marxan_row = {**row, "above_optimum": (row["best"] - 28.0) / 28.0}
+    out = tmp_path / "marxan.csv"
+    bench.write([{"blm": 3.0, "tool": "optiland", "setting": "gap 0", "status": "time_limit", "objective": 99.0,
+                  "gap": 0.5, "time_s": 9.0}, {"blm": 0.0, "tool": "marxan", "note": "not run"}], out)
+    kept = [r for r in bench.read(out) if r["blm"] != 3.0]
+    bench.write(sorted(kept + optiland_rows + [marxan_row], key=lambda r: r["blm"]), out)
+    lines = bench.table(bench.read(out)).splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| 0 | not run | not run | not run | not run |")
+    cells = [c.strip() for c in lines[3].split("|")[1:-1]]
+    assert cells[0] == "3" and cells[2].endswith("s: 28 (boundary 4)") and "99" not in cells[2]
+    assert cells[3].startswith("30 (+7.14% vs optimum), 2 runs in ") and cells[3].endswith("1 missing a target")
+    assert cells[4] == "35"
