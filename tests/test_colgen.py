@@ -183,16 +183,23 @@ def test_polish_seconds_caps_the_mip_after_a_repair_plan(county: Path, monkeypat
     assert limits and max(limits) <= 0.5
 
 
-def test_polish_nodes_caps_the_mip_after_a_repair_plan(county: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _parcels_lp(n: int, k: int, seed: int) -> MatrixLP:
+    """n parcels choosing one of k uses each (one-choice rows), coupled by two tight budget rows."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    cost = rng.integers(1, 100, (2, n * k)).astype(float)
+    A = sp.vstack([sp.kron(sp.eye(n), np.ones((1, k))), sp.csr_matrix(cost)]).tocsr()
+    cap = cost.reshape(2, n, k).mean(axis=2).sum(axis=1) * 0.8
+    return MatrixLP(c=rng.uniform(0, 1, n * k), A=A, row_lower=np.r_[np.ones(n), -np.inf, -np.inf],
+                    row_upper=np.r_[np.ones(n), cap], col_lower=np.zeros(n * k), col_upper=np.ones(n * k),
+                    integer=np.ones(n * k, dtype=bool), sense="max")
+
+
+def test_polish_nodes_caps_the_mip_after_a_repair_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     """With polish_nodes, the MIP over the generated columns stops at that many nodes (a work limit: the township
     decomposition's plan stage, whose plan must not depend on the machine's load) and no whole-model MIP follows."""
-    from optiland.model.matrix import MatrixBackend
-
-    prepared = prepare(_with_objective(county, "income"))
-    backend = MatrixBackend()
-    backend.build(prepared.problem)
-    backend.set_objective({"income": 1.0}, "max")
-    lp = backend.matrix()
+    lp = _parcels_lp(300, 8, seed=3)
     calls: list[tuple[int, dict[str, object]]] = []
     real = colgen.solve_lp
 
@@ -207,7 +214,7 @@ def test_polish_nodes_caps_the_mip_after_a_repair_plan(county: Path, monkeypatch
 
     monkeypatch.setattr(colgen, "solve_lp", recording)
     monkeypatch.setattr(colgen, "_repair", quick_repair)  # a plan short of the zero gap asked for, at once
-    result = colgen.solve(lp, SolverOptions(strategy="colgen", mip_rel_gap=0.0, repair_accept_gap=0.0,
+    result = colgen.solve(lp, SolverOptions(strategy="colgen", mip_rel_gap=0.0, mip_abs_gap=0.0, repair_accept_gap=0.0,
                                             time_limit=60, polish_nodes=7))
     assert result.x is not None
     assert calls and all(highs.get("mip_max_nodes") == 7 for _, highs in calls)
