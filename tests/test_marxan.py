@@ -458,3 +458,34 @@ def test_side_by_side_benchmark_runs_both_tools(tmp_path: Path) -> None:
     assert cells[0] == "3" and cells[2].endswith("s: 28 (boundary 4)") and "99" not in cells[2]
     assert cells[3].startswith("30 (+7.14% vs optimum), 2 runs in ") and cells[3].endswith("1 missing a target")
     assert cells[4] == "35"
+
+
+def test_proof_benchmark_model_is_the_hard_target_problem(tmp_path: Path) -> None:
+    """benchmarks/marxan_proof.py's plain model (locked units eliminated, three boundary linearisations) has the
+    optimum computed by hand for test_side_by_side_benchmark_runs_both_tools's four units, and its fixing by
+    probing never fixes a unit against that optimum."""
+    spec = importlib.util.spec_from_file_location("bench_proof", Path(__file__).parents[1] / "benchmarks" /
+                                                  "marxan_proof.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    folder = tmp_path / "set"
+    (folder / "input").mkdir(parents=True)
+    (folder / "input" / "pu.dat").write_text("id,cost,status\n1,10,2\n2,40,0\n3,4,0\n4,6,0\n")
+    (folder / "input" / "spec.dat").write_text("id,target,spf,name\n1,5,1,A\n")
+    (folder / "input" / "puvspr.dat").write_text("species,pu,amount\n1,1,2\n1,3,1\n1,4,3\n1,2,4\n")
+    (folder / "input" / "bound.dat").write_text("id1\tid2\tboundary\n1\t2\t1\n2\t3\t1\n3\t4\t1\n1\t4\t5\n1\t1\t2\n")
+    (folder / "input.dat").write_text("BLM 3\nINPUTDIR input\nSPECNAME spec.dat\nPUNAME pu.dat\n"
+                                      "PUVSPRNAME puvspr.dat\nBOUNDNAME bound.dat\n")
+    for blm, expected in ((0.0, 16.0), (3.0, 28.0)):
+        for form in ("abs", "prioritizr", "prioritizr+"):
+            lp, n, targets = bench.build(folder / "input.dat", blm, form)
+            assert (n, targets) == (3, 1)
+            h = bench.highs(lp)
+            h.run()
+            assert h.getInfo().objective_function_value == pytest.approx(expected)
+        x = np.rint(h.getSolution().col_value[:n])
+        rows, fixed = bench.fixing(lp, n, expected + 1e-9)
+        assert [r["measure"] for r in rows] == ["fixed by reduced cost", "fixed by probing"]
+        assert rows[-1]["value"] == len(fixed) and fixed  # the unique optimum: every unit is proven
+        assert all(x[k] == v for k, v in fixed.items())  # and at its value in the optimum
