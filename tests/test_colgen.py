@@ -314,11 +314,11 @@ def test_integer_bound_is_valid_and_tighter_than_the_lp(tmp_path: Path) -> None:
         prepared = prepare(_with_objective(generated_county(tmp_path / str(seed), 120, 1, 4, seed=seed), "income"))
         lp, group = _matrix(prepared, {"income": 1.0})
         with c_stdout():
-            h = _highs(lp, SolverOptions(mip_rel_gap=0.0), 120)
+            h = _highs(lp, SolverOptions(mip_rel_gap=0.0), 1800)  # a ceiling against hangs: a second alone
         h.run()
         assert h.modelStatusToString(h.getModelStatus()) == "Optimal"
         optimum = h.getInfo().objective_function_value
-        options = SolverOptions(time_limit=60)
+        options = SolverOptions(time_limit=1800)  # a ceiling against hangs, never reached: the bound is the work's
         relaxation = colgen.relax(lp, options)
         general = lp.integer & ~((lp.col_lower == 0) & (lp.col_upper == 1))
         assert (np.abs(relaxation.x[general] - np.rint(relaxation.x[general])) > 1e-6).any()

@@ -60,8 +60,8 @@ _BINOMIAL = re.compile(r"[A-Z][a-z]+(?: (?:spp?\.|[a-z]+(?:-[a-z]+)?))?(?: (?:va
 
 
 def latin_names(value: str) -> str:
-    """The Latin names of a catalog's scientific_name, without its English glosses: "Citrus maxima (red-fleshed
-    cultivar)" -> "Citrus maxima"; "Pennisetum and Brachiaria spp. under canopy" -> "Pennisetum、Brachiaria spp."."""
+    """The Latin names of a catalog's scientific_name, without its English glosses: "Genus species (red-fleshed
+    cultivar)" -> "Genus species"; "Genus and Othergenus spp. under canopy" -> "Genus、Othergenus spp."."""
     plain = re.sub(r"\s*\([^)]*\)", "", value)
     names: list[str] = []
     for part in re.split(r",\s*|\s+and\s+|\s*;\s*", plain):
