@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from optiland.errors import InfeasibleError, OptilandError
+from optiland.io.tables import read_results_csv
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Exact land-use optimisation for ecological-industry planning.")
@@ -570,7 +571,7 @@ def sweep_command(
     runs = results.drop_duplicates("run_id")
     counts = runs["status"].value_counts()
     console.print(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    ranking = pd.read_csv(out / "ranking.csv", encoding="utf-8-sig")
+    ranking = read_results_csv(out / "ranking.csv")
     solver_figures = ranking["metric"].isin(["gap", "bound"]) | ranking["metric"].str.endswith("_seconds")
     top = ranking[(ranking["rank"] == 1) & ranking["effect"].notna() & ~solver_figures]
     if len(top):

@@ -221,8 +221,10 @@ CORPUS = {
                              ["net_income_per_mu", "'abc'", "finite number"]),
     "override-scale-text": (_override("variants.fruit.*.net_income_per_mu", '{ scale = "x" }'), None,
                             ["net_income_per_mu", "'x'", "scale"]),
-    "gbk-village-csv": ({}, _village_bytes("gbk"), ["villages.csv", 'encoding = "GBK"']),
-    "utf16-village-csv": ({}, _village_bytes("utf-16"), ["villages.csv", 'encoding = "utf-16"']),
+    # undeclared, a GBK or UTF-16 village table is read (tests/test_csv_inputs.py); declared wrongly, it is refused
+    "gbk-village-csv-declared-utf8": ({"scenario": TINY_SCENARIO.replace('path = "villages.csv"',
+                                                                        'path = "villages.csv"\nencoding = "utf-8"')},
+                                      _village_bytes("gbk"), ["villages.csv", 'encoding = "GBK"']),
     "gbk-shapefile-undeclared": ({}, _gbk_shapefile, ["parcels.shp", '[parcels] encoding = "GBK"']),
 }
 

@@ -164,3 +164,61 @@ def test_cli_reads_excel_tables_in_a_chinese_folder_with_spaces(tmp_path: Path) 
         for needle in ("物种 分布.csv", "line 3", "amount", "#N/A"):
             assert needle in text, text
     assert not out.exists()
+
+
+def test_village_table_as_excel_saves_it(tmp_path: Path) -> None:
+    """The village table goes through the same reader: GBK and UTF-16 undeclared, "1,200" and full-width figures,
+    blank rows read; an Excel error refused naming the line and the planner's own column name."""
+    from optiland.io.inputs import read_villages
+    from optiland.io.scenario import load_scenario
+
+    path = write_instance(tmp_path / "i", scenario=TINY_SCENARIO.replace(
+        'path = "villages.csv"', 'path = "villages.csv"\ncolumns = { population = "人口" }'))
+    text = ("village,township,人口,households,labour_days,nonland_income_per_capita\r\n"
+            '下荣村,T1,10,3,800,"2,000"\r\n,,,,,\r\nV2,T1,８,3,600,2500\r\n\r\n')
+    for encoding in ("gbk", "utf-16", "utf-8-sig"):
+        (path.parent / "villages.csv").write_bytes(text.encode(encoding))
+        villages = read_villages(load_scenario(path))
+        assert villages["village"].tolist() == ["下荣村", "V2"], encoding
+        assert villages["population"].tolist() == [10.0, 8.0]
+        assert villages["nonland_income_per_capita"].tolist() == [2000.0, 2500.0]
+    (path.parent / "villages.csv").write_bytes(text.replace("８", "#N/A").encode("gbk"))
+    with pytest.raises(InputError) as caught:
+        read_villages(load_scenario(path))
+    assert "line 4" in str(caught.value) and "人口" in str(caught.value) and "#N/A" in str(caught.value)
+    (path.parent / "villages.csv").write_bytes(text.replace("下荣村", "V2").encode("gbk"))
+    with pytest.raises(InputError, match=r"V2.*duplicate village id \(line 2 and line 4\)"):
+        read_villages(load_scenario(path))
+
+
+def test_catalog_tables_saved_by_excel(tmp_path: Path) -> None:
+    """A catalog folder a planner edited in Excel: GBK with CRLF and blank rows reads as the UTF-8 original; a
+    figure written "1,200" reads as 1200; an Excel error is refused naming the file, line, column and value (pandas
+    read '#N/A' as a missing figure)."""
+    import shutil
+
+    import pandas as pd
+
+    from optiland.io.catalog import load_catalog
+    from optiland.testing import SMALL_CATALOG
+
+    original = load_catalog(SMALL_CATALOG)
+    folder = tmp_path / "目录 副本"
+    shutil.copytree(SMALL_CATALOG, folder)
+    for name in ("options.csv", "variants.csv", "current_uses.csv"):
+        text = (folder / name).read_text(encoding="utf-8-sig")
+        (folder / name).write_bytes(text.replace("\n", "\r\n").encode("gb18030") + b"\r\n,,,\r\n")
+    copy = load_catalog(folder)
+    for name in ("options", "variants", "current_uses"):
+        pd.testing.assert_frame_equal(getattr(copy, name), getattr(original, name))
+    lines = (folder / "variants.csv").read_bytes().decode("gb18030").split("\r\n")
+    assert lines[1].startswith("closure,closure,hill closure,封山育林,,,50,")
+    lines[1] = lines[1].replace(",,,50,", ',,,"1,250",')  # Excel's thousands separator
+    (folder / "variants.csv").write_bytes("\r\n".join(lines).encode("gb18030"))
+    assert load_catalog(folder).variants["establishment_cost_per_mu"].iloc[0] == 1250
+    lines[1] = lines[1].replace(',,,"1,250",', ",,,#N/A,")
+    (folder / "variants.csv").write_bytes("\r\n".join(lines).encode("gb18030"))
+    with pytest.raises(InputError) as caught:
+        load_catalog(folder)
+    for needle in ("variants.csv", "line 2", "establishment_cost_per_mu", "#N/A", "Excel error"):
+        assert needle in str(caught.value)

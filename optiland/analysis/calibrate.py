@@ -22,6 +22,7 @@ import pandas as pd
 
 from optiland.errors import InfeasibleError, InputError, Issue
 from optiland.io.scenario import Scenario, load_scenario
+from optiland.io.tables import write_csv
 from optiland.mip.solver import SolverOptions, Status
 from optiland.model.backend import Backend, make_backend
 from optiland.pipeline.run import Prepared, index_reference, prepare, solver_options
@@ -160,7 +161,7 @@ def write_calibration(calibration: Calibration, folder: Path) -> None:
     data["anchor_boundary"]["weight"] = None
     (folder / "calibration.json").write_text(json.dumps(data, indent=2, default=float), encoding="utf-8")
     table = pd.DataFrame([asdict(p) for p in calibration.sweep])
-    table.to_csv(folder / "sweep.csv", index=False)
+    write_csv(table, folder / "sweep.csv")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.plot(table["objective"], table["boundary"], "o-", color="#2a6f97", label="sweep (weight beside each point)")
     for row in table.itertuples(index=False):

@@ -14,6 +14,7 @@ import pandas as pd
 from optiland.analysis.sweep_design import _NOT_PLOTTED, RUN_ID, TIDY_COLUMNS, _plain
 from optiland.io.catalog import load_catalog
 from optiland.io.scenario import CatalogConfig, Scenario
+from optiland.io.tables import write_csv
 from optiland.pipeline.results import write_atomically
 
 # --------------------------------------------------------------------------------------------------- summary
@@ -34,10 +35,10 @@ def write_outputs(out: Path, table: pd.DataFrame, design: pd.DataFrame, *, scena
                   plots: bool = True) -> pd.DataFrame:
     """Write results.parquet, results.csv (UTF-8 with BOM), design.csv, ranking.csv and plots/; return the ranking."""
     _write_file(out / "results.parquet", lambda p: table.to_parquet(p, index=False))
-    _write_file(out / "results.csv", lambda p: table.to_csv(p, index=False, encoding="utf-8-sig"))
-    _write_file(out / "design.csv", lambda p: design.to_csv(p, index=False, encoding="utf-8-sig"))
+    _write_file(out / "results.csv", lambda p: write_csv(table, p))
+    _write_file(out / "design.csv", lambda p: write_csv(design, p))
     ranking = rank_parameters(table)
-    _write_file(out / "ranking.csv", lambda p: ranking.to_csv(p, index=False, encoding="utf-8-sig"))
+    _write_file(out / "ranking.csv", lambda p: write_csv(ranking, p))
     if plots:
         base_values = base_values_of(scenario, table) if scenario is not None else {}
         write_atomically(out / "plots", lambda folder: plot_summary(table, folder, base_values=base_values))

@@ -12,7 +12,7 @@ import pandas as pd
 from optiland.errors import InputError, Issue
 from optiland.io.catalog import Catalog
 from optiland.io.scenario import RiskConfig, TransitionConfig
-from optiland.io.tables import duplicate_keys, line, numbers, read_table
+from optiland.io.tables import duplicate_keys, line, numbers, read_frame, read_table
 from optiland.model.problem import PlanningProblem
 
 ITEMS = ("income", "cost", "compensation", "labour", "services")
@@ -56,7 +56,7 @@ def read_profiles(catalog: Catalog, table: pd.DataFrame | None = None) -> Profil
     if table is None:
         if not file.is_file():
             return Profiles(pd.DataFrame(columns=["option", "variant", "item", "age", "factor"]))
-        table = pd.read_csv(file, dtype={"variant": str}, keep_default_na=False, encoding="utf-8-sig")
+        table = read_frame(file, "profile table", dtype={"variant": str}, keep_default_na=False)
     where = str(file)
     problems = [Issue("missing column", file=where, column=c) for c in ("option", "variant", "item", "age", "factor")
                 if c not in table.columns]
@@ -121,7 +121,7 @@ def price_risk(catalog: Catalog) -> pd.Series:
     file = catalog.path / "price_risk.csv"
     if not file.is_file():
         return pd.Series(dtype=float)
-    table = pd.read_csv(file, encoding="utf-8-sig")
+    table = read_frame(file, "price risk table")
     if "product" not in table.columns or "cv" not in table.columns:
         raise InputError([Issue("missing column (product, cv)", file=str(file))])
     cv = pd.to_numeric(table["cv"], errors="coerce")

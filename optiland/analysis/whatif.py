@@ -59,6 +59,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from optiland.errors import InputError, Issue, OptilandError
+from optiland.io.tables import read_results_csv, write_csv
 from optiland.mip.solver import (
     INF,
     MatrixLP,
@@ -357,7 +358,7 @@ def model_of_folder(out_dir: str | Path, options: SolverOptions | None = None) -
     problem = prepared.problem
     parcels = pyogrio.read_dataframe(out_dir / "plan.gpkg", layer="parcels", read_geometry=False,
                                      columns=["parcel_id", "option", "variant"])
-    villages = pd.read_csv(out_dir / "villages.csv", encoding="utf-8-sig", dtype={"village": str})
+    villages = read_results_csv(out_dir / "villages.csv", dtype={"village": str})
     a = problem.allowed
     ids = problem.parcels["parcel_id"].astype(str).to_numpy()
     key = pd.MultiIndex.from_arrays([ids[a["parcel"].to_numpy()], a["option"].astype(str), a["variant"].astype(str)])
@@ -910,8 +911,8 @@ def write_whatif(study: WhatIf, out_dir: str | Path) -> Path:
     from optiland.pipeline.outdir import write_atomically
 
     def write(folder: Path) -> None:
-        study.options.to_csv(folder / "options.csv", index=False, encoding="utf-8-sig")
-        study.targets.to_csv(folder / "targets.csv", index=False, encoding="utf-8-sig")
+        write_csv(study.options, folder / "options.csv")  # formula-like text protected (optiland.io.tables)
+        write_csv(study.targets, folder / "targets.csv")
         (folder / "notes.json").write_text(json.dumps({"objective_unit": study.objective_unit, "notes": study.notes},
                                                       indent=1, ensure_ascii=False), encoding="utf-8")
 

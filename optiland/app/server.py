@@ -49,6 +49,7 @@ from optiland.app.uploads import (
     unpack_shapefile,
     write_scenario,
 )
+from optiland.io.tables import read_results_csv, read_table, write_csv
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_HEADER = "x-optiland-token"
@@ -228,10 +229,10 @@ def _job_input(state: AppState, instance: Instance, folder: Path, form: Scenario
         rows = pd.DataFrame({"parcel_id": list(locks), "option": list(locks.values()), "lock": "in"})
         spatial = data.setdefault("spatial", {})
         if spatial.get("locks"):
-            old = pd.read_csv(spatial["locks"], dtype=str, encoding="utf-8-sig")
+            old = read_table(Path(spatial["locks"]), "lock table", ("parcel_id", "option", "lock"), empty_ok=True)
             old = old[~old["parcel_id"].isin(rows["parcel_id"])]
             rows = pd.concat([old, rows], ignore_index=True)
-        rows.to_csv(target / "locks.csv", index=False)
+        write_csv(rows, target / "locks.csv")
         spatial["locks"] = "locks.csv"
     path = target / "scenario.toml"
     atomic_write(path, toml.dumps(data))
@@ -261,7 +262,7 @@ def _codes(instance: Instance, table: pd.DataFrame) -> list[int]:
 
 
 def _csv_rows(path: Path) -> list[dict[str, Any]]:
-    frame = pd.read_csv(path, encoding="utf-8-sig", dtype={"village": str, "township": str})
+    frame = read_results_csv(path, dtype={"village": str, "township": str})
     return json.loads(frame.to_json(orient="records"))
 
 
@@ -469,12 +470,11 @@ def create_app(state: AppState) -> FastAPI:
             if not 0 <= k < len(kinds):
                 raise HTTPException(422, f"no such option index {k} for parcel {pid}")
             parcels.loc[at[pid], ["option", "variant"]] = [kinds[k]["option"], kinds[k]["variant"]]
-        villages = pd.read_csv(out / "villages.csv", encoding="utf-8-sig", dtype={"village": str})
+        villages = read_results_csv(out / "villages.csv", dtype={"village": str})
         folder = Path(tempfile.mkdtemp(dir=state.tmp))
         try:  # the edited plan as a results folder, checked by `optiland check`'s own code
             pyogrio.write_dataframe(parcels, folder / "plan.gpkg", layer="parcels")
-            villages[["village", "herd", "ranger_posts"]].to_csv(folder / "villages.csv", index=False,
-                                                                 encoding="utf-8-sig")
+            write_csv(villages[["village", "herd", "ranger_posts"]], folder / "villages.csv")
             run = json.loads((out / "run.json").read_text(encoding="utf-8"))
             for key in ("objective", "totals", "status"):  # the solve's record is not the edited plan's
                 run.pop(key, None)
@@ -537,8 +537,8 @@ def create_app(state: AppState) -> FastAPI:
         totals = [{"name": k, "a": run_a["totals"].get(k), "b": run_b["totals"].get(k)}
                   for k in dict.fromkeys([*run_a["totals"], *run_b["totals"]])]
         totals.insert(0, {"name": "objective", "a": run_a["objective"]["value"], "b": run_b["objective"]["value"]})
-        va = pd.read_csv(out_a / "villages.csv", encoding="utf-8-sig", dtype={"village": str})
-        vb = pd.read_csv(out_b / "villages.csv", encoding="utf-8-sig", dtype={"village": str})
+        va = read_results_csv(out_a / "villages.csv", dtype={"village": str})
+        vb = read_results_csv(out_b / "villages.csv", dtype={"village": str})
         both = va[["village", "floor", "income_per_capita_before", "income_per_capita_after"]].merge(
             vb[["village", "income_per_capita_after"]], on="village", suffixes=("_a", "_b"))
         return {"a": a, "b": b, "codes_a": codes_a, "codes_b": codes_b, "changed": len(changed),
@@ -557,7 +557,7 @@ def create_app(state: AppState) -> FastAPI:
         instance = state.instance(record.instance)
         out = folder / "out"
         run = json.loads((out / "run.json").read_text(encoding="utf-8"))
-        table = pd.read_csv(out / "front.csv", encoding="utf-8-sig")
+        table = read_results_csv(out / "front.csv")
         plans = pd.read_parquet(out / "plans.parquet")
         point_col = "point" if "point" in plans.columns else "plan_id"
         parcel_rows = plans[plans["kind"] == "parcel"].rename(columns={"id": "parcel_id"})

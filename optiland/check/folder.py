@@ -20,6 +20,7 @@ import pandas as pd
 from optiland.check.instance import Instance, instance_from_inputs, instance_of
 from optiland.check.plan import CSV_TOLERANCE, MU_PER_HA, Evaluation, _column, _num, _Report, evaluate
 from optiland.errors import InputError, Issue
+from optiland.io.tables import read_results_csv
 from optiland.violations import Violation
 
 GAP_TOLERANCE = 1e-6
@@ -378,9 +379,9 @@ def check_outdir(out_dir: str | Path, tol: float = 1e-6) -> list[Violation]:
                    f"the catalog {catalog.path} changed since the run (version {version} in run.json, "
                    f"{catalog.version} now); the plan is checked against it as it is now", 1.0)
     parcels = pyogrio.read_dataframe(out_dir / "plan.gpkg", layer="parcels", read_geometry=False)
-    villages = pd.read_csv(out_dir / "villages.csv", encoding="utf-8-sig", dtype={"village": str, "township": str})
+    villages = read_results_csv(out_dir / "villages.csv", dtype={"village": str, "township": str})
     townships_file = out_dir / "townships.csv"
-    townships = pd.read_csv(townships_file, encoding="utf-8-sig", dtype={"township": str}, keep_default_na=False) \
+    townships = read_results_csv(townships_file, dtype={"township": str}, keep_default_na=False) \
         if townships_file.is_file() else None
     if townships is None and "objective" in run:  # a solve writes it; a plan from another tool may lack it
         report.add("consistency", "townships.csv", f"{townships_file} is missing", 1.0)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from optiland._paths import models_dir
 from optiland.errors import InputError, Issue
+from optiland.io.tables import read_frame, read_table
 
 _BOOL_COLUMNS = {
     "options": ["keeps_current_use", "red_line_allowed", "red_line_harvest", "forest_type", "ranger_area", "livestock",
@@ -114,8 +115,6 @@ def empty_conversions() -> pd.DataFrame:
 def read_conversions(path: Path) -> pd.DataFrame:
     """Read a conversion table (docs/data-model.md, ``conversions.csv``): columns checked, booleans and slopes
     parsed; codes and options are checked against the catalog by `validate_catalog`."""
-    from optiland.io.tables import read_table
-
     frame = read_table(path, "conversion table", ("rule", "current_use", "to", "allowed"), empty_ok=True)
     return conversions_frame(frame.to_dict("records"), str(path))
 
@@ -162,12 +161,11 @@ def conversions_frame(rows: list[dict[str, Any]], where: str) -> pd.DataFrame:
 
 
 def _read_csv(path: Path, index: list[str] | str, dtype: dict[str, Any] | None = None) -> pd.DataFrame:
+    """A catalog table (optiland.io.tables.read_frame: Excel's encodings, blank rows, error cells, "1,200")."""
     if not path.is_file():
         raise InputError([Issue("catalog table missing", file=str(path))])
-    frame = pd.read_csv(path, dtype=dtype, keep_default_na=True, encoding="utf-8-sig")
-    missing = [c for c in ([index] if isinstance(index, str) else index) if c not in frame.columns]
-    if missing:
-        raise InputError([Issue("missing column", file=str(path), column=c) for c in missing])
+    frame = read_frame(path, "catalog table", [index] if isinstance(index, str) else index, dtype=dtype,
+                       keep_default_na=True)
     return frame.set_index(index)
 
 
@@ -222,7 +220,7 @@ def load_catalog(folder: str | Path | None = None, overrides: dict[str, Any] | N
     market = _read_csv(folder / "market.csv", ["option", "variant"]) if (folder / "market.csv").is_file() else (
         pd.DataFrame(columns=["option", "variant", "max_area_mu"]).set_index(["option", "variant"]))
     steps_file = folder / "price_steps.csv"
-    price_steps = pd.read_csv(steps_file) if steps_file.is_file() else pd.DataFrame(
+    price_steps = read_frame(steps_file, "catalog table") if steps_file.is_file() else pd.DataFrame(
         columns=["option", "variant", "from_area_mu", "income_factor"])
     _to_bool(options, _BOOL_COLUMNS["options"], folder / "options.csv")
     if "plannable" not in current_uses.columns:  # a catalog without the column plans every current use

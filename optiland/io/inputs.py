@@ -19,7 +19,7 @@ from pyproj import CRS
 from optiland.errors import InputError, Issue, Problems
 from optiland.io.catalog import CORE_PARCEL_COLUMNS, Catalog
 from optiland.io.scenario import Scenario
-from optiland.io.tables import codec_message, guess_encoding  # noqa: F401 - imported from here too
+from optiland.io.tables import codec_message, guess_encoding, number_text, read_table  # noqa: F401 - imported here too
 
 M2_PER_MU = 10000.0 / 15.0
 CORE_BOOL_COLUMNS = ["red_line", "basic_farmland"]
@@ -91,7 +91,7 @@ def _read_layer(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoD
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":  # a parcel table without geometry (area_mu given; boundaries from a table)
-            return pd.read_csv(path, dtype=str, encoding=encoding or "utf-8-sig", skipinitialspace=True)
+            return read_table(path, "parcel table", (), encoding=encoding, section="parcels").reset_index(drop=True)
         if suffix in {".parquet", ".geoparquet"}:
             return gpd.read_parquet(path)
         kwargs: dict[str, object] = {"engine": "pyogrio", "use_arrow": True}  # columnar: no per-feature objects
@@ -147,7 +147,7 @@ def _numeric(frame: pd.DataFrame, column: str, ids: pd.Series, file: str, proble
     """The column as floats; a missing value (unless `optional`), text that is not a number ("45OO") and an
     infinite number are problems."""
     raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce").astype(float)
+    values = pd.to_numeric(number_text(raw), errors="coerce").astype(float)
     array = values.to_numpy()
     blank = raw.isna().to_numpy() | raw.astype(str).str.strip().isin(["", "nan", "NaN"]).to_numpy()
     if not optional:
@@ -185,13 +185,11 @@ def _read_villages(scenario: Scenario) -> pd.DataFrame:
     file = str(path)
     if not path.is_file():
         raise InputError([Issue("village file not found", file=file)])
-    encoding = scenario.villages.encoding
-    try:
-        frame = pd.read_csv(path, encoding=encoding, dtype={"village": str, "township": str})
-    except UnicodeError as exc:
-        raise InputError([Issue(codec_message(path, encoding, "villages", str(exc)), file=file)]) from None
-    except Exception as exc:
-        raise InputError([Issue(f"cannot read village table: {exc}", file=file)]) from None
+    # every cell as text, Excel's encodings, blank rows and error cells handled (the reader of all tables)
+    frame = read_table(path, "village table", (), encoding=scenario.villages.encoding, section="villages",
+                       empty_ok=True)
+    lines = frame.index.to_numpy()
+    frame = frame.reset_index(drop=True)
     problems = Problems()
     frame = _rename(frame, scenario.villages.columns, VILLAGE_COLUMNS, file, problems, "village")
     if problems:
@@ -199,13 +197,14 @@ def _read_villages(scenario: Scenario) -> pd.DataFrame:
     if not len(frame):
         raise InputError([Issue("the village table has no villages", file=file)])
     missing = frame["village"].isna().to_numpy() | (frame["village"].astype(str).str.strip() == "").to_numpy()
-    problems.each(np.flatnonzero(missing), lambda p: Issue("missing village id", file=file, row=f"line {p + 2}",
+    problems.each(np.flatnonzero(missing), lambda p: Issue("missing village id", file=file, row=f"line {lines[p]}",
                                                            column="village"))
-    frame["village"] = frame["village"].astype(str).where(~missing, [f"line {p + 2}" for p in range(len(frame))])
+    frame["village"] = frame["village"].astype(str).where(~missing, [f"line {n}" for n in lines])
     frame["township"] = frame["township"].astype(str)
     ids = frame["village"]
     for village in ids[ids.duplicated() & ~missing].unique():
-        problems.append(Issue("duplicate village id", file=file, row=village, column="village"))
+        where = " and ".join(f"line {n}" for n in lines[(ids == village).to_numpy()])
+        problems.append(Issue(f"duplicate village id ({where})", file=file, row=village, column="village"))
     numeric = ["population", "households", "labour_days", "nonland_income_per_capita"]
     if "income_floor" in frame.columns:  # blank: the scenario's floor; anything else must be a number
         _numeric(frame, "income_floor", ids, file, problems, optional=True)

@@ -49,7 +49,8 @@ class VillagesConfig(_Strict):
     """`[villages]`: the village table (CSV)."""
 
     path: Path
-    encoding: str = "utf-8-sig"
+    encoding: str | None = Field(None, description="none: UTF-8 (with or without BOM), UTF-16 with BOM or GBK/GB18030 "
+                                                   "as Excel saves it, detected (optiland.io.tables)")
     columns: dict[str, str] = Field(default_factory=dict)
 
 

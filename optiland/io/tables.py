@@ -38,6 +38,7 @@ EXCEL_ERRORS = frozenset({"#N/A", "#N/A N/A", "#NA", "#DIV/0!", "#VALUE!", "#REF
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 """A text cell beginning with one of these is a formula to a spreadsheet (OWASP, "CSV Injection")."""
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d*)?$")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 # ------------------------------------------------------------------------------------------------------ encodings
@@ -94,15 +95,16 @@ def decode(raw: bytes, path: Path, encoding: str | None = None, section: str | N
 
 # -------------------------------------------------------------------------------------------------------- reading
 def restore(text: str) -> str:
-    """A cell as it was before `write_csv` protected it: the apostrophe before a formula character removed."""
-    if len(text) > 1 and text[0] == "'" and text[1] in FORMULA_START:
+    """A cell as it was before `write_csv` protected it: the apostrophe before a formula character (or before
+    another apostrophe) removed."""
+    if len(text) > 1 and text[0] == "'" and (text[1] in FORMULA_START or text[1] == "'"):
         return text[1:]
     return text
 
 
 def _clean(cell: str) -> str:
     # str.strip removes the ideographic space (U+3000) and no-break spaces Excel pastes, as well as ASCII ones
-    return restore(cell.strip())
+    return restore(cell.strip()).strip()
 
 
 def _rows(text: str, separators: Sequence[str]) -> tuple[str, list[tuple[int, list[str]]]]:
@@ -148,6 +150,13 @@ def read_table(path: Path, what: str, required: Sequence[str], *, encoding: str 
     while header and header[-1] == "" and len(header) > len(required):  # Excel's trailing empty columns
         header.pop()
     problems = Problems()
+    header = [name or f"(blank column {k + 1})" for k, name in enumerate(header)]
+    for k, name in enumerate(header):
+        if name in header[:k]:  # which of the two would be read?
+            problems.append(Issue(f"column named twice in the header (fields {header.index(name) + 1} and {k + 1})",
+                                  file=file, row="line 1", column=name))
+    if problems:
+        raise InputError(problems)
     missing = [c for c in required if c not in header]
     if missing:
         import difflib
@@ -161,24 +170,24 @@ def read_table(path: Path, what: str, required: Sequence[str], *, encoding: str 
     rows: list[list[str]] = []
     lines: list[int] = []
     wrong: list[tuple[int, list[str]]] = []
-    for line, cells in records[1:]:
+    for number, cells in records[1:]:
         cells = [_clean(c) for c in cells]
         if cells[:width] == header:  # the header again (tables pasted one under another): not a row
             continue
         extra = cells[width:]
         if len(cells) < width or any(extra):
             if strict_width or len(cells) < width:
-                wrong.append((line, cells))
+                wrong.append((number, cells))
                 continue
         rows.append(cells[:width])
-        lines.append(line)
+        lines.append(number)
     problems.each(wrong, lambda item: Issue(
         f"{len(item[1])} fields on this line, {width} in the header (a separator {sep!r} inside a value must be "
         f"quoted)", file=file, row=f"line {item[0]}", value=(sep if sep != " " else " ").join(item[1])[:120]))
     frame = pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype=object)
     if not len(frame) and not wrong and not empty_ok:
         problems.append(Issue(f"no rows under the header: the {what} is empty", file=file, row="line 1"))
-    for column in required:
+    for column in frame.columns:  # any column: an optional one may be read too (a mapped or catalog column)
         cells = frame[column]
         errors = cells.isin(EXCEL_ERRORS)
         problems.each(np.flatnonzero(errors.to_numpy()), lambda p, c=column, s=cells: Issue(
@@ -189,9 +198,42 @@ def read_table(path: Path, what: str, required: Sequence[str], *, encoding: str 
     return frame
 
 
+def read_frame(path: Path, what: str, required: Sequence[str] = (), **kwargs: Any) -> pd.DataFrame:
+    """A table read by `read_table` (its encodings, blank rows, error cells, field counts), number cells folded
+    (`number_text`), then typed by `pandas.read_csv` with `kwargs` (dtype, keep_default_na) as if the file had
+    been plain UTF-8: for tables whose readers rely on pandas' type inference (the catalog's)."""
+    table = read_table(path, what, required, empty_ok=True)
+    folded = table.apply(number_text) if len(table) else table
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(list(folded.columns))
+    writer.writerows(folded.itertuples(index=False, name=None))
+    buffer.seek(0)
+    frame = pd.read_csv(buffer, **kwargs)
+    frame.columns = list(folded.columns)
+    return frame
+
+
 def line(table: pd.DataFrame, position: int) -> str:
     """'line N' of the row at `position` of a `read_table` table (of another table: 'row N', counted from 1)."""
     return f"line {table.index[position]}" if table.index.name == "line" else f"row {position + 1}"
+
+
+def number_text(cells: pd.Series) -> pd.Series:
+    """Text cells as a number parser reads them: a cell that is a number once full-width digits and signs are
+    folded (NFKC) and Excel's thousands separators dropped ("1,200" -> "1200", never "1,2") becomes that number's
+    text; any other cell stays as it is."""
+    if not (cells.dtype == object or isinstance(cells.dtype, pd.StringDtype)):
+        return cells
+
+    def fold(cell: object) -> object:
+        if not isinstance(cell, str):
+            return cell
+        text = unicodedata.normalize("NFKC", cell).strip().replace("\u2212", "-")
+        text = text.replace(",", "") if _THOUSANDS.match(text) else text
+        return text if _NUMBER.match(text) else cell  # text that is no number stays as written
+
+    return cells.map(fold)
 
 
 def numbers(table: pd.DataFrame, column: str, file: str, problems: list[Issue], *, blank: float | None = None,
@@ -200,8 +242,7 @@ def numbers(table: pd.DataFrame, column: str, file: str, problems: list[Issue], 
     read; a blank cell is `blank` (None: a problem); text, a non-finite number and one below `minimum` are
     problems naming the line, column and value."""
     cells = table[column].astype(str)
-    text = cells.map(lambda c: unicodedata.normalize("NFKC", c).strip().replace("\u2212", "-"))
-    text = text.where(~text.str.match(_THOUSANDS), text.str.replace(",", "", regex=False))
+    text = number_text(cells)
     values = pd.to_numeric(text.where(text != "", None), errors="coerce").astype(float)
     for p in np.flatnonzero(values.isna().to_numpy() | ~np.isfinite(values.to_numpy())):
         if text.iloc[p] == "":
@@ -251,8 +292,11 @@ def duplicate_keys(table: pd.DataFrame, keys: Sequence[str], file: str, *,
 
 # -------------------------------------------------------------------------------------------------------- writing
 def protect(value: Any) -> Any:
-    """A text cell that a spreadsheet would run as a formula, with a leading apostrophe; anything else as is."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    """A text cell that a spreadsheet would run as a formula, with a leading apostrophe; anything else (numbers,
+    and text that is a plain number such as "-5", which no spreadsheet runs) as is. Text beginning with an
+    apostrophe gets one more, so that `restore` gives back exactly what was written."""
+    if isinstance(value, str) and (value.startswith(FORMULA_START) and not _NUMBER.match(value)
+                                   or value.startswith("'")):
         return "'" + value
     return value
 

@@ -20,6 +20,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from optiland.io.tables import write_csv
 from optiland.model.problem import village_sum
 from optiland.pipeline.outdir import write_atomically  # noqa: F401 - writers import it from here too
 from optiland.pipeline.run import Prepared, RunOutcome, village_income_parts
@@ -59,8 +60,8 @@ class Plan:
             if frame.crs is None and frame.geometry.isna().all():  # units without geometry (a Marxan import)
                 warnings.filterwarnings("ignore", message="'crs' was not provided")
             frame.to_file(folder / "plan.gpkg", layer="parcels", driver="GPKG", engine="pyogrio")
-        self.villages.to_csv(folder / "villages.csv", index=False, encoding="utf-8-sig")
-        self.townships.to_csv(folder / "townships.csv", index=False, encoding="utf-8-sig")
+        write_csv(self.villages, folder / "villages.csv")  # formula-like names protected (optiland.io.tables)
+        write_csv(self.townships, folder / "townships.csv")
         self.run["times"]["write"] = round(time.perf_counter() - start, 3)
         (folder / "run.json").write_text(json.dumps(self.run, indent=2, ensure_ascii=False, default=_json),
                                          encoding="utf-8")

@@ -105,7 +105,6 @@ def default_strategy(scenario: Scenario | str | Path) -> str | None:
     """"decompose" for a county-sized scenario the decomposition can take (file inputs, at least
     AUTO_DECOMPOSE_PARCELS parcels in two townships or more, no objective bounds, spatial families or transition),
     else None (the preset's strategy). Reads only the layer's feature count and the village table's townships."""
-    import pandas as pd
     import pyogrio
 
     if not isinstance(scenario, Scenario):
@@ -116,11 +115,14 @@ def default_strategy(scenario: Scenario | str | Path) -> str | None:
         return None
     from pyogrio.errors import DataLayerError, DataSourceError
 
+    from optiland.io.tables import read_table
+
     try:
         info = pyogrio.read_info(scenario.resolve(scenario.parcels.path), layer=scenario.parcels.layer)
-        villages = pd.read_csv(scenario.resolve(scenario.villages.path), encoding=scenario.villages.encoding)
+        villages = read_table(scenario.resolve(scenario.villages.path), "village table", (),
+                              encoding=scenario.villages.encoding)
         townships = villages[scenario.villages.columns.get("township", "township")].nunique()
-    except (OSError, ValueError, KeyError, DataSourceError, DataLayerError):
+    except (OSError, ValueError, KeyError, DataSourceError, DataLayerError, InputError):
         return None  # unreadable here: the read proper reports it with its own error
     count = int(info["features"])
     return "decompose" if count >= AUTO_DECOMPOSE_PARCELS and townships >= 2 else None

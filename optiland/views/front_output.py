@@ -11,6 +11,7 @@ import pandas as pd
 
 from optiland.analysis.front_engine import Front
 from optiland.analysis.front_landuse import LandUseFrontModel, baseline, plans_table
+from optiland.io.tables import write_csv
 from optiland.mip.solver import SolverOptions
 
 LABELS = {"ecosystem_services": "ecosystem services index", "income": "income (yuan/yr)",
@@ -121,7 +122,7 @@ def write_front(out_dir: Any, prepared: Any, result: Front, model: LandUseFrontM
 
     def write(folder: Path) -> None:
         start = time.perf_counter()
-        table.to_csv(folder / "front.csv", index=False, encoding="utf-8-sig")
+        write_csv(table, folder / "front.csv")
         plot_front(result, folder / "front.png", base, title=f"{scenario.name or 'scenario'}: Pareto front")
         plans_table(problem, result).to_parquet(folder / "plans.parquet", index=False)
         run = {

@@ -17,6 +17,7 @@ import pandas as pd
 
 from optiland.errors import InputError, Issue, OptilandError
 from optiland.io.catalog import Catalog, load_catalog
+from optiland.io.tables import read_results_csv
 from optiland.pipeline.results import INCOME_SOURCES
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
@@ -87,8 +88,8 @@ def read_results(out_dir: str | Path) -> Results:
         run = json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError([Issue(f"not valid JSON: {exc}", file=str(out_dir / "run.json"))]) from None
-    villages = pd.read_csv(out_dir / "villages.csv", encoding="utf-8-sig", dtype={"village": str, "township": str})
-    townships = pd.read_csv(out_dir / "townships.csv", encoding="utf-8-sig", dtype={"township": str})
+    villages = read_results_csv(out_dir / "villages.csv", dtype={"village": str, "township": str})
+    townships = read_results_csv(out_dir / "townships.csv", dtype={"township": str})
     _require_columns(villages, VILLAGE_COLUMNS, out_dir / "villages.csv")
     _require_columns(townships, TOWNSHIP_COLUMNS, out_dir / "townships.csv")
     parcels = pyogrio.read_dataframe(out_dir / "plan.gpkg", layer="parcels")
@@ -400,7 +401,7 @@ def read_front(results: Results, front_dir: str | Path | None) -> tuple[FrontInf
         if not (front_dir / name).is_file():
             raise InputError([Issue("Pareto front file missing (is this a folder written by `optiland pareto`?)",
                                     file=str(front_dir / name))])
-    table = pd.read_csv(front_dir / "front.csv", encoding="utf-8-sig")
+    table = read_results_csv(front_dir / "front.csv")
     run = json.loads((front_dir / "run.json").read_text(encoding="utf-8"))
     names = run.get("objectives") or []
     _require_columns(table, ["plan_id", *names], front_dir / "front.csv", command="pareto")
@@ -439,8 +440,8 @@ def read_whatif(results: Results) -> WhatIf | None:
         if not (folder / name).is_file():
             raise InputError([Issue("what-would-it-take file missing (is this a folder written by `optiland "
                                     "whatif`?)", file=str(folder / name))])
-    options = pd.read_csv(folder / "options.csv", encoding="utf-8-sig", dtype={"lever": str})
-    targets = pd.read_csv(folder / "targets.csv", encoding="utf-8-sig", dtype={"row": str, "key": str})
+    options = read_results_csv(folder / "options.csv", dtype={"lever": str})
+    targets = read_results_csv(folder / "targets.csv", dtype={"row": str, "key": str})
     _require_columns(options, ("lever", "kind", "status", "unit", "income_now", "lp_entry_price", "lp_subsidy",
                                "lp_first_parcels", "entry_price", "subsidy", "first_parcels", "proven"),
                      folder / "options.csv", command="whatif")

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from optiland.io.catalog import Catalog
+from optiland.io.tables import read_results_csv
 from optiland.views.report_data import (
     KEEP_COLOUR,
     OPTION_COLOURS,
@@ -281,8 +282,8 @@ def style_plan(folder: str | Path, catalog: Catalog) -> None:
     parcels = pyogrio.read_dataframe(gpkg, layer="parcels")
     if parcels.geometry.isna().all():
         return
-    villages = pd.read_csv(folder / "villages.csv", encoding="utf-8-sig", dtype={"village": str, "township": str})
-    townships = pd.read_csv(folder / "townships.csv", encoding="utf-8-sig", dtype={"township": str})
+    villages = read_results_csv(folder / "villages.csv", dtype={"village": str, "township": str})
+    townships = read_results_csv(folder / "townships.csv", dtype={"township": str})
     for column in ("village", "township", "option", "variant", "current_use"):
         parcels[column] = parcels[column].astype(str).to_numpy(dtype=object)  # plain strings: set() and masks are fast
     layers = area_layers(parcels, villages, townships, catalog)

@@ -39,6 +39,7 @@ from optiland.analysis.transition import TransitionOutcome
 from optiland.analysis.transition_accounts import TransitionPlan, cvar, final_areas, shortfall
 from optiland.analysis.transition_problem import TransitionProblem, build_transition
 from optiland.errors import InputError, Issue, OptilandError
+from optiland.io.tables import read_results_csv, write_csv
 from optiland.mip.solver import SolverOptions
 from optiland.model.backend import Solution
 from optiland.pipeline.reference import kind_of
@@ -546,7 +547,7 @@ def check_transition_folder(out_dir: Path, scenario: Any, run: dict[str, Any], p
     position = order.reindex(prepared.problem.villages["village"].astype(str)).to_numpy()
     core = Solution(x=x, herd=villages["herd"].to_numpy(dtype=float)[position],
                     posts=villages["ranger_posts"].to_numpy(dtype=float)[position])
-    table = pd.read_csv(file, encoding="utf-8-sig", dtype={"village": str, "option": str, "variant": str})
+    table = read_results_csv(file, dtype={"village": str, "option": str, "variant": str})
     plan = read_plan_table(tp, table, core, str(file))
     from optiland.analysis.transition_accounts import check_plan as check_years
 
@@ -586,7 +587,7 @@ def write_transition(outcome: TransitionOutcome, out_dir: str | Path, compare: T
         frame = gpd.GeoDataFrame(parcels, geometry=geometry)
         frame.to_file(folder / "plan.gpkg", layer="parcels", driver="GPKG", engine="pyogrio")
         for name, table in tables.items():
-            table.to_csv(folder / name, index=False, encoding="utf-8-sig")
+            write_csv(table, folder / name)
         plot_income_paths(outcome, folder / "income_paths.png", compare)
         plot_phasing(outcome, folder / "phasing.png")
         record["times"]["write"] = round(time.perf_counter() - start, 3)
