@@ -38,9 +38,10 @@ heuristics off (front_engine.EXACT_HIGHS); ``pyaugmecon_exact_highs_*`` is pyaug
 so the columns ``speedup*_vs_exact_highs`` say how much of the lead is the engine and not those options. The
 machine is shared with other work; `load` is the 1-minute load average at the start of each row.
 
-`--demo`: a 25-point exact front of instances/huanjiang-demo (ecosystem services index vs income, each point at a
-zero gap with its proven gap in front.csv) with the model built once, written to results/pareto_demo.csv
-(issue 20's target: under 60 s). Run alone: ``flock /work/bench.lock ...``.
+`--demo`: a 25-point front of instances/huanjiang-demo (ecosystem services index vs income) with the model built
+once, every point solved to the scenario's gap (``--demo-gap``) with its proven gap, written to
+results/pareto_demo.csv with the run's seconds on every row (issue 20's target: under 60 s). Run alone:
+``flock /work/bench.lock ...``.
 """
 
 from __future__ import annotations
@@ -181,9 +182,13 @@ def run_pyaugmecon(instance: Knapsack, grid_points: int, nadir: list[float] | No
         return json.loads(out.read_text())
 
 
-def knapsacks(names: list[str], python: Path | None, out: Path) -> pd.DataFrame:
-    """Every instance by both tools, one after the other; one row each (written to `out` after each instance)."""
+def knapsacks(names: list[str], python: Path | None, out: Path, skip: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Every instance by both tools, one after the other; one row each, merged into `out` after each instance (a
+    row's columns measured in this call replace that instance's, the others are kept, so that an instance can be
+    measured in several bench-lock holds). `skip`: runs left out, of "safe" (three objectives: the nadir then comes
+    from `out`'s row), "pyaugmecon", "pyaugmecon_exact_highs"."""
     rows: list[dict[str, Any]] = []
+    known = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=["instance"])
     for name in names:
         instance = knapsack(name)
         p = len(instance.profits)
@@ -191,7 +196,12 @@ def knapsacks(names: list[str], python: Path | None, out: Path) -> pd.DataFrame:
         row: dict[str, Any] = {"instance": name, "objectives": p, "items": instance.profits.shape[1],
                                "constraints": len(instance.capacities)}
         nadir = None
-        if p > 2:  # the complete front with no nadir given; its nadir then goes to both timed runs
+        previous = known[known["instance"] == name]
+        if p > 2 and "safe" in skip:  # the nadir of the complete front, as measured before
+            if previous.empty or not str(previous["nadir"].iloc[0]).startswith("{"):
+                raise RuntimeError(f"{name}: no nadir in {out} to skip the safe run with")
+            nadir = json.loads(previous["nadir"].iloc[0])
+        elif p > 2:  # the complete front with no nadir given; its nadir then goes to both timed runs
             safe = run_optiland_fresh(instance, None)
             found = _points(safe["front"])
             nadir = {f"f{k + 1}": float(min(q[k] for q in found)) for k in range(1, p)}
@@ -201,7 +211,7 @@ def knapsacks(names: list[str], python: Path | None, out: Path) -> pd.DataFrame:
                         "optiland_safe_flag_entries_peak": safe["flag_entries_peak"]})
         ours = run_optiland_fresh(instance, nadir)
         points = _points(ours["front"])
-        if p > 2 and points != _points(safe["front"]):
+        if p > 2 and "safe" not in skip and points != _points(safe["front"]):
             raise RuntimeError(f"{name}: optiland's fronts with and without the nadir differ")
         row.update({"front_points": len(points), "grid_points": ours["grid_points"],
                     "nadir": json.dumps(nadir) if nadir else "payoff table",
@@ -210,6 +220,8 @@ def knapsacks(names: list[str], python: Path | None, out: Path) -> pd.DataFrame:
         if python is not None:
             spans = [high - low for low, high in list(ours["ranges"].values())[1:]]
             for label, highs in (("pyaugmecon", {}), ("pyaugmecon_exact_highs", EXACT_HIGHS)):
+                if label in skip:
+                    continue
                 theirs = run_pyaugmecon(instance, int(round(max(spans))) + 1,
                                         list(nadir.values()) if nadir else None, python, highs)
                 other = _points(theirs["front"])
@@ -222,16 +234,27 @@ def knapsacks(names: list[str], python: Path | None, out: Path) -> pd.DataFrame:
                     print(f"  {name} ({label}): fronts differ; {len(points - other)} only optiland's, e.g. "
                           f"{sorted(points - other)[:5]}, {len(other - points)} only pyaugmecon's, e.g. "
                           f"{sorted(other - points)[:5]}", file=sys.stderr)
-            row["pyaugmecon_grid_points"] = theirs["grid_points"] ** (p - 1)
-            for kind in ("", "_cpu"):
-                row[f"speedup{kind}"] = round(row[f"pyaugmecon{kind}_s"] / row[f"optiland{kind}_s"], 2)
-                row[f"speedup{kind}_vs_exact_highs"] = round(row[f"pyaugmecon_exact_highs{kind}_s"]
-                                                            / row[f"optiland{kind}_s"], 2)
+                row["pyaugmecon_grid_points"] = theirs["grid_points"] ** (p - 1)
+        merged = {**(previous.iloc[0].dropna().to_dict() if not previous.empty else {}), **row}
+        for kind in ("", "_cpu"):  # against the latest pyaugmecon figures of the instance
+            for label, column in (("pyaugmecon", f"speedup{kind}"),
+                                  ("pyaugmecon_exact_highs", f"speedup{kind}_vs_exact_highs")):
+                if f"{label}{kind}_s" in merged:
+                    row[column] = round(float(merged[f"{label}{kind}_s"]) / row[f"optiland{kind}_s"], 2)
         row.update({"load": round(load, 1), "highs": highs_version(), "settings": "exact, HiGHS 1 thread, gap 0, "
                     "presolve on, seed 2020; pyaugmecon 1.0.8 via Pyomo 'highs'",
                     "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime())})
         rows.append(row)
-        pd.DataFrame(rows).to_csv(out, index=False)
+        table = known.set_index("instance")
+        for column in row:
+            if column != "instance" and column not in table.columns:
+                table[column] = np.nan
+        table = table.astype(object)
+        for column, value in row.items():
+            if column != "instance":
+                table.loc[name, column] = value
+        known = table.reset_index()
+        known.to_csv(out, index=False)
         print(f"  {name}: {len(points)} points, optiland {row['optiland_s']} s ({row['optiland_cpu_s']} CPU), "
               f"pyaugmecon {row.get('pyaugmecon_s')} s ({row.get('pyaugmecon_cpu_s')} CPU, "
               f"{row.get('pyaugmecon_points')} points)", file=sys.stderr, flush=True)
@@ -242,20 +265,27 @@ def knapsacks(names: list[str], python: Path | None, out: Path) -> pd.DataFrame:
 # The demo
 
 
-def demo(scenario: Path, points: int, time_limit: float) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """A `points`-point front of the demo, ecosystem services index vs income, every point at a zero gap (or its
-    time limit), the model built once; the table and the times."""
+def demo(scenario: Path, points: int, time_limit: float, gap: float | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A `points`-point front of the demo, ecosystem services index vs income, the model built once, every point
+    solved to the scenario's gap (or `gap`) with its proven gap in the table (or stopped by `time_limit` per solve,
+    its status then says so); the table (with the run's times on every row) and the times."""
     from optiland.analysis.pareto import run_front
     from optiland.pipeline.run import prepare, solver_options
 
     options = solver_options(prepare(scenario).scenario)
-    options = SolverOptions(**{**options.as_dict(), "mip_rel_gap": 0.0, "time_limit": time_limit})
-    start = time.perf_counter()
-    _, result, model, times = run_front(scenario, ["ecosystem_services", "income"], points=points, options=options,
-                                        exact=True)
-    times = {**times, "total": time.perf_counter() - start, "payoff_solves": result.payoff_solves,
-             "grid_solves": result.solves, "backend": model.backend.name, "points": len(result.table)}
-    table = result.table.assign(load=round(os.getloadavg()[0], 1))
+    options = SolverOptions(**{**options.as_dict(), "time_limit": time_limit,
+                               **({"mip_rel_gap": gap} if gap is not None else {})})
+    start, cpu = time.perf_counter(), _cpu()
+    _, result, model, times = run_front(scenario, ["ecosystem_services", "income"], points=points, options=options)
+    times = {**times, "total": time.perf_counter() - start, "cpu": _cpu() - cpu, "payoff_solves": result.payoff_solves,
+             "grid_solves": result.solves, "backend": model.backend.name, "points": len(result.table),
+             "gap_asked": options.mip_rel_gap, "worst_gap": float(result.table["gap"].max()) if len(result.table)
+             else None}
+    table = result.table.assign(load=round(os.getloadavg()[0], 1), gap_asked=options.mip_rel_gap,
+                                front_s=round(times["front"], 2), total_s=round(times["total"], 2),
+                                cpu_s=round(times["cpu"], 2), payoff_solves=result.payoff_solves,
+                                grid_solves=result.solves,
+                                date=time.strftime("%Y-%m-%d %H:%M", time.gmtime()))
     return table, times
 
 
@@ -268,9 +298,12 @@ def main() -> None:
                         help="python of pyaugmecon's venv (default benchmarks/.venv-pyaugmecon/bin/python)")
     parser.add_argument("--instances", default=",".join(INSTANCES), help="instances to run (2kpN, 3kpN)")
     parser.add_argument("--out", type=Path, default=RESULTS / "pareto.csv")
+    parser.add_argument("--skip", default="", help="runs to leave out: safe (the nadir then comes from --out), "
+                        "pyaugmecon, pyaugmecon_exact_highs (comma-separated)")
     parser.add_argument("--demo", action="store_true", help="the demo's 25-point exact front instead")
     parser.add_argument("--demo-points", type=int, default=25)
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per demo solve")
+    parser.add_argument("--demo-gap", type=float, default=None, help="the demo's MIP gap (default the scenario's)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # instance name: one optiland run (internal)
     parser.add_argument("--worker-nadir", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
@@ -281,7 +314,7 @@ def main() -> None:
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.demo:
-        table, times = demo(DEMO, args.demo_points, args.time_limit)
+        table, times = demo(DEMO, args.demo_points, args.time_limit, args.demo_gap)
         table.to_csv(RESULTS / "pareto_demo.csv", index=False)
         with pd.option_context("display.width", 200, "display.max_columns", 30):
             print(table.to_string(index=False))
@@ -292,7 +325,8 @@ def main() -> None:
         print(f"pyaugmecon skipped: no {python}; create its venv as the docstring of this script says",
               file=sys.stderr)
         python = None
-    table = knapsacks([n for n in args.instances.split(",") if n], python, args.out)
+    table = knapsacks([n for n in args.instances.split(",") if n], python, args.out,
+                      frozenset(k for k in args.skip.split(",") if k))
     with pd.option_context("display.width", 250, "display.max_columns", 40):
         print(table.to_string(index=False))
 

@@ -607,3 +607,43 @@ def test_representation_grid_starts_every_point_from_the_previous_plan(monkeypat
     grid = starts[result.payoff_solves:]
     assert len(grid) == result.solves == 8 and all(grid)
     assert _found(result) <= expected and len(result.table) >= 5
+
+
+def test_exact_points_start_from_the_best_neighbour_of_the_last_plan() -> None:
+    """Solved upwards (exact mode), the last plan breaks the next, tighter epsilon row; the start handed to the
+    next point is then the best plan within one or two flipped binaries of it (and moves on from there while the
+    objective improves): a plan of the new model at least as good as every such neighbour, enumerated here."""
+    from optiland.analysis.front_model import PyomoFrontModel
+    from optiland.mip.solver import is_plan
+
+    m, objectives, _ = _biobjective_knapsack()
+    adapter = PyomoFrontModel(m, objectives, {"f1": "max", "f2": "max"})
+    try:
+        adapter.set_objective({"f1": 200.0, "f2": 1.0})
+        adapter.set_epsilon("f2", 0.0)
+        options = SolverOptions(mip_rel_gap=0, mip_abs_gap=0, strategy="mip", time_limit=30)
+        checked = 0
+        while adapter.solve(options).x is not None and checked < 6:
+            plan, g2 = adapter.x.copy(), adapter.values()["f2"]
+            adapter.set_epsilon("f2", g2 + 1)
+            lp = adapter.matrix()
+            assert not is_plan(lp, adapter._start_slacks(plan))  # the last plan breaks the new row
+            start = adapter._start()
+            own = [j for j, v in enumerate(adapter.columns) if v.parent_block() is not adapter.block]
+            binary = [j for j in own if lp.integer[j]]
+            best = -np.inf
+            for flips in itertools.chain(itertools.combinations(binary, 1), itertools.combinations(binary, 2)):
+                y = plan.copy()
+                y[list(flips)] = 1 - y[list(flips)]
+                for k in adapter.names:
+                    coefficients, constant = adapter._expression[k]
+                    y[adapter._f[k]] = coefficients @ y + constant
+                y = adapter._start_slacks(y)
+                if is_plan(lp, y):
+                    best = max(best, float(lp.c @ y))
+            if np.isfinite(best):
+                assert start is not None and is_plan(lp, start) and float(lp.c @ start) >= best - 1e-9
+                checked += 1
+        assert checked >= 3
+    finally:
+        adapter.remove()

@@ -29,7 +29,10 @@ Method. Every objective is turned into a maximised one, :math:`g_k = f_k` (max) 
 Warm starts: every solve starts from the last plan found where it still holds (optiland.mip.solver checks it). With
 two objectives in representation mode (``points``, no ``steps``) the grid is solved from its tightest point down, so
 every point starts from the previous point's plan, which the looser bound keeps feasible (the first from the payoff
-table's last plan, the optimum there); exact mode keeps the ascending order, which the bypass needs.
+table's last plan, the optimum there); exact mode keeps the ascending order, which the bypass needs, and there a
+generic model's point starts from the best plan within a few flips of one or two binaries of the last one
+(optiland.analysis.front_model._Neighbourhood): a pure function of the plans before it, so the front never depends on
+timing.
 
 Refinement (two objectives, representation mode): extra epsilon solves in the middle of the neighbouring pair of
 points where the front is sparse and bends most.
@@ -179,7 +182,7 @@ def payoff_table(model: FrontModel, options: SolverOptions) -> tuple[pd.DataFram
                 raise NoPlanError(f"no plan found while optimising {k} ({result.message}); nothing is known "
                                   "about whether one exists: give more time per solve (--time-limit)")
             g = sign[k] * values[k]
-            model.set_bound(k, g - _tolerance(g))
+            model.set_bound(k, g - _tolerance(g, options.mip_rel_gap))
         rows[first] = values
     for k in names:
         model.set_bound(k, None)
@@ -288,11 +291,15 @@ def front(model: Any, objectives: Mapping[str, Any] | Sequence[str] | None = Non
 
 
 EXACT_HIGHS = {"mip_heuristic_run_rins": False, "mip_heuristic_run_rens": False,
-               "mip_heuristic_run_feasibility_jump": False, "mip_heuristic_effort": 0.0}
+               "mip_heuristic_run_feasibility_jump": False, "mip_heuristic_effort": 0.0,
+               "mip_allow_restart": False}
 """HiGHS options exact mode adds for a generic model (options.highs given by the caller win): no RINS, RENS or
-feasibility-jump sub-MIPs and no heuristic effort. An exact front's MIPs are small and each is solved to a proven
-optimum, so these root heuristics are mostly overhead: on the knapsacks of benchmarks/pareto.py pyaugmecon too needed
-28-38% less CPU with them off (benchmarks/results/pareto.csv, columns pyaugmecon_exact_highs_*)."""
+feasibility-jump sub-MIPs, no heuristic effort, and no restart. An exact front's MIPs are small, each is solved to a
+proven optimum and starts from a good plan (the best neighbour of the last one), so these root heuristics are mostly
+overhead (on the knapsacks of benchmarks/pareto.py pyaugmecon too needed 28-38% less CPU with them off), and so are
+HiGHS's restarts, which presolve the model again after reduced-cost fixing at the root: without them the same
+knapsack fronts took 1.1x (2kp60) to 2x (3kp40) less CPU, measured before the benchmark run
+(benchmarks/results/pareto.csv; the columns pyaugmecon_exact_highs_* give pyaugmecon these options too)."""
 
 
 def _integer_valued(model: FrontModel, name: str) -> bool:

@@ -15,7 +15,7 @@ import pyomo.environ as pyo
 from optiland.analysis.front_engine import Front, Progress, front
 from optiland.analysis.front_model import PyomoFrontModel
 from optiland.errors import OptilandError
-from optiland.mip.solver import SolverOptions
+from optiland.mip.solver import MatrixLP, SolveResult, SolverOptions, solve_lp
 from optiland.model.backend import PyomoBackend, Solution
 from optiland.model.formulation import objective_expression
 from optiland.model.problem import PlanningProblem
@@ -91,6 +91,34 @@ class LandUseFrontModel(PyomoFrontModel):
         self.columns = list(self.lp.col_names)
         self._locate(at["f"], at["s"], at["eps"], at["define"])
         self.compile_seconds = time.perf_counter() - start
+
+    def _solve_lp(self, lp: MatrixLP, options: SolverOptions, start: np.ndarray | None) -> SolveResult:
+        """As the matrix backend solves its model (MatrixBackend.solve): strategy "auto" is column generation from
+        COLGEN_COLUMNS columns, with each parcel column's village for its integer bound (the block's columns belong
+        to none), so that a front point is solved as fast as the scenario alone (the start plan's columns join the
+        generated ones: optiland.mip.colgen.relax)."""
+        from optiland.model.matrix import COLGEN_COLUMNS, MatrixBackend
+
+        if not isinstance(self.backend, MatrixBackend) or self.backend.elastic or not lp.integer.any():
+            return solve_lp(lp, options, start=start)
+        if options.strategy == "auto" and len(lp.c) >= COLGEN_COLUMNS:
+            options = replace(options, strategy="colgen")
+        if options.strategy != "colgen":
+            return solve_lp(lp, options, start=start)
+        villages = self.backend.column_villages()
+        villages = np.r_[villages, np.full(len(lp.c) - len(villages), -1, dtype=villages.dtype)]
+        # column generation prices parcel columns by their objective: the objective on f_k goes onto f_k's
+        # expression (the same value for every plan, the defining rows hold)
+        c, offset = lp.c.copy(), float(lp.offset)
+        for k in self.names:
+            weight = c[self._f[k]]
+            if weight:
+                coefficients, constant = self._expression[k]
+                c += weight * coefficients
+                offset += weight * constant
+                c[self._f[k]] = 0.0
+        lp = MatrixLP(**{**lp.__dict__, "c": c, "offset": offset})
+        return solve_lp(lp, options, start=start, villages=villages)
 
     def decision(self) -> Solution | None:
         """The plan (chosen allowed rows, herd and posts per village, price-step areas)."""
