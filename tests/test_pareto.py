@@ -647,3 +647,20 @@ def test_exact_points_start_from_the_best_neighbour_of_the_last_plan() -> None:
         assert checked >= 3
     finally:
         adapter.remove()
+
+
+def test_at_a_gap_the_payoff_rows_are_single_solves_and_the_grid_top_is_the_row_plan() -> None:
+    """At a nonzero MIP gap each payoff row optimises its own objective only (two solves, not four), and the grid's
+    tightest point of a two-objective representation front is the second row's plan, not solved again: four grid
+    solves for five points. Every point is still on the front of Mavrotas's LP, f2 = 200 - 2 f1, both ends
+    included."""
+    m = _mavrotas(integer=False)
+    gap = SolverOptions(mip_rel_gap=1e-4, time_limit=30)
+    result = front(m, {"f1": m.x1, "f2": 3 * m.x1 + 4 * m.x2}, {"f1": "max", "f2": "max"}, points=5, options=gap)
+    assert result.payoff_solves == 2 and result.solves == 4
+    top = result.table[result.table["found_by"].str.contains("grid top")]
+    assert len(top) == 1 and top["f2"].iloc[0] == pytest.approx(184) and top["f1"].iloc[0] == pytest.approx(8)
+    assert result.table["f2"].to_numpy() == pytest.approx(200 - 2 * result.table["f1"].to_numpy(), abs=1e-4)
+    assert result.table["f1"].max() == pytest.approx(20, abs=1e-4)
+    assert any("payoff table at a MIP gap" in n for n in result.notes)
+    assert any("tightest point" in n for n in result.notes)
