@@ -173,8 +173,8 @@ def test_village_table_as_excel_saves_it(tmp_path: Path) -> None:
     from optiland.io.scenario import load_scenario
 
     path = write_instance(tmp_path / "i", scenario=TINY_SCENARIO.replace(
-        'path = "villages.csv"', 'path = "villages.csv"\ncolumns = { population = "人口" }'))
-    text = ("village,township,人口,households,labour_days,nonland_income_per_capita\r\n"
+        'path = "villages.csv"', 'path = "villages.csv"\ncolumns = { population = "人口（人）" }'))
+    text = ("village,township,人口（人）,households,labour_days,nonland_income_per_capita\r\n"
             '下荣村,T1,10,3,800,"2,000"\r\n,,,,,\r\nV2,T1,８,3,600,2500\r\n\r\n')
     for encoding in ("gbk", "utf-16", "utf-8-sig"):
         (path.parent / "villages.csv").write_bytes(text.encode(encoding))
@@ -185,7 +185,7 @@ def test_village_table_as_excel_saves_it(tmp_path: Path) -> None:
     (path.parent / "villages.csv").write_bytes(text.replace("８", "#N/A").encode("gbk"))
     with pytest.raises(InputError) as caught:
         read_villages(load_scenario(path))
-    assert "line 4" in str(caught.value) and "人口" in str(caught.value) and "#N/A" in str(caught.value)
+    assert "line 4" in str(caught.value) and "人口（人）" in str(caught.value) and "#N/A" in str(caught.value)
     (path.parent / "villages.csv").write_bytes(text.replace("下荣村", "V2").encode("gbk"))
     with pytest.raises(InputError, match=r"V2.*duplicate village id \(line 2 and line 4\)"):
         read_villages(load_scenario(path))
@@ -222,3 +222,42 @@ def test_catalog_tables_saved_by_excel(tmp_path: Path) -> None:
         load_catalog(folder)
     for needle in ("variants.csv", "line 2", "establishment_cost_per_mu", "#N/A", "Excel error"):
         assert needle in str(caught.value)
+
+
+def test_scenario_and_catalog_saved_by_notepad(tmp_path: Path) -> None:
+    """A scenario TOML (and a catalog.toml) saved by Notepad on Chinese Windows: UTF-8 with a byte-order mark, or
+    GBK ("ANSI"); before, the first was "not valid TOML" at line 1 and the second a traceback."""
+    import shutil
+
+    from optiland.io.catalog import load_catalog
+    from optiland.io.scenario import load_scenario
+    from optiland.testing import SMALL_CATALOG
+
+    path = write_instance(tmp_path / "i", scenario='name = "下荣 方案"\n' + TINY_SCENARIO)
+    text = path.read_text(encoding="utf-8").replace("\n", "\r\n")
+    for raw in (b"\xef\xbb\xbf" + text.encode("utf-8"), text.encode("gbk")):
+        path.write_bytes(raw)
+        assert load_scenario(path).name == "下荣 方案"
+    folder = tmp_path / "catalog"
+    shutil.copytree(SMALL_CATALOG, folder)
+    meta = (folder / "catalog.toml").read_text(encoding="utf-8")
+    (folder / "catalog.toml").write_bytes(b"\xef\xbb\xbf" + meta.encode("utf-8"))
+    assert load_catalog(folder).region == load_catalog(SMALL_CATALOG).region
+
+
+def test_paths_written_on_windows(tmp_path: Path) -> None:
+    """A path with backslashes, or a name whose case differs from the file's (Windows ignores case, Linux does
+    not): the message says which."""
+    from optiland.io.scenario import load_scenario
+    from optiland.pipeline.run import prepare
+
+    scenario = TINY_SCENARIO.replace("[solver]", '[spatial]\nlocks = \'数据\\锁定.csv\'\n\n[solver]')
+    path = write_instance(tmp_path / "i", scenario=scenario)
+    with pytest.raises(InputError, match=r"forward slashes \('.*/i/数据/锁定.csv'\)"):
+        prepare(path)
+    (path.parent / "Locks.CSV").write_text("parcel_id,option,lock\n", encoding="utf-8")
+    path.write_text(TINY_SCENARIO.replace("[solver]", '[spatial]\nlocks = "locks.csv"\n\n[solver]'), encoding="utf-8")
+    with pytest.raises(InputError, match="the folder has 'Locks.CSV'"):
+        prepare(path)
+    with pytest.raises(InputError, match="the folder has 'scenario.toml'"):
+        load_scenario(path.parent / "Scenario.toml")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from optiland.errors import InputError, Issue
+from optiland.io.tables import read_text
 
 RUN_ID = "run_id"
 TIDY_COLUMNS = ("run_id", "status", "error")
@@ -159,7 +160,7 @@ def load_design(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise _design_error(path, "design file not found")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(path))  # Notepad's BOM or GBK read (optiland.io.tables)
     except tomllib.TOMLDecodeError as exc:
         raise _design_error(path, f"not valid TOML: {exc}") from None
     extra = set(data) - {"design", "parameters"}

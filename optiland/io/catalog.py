@@ -19,7 +19,7 @@ import pandas as pd
 
 from optiland._paths import models_dir
 from optiland.errors import InputError, Issue
-from optiland.io.tables import read_frame, read_table
+from optiland.io.tables import read_frame, read_table, read_text
 
 _BOOL_COLUMNS = {
     "options": ["keeps_current_use", "red_line_allowed", "red_line_harvest", "forest_type", "ranger_area", "livestock",
@@ -207,7 +207,10 @@ def load_catalog(folder: str | Path | None = None, overrides: dict[str, Any] | N
     meta_path = folder / "catalog.toml"
     if not meta_path.is_file():
         raise InputError([Issue("catalog.toml missing", file=str(meta_path))])
-    meta = tomllib.loads(meta_path.read_text(encoding="utf-8"))
+    try:
+        meta = tomllib.loads(read_text(meta_path))  # Notepad's BOM or GBK read (optiland.io.tables)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError([Issue(f"not valid TOML: {exc}", file=str(meta_path))]) from None
     digest = hashlib.sha256()
     for file in sorted(folder.glob("*")):
         if file.suffix in {".toml", ".csv"}:

@@ -19,7 +19,13 @@ from pyproj import CRS
 from optiland.errors import InputError, Issue, Problems
 from optiland.io.catalog import CORE_PARCEL_COLUMNS, Catalog
 from optiland.io.scenario import Scenario
-from optiland.io.tables import codec_message, guess_encoding, number_text, read_table  # noqa: F401 - imported here too
+from optiland.io.tables import (  # noqa: F401 - codec_message, guess_encoding imported from here too
+    codec_message,
+    guess_encoding,
+    not_found,
+    number_text,
+    read_table,
+)
 
 M2_PER_MU = 10000.0 / 15.0
 CORE_BOOL_COLUMNS = ["red_line", "basic_farmland"]
@@ -87,7 +93,7 @@ def gauss_kruger_crs(longitude: float) -> CRS:
 
 def _read_layer(path: Path, layer: str | None, encoding: str | None) -> gpd.GeoDataFrame | pd.DataFrame:
     if not path.exists():
-        raise InputError([Issue("parcel file not found", file=str(path))])
+        raise InputError([not_found(path, "parcel file")])
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":  # a parcel table without geometry (area_mu given; boundaries from a table)
@@ -184,7 +190,7 @@ def _read_villages(scenario: Scenario) -> pd.DataFrame:
     path = scenario.resolve(scenario.villages.path)
     file = str(path)
     if not path.is_file():
-        raise InputError([Issue("village file not found", file=file)])
+        raise InputError([not_found(path, "village file")])
     # every cell as text, Excel's encodings, blank rows and error cells handled (the reader of all tables)
     frame = read_table(path, "village table", (), encoding=scenario.villages.encoding, section="villages",
                        empty_ok=True)

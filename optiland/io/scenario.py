@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from optiland.errors import InputError, Issue
+from optiland.io.tables import not_found, read_text
 
 OBJECTIVES = ("ecosystem_services", "income", "cost", "carbon", "soil", "water", "habitat")
 
@@ -342,9 +343,9 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario TOML file."""
     path = Path(path)
     if not path.is_file():
-        raise InputError([Issue("scenario file not found", file=str(path))])
+        raise InputError([not_found(path, "scenario file")])
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(path))  # Notepad's BOM or GBK read (optiland.io.tables)
     except tomllib.TOMLDecodeError as exc:
         raise InputError([Issue(f"not valid TOML: {exc}", file=str(path))]) from None
     return _validate(data, path.resolve(), path.resolve().parent)

@@ -94,6 +94,33 @@ def decode(raw: bytes, path: Path, encoding: str | None = None, section: str | N
 
 
 # -------------------------------------------------------------------------------------------------------- reading
+def not_found(path: Path, what: str) -> Issue:
+    """'<what> not found', with the likely reason a path written on Windows misses on this machine: backslashes
+    (write forward slashes) or a name differing only in case (Windows ignores case, Linux does not)."""
+    hint = ""
+    text = str(path)
+    if "\\" in text:
+        hint = f"; the path has backslashes: write it with forward slashes ({text.replace(chr(92), '/')!r})"
+    else:
+        try:
+            same = [p.name for p in path.parent.iterdir() if p.name.lower() == path.name.lower()]
+        except OSError:
+            same = []
+        if same:
+            hint = f"; the folder has {same[0]!r} (names differ in case here, not on Windows)"
+    return Issue(f"{what} not found{hint}", file=text)
+
+
+def read_text(path: Path) -> str:
+    """A text file a planner edited (a scenario or catalog TOML from Notepad): UTF-8 with or without a byte-order
+    mark, else GBK/GB18030 (Notepad's "ANSI" on Chinese Windows), as `decode` reads them."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError([Issue(f"cannot read the file: {exc.strerror}", file=str(path))]) from None
+    return decode(raw, path)
+
+
 def restore(text: str) -> str:
     """A cell as it was before `write_csv` protected it: the apostrophe before a formula character (or before
     another apostrophe) removed."""
@@ -104,7 +131,8 @@ def restore(text: str) -> str:
 
 def _clean(cell: str) -> str:
     # str.strip removes the ideographic space (U+3000) and no-break spaces Excel pastes, as well as ASCII ones
-    return restore(cell.strip()).strip()
+    stripped = cell.strip()
+    return restore(stripped).strip() if stripped[:1] == "'" else stripped
 
 
 def _rows(text: str, separators: Sequence[str]) -> tuple[str, list[tuple[int, list[str]]]]:
@@ -136,17 +164,17 @@ def read_table(path: Path, what: str, required: Sequence[str], *, encoding: str 
     header without rows is an error unless `empty_ok`. Problems are collected and raised together."""
     file = str(path)
     if not path.is_file():
-        raise InputError([Issue(f"{what} not found", file=file)])
+        raise InputError([not_found(path, what)])
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise InputError([Issue(f"cannot read the {what}: {exc.strerror}", file=file)]) from None
     sep, records = _rows(decode(raw, path, encoding, section), separators)
-    records = [(line, cells) for line, cells in records if any(c.strip() for c in cells)]
+    records = [(line, cells) for line, cells in records if "".join(cells).strip()]
     if not records:
         raise InputError([Issue(f"empty file: a {what} has a header line naming its columns "
                                 f"({', '.join(required)}) and a row per entry", file=file)])
-    header = [_clean(unicodedata.normalize("NFKC", c)) for c in records[0][1]]
+    header = [_clean(c) for c in records[0][1]]  # as written: a column mapping names them so
     while header and header[-1] == "" and len(header) > len(required):  # Excel's trailing empty columns
         header.pop()
     problems = Problems()
@@ -242,8 +270,12 @@ def numbers(table: pd.DataFrame, column: str, file: str, problems: list[Issue], 
     read; a blank cell is `blank` (None: a problem); text, a non-finite number and one below `minimum` are
     problems naming the line, column and value."""
     cells = table[column].astype(str)
-    text = number_text(cells)
-    values = pd.to_numeric(text.where(text != "", None), errors="coerce").astype(float)
+    values = pd.to_numeric(cells.where(cells != "", None), errors="coerce").astype(float)
+    text = cells.copy()
+    odd = values.isna().to_numpy() & (cells != "").to_numpy()  # only these need folding ("1,200", full width)
+    if odd.any():
+        text[odd] = number_text(cells[odd].astype(object))
+        values[odd] = pd.to_numeric(text[odd].where(text[odd] != "", None), errors="coerce").astype(float)
     for p in np.flatnonzero(values.isna().to_numpy() | ~np.isfinite(values.to_numpy())):
         if text.iloc[p] == "":
             if blank is not None:
