@@ -557,10 +557,9 @@ def village_polish(lp: MatrixLP, x: np.ndarray, group: np.ndarray, x_lp: np.ndar
                          col_upper=lp.col_upper[free], integer=lp.integer[free], sense=lp.sense,
                          offset=value - float(lp.c[free] @ x[free]))
         with c_stdout():
-            # a node limit, not the clock, ends a village's MIP; its time limit (its share of the time left) is a
-            # ceiling against hangs
-            h = _highs(model, SolverOptions(**{**options.as_dict(), "mip_rel_gap": POLISH_GAP}),
-                       max(left() / max(len(order) - steps + 1, 1), 0.01))
+            # a node limit, not the clock, ends a village's MIP; its time limit (the time left) is only a ceiling
+            # against hangs (a share of it bound on a busy machine, and the plan then depended on the load)
+            h = _highs(model, SolverOptions(**{**options.as_dict(), "mip_rel_gap": POLISH_GAP}), max(left(), 0.01))
             h.setOptionValue("mip_max_nodes", POLISH_NODES)
             start = highspy_solution(x[free])
             h.setSolution(start)
@@ -695,8 +694,9 @@ def integer_bound(lp: MatrixLP, relaxation: Relaxation, group: np.ndarray, optio
         lower[fractional[up]] = np.ceil(x[fractional[up]])
         branch = MatrixLP(**{**sep.__dict__, "col_lower": lower, "col_upper": upper})
         left = options.time_limit - (time.perf_counter() - began)
-        solved = relax(branch, SolverOptions(**{**options.as_dict(), "time_limit": max(left / (n_combos - combo),
-                                                                                         0.01)}), start, tolerance=0.0)
+        # the time left is a ceiling, not a share: a share could bind on a busy machine and change the bound
+        solved = relax(branch, SolverOptions(**{**options.as_dict(), "time_limit": max(left, 0.01)}), start,
+                       tolerance=0.0)
         if solved.y is None:
             return lp_bound, f"branch {combo + 1} of {n_combos} not solved in time"
         values[combo] = per_block(branch, solved.y)

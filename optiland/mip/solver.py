@@ -395,9 +395,6 @@ def _solve_fixed(lp: MatrixLP, lower: np.ndarray, upper: np.ndarray, options: So
     return np.array(solution.col_value, dtype=float), np.array(solution.col_dual, dtype=float)
 
 
-BLOCKING_SECONDS = 10.0
-"""A ceiling (against hangs) on the elastic repair that finds the rows a failed repair cannot meet (`_blocking_rows`);
-REPAIR_NODES ends it."""
 REPAIR_NODES = 200
 """Branch-and-bound nodes each repair MIP may take: a work limit, not the clock, ends the repair, so its plan does not
 depend on the machine's load (the time left is only a ceiling against hangs). Uncapped, a 1,145-unit Marxan set's
@@ -428,7 +425,9 @@ def _blocking_rows(lp: MatrixLP, parcel_rows: np.ndarray, lower: np.ndarray, upp
                        integer=np.r_[lp.integer, np.zeros(2 * m, dtype=bool)], sense="min")
     with c_stdout():
         h = _highs(elastic, SolverOptions(**{**options.as_dict(), "mip_rel_gap": 1e-4}), seconds)
-    h.setOptionValue("mip_max_nodes", REPAIR_NODES)  # work ends it; `seconds` is a ceiling
+    # work ends it, `seconds` (the time left) is only a ceiling: with a 10 s ceiling, the generated 20,000-parcel
+    # set's income stage found other blocking rows on a busier machine, and the whole balanced plan changed
+    h.setOptionValue("mip_max_nodes", REPAIR_NODES)
     run_highs(h)
     if h.getInfo().primal_solution_status != 2:
         return np.array([], dtype=np.int64)
@@ -491,7 +490,7 @@ def _repair(lp: MatrixLP, x_lp: np.ndarray, dual_lp: np.ndarray, options: Solver
         solved = _solve_fixed(lp, repair_lower, repair_upper, options, left(), integer=True)
         if solved is None and fixed is None and left() > 0:
             blocking = _blocking_rows(lp, parcel_rows, repair_lower, repair_upper, options,
-                                      min(BLOCKING_SECONDS, left() / 4))
+                                      left())
             if len(blocking):
                 wider_lower, wider_upper = _free_rows_of(lp, parcel_rows, blocking, repair_lower, repair_upper,
                                                          base, x_start, dual)
