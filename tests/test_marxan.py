@@ -413,15 +413,18 @@ def test_marxan_solve_prints_marxans_terms_without_land_use_table_or_crs_warning
     assert run["marxan_score"]["score"] == pytest.approx(run["objective"]["value"], rel=1e-9)
 
 
-def test_side_by_side_benchmark_runs_both_tools(tmp_path: Path) -> None:
-    """benchmarks/marxan.py on a four-unit set: optiland's proven optimum at two BLM values (computed by hand in
-    the comment below) and a stand-in Marxan executable's summary read back (best and mean Score, runs with a
-    missed target); the stand-in fails unless its input.dat has the BLM asked and no line naming a missing file."""
-    spec = importlib.util.spec_from_file_location("bench_marxan", Path(__file__).parents[1] / "benchmarks" /
-                                                  "marxan.py")
+def _benchmark(name: str) -> Any:
+    """A script of benchmarks/ loaded as a module."""
+    spec = importlib.util.spec_from_file_location(f"bench_{Path(name).stem}",
+                                                  Path(__file__).parents[1] / "benchmarks" / name)
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def _four_unit_set(tmp_path: Path, extra: str = "") -> Path:
+    """Four units (unit 1 locked in), feature A's target 5, BLM 3 in input.dat (optima by hand in the tests)."""
     folder = tmp_path / "set"
     (folder / "input").mkdir(parents=True)
     (folder / "input" / "pu.dat").write_text("id,cost,status\n1,10,2\n2,40,0\n3,4,0\n4,6,0\n")
@@ -429,7 +432,16 @@ def test_side_by_side_benchmark_runs_both_tools(tmp_path: Path) -> None:
     (folder / "input" / "puvspr.dat").write_text("species,pu,amount\n1,1,2\n1,3,1\n1,4,3\n1,2,4\n")
     (folder / "input" / "bound.dat").write_text("id1\tid2\tboundary\n1\t2\t1\n2\t3\t1\n3\t4\t1\n1\t4\t5\n1\t1\t2\n")
     (folder / "input.dat").write_text("BLM 3\nINPUTDIR input\nSPECNAME spec.dat\nPUNAME pu.dat\n"
-                                      "PUVSPRNAME puvspr.dat\nBOUNDNAME bound.dat\nMATRIXSPORDERNAME gone.dat\n")
+                                      "PUVSPRNAME puvspr.dat\nBOUNDNAME bound.dat\n" + extra)
+    return folder
+
+
+def test_side_by_side_benchmark_runs_both_tools(tmp_path: Path) -> None:
+    """benchmarks/marxan.py on a four-unit set: optiland's proven optimum at two BLM values (computed by hand in
+    the comment below) and a stand-in Marxan executable's summary read back (best and mean Score, runs with a
+    missed target); the stand-in fails unless its input.dat has the BLM asked and no line naming a missing file."""
+    bench = _benchmark("marxan.py")
+    folder = _four_unit_set(tmp_path, "MATRIXSPORDERNAME gone.dat\n")
     # A needs 3 more beside unit 1: unit 4 (6, shares 5 with unit 1: boundary 2 + 1 + 1 = 4) or unit 2 (40); at
     # BLM 0 unit 4 (cost 16), at BLM 3 unit 4 too: 16 + 3 x 4 = 28 against unit 2's 50 + 3 x (2 + 5 + 1) = 74
     for blm, expected in ((0.0, 16.0), (3.0, 28.0)):
@@ -464,19 +476,8 @@ def test_proof_benchmark_model_is_the_hard_target_problem(tmp_path: Path) -> Non
     """benchmarks/marxan_proof.py's plain model (locked units eliminated, three boundary linearisations) has the
     optimum computed by hand for test_side_by_side_benchmark_runs_both_tools's four units, and its fixing by
     probing never fixes a unit against that optimum."""
-    spec = importlib.util.spec_from_file_location("bench_proof", Path(__file__).parents[1] / "benchmarks" /
-                                                  "marxan_proof.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    folder = tmp_path / "set"
-    (folder / "input").mkdir(parents=True)
-    (folder / "input" / "pu.dat").write_text("id,cost,status\n1,10,2\n2,40,0\n3,4,0\n4,6,0\n")
-    (folder / "input" / "spec.dat").write_text("id,target,spf,name\n1,5,1,A\n")
-    (folder / "input" / "puvspr.dat").write_text("species,pu,amount\n1,1,2\n1,3,1\n1,4,3\n1,2,4\n")
-    (folder / "input" / "bound.dat").write_text("id1\tid2\tboundary\n1\t2\t1\n2\t3\t1\n3\t4\t1\n1\t4\t5\n1\t1\t2\n")
-    (folder / "input.dat").write_text("BLM 3\nINPUTDIR input\nSPECNAME spec.dat\nPUNAME pu.dat\n"
-                                      "PUVSPRNAME puvspr.dat\nBOUNDNAME bound.dat\n")
+    bench = _benchmark("marxan_proof.py")
+    folder = _four_unit_set(tmp_path)
     for blm, expected in ((0.0, 16.0), (3.0, 28.0)):
         for form in ("abs", "prioritizr", "prioritizr+"):
             lp, n, targets = bench.build(folder / "input.dat", blm, form)
