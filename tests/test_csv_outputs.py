@@ -72,6 +72,11 @@ def test_results_folder_protected_and_checked(tmp_path: Path) -> None:
     assert back["village"].tolist() == ["=V1()", "-V2"] and set(back["township"]) == {"@镇"}
     result = CliRunner().invoke(app, ["check", str(out)])
     assert result.exit_code == 0, result.output
+    for name in ("villages.csv", "townships.csv"):  # opened in Excel on Chinese Windows and saved again
+        text = (out / name).read_text(encoding="utf-8-sig")
+        (out / name).write_bytes(text.replace("\n", "\r\n").encode("gbk"))
+    result = CliRunner().invoke(app, ["check", str(out)])
+    assert result.exit_code == 0, result.output
 
 
 def test_every_csv_write_goes_through_write_csv() -> None:

@@ -350,9 +350,15 @@ def write_csv(frame: pd.DataFrame, path: Path | str, **kwargs: Any) -> None:
 
 def read_results_csv(path: Path | str, **kwargs: Any) -> pd.DataFrame:
     """Read a CSV optiland wrote with `write_csv`: text cells as they were before `protect` (keyword arguments go to
-    `pandas.read_csv`; the encoding defaults to UTF-8 with or without a byte-order mark)."""
-    kwargs.setdefault("encoding", "utf-8-sig")
-    frame = pd.read_csv(path, **kwargs)
+    `pandas.read_csv`). The text is decoded as `decode` does, so a table a planner opened in Excel and saved again
+    (GBK on Chinese Windows, CRLF) still reads."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError([Issue(f"cannot read: {exc.strerror}", file=str(path))]) from None
+    kwargs.pop("encoding", None)
+    frame = pd.read_csv(io.StringIO(decode(raw, path)), **kwargs)
     frame.columns = [restore(c) if isinstance(c, str) else c for c in frame.columns]
     for column in frame.columns:
         series = frame[column]
