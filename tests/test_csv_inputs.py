@@ -261,3 +261,23 @@ def test_paths_written_on_windows(tmp_path: Path) -> None:
         prepare(path)
     with pytest.raises(InputError, match="the folder has 'scenario.toml'"):
         load_scenario(path.parent / "Scenario.toml")
+
+
+def test_catalog_row_listed_twice(tmp_path: Path) -> None:
+    """A catalog option or variant listed twice (a row copied in Excel) was accepted, one of the two silently
+    winning; now both lines are named."""
+    import shutil
+
+    from optiland.io.catalog import load_catalog
+    from optiland.testing import SMALL_CATALOG
+
+    folder = tmp_path / "catalog"
+    shutil.copytree(SMALL_CATALOG, folder)
+    lines = (folder / "variants.csv").read_text(encoding="utf-8-sig").splitlines()
+    (folder / "variants.csv").write_text("\n".join(lines + [lines[2].replace(",800,", ",900,")]) + "\n",
+                                         encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        load_catalog(folder)
+    text = str(caught.value)
+    for needle in ("variants.csv", f"line {len(lines) + 1}", "already listed on line 3", "afforestation / zenia"):
+        assert needle in text, text

@@ -169,12 +169,12 @@ def read_scenarios(path: Path, products: list[str], horizon: int) -> PriceScenar
         years = pd.Series(np.nan, index=table.index)
     keyed = table.assign(year=years.fillna(0).astype(str), factor=factors.astype(str))
     problems += duplicate_keys(keyed[["scenario", "product", "year", "factor"]], ("scenario", "product", "year"),
-                               where, identical_ok=True)[1]
+                               where, identical_ok=True, fix="keep the one meant")[1]
     probability = None
     if "probability" in table.columns:
         given = numbers(table, "probability", where, problems, minimum=0.0)
         problems += duplicate_keys(table.assign(probability=given.astype(str))[["scenario", "probability"]],
-                                   ("scenario",), where, identical_ok=True)[1]
+                                   ("scenario",), where, identical_ok=True, fix="keep the one meant")[1]
         probability = given
     if problems:
         raise InputError(problems)

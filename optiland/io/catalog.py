@@ -19,7 +19,7 @@ import pandas as pd
 
 from optiland._paths import models_dir
 from optiland.errors import InputError, Issue
-from optiland.io.tables import read_frame, read_table, read_text
+from optiland.io.tables import duplicate_keys, read_frame, read_table, read_text
 
 _BOOL_COLUMNS = {
     "options": ["keeps_current_use", "red_line_allowed", "red_line_harvest", "forest_type", "ranger_area", "livestock",
@@ -164,8 +164,11 @@ def _read_csv(path: Path, index: list[str] | str, dtype: dict[str, Any] | None =
     """A catalog table (optiland.io.tables.read_frame: Excel's encodings, blank rows, error cells, "1,200")."""
     if not path.is_file():
         raise InputError([Issue("catalog table missing", file=str(path))])
-    frame = read_frame(path, "catalog table", [index] if isinstance(index, str) else index, dtype=dtype,
-                       keep_default_na=True)
+    keys = [index] if isinstance(index, str) else index
+    frame = read_frame(path, "catalog table", keys, dtype=dtype, keep_default_na=True)
+    repeated = duplicate_keys(frame[keys].astype(str), keys, str(path), fix="keep one")[1]  # which would count?
+    if repeated:
+        raise InputError(repeated)
     return frame.set_index(index)
 
 

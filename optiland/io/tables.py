@@ -239,6 +239,7 @@ def read_frame(path: Path, what: str, required: Sequence[str] = (), **kwargs: An
     buffer.seek(0)
     frame = pd.read_csv(buffer, **kwargs)
     frame.columns = list(folded.columns)
+    frame.index = table.index  # the line numbers, for messages
     return frame
 
 
@@ -292,8 +293,8 @@ def numbers(table: pd.DataFrame, column: str, file: str, problems: list[Issue], 
     return values
 
 
-def duplicate_keys(table: pd.DataFrame, keys: Sequence[str], file: str, *,
-                   identical_ok: bool = False) -> tuple[pd.DataFrame, list[Issue]]:
+def duplicate_keys(table: pd.DataFrame, keys: Sequence[str], file: str, *, identical_ok: bool = False,
+                   fix: str = "remove one, or add the values up in one row") -> tuple[pd.DataFrame, list[Issue]]:
     """Rows listing a key (`keys` columns) listed before: an Issue naming both lines, or, with `identical_ok`, a
     row identical to the earlier one dropped (it means the same). Returns the table and the problems."""
     if not len(table):
@@ -317,7 +318,7 @@ def duplicate_keys(table: pd.DataFrame, keys: Sequence[str], file: str, *,
         differs = [c for c in table.columns if c not in keys and table.iloc[p][c] != table.iloc[earlier][c]]
         problems.append(Issue(
             f"{' and '.join(keys)} already listed on {line(table, earlier)}: one row per {' and '.join(keys)} "
-            f"(remove one, or add the values up in one row)", file=file, row=line(table, p),
+            f"({fix})", file=file, row=line(table, p),
             column=differs[0] if differs else keys[-1], value=" / ".join(k)))
     return table[~drop], problems
 

@@ -239,7 +239,8 @@ def read_locks(path: Path, parcel_ids: np.ndarray, options: list[str]) -> pd.Dat
     lock = table["lock"].str.lower()
     problems += _bad_lines(table, "lock", ~lock.isin(list(LOCK_VALUES)), "lock is 'in' or 'out'", str(path))
     table, repeated = duplicate_keys(table.assign(lock=lock)[["parcel_id", "option", "lock"]],
-                                     ("parcel_id", "option"), str(path), identical_ok=True)
+                                     ("parcel_id", "option"), str(path), identical_ok=True,
+                                     fix="keep the one meant")
     problems += repeated
     if problems:
         raise InputError(problems)
