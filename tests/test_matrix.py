@@ -360,3 +360,37 @@ def test_diagnosis_same_on_both_backends() -> None:
     assert str(found[0]) == str(found[1]) and "short by" in str(found[0])
     tables = [error.shortfalls.sort_values(["family", "key"]).reset_index(drop=True) for error in found]
     np.testing.assert_allclose(tables[1]["violation"], tables[0]["violation"], rtol=1e-6)
+
+
+def test_land_use_front_points_go_to_column_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the matrix backend a front point is solved as `solve` solves the scenario: strategy "auto" becomes column
+    generation (here from 0 columns instead of COLGEN_COLUMNS), with every parcel column's village for the integer
+    bound (-1 on the front block's columns) and the objective on the model's own columns (column generation prices
+    parcel columns by it; on f_k its restricted LP was unbounded). The front equals the plain MIP's within the gap."""
+    import optiland.analysis.front_landuse as front_landuse
+    import optiland.model.matrix as matrix
+
+    constraints = {**GOLDEN_CONSTRAINTS, "bounds": {}}
+    problem = prepare_tiny(GOLDEN_PARCELS, GOLDEN_VILLAGES, "income", constraints, OVERRIDES).problem
+    options = SolverOptions(mip_rel_gap=1e-6, time_limit=60)
+    plain = front(LandUseFrontModel(problem, ["income", "carbon"], options, backend="matrix"), points=4,
+                  options=options)
+    calls: list[tuple[str, np.ndarray | None, MatrixLP]] = []
+    solve_lp = front_landuse.solve_lp
+
+    def record(lp: MatrixLP, options: SolverOptions, **kwargs: Any) -> Any:
+        calls.append((options.strategy, kwargs.get("villages"), lp))
+        return solve_lp(lp, options, **kwargs)
+
+    monkeypatch.setattr(matrix, "COLGEN_COLUMNS", 0)
+    monkeypatch.setattr(front_landuse, "solve_lp", record)
+    model = LandUseFrontModel(problem, ["income", "carbon"], options, backend="matrix")
+    generated = front(model, points=4, options=options)
+    assert calls and {strategy for strategy, *_ in calls} == {"colgen"}
+    for _, villages, lp in calls:
+        assert villages is not None and len(villages) == len(lp.c)
+        assert (villages[[model._f[k] for k in model.names] + [model._s[k] for k in model.names]] == -1).all()
+        assert (lp.c[[model._f[k] for k in model.names]] == 0).all()
+    for name in ("income", "carbon"):
+        np.testing.assert_allclose(generated.table[name].to_numpy(dtype=float),
+                                   plain.table[name].to_numpy(dtype=float), rtol=1e-4)
