@@ -305,12 +305,12 @@ def test_integer_bound_is_valid_and_tighter_than_the_lp(tmp_path: Path) -> None:
     instances, those whose MIP HiGHS proves in about a second): HiGHS's proven optimum <= the integer bound <= the
     LP's bound on every one, and the bound closes most of the LP's gap to the optimum on most of them. Not on all:
     the branches see the villages through the LP's duals of the rows linking them, and where those duals let a
-    village's LP reach its term with its herd and posts whole, branching moves nothing. When written, seeds 1, 2, 5,
-    7, 9, 10, 11, 12 closed 74%, 99%, 98%, 0%, 100%, 0%, 100%, 100% of the gap; seed 7 closed 99% before the
-    artificial columns' first penalty came down to 10 (colgen.ARTIFICIAL_COSTS), which changed the optimal dual
-    HiGHS returns; an implementation returning the LP's bound closes 0% on all."""
+    village's LP reach its term with its herd and posts whole, branching moves nothing. Seeds chosen after the karst
+    catalog's rule herbs_only_under_canopy (which made seeds 1, 7 and 9 of the earlier list take 30-70 s of HiGHS):
+    2, 5, 12, 15, 17, 20, 25, 28 closed 98%, 95%, 80%, 89%, 96%, 95%, 0%, 57% of the gap when chosen (seeds 1-40
+    scanned; 25 is one where branching moves nothing); an implementation returning the LP's bound closes 0% on all."""
     closed = []
-    for seed in (1, 2, 5, 7, 9, 10, 11, 12):
+    for seed in (2, 5, 12, 15, 17, 20, 25, 28):
         prepared = prepare(_with_objective(generated_county(tmp_path / str(seed), 120, 1, 4, seed=seed), "income"))
         lp, group = _matrix(prepared, {"income": 1.0})
         with c_stdout():
