@@ -169,18 +169,23 @@ def test_polish_seconds_caps_the_mip_after_a_repair_plan(county: Path, monkeypat
         limits.append(options.time_limit)
         return real(sub, options, start)
 
-    real_repair = colgen._repair
-
-    def quick_repair(sub: MatrixLP, x: np.ndarray, reduced: np.ndarray, options: SolverOptions, left: object) -> object:
-        return real_repair(sub, x, reduced, SolverOptions(**{**options.as_dict(), "mip_rel_gap": 0.05}), left)
-
     monkeypatch.setattr(colgen, "solve_lp", recording)
-    monkeypatch.setattr(colgen, "_repair", quick_repair)  # a plan short of the zero gap asked for, at once
+    _quick_repair(monkeypatch)  # a plan short of the zero gap asked for, at once
     options = SolverOptions(strategy="colgen", mip_rel_gap=0.0, repair_accept_gap=0.0, time_limit=60,
                             polish_seconds=0.5)
     result = colgen.solve(lp, options)
     assert result.x is not None
     assert limits and max(limits) <= 0.5
+
+
+def _quick_repair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make colgen's repair accept a plan within 5% (a plan short of a zero gap, at once)."""
+    real_repair = colgen._repair
+
+    def quick_repair(sub: MatrixLP, x: np.ndarray, reduced: np.ndarray, options: SolverOptions, left: object) -> object:
+        return real_repair(sub, x, reduced, SolverOptions(**{**options.as_dict(), "mip_rel_gap": 0.05}), left)
+
+    monkeypatch.setattr(colgen, "_repair", quick_repair)
 
 
 def _parcels_lp(n: int, k: int, seed: int) -> MatrixLP:
@@ -207,13 +212,8 @@ def test_polish_nodes_caps_the_mip_after_a_repair_plan(monkeypatch: pytest.Monke
         calls.append((len(model.c), dict(options.highs)))
         return real(model, options, start)
 
-    real_repair = colgen._repair
-
-    def quick_repair(sub: MatrixLP, x: np.ndarray, reduced: np.ndarray, options: SolverOptions, left: object) -> object:
-        return real_repair(sub, x, reduced, SolverOptions(**{**options.as_dict(), "mip_rel_gap": 0.05}), left)
-
     monkeypatch.setattr(colgen, "solve_lp", recording)
-    monkeypatch.setattr(colgen, "_repair", quick_repair)  # a plan short of the zero gap asked for, at once
+    _quick_repair(monkeypatch)  # a plan short of the zero gap asked for, at once
     result = colgen.solve(lp, SolverOptions(strategy="colgen", mip_rel_gap=0.0, mip_abs_gap=0.0, repair_accept_gap=0.0,
                                             time_limit=60, polish_nodes=7))
     assert result.x is not None
