@@ -299,15 +299,15 @@ def duplicate_keys(table: pd.DataFrame, keys: Sequence[str], file: str, *, ident
     row identical to the earlier one dropped (it means the same). Returns the table and the problems."""
     if not len(table):
         return table, []
-    key = table[list(keys)].apply(tuple, axis=1)
-    repeated = key.duplicated(keep=False).to_numpy()
+    repeated = table.duplicated(subset=list(keys), keep=False).to_numpy()  # vectorised: no tuple per row
     if not repeated.any():
         return table, []
     problems: list[Issue] = []
     drop = np.zeros(len(table), dtype=bool)
     first: dict[tuple[str, ...], int] = {}
+    key_cells = table[list(keys)].to_numpy()
     for p in np.flatnonzero(repeated):
-        k = key.iloc[p]
+        k = tuple(key_cells[p])
         if k not in first:
             first[k] = p
             continue
